@@ -1,0 +1,246 @@
+//! Client authentication (RFC 6749 section 2.3): `client_secret_basic`, with the
+//! form-encoding of id and secret of section 2.3.1, and `client_secret_post`.
+//!
+//! Secrets are compared as SHA-256 digests in constant time, and an unknown client costs the
+//! same comparison as a known one, so timing tells nothing about which ids exist.
+
+use crate::params::param;
+use crate::response::OAuthError;
+use crate::{Client, Host, Request};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// The credentials a request presented, and how.
+struct Credentials {
+    client_id: String,
+    secret: String,
+    /// Sent in the `Authorization` header: failures then answer with a Basic challenge.
+    basic: bool,
+}
+
+/// The client that authenticated this request, or the RFC's error.
+pub fn authenticate(host: &impl Host, req: &Request) -> Result<Client, OAuthError> {
+    let credentials = credentials(req)?;
+    let client = host.client(&credentials.client_id);
+    let presented: [u8; 32] = Sha256::digest(credentials.secret.as_bytes()).into();
+    // Compare against a digest no secret has when the client is unknown, so both paths
+    // do the same work.
+    let expected = client
+        .as_ref()
+        .map(|c| c.secret_sha256.as_slice())
+        .unwrap_or(&[0u8; 32]);
+    match client {
+        Some(client) if constant_time_eq(&presented, expected) => Ok(client),
+        _ => Err(OAuthError::invalid_client(
+            "client authentication failed",
+            credentials.basic,
+        )),
+    }
+}
+
+fn credentials(req: &Request) -> Result<Credentials, OAuthError> {
+    let body_id = param(req, "client_id");
+    let body_secret = param(req, "client_secret");
+    let header = req.authorization.as_deref();
+
+    let Some(header) = header else {
+        return match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Credentials {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+                basic: false,
+            }),
+            // No credentials, or an id without a secret (no public clients here): challenge.
+            _ => Err(OAuthError::invalid_client(
+                "client authentication is required",
+                true,
+            )),
+        };
+    };
+
+    let Some(encoded) = strip_scheme(header, "Basic") else {
+        return Err(OAuthError::invalid_client(
+            "the Authorization header must use the Basic scheme",
+            true,
+        ));
+    };
+    if body_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "the client used more than one authentication method",
+        ));
+    }
+    let (client_id, secret) = decode_basic(encoded)
+        .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials", true))?;
+    if body_id.is_some_and(|id| id != client_id) {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the authenticated client",
+        ));
+    }
+    Ok(Credentials {
+        client_id,
+        secret,
+        basic: true,
+    })
+}
+
+/// The credentials of `<scheme> <rest>`, the scheme matched case-insensitively.
+fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, rest) = header.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// `base64(form-encode(id) ":" form-encode(secret))`, section 2.3.1.
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component; `None` on a malformed
+/// escape or invalid UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = hex_value(bytes.next()?)?;
+                let lo = hex_value(bytes.next()?)?;
+                out.push(hi << 4 | lo);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Equality whose time depends only on the lengths, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{basic, post_auth, TestHost, DEMO_ID, DEMO_SECRET};
+
+    fn request(params: &[(&str, &str)], authorization: Option<String>) -> Request {
+        Request {
+            params: params
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            authorization,
+            client_ip: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn client_secret_basic_authenticates() {
+        let host = TestHost::new();
+        let client = authenticate(&host, &request(&[], Some(basic(DEMO_ID, DEMO_SECRET)))).unwrap();
+        assert_eq!(client.client_id, DEMO_ID);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_per_section_2_3_1() {
+        let host = TestHost::new();
+        // "odd id:+%" form-encoded is "odd+id%3A%2B%25"; the header is built from that.
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode("odd+id%3A%2B%25:s%C3%A9cret+%26+more")
+        );
+        let client = authenticate(&host, &request(&[], Some(header))).unwrap();
+        assert_eq!(client.client_id, "odd id:+%");
+    }
+
+    #[test]
+    fn client_secret_post_authenticates() {
+        let host = TestHost::new();
+        let client = authenticate(&host, &request(&post_auth(DEMO_ID, DEMO_SECRET), None)).unwrap();
+        assert_eq!(client.client_id, DEMO_ID);
+    }
+
+    #[test]
+    fn wrong_secret_is_invalid_client_with_challenge_only_for_basic() {
+        let host = TestHost::new();
+        let err = authenticate(&host, &request(&[], Some(basic(DEMO_ID, "wrong")))).unwrap_err();
+        assert_eq!(
+            (err.status, err.error, err.challenge),
+            (401, "invalid_client", true)
+        );
+        let err = authenticate(&host, &request(&post_auth(DEMO_ID, "wrong"), None)).unwrap_err();
+        assert_eq!(
+            (err.status, err.error, err.challenge),
+            (401, "invalid_client", false)
+        );
+    }
+
+    #[test]
+    fn unknown_client_is_invalid_client() {
+        let host = TestHost::new();
+        let err =
+            authenticate(&host, &request(&post_auth("nobody", DEMO_SECRET), None)).unwrap_err();
+        assert_eq!(err.error, "invalid_client");
+    }
+
+    #[test]
+    fn no_credentials_is_invalid_client_with_challenge() {
+        let host = TestHost::new();
+        let err = authenticate(&host, &request(&[("client_id", DEMO_ID)], None)).unwrap_err();
+        assert_eq!(
+            (err.status, err.error, err.challenge),
+            (401, "invalid_client", true)
+        );
+    }
+
+    #[test]
+    fn two_authentication_methods_are_invalid_request() {
+        let host = TestHost::new();
+        let err = authenticate(
+            &host,
+            &request(
+                &[("client_secret", DEMO_SECRET)],
+                Some(basic(DEMO_ID, DEMO_SECRET)),
+            ),
+        )
+        .unwrap_err();
+        assert_eq!((err.status, err.error), (400, "invalid_request"));
+    }
+
+    #[test]
+    fn malformed_basic_header_is_invalid_client() {
+        let host = TestHost::new();
+        for header in [
+            "Basic !!!",
+            "Basic",
+            "Bearer abc",
+            "Basic Zm9v", /* "foo": no colon */
+        ] {
+            let err = authenticate(&host, &request(&[], Some(header.into()))).unwrap_err();
+            assert_eq!((err.status, err.error), (401, "invalid_client"), "{header}");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_slices() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The default TokenginX guest: every OAuth 2.0 decision of the service.
+//!
+//! The logic is plain Rust over the [`Host`] trait, so it compiles and is unit-tested
+//! natively; `wasm.rs` is the thin layer that binds [`Host`] to the component's imports and
+//! exports the endpoints of `wit/oauth.wit`.
+//!
+//! - [`token`]: RFC 6749 section 4.4, the `client_credentials` grant.
+//! - [`introspect`]: RFC 7662.
+//! - [`revoke`]: RFC 7009.
+//! - [`metadata`]: RFC 8414.
+
+mod client_auth;
+mod host;
+mod introspect;
+mod metadata;
+mod params;
+mod record;
+mod response;
+mod revoke;
+mod scope;
+mod token;
+
+#[cfg(test)]
+mod testing;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use host::{Client, Host, Level, Request, Response, StoreError};
+pub use introspect::introspect;
+pub use metadata::metadata;
+pub use revoke::revoke;
+pub use token::token;
+
+/// The name and version this guest reports to the host.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,118 @@
+//! Token revocation (RFC 7009).
+
+use crate::client_auth::authenticate;
+use crate::introspect::live_record;
+use crate::params::param;
+use crate::record::access_token_key;
+use crate::response::{finish, OAuthError};
+use crate::token::store_failure;
+use crate::{Host, Level, Request, Response};
+
+pub fn revoke(host: &impl Host, req: &Request) -> Response {
+    finish(answer(host, req))
+}
+
+fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
+    let client = authenticate(host, req)?;
+    let token = param(req, "token")
+        .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
+    // Unknown and already invalid tokens answer 200 too (section 2.2). A client revokes only
+    // its own tokens; another's stays active, and the answer does not tell the difference,
+    // so revocation cannot be used to probe for valid tokens.
+    if let Some(record) = live_record(host, token)? {
+        if record.client_id == client.client_id {
+            let key = access_token_key(token).expect("a live token has a key");
+            host.store_delete(&key)
+                .map_err(|e| store_failure(host, e))?;
+            host.log(
+                Level::Info,
+                &format!("client {:?} revoked an access token", client.client_id),
+            );
+        } else {
+            host.log(
+                Level::Warn,
+                &format!(
+                    "client {:?} tried to revoke a token of client {:?}",
+                    client.client_id, record.client_id
+                ),
+            );
+        }
+    }
+    Ok(Response {
+        status: 200,
+        headers: vec![("Cache-Control".into(), "no-store".into())],
+        body: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::introspect;
+    use crate::testing::{
+        basic, body, form, issue, TestHost, DEMO_ID, DEMO_SECRET, OTHER_ID, OTHER_SECRET,
+    };
+
+    fn active(host: &TestHost, token: &str) -> bool {
+        let response = introspect(
+            host,
+            &form(&[("token", token)], Some(basic(DEMO_ID, DEMO_SECRET))),
+        );
+        body(&response)["active"] == true
+    }
+
+    #[test]
+    fn a_client_revokes_its_own_token() {
+        let host = TestHost::new();
+        let token = issue(&host, "read");
+        let response = revoke(
+            &host,
+            &form(&[("token", &token)], Some(basic(DEMO_ID, DEMO_SECRET))),
+        );
+        assert_eq!(response.status, 200);
+        assert!(!active(&host, &token));
+        assert_eq!(host.entries(), 0, "the record is deleted, not just marked");
+    }
+
+    #[test]
+    fn unknown_tokens_answer_200() {
+        let host = TestHost::new();
+        let response = revoke(
+            &host,
+            &form(&[("token", "unknown")], Some(basic(DEMO_ID, DEMO_SECRET))),
+        );
+        assert_eq!(response.status, 200);
+    }
+
+    #[test]
+    fn another_clients_token_stays_active_and_the_answer_is_still_200() {
+        let host = TestHost::new();
+        let token = issue(&host, "read");
+        let response = revoke(
+            &host,
+            &form(&[("token", &token)], Some(basic(OTHER_ID, OTHER_SECRET))),
+        );
+        assert_eq!(response.status, 200);
+        assert!(active(&host, &token));
+    }
+
+    #[test]
+    fn revocation_requires_client_authentication() {
+        let host = TestHost::new();
+        let token = issue(&host, "read");
+        let response = revoke(
+            &host,
+            &form(&[("token", &token)], Some(basic(DEMO_ID, "wrong"))),
+        );
+        assert_eq!(response.status, 401);
+        assert!(active(&host, &token));
+    }
+
+    #[test]
+    fn a_missing_token_is_invalid_request() {
+        let host = TestHost::new();
+        let response = revoke(&host, &form(&[], Some(basic(DEMO_ID, DEMO_SECRET))));
+        assert_eq!(response.status, 400);
+        assert_eq!(body(&response)["error"], "invalid_request");
+    }
+}

@@ -1,0 +1,89 @@
+//! Access token scope (RFC 6749 section 3.3).
+
+use crate::response::OAuthError;
+use crate::Client;
+
+/// The scopes to grant `client` for a request's `scope` parameter: its default scopes when
+/// the parameter is omitted, else the requested ones, each of which the client must be
+/// allowed. Returned sorted and without repeats, joined by spaces.
+pub fn grant(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+    let mut scopes: Vec<&str> = match requested {
+        None => client.default_scopes.iter().map(String::as_str).collect(),
+        Some(requested) => {
+            let scopes: Vec<&str> = requested.split(' ').collect();
+            if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "malformed scope token {:?}",
+                    bad.chars().take(64).collect::<String>()
+                )));
+            }
+            if let Some(denied) = scopes
+                .iter()
+                .find(|s| !client.scopes.iter().any(|a| a == *s))
+            {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {denied:?} is not allowed for this client"
+                )));
+            }
+            scopes
+        }
+    };
+    if scopes.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "no scope was requested and the client has no default scope",
+        ));
+    }
+    scopes.sort_unstable();
+    scopes.dedup();
+    Ok(scopes.join(" "))
+}
+
+/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::demo_client;
+
+    #[test]
+    fn omitted_scope_grants_the_default_scopes() {
+        assert_eq!(grant(&demo_client(), None).unwrap(), "read");
+    }
+
+    #[test]
+    fn requested_scopes_are_sorted_and_deduplicated() {
+        assert_eq!(
+            grant(&demo_client(), Some("write read write")).unwrap(),
+            "read write"
+        );
+    }
+
+    #[test]
+    fn a_scope_the_client_may_not_have_is_invalid_scope() {
+        let err = grant(&demo_client(), Some("read admin")).unwrap_err();
+        assert_eq!((err.status, err.error), (400, "invalid_scope"));
+    }
+
+    #[test]
+    fn malformed_scope_strings_are_invalid_scope() {
+        for bad in ["read  write", " read", "re\"ad", "read\\", "r\u{e9}ad"] {
+            assert_eq!(
+                grant(&demo_client(), Some(bad)).unwrap_err().error,
+                "invalid_scope",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_default_scope_and_none_requested_is_invalid_scope() {
+        let mut client = demo_client();
+        client.default_scopes.clear();
+        assert_eq!(grant(&client, None).unwrap_err().error, "invalid_scope");
+    }
+}

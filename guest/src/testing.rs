@@ -1,0 +1,189 @@
+//! A native stand-in for the host, for the guest's unit tests: an in-memory store, a clock
+//! the test moves, counter-based randomness, and two registered clients.
+
+use crate::{token, Client, Host, Level, Request, Response, StoreError};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+pub const DEMO_ID: &str = "demo";
+pub const DEMO_SECRET: &str = "demo-secret-0123456789";
+pub const OTHER_ID: &str = "other";
+pub const OTHER_SECRET: &str = "other-secret-0123456789";
+
+pub fn demo_client() -> Client {
+    client(DEMO_ID, DEMO_SECRET)
+}
+
+fn client(id: &str, secret: &str) -> Client {
+    Client {
+        client_id: id.into(),
+        secret_sha256: Sha256::digest(secret.as_bytes()).to_vec(),
+        scopes: vec!["read".into(), "write".into()],
+        default_scopes: vec!["read".into()],
+        grant_types: vec!["client_credentials".into()],
+        access_token_ttl: 3600,
+    }
+}
+
+pub struct TestHost {
+    /// key -> (value, ttl in ms)
+    store: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+    store_down: Cell<bool>,
+    now_ms: Cell<u64>,
+    counter: Cell<u64>,
+    repeat_next: Cell<bool>,
+    clients: RefCell<Vec<Client>>,
+}
+
+impl TestHost {
+    pub fn new() -> Self {
+        let mut odd = client("odd id:+%", "s\u{e9}cret & more");
+        odd.scopes.push("admin".into());
+        TestHost {
+            store: RefCell::default(),
+            store_down: Cell::new(false),
+            now_ms: Cell::new(1_700_000_000_000),
+            counter: Cell::new(0),
+            repeat_next: Cell::new(false),
+            clients: RefCell::new(vec![demo_client(), client(OTHER_ID, OTHER_SECRET), odd]),
+        }
+    }
+
+    pub fn edit_demo(&self, edit: impl FnOnce(&mut Client)) {
+        edit(&mut self.clients.borrow_mut()[0]);
+    }
+    pub fn set_store_down(&self, down: bool) {
+        self.store_down.set(down);
+    }
+    pub fn advance_clock_ms(&self, ms: u64) {
+        self.now_ms.set(self.now_ms.get() + ms);
+    }
+    /// The next two draws of randomness return the same bytes.
+    pub fn repeat_randomness_once(&self) {
+        self.repeat_next.set(true);
+    }
+    pub fn entries(&self) -> usize {
+        self.store.borrow().len()
+    }
+    pub fn only_entry(&self) -> (String, Vec<u8>, u64) {
+        let store = self.store.borrow();
+        assert_eq!(store.len(), 1);
+        let (k, (v, ttl)) = store.iter().next().unwrap();
+        (k.clone(), v.clone(), *ttl)
+    }
+
+    fn store_up(&self) -> Result<(), StoreError> {
+        match self.store_down.get() {
+            true => Err(StoreError::Unavailable("test store is down".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Host for TestHost {
+    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store_up()?;
+        Ok(self.store.borrow().get(key).map(|(v, _)| v.clone()))
+    }
+    fn store_insert(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<bool, StoreError> {
+        self.store_up()?;
+        let mut store = self.store.borrow_mut();
+        if store.contains_key(key) {
+            return Ok(false);
+        }
+        store.insert(key.into(), (value.to_vec(), ttl_ms));
+        Ok(true)
+    }
+    fn store_delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.store_up()?;
+        Ok(self.store.borrow_mut().remove(key).is_some())
+    }
+    fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+    fn random_bytes(&self, len: u32) -> Vec<u8> {
+        if self.repeat_next.replace(false) {
+            // Hand out the same bytes as the following draw.
+            return (self.counter.get() + 1)
+                .to_le_bytes()
+                .iter()
+                .copied()
+                .cycle()
+                .take(len as usize)
+                .collect();
+        }
+        self.counter.set(self.counter.get() + 1);
+        self.counter
+            .get()
+            .to_le_bytes()
+            .iter()
+            .copied()
+            .cycle()
+            .take(len as usize)
+            .collect()
+    }
+    fn log(&self, _level: Level, _message: &str) {}
+    fn issuer(&self) -> String {
+        "http://issuer.test".into()
+    }
+    fn client(&self, client_id: &str) -> Option<Client> {
+        self.clients
+            .borrow()
+            .iter()
+            .find(|c| c.client_id == client_id)
+            .cloned()
+    }
+    fn scopes_supported(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self
+            .clients
+            .borrow()
+            .iter()
+            .flat_map(|c| c.scopes.clone())
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+}
+
+/// An `Authorization: Basic` header per RFC 6749 section 2.3.1 (plain ids only).
+pub fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+pub fn post_auth<'a>(id: &'a str, secret: &'a str) -> [(&'a str, &'a str); 2] {
+    [("client_id", id), ("client_secret", secret)]
+}
+
+pub fn form(params: &[(&str, &str)], authorization: Option<String>) -> Request {
+    Request {
+        params: params
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        authorization,
+        client_ip: "127.0.0.1".into(),
+    }
+}
+
+pub fn body(response: &Response) -> serde_json::Value {
+    serde_json::from_str(&response.body).expect("JSON body")
+}
+
+/// Issues a token to the demo client and returns it.
+pub fn issue(host: &TestHost, scope: &str) -> String {
+    let response = token(
+        host,
+        &form(
+            &[("grant_type", "client_credentials"), ("scope", scope)],
+            Some(basic(DEMO_ID, DEMO_SECRET)),
+        ),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    body(&response)["access_token"].as_str().unwrap().to_owned()
+}

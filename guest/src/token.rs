@@ -1,0 +1,221 @@
+//! The token endpoint (RFC 6749 section 3.2) with the `client_credentials` grant
+//! (section 4.4).
+
+use crate::client_auth::authenticate;
+use crate::params::param;
+use crate::record::{access_token_key, TokenRecord};
+use crate::response::{finish, json, OAuthError};
+use crate::{scope, Host, Level, Request, Response, StoreError};
+use base64::Engine as _;
+use serde::Serialize;
+
+/// The one grant this guest implements; any other answers `unsupported_grant_type`.
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// 256 bits of randomness per token.
+const TOKEN_BYTES: u32 = 32;
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: u64,
+    scope: &'a str,
+}
+
+pub fn token(host: &impl Host, req: &Request) -> Response {
+    finish(issue(host, req))
+}
+
+fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
+    let grant_type = param(req, "grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
+    let client = authenticate(host, req)?;
+    if grant_type != CLIENT_CREDENTIALS {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant type {:?} is not supported",
+            grant_type.chars().take(64).collect::<String>()
+        )));
+    }
+    if !client.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use the client_credentials grant",
+        ));
+    }
+    let scope = scope::grant(&client, param(req, "scope"))?;
+
+    let now = host.now_ms() / 1000;
+    let ttl = client.access_token_ttl;
+    let record = TokenRecord {
+        user_id: client.client_id.clone(),
+        scope,
+        created_at: now,
+        client_ip: req.client_ip.clone(),
+        client_id: client.client_id.clone(),
+        expires_at: now + ttl,
+        token_type: "Bearer".into(),
+    };
+    let value = serde_json::to_vec(&record).expect("records serialize");
+
+    // 256 random bits never collide in practice; `insert` (SET NX) makes sure a collision
+    // could never overwrite another client's token.
+    for _ in 0..3 {
+        let token = new_token(host);
+        let key = access_token_key(&token).expect("issued tokens are well formed");
+        match host.store_insert(&key, &value, ttl * 1000) {
+            Ok(true) => {
+                host.log(
+                    Level::Info,
+                    &format!(
+                        "issued access token to client {:?} with scope {:?}",
+                        client.client_id, record.scope
+                    ),
+                );
+                return Ok(json(
+                    200,
+                    &TokenResponse {
+                        access_token: &token,
+                        token_type: "Bearer",
+                        expires_in: ttl,
+                        scope: &record.scope,
+                    },
+                ));
+            }
+            Ok(false) => continue,
+            Err(e) => return Err(store_failure(host, e)),
+        }
+    }
+    Err(OAuthError::server_error("could not store a new token"))
+}
+
+fn new_token(host: &impl Host) -> String {
+    let bytes = host.random_bytes(TOKEN_BYTES);
+    assert_eq!(
+        bytes.len(),
+        TOKEN_BYTES as usize,
+        "host returned short randomness"
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The answer for a failed store operation: 503 when the store is away, 500 otherwise.
+pub(crate) fn store_failure(host: &impl Host, error: StoreError) -> OAuthError {
+    match error {
+        StoreError::Unavailable(why) => {
+            host.log(Level::Warn, &format!("token store unavailable: {why}"));
+            OAuthError::temporarily_unavailable()
+        }
+        StoreError::Rejected(why) => {
+            host.log(
+                Level::Warn,
+                &format!("token store refused an operation: {why}"),
+            );
+            OAuthError::server_error("internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{basic, body, form, TestHost, DEMO_ID, DEMO_SECRET};
+
+    fn token_request(params: &[(&str, &str)]) -> Request {
+        form(params, Some(basic(DEMO_ID, DEMO_SECRET)))
+    }
+
+    #[test]
+    fn client_credentials_issues_a_bearer_token_with_default_scope() {
+        let host = TestHost::new();
+        let response = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials")]),
+        );
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("Cache-Control"), Some("no-store"));
+        assert_eq!(response.header("Pragma"), Some("no-cache"));
+        let body = body(&response);
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["scope"], "read");
+        let token = body["access_token"].as_str().unwrap();
+        assert!(token.len() >= 43, "256 bits in base64url");
+    }
+
+    #[test]
+    fn the_store_holds_a_digest_keyed_record_never_the_token() {
+        let host = TestHost::new();
+        let response = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials"), ("scope", "write")]),
+        );
+        let token = body(&response)["access_token"].as_str().unwrap().to_owned();
+        let (key, value, ttl_ms) = host.only_entry();
+        assert_eq!(key, access_token_key(&token).unwrap());
+        assert_eq!(ttl_ms, 3_600_000);
+        assert!(!key.contains(&token) && !String::from_utf8_lossy(&value).contains(&token));
+        let record: TokenRecord = serde_json::from_slice(&value).unwrap();
+        assert_eq!(record.client_id, DEMO_ID);
+        assert_eq!(record.user_id, DEMO_ID);
+        assert_eq!(record.scope, "write");
+        assert_eq!(record.client_ip, "127.0.0.1");
+        assert_eq!(record.expires_at, record.created_at + 3600);
+        assert_eq!(record.token_type, "Bearer");
+    }
+
+    #[test]
+    fn missing_grant_type_is_invalid_request() {
+        let host = TestHost::new();
+        let response = token(&host, &token_request(&[]));
+        assert_eq!(response.status, 400);
+        assert_eq!(body(&response)["error"], "invalid_request");
+    }
+
+    #[test]
+    fn unknown_grant_type_is_unsupported_grant_type() {
+        let host = TestHost::new();
+        let response = token(&host, &token_request(&[("grant_type", "password")]));
+        assert_eq!(response.status, 400);
+        assert_eq!(body(&response)["error"], "unsupported_grant_type");
+    }
+
+    #[test]
+    fn a_client_without_the_grant_is_unauthorized_client() {
+        let host = TestHost::new();
+        host.edit_demo(|c| c.grant_types.clear());
+        let response = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials")]),
+        );
+        assert_eq!(body(&response)["error"], "unauthorized_client");
+    }
+
+    #[test]
+    fn a_store_outage_is_temporarily_unavailable() {
+        let host = TestHost::new();
+        host.set_store_down(true);
+        let response = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials")]),
+        );
+        assert_eq!(response.status, 503);
+        assert_eq!(body(&response)["error"], "temporarily_unavailable");
+    }
+
+    #[test]
+    fn a_colliding_token_is_drawn_again_never_overwritten() {
+        let host = TestHost::new();
+        host.repeat_randomness_once();
+        let first = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials")]),
+        );
+        let second = token(
+            &host,
+            &token_request(&[("grant_type", "client_credentials")]),
+        );
+        assert_eq!((first.status, second.status), (200, 200));
+        assert_ne!(body(&first)["access_token"], body(&second)["access_token"]);
+        assert_eq!(host.entries(), 2);
+    }
+}

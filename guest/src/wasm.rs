@@ -1,0 +1,110 @@
+//! The component's export layer: binds [`Host`] to the imports of `wit/oauth.wit` and
+//! forwards each export to the plain-Rust logic. Nothing here decides anything.
+
+wit_bindgen::generate!({ path: "../wit", world: "guest" });
+
+use exports::tokenginx::oauth::handler;
+use tokenginx::oauth::{clock, log, random, settings, store};
+
+struct Component;
+export!(Component);
+
+/// The component's imports, seen through [`crate::Host`].
+struct Imports;
+
+impl crate::Host for Imports {
+    fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::StoreError> {
+        store::get(key).map_err(Into::into)
+    }
+    fn store_insert(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_ms: u64,
+    ) -> Result<bool, crate::StoreError> {
+        store::insert(key, value, ttl_ms).map_err(Into::into)
+    }
+    fn store_delete(&self, key: &str) -> Result<bool, crate::StoreError> {
+        store::delete(key).map_err(Into::into)
+    }
+    fn now_ms(&self) -> u64 {
+        clock::now_ms()
+    }
+    fn random_bytes(&self, len: u32) -> Vec<u8> {
+        random::bytes(len)
+    }
+    fn log(&self, level: crate::Level, message: &str) {
+        let level = match level {
+            crate::Level::Debug => log::Level::Debug,
+            crate::Level::Info => log::Level::Info,
+            crate::Level::Warn => log::Level::Warn,
+        };
+        log::log(level, message)
+    }
+    fn issuer(&self) -> String {
+        settings::issuer()
+    }
+    fn client(&self, client_id: &str) -> Option<crate::Client> {
+        settings::find_client(client_id).map(|c| crate::Client {
+            client_id: c.client_id,
+            secret_sha256: c.secret_sha256,
+            scopes: c.scopes,
+            default_scopes: c.default_scopes,
+            grant_types: c.grant_types,
+            access_token_ttl: c.access_token_ttl,
+        })
+    }
+    fn scopes_supported(&self) -> Vec<String> {
+        settings::scopes_supported()
+    }
+}
+
+impl From<store::StoreError> for crate::StoreError {
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::Unavailable(why) => crate::StoreError::Unavailable(why),
+            store::StoreError::Rejected(why) => crate::StoreError::Rejected(why),
+        }
+    }
+}
+
+impl From<handler::Request> for crate::Request {
+    fn from(r: handler::Request) -> Self {
+        crate::Request {
+            params: r.params,
+            authorization: r.authorization,
+            client_ip: r.client_ip,
+        }
+    }
+}
+
+impl From<crate::Response> for handler::Response {
+    fn from(r: crate::Response) -> Self {
+        handler::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl handler::Guest for Component {
+    fn info() -> handler::GuestInfo {
+        handler::GuestInfo {
+            name: crate::NAME.into(),
+            version: crate::VERSION.into(),
+        }
+    }
+    fn token(req: handler::Request) -> handler::Response {
+        crate::token(&Imports, &req.into()).into()
+    }
+    fn introspect(req: handler::Request) -> handler::Response {
+        crate::introspect(&Imports, &req.into()).into()
+    }
+    fn revoke(req: handler::Request) -> handler::Response {
+        crate::revoke(&Imports, &req.into()).into()
+    }
+    fn metadata() -> handler::Response {
+        crate::metadata(&Imports).into()
+    }
+}
