@@ -1,0 +1,808 @@
+//! Configuration: YAML with `${VAR}` expansion, the seed's sections and keys, and errors that
+//! name the file and the key.
+//!
+//! `${VAR}` and `${VAR:-default}` are expanded inside string values after parsing, so a
+//! secret containing `: ` or `#` cannot change the document's structure. A value that is
+//! exactly one `${VAR}` is read again as a YAML scalar, so `port: ${PORT}` is a number.
+//! An unset variable without a default is an error. Relative paths are relative to the
+//! directory of the config file.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub tokenginx: StoreConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    pub guest: GuestConfig,
+    pub oauth: OAuthConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default: exposing the service is a decision.
+    pub host: String,
+    /// 0 picks a free port (tests use it; the bound address is logged).
+    pub port: u16,
+    /// Time to receive a whole request, headers and body.
+    #[serde(deserialize_with = "duration")]
+    pub read_timeout: Duration,
+    /// Time a response write may stall.
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Time in-flight requests get to finish on SIGINT/SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// Largest request body; larger ones answer 413.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_body_size: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            shutdown_timeout: Duration::from_secs(30),
+            max_body_size: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreMode {
+    /// The embedded in-memory store.
+    Memory,
+    /// One Redis server.
+    Standalone,
+    /// A Redis Cluster.
+    Cluster,
+}
+
+/// The seed's `tokenginx` section: where tokens are kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub mode: StoreMode,
+    pub addrs: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub pool_size: u32,
+    pub min_idle_conns: u32,
+    #[serde(deserialize_with = "duration")]
+    pub dial_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub read_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+    pub tls: TlsConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            mode: StoreMode::Memory,
+            addrs: Vec::new(),
+            username: None,
+            password: None,
+            pool_size: 10,
+            min_idle_conns: 0,
+            dial_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(3),
+            write_timeout: Duration::from_secs(3),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// trace, debug, info, warn or error.
+    pub level: String,
+    pub format: LogFormat,
+    /// `stdout`, `stderr`, or a file path (appended to).
+    pub output: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Json,
+            output: "stdout".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub path: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            path: "/metrics".into(),
+        }
+    }
+}
+
+/// The Wasm guest and the limits it runs under.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestConfig {
+    /// The guest component (`.wasm`).
+    pub path: PathBuf,
+    /// Linear memory one instance may grow to.
+    #[serde(default = "default_memory_limit", deserialize_with = "byte_size")]
+    pub memory_limit: u64,
+    /// Wall-clock limit of one guest call, store waits included.
+    #[serde(default = "default_deadline", deserialize_with = "duration")]
+    pub deadline: Duration,
+    /// Guest instances alive at once; further requests wait for a free one.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+}
+
+fn default_memory_limit() -> u64 {
+    32 * 1024 * 1024
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_instances() -> u32 {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The issuer identifier: an `http(s)` URL without query, fragment or trailing slash.
+    pub issuer: String,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// The secret itself (usually `${ENV}`); hashed at load and then forgotten.
+    pub client_secret: Option<String>,
+    /// Or its SHA-256, in hex, so the config never holds the secret.
+    pub client_secret_sha256: Option<String>,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+    #[serde(default = "default_token_ttl", deserialize_with = "duration")]
+    pub access_token_ttl: Duration,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["client_credentials".into()]
+}
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// A client as the guest sees it: the secret reduced to its digest.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub access_token_ttl: Duration,
+}
+
+/// The OAuth settings the guest reads through its `settings` import.
+#[derive(Debug)]
+pub struct OAuthSettings {
+    pub issuer: String,
+    pub clients: HashMap<String, Client>,
+    pub scopes_supported: Vec<String>,
+}
+
+/// A loaded, checked configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+    pub guest: GuestConfig,
+    pub oauth: OAuthSettings,
+}
+
+const GRANT_TYPES: [&str; 1] = ["client_credentials"];
+const MIN_SECRET_LEN: usize = 16;
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Reads, expands, parses and checks the config file at `file`.
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(file, &text, &|name| std::env::var(name).ok())
+}
+
+/// Parses config `text` that came from `file`, reading variables through `env`.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let err = |key: &str, message: String| ConfigError {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
+    expand(&mut doc, "", env).map_err(|(key, message)| err(&key, message))?;
+    let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let key = e.path().to_string();
+        err(
+            if key == "." { "" } else { &key },
+            e.into_inner().to_string(),
+        )
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    check(config, base).map_err(|(key, message)| err(&key, message))
+}
+
+/// Replaces `${VAR}` in every string of `value`; errors carry the key path.
+fn expand(
+    value: &mut serde_yaml::Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    use serde_yaml::Value;
+    match value {
+        Value::String(s) if s.contains("${") => {
+            let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+            let expanded = expand_str(s, env).map_err(|m| (path.to_owned(), m))?;
+            *value = if whole {
+                // `port: ${PORT}` should give a number; an unparsable value stays a string.
+                match serde_yaml::from_str::<Value>(&expanded) {
+                    Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+                    _ => Value::String(expanded),
+                }
+            } else {
+                Value::String(expanded)
+            };
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand(item, &format!("{path}[{i}]"), env)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let name = k.as_str().unwrap_or("?");
+                let key = if path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                };
+                expand(v, &key, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unterminated ${ in value".to_owned())?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (inner, None),
+        };
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!("invalid variable name {name:?} in ${{...}}"));
+        }
+        match env(name).or_else(|| default.map(str::to_owned)) {
+            Some(value) => out.push_str(&value),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
+    let bad = |key: &str, message: String| Err((key.to_owned(), message));
+    let Config {
+        server,
+        tokenginx: mut store,
+        mut log,
+        metrics,
+        mut guest,
+        oauth,
+    } = config;
+
+    if server.host.parse::<std::net::IpAddr>().is_err() {
+        return bad(
+            "server.host",
+            format!("{:?} is not an IP address", server.host),
+        );
+    }
+    for (key, d) in [
+        ("server.read_timeout", server.read_timeout),
+        ("server.write_timeout", server.write_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+    ] {
+        if d.is_zero() {
+            return bad(key, "must be greater than zero".into());
+        }
+    }
+    if server.max_body_size == 0 {
+        return bad("server.max_body_size", "must be greater than zero".into());
+    }
+    if store.mode != StoreMode::Memory && store.addrs.is_empty() {
+        return bad(
+            "tokenginx.addrs",
+            "at least one address is needed for standalone and cluster modes".into(),
+        );
+    }
+    if store.mode == StoreMode::Standalone && store.addrs.len() > 1 {
+        return bad(
+            "tokenginx.addrs",
+            "standalone mode takes exactly one address".into(),
+        );
+    }
+    if store.pool_size == 0 {
+        return bad("tokenginx.pool_size", "must be greater than zero".into());
+    }
+    if store.min_idle_conns > store.pool_size {
+        return bad(
+            "tokenginx.min_idle_conns",
+            "must not exceed pool_size".into(),
+        );
+    }
+    for file in [
+        &mut store.tls.cert_file,
+        &mut store.tls.key_file,
+        &mut store.tls.ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *file = base.join(&*file);
+    }
+    if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
+        return bad(
+            "log.level",
+            format!(
+                "{:?} is not one of trace, debug, info, warn, error",
+                log.level
+            ),
+        );
+    }
+    if !matches!(log.output.as_str(), "stdout" | "stderr") {
+        log.output = base.join(&log.output).to_string_lossy().into_owned();
+    }
+    if !metrics.path.starts_with('/') {
+        return bad(
+            "metrics.path",
+            format!("{:?} must start with /", metrics.path),
+        );
+    }
+    guest.path = base.join(&guest.path);
+    if guest.memory_limit < 1024 * 1024 {
+        return bad("guest.memory_limit", "must be at least 1MiB".into());
+    }
+    if guest.deadline.is_zero() {
+        return bad("guest.deadline", "must be greater than zero".into());
+    }
+    if guest.max_instances == 0 {
+        return bad("guest.max_instances", "must be greater than zero".into());
+    }
+
+    let oauth = check_oauth(oauth)?;
+    Ok(Loaded {
+        server,
+        store,
+        log,
+        metrics,
+        guest,
+        oauth,
+    })
+}
+
+fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
+    let bad = |key: String, message: String| Err((key, message));
+    let issuer = oauth.issuer;
+    let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
+    if !scheme_ok
+        || issuer.ends_with('/')
+        || issuer.contains(['?', '#'])
+        || issuer.contains(char::is_whitespace)
+    {
+        return bad(
+            "oauth.issuer".into(),
+            format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash"),
+        );
+    }
+    let mut clients = HashMap::new();
+    let mut all_scopes = BTreeSet::new();
+    for (i, c) in oauth.clients.into_iter().enumerate() {
+        let key = |field: &str| format!("oauth.clients[{i}].{field}");
+        if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
+            return bad(
+                key("client_id"),
+                "must be non-empty without control characters".into(),
+            );
+        }
+        let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
+            (Some(secret), None) => {
+                if secret.len() < MIN_SECRET_LEN {
+                    return bad(
+                        key("client_secret"),
+                        format!(
+                            "must be at least {MIN_SECRET_LEN} characters (is its variable set?)"
+                        ),
+                    );
+                }
+                Sha256::digest(secret.as_bytes()).into()
+            }
+            (None, Some(hex_digest)) => {
+                let mut digest = [0u8; 32];
+                if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
+                    return bad(key("client_secret_sha256"), "must be 64 hex digits".into());
+                }
+                digest
+            }
+            _ => {
+                return bad(
+                    key("client_secret"),
+                    "set exactly one of client_secret and client_secret_sha256".into(),
+                )
+            }
+        };
+        for scope in &c.scopes {
+            let valid = !scope.is_empty()
+                && scope
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+            if !valid {
+                return bad(
+                    key("scopes"),
+                    format!("{scope:?} is not a valid scope token (RFC 6749 section 3.3)"),
+                );
+            }
+        }
+        if let Some(extra) = c.default_scopes.iter().find(|s| !c.scopes.contains(s)) {
+            return bad(key("default_scopes"), format!("{extra:?} is not in scopes"));
+        }
+        if let Some(unknown) = c
+            .grant_types
+            .iter()
+            .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+        {
+            return bad(
+                key("grant_types"),
+                format!("{unknown:?} is not supported (supported: {GRANT_TYPES:?})"),
+            );
+        }
+        if c.access_token_ttl < Duration::from_secs(1) || c.access_token_ttl > MAX_TOKEN_TTL {
+            return bad(key("access_token_ttl"), "must be between 1s and 24h".into());
+        }
+        all_scopes.extend(c.scopes.iter().cloned());
+        let client = Client {
+            client_id: c.client_id.clone(),
+            secret_sha256,
+            scopes: c.scopes,
+            default_scopes: c.default_scopes,
+            grant_types: c.grant_types,
+            access_token_ttl: c.access_token_ttl,
+        };
+        if clients.insert(c.client_id.clone(), client).is_some() {
+            return bad(
+                key("client_id"),
+                format!("{:?} is registered twice", c.client_id),
+            );
+        }
+    }
+    Ok(OAuthSettings {
+        issuer,
+        clients,
+        scopes_supported: all_scopes.into_iter().collect(),
+    })
+}
+
+/// `10s`, `500ms`, `1m30s`, `2h`: a duration with units; a bare number is refused as
+/// ambiguous.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms, 1m30s or 2h"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration like 10s, 500ms, 1m30s or 2h"
+                ))
+            }
+        };
+        total += unit * u32::try_from(number).map_err(|_| format!("{s:?} is too large"))?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// `65536`, `64KiB`, `16MiB`, `1GiB`.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let number: u64 = s[..digits]
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 65536, 64KiB or 16MiB"))?;
+    let unit: u64 = match s[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        _ => return Err(format!("{s:?} is not a size like 65536, 64KiB or 16MiB")),
+    };
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(de::Error::custom)
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(s) => parse_byte_size(&s).map_err(de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+guest:
+  path: guest.wasm
+oauth:
+  issuer: http://127.0.0.1:8080
+  clients:
+    - client_id: demo
+      client_secret: ${SECRET}
+      scopes: [read, write]
+      default_scopes: [read]
+";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SECRET" => Some("a-secret-of-enough-length".into()),
+            "PORT" => Some("9090".into()),
+            "TRICKY" => Some("pa: ss # word".into()),
+            _ => None,
+        }
+    }
+
+    fn parse_str(text: &str) -> Result<Loaded, ConfigError> {
+        parse(Path::new("conf/test.yaml"), text, &env)
+    }
+
+    fn error(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_gets_safe_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.server.host, "127.0.0.1");
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.server.max_body_size, 65536);
+        assert_eq!(c.store.mode, StoreMode::Memory);
+        assert_eq!(
+            c.guest.path,
+            Path::new("conf/guest.wasm"),
+            "relative to the config file"
+        );
+        let demo = &c.oauth.clients["demo"];
+        assert_eq!(
+            demo.secret_sha256,
+            <[u8; 32]>::from(Sha256::digest(b"a-secret-of-enough-length"))
+        );
+        assert_eq!(demo.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.oauth.scopes_supported, ["read", "write"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error(&format!("server:\n  prot: 1\n{MINIMAL}"));
+        assert!(
+            e.starts_with("conf/test.yaml: server.prot: unknown field `prot`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = error(&format!("server:\n  read_timeout: soon\n{MINIMAL}"));
+        assert!(
+            e.starts_with("conf/test.yaml: server.read_timeout: \"soon\" is not a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_whole_variable_becomes_a_number_where_one_is_expected() {
+        let c = parse_str(&format!("server:\n  port: ${{PORT}}\n{MINIMAL}")).unwrap();
+        assert_eq!(c.server.port, 9090);
+    }
+
+    #[test]
+    fn variables_cannot_change_the_document_structure() {
+        let c = parse_str(&format!("tokenginx:\n  password: ${{TRICKY}}\n{MINIMAL}")).unwrap();
+        assert_eq!(c.store.password.as_deref(), Some("pa: ss # word"));
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_naming_it_and_the_key() {
+        let e = error(&MINIMAL.replace("${SECRET}", "${MISSING}"));
+        assert_eq!(e, "conf/test.yaml: oauth.clients[0].client_secret: environment variable MISSING is not set");
+    }
+
+    #[test]
+    fn a_default_applies_when_the_variable_is_unset() {
+        let c =
+            parse_str(&MINIMAL.replace("${SECRET}", "${MISSING:-another-long-secret}")).unwrap();
+        assert_eq!(
+            c.oauth.clients["demo"].secret_sha256,
+            <[u8; 32]>::from(Sha256::digest(b"another-long-secret"))
+        );
+    }
+
+    #[test]
+    fn short_secrets_and_foreign_default_scopes_are_refused() {
+        let e = error(&MINIMAL.replace("${SECRET}", "short"));
+        assert!(
+            e.contains("oauth.clients[0].client_secret: must be at least 16"),
+            "{e}"
+        );
+        let e = error(&MINIMAL.replace("default_scopes: [read]", "default_scopes: [admin]"));
+        assert!(
+            e.contains("oauth.clients[0].default_scopes: \"admin\" is not in scopes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_client_id_registered_twice_is_refused() {
+        let twice = format!("{MINIMAL}    - client_id: demo\n      client_secret: another-long-secret\n      scopes: [read]\n");
+        assert!(error(&twice).contains("oauth.clients[1].client_id: \"demo\" is registered twice"));
+    }
+
+    #[test]
+    fn the_issuer_must_be_a_clean_url() {
+        for issuer in ["127.0.0.1:8080", "http://x/", "http://x?a=b"] {
+            let e = error(&MINIMAL.replace("http://127.0.0.1:8080", issuer));
+            assert!(e.contains("oauth.issuer"), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_sections_are_named() {
+        assert!(error("guest:\n  path: x.wasm\n").contains("missing field `oauth`"));
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10 s").is_err());
+        assert_eq!(parse_byte_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_byte_size("16MiB").unwrap(), 16 << 20);
+        assert!(parse_byte_size("lots").is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! Log output per the `log` section: level, JSON or text, to stdout, stderr or a file.
+
+use crate::config::{LogConfig, LogFormat};
+use std::fs::OpenOptions;
+use std::sync::Mutex;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
+pub fn init(config: &LogConfig) -> anyhow::Result<()> {
+    let writer = match config.output.as_str() {
+        "stdout" => BoxMakeWriter::new(std::io::stdout),
+        "stderr" => BoxMakeWriter::new(std::io::stderr),
+        path => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("log.output: cannot open {path}: {e}"))?;
+            BoxMakeWriter::new(Mutex::new(file))
+        }
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+    Ok(())
+}

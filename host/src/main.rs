@@ -1,0 +1,172 @@
+//! `tokenginx-host`: the native host of the TokenginX OAuth 2.0 token service.
+//!
+//! ```text
+//! tokenginx-host serve --config FILE         run the service
+//! tokenginx-host check-config --config FILE  check a config file and exit
+//! ```
+
+mod config;
+mod http;
+mod logging;
+mod metrics;
+mod runtime;
+mod store;
+
+use anyhow::Context as _;
+use config::{Loaded, StoreMode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const USAGE: &str = "usage:
+  tokenginx-host serve --config FILE         run the service
+  tokenginx-host check-config --config FILE  check a config file and exit
+  tokenginx-host --version";
+
+enum Command {
+    Serve(PathBuf),
+    CheckConfig(PathBuf),
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let config = |rest: &[String]| match rest {
+        [flag, path] if flag == "--config" || flag == "-c" => Ok(PathBuf::from(path)),
+        _ => Err("expected --config FILE".to_owned()),
+    };
+    match args {
+        [cmd, rest @ ..] if cmd == "serve" => config(rest).map(Command::Serve),
+        [cmd, rest @ ..] if cmd == "check-config" => config(rest).map(Command::CheckConfig),
+        [] => Err("no command given".to_owned()),
+        [cmd, ..] => Err(format!("unknown command {cmd:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(
+        args.first().map(String::as_str),
+        Some("--help" | "-h" | "help")
+    ) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if matches!(args.first().map(String::as_str), Some("--version" | "-V")) {
+        println!("tokenginx-host {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let command = match parse_args(&args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("tokenginx-host: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::CheckConfig(path) => match config::load(&path) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tokenginx-host: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(path) => {
+            let config = match config::load(&path) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("tokenginx-host: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = logging::init(&config.log) {
+                eprintln!("tokenginx-host: {}: {e:#}", path.display());
+                return ExitCode::FAILURE;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("building the tokio runtime");
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("tokenginx-host: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Loaded) -> anyhow::Result<()> {
+    let store: Arc<dyn store::TokenStore> = match config.store.mode {
+        StoreMode::Memory => Arc::new(store::memory::MemoryStore::new()),
+        mode @ (StoreMode::Standalone | StoreMode::Cluster) => anyhow::bail!(
+            "tokenginx.mode: {mode:?} (Redis) is not available in this build; use mode: memory"
+        ),
+    };
+    let metrics = Arc::new(metrics::Metrics::new());
+    let services = Arc::new(runtime::Services {
+        store: store.clone(),
+        oauth: Arc::new(config.oauth),
+        metrics,
+    });
+    let runtime = runtime::Runtime::load(&config.guest, services).await?;
+
+    let addr = (
+        config.server.host.parse::<std::net::IpAddr>()?,
+        config.server.port,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("server.port: cannot listen on {}:{}", addr.0, addr.1))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, guest = %runtime.guest, "listening");
+
+    let app = Arc::new(http::App {
+        runtime,
+        store,
+        max_body_size: config.server.max_body_size,
+        read_timeout: config.server.read_timeout,
+        metrics_path: config.metrics.enabled.then_some(config.metrics.path),
+    });
+    let timeouts = http::Timeouts {
+        read: config.server.read_timeout,
+        write: config.server.write_timeout,
+        idle: config.server.idle_timeout,
+    };
+    http::serve(
+        listener,
+        app,
+        timeouts,
+        http::signal(),
+        config.server.shutdown_timeout,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn commands_need_a_config_file() {
+        assert!(
+            matches!(parse_args(&args("serve --config a.yaml")), Ok(Command::Serve(p)) if p == PathBuf::from("a.yaml"))
+        );
+        assert!(matches!(
+            parse_args(&args("check-config -c a.yaml")),
+            Ok(Command::CheckConfig(_))
+        ));
+        assert!(parse_args(&args("serve")).is_err());
+        assert!(parse_args(&args("frobnicate --config a.yaml")).is_err());
+    }
+}

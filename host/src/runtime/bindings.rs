@@ -1,0 +1,15 @@
+//! The host side of `wit/oauth.wit`, generated. Only the store imports are async (they do
+//! I/O); `random.bytes` may trap (an oversized request is a guest bug).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "guest",
+    imports: {
+        "tokenginx:oauth/store": async,
+        "tokenginx:oauth/random.bytes": trappable,
+    },
+    exports: { default: async },
+});
+
+pub use exports::tokenginx::oauth::handler::{GuestInfo, Request, Response};
+pub use tokenginx::oauth::{clock, log, random, settings, store};

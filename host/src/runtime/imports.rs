@@ -1,0 +1,253 @@
+//! What a guest instance can reach: the implementations of the imports of `wit/oauth.wit`,
+//! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
+
+use super::bindings::{clock, log, random, settings, store};
+use crate::config::OAuthSettings;
+use crate::metrics::Metrics;
+use crate::store::{StoreError, StoreResult, TokenStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The most random bytes one call may ask for.
+const MAX_RANDOM_BYTES: u32 = 1024;
+/// Guest log messages are cut to this many bytes.
+const MAX_LOG_BYTES: usize = 2048;
+
+/// What every instance shares: the store, the settings, the metrics.
+pub struct Services {
+    pub store: Arc<dyn TokenStore>,
+    pub oauth: Arc<OAuthSettings>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The data of one instance's `wasmtime::Store`.
+pub struct InstanceState {
+    pub services: Arc<Services>,
+    /// The guest's name, for its log lines.
+    pub guest: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl InstanceState {
+    pub fn new(services: Arc<Services>, guest: Arc<str>) -> Self {
+        // Nothing inherited: no env, args, preopens, stdio or network.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        InstanceState {
+            services,
+            guest,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn ttl(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Awaits a store operation, timing it under `operation`.
+async fn timed<T>(
+    metrics: &Metrics,
+    operation: &'static str,
+    op: impl std::future::Future<Output = StoreResult<T>>,
+) -> Result<T, store::StoreError> {
+    let start = Instant::now();
+    let result = op.await;
+    metrics
+        .operation_duration
+        .with_label_values(&[operation])
+        .observe(start.elapsed().as_secs_f64());
+    result.map_err(|e| match e {
+        StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
+        StoreError::Rejected(why) => store::StoreError::Rejected(why),
+    })
+}
+
+// Each method clones the `Arc` first: a future holding `&self` across an await would not be
+// `Send`, as the WASI context inside the instance state is not `Sync`.
+impl store::Host for InstanceState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, store::StoreError> {
+        let services = self.services.clone();
+        let value = timed(&services.metrics, "get", services.store.get(&key)).await?;
+        if value.is_some() {
+            services.metrics.token_retrieved.inc();
+        }
+        Ok(value)
+    }
+
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, store::StoreError> {
+        let services = self.services.clone();
+        let values = timed(
+            &services.metrics,
+            "batch_get",
+            services.store.get_many(&keys),
+        )
+        .await?;
+        let found = values.iter().filter(|v| v.is_some()).count();
+        services.metrics.token_retrieved.inc_by(found as u64);
+        Ok(values)
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> Result<(), store::StoreError> {
+        let services = self.services.clone();
+        timed(
+            &services.metrics,
+            "set",
+            services.store.set(&key, &value, ttl(ttl_ms)),
+        )
+        .await?;
+        services.metrics.token_created.inc();
+        Ok(())
+    }
+
+    async fn insert(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> Result<bool, store::StoreError> {
+        let services = self.services.clone();
+        let inserted = timed(
+            &services.metrics,
+            "insert",
+            services.store.insert(&key, &value, ttl(ttl_ms)),
+        )
+        .await?;
+        if inserted {
+            services.metrics.token_created.inc();
+        }
+        Ok(inserted)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
+        let services = self.services.clone();
+        timed(&services.metrics, "delete", services.store.delete(&key)).await
+    }
+
+    async fn ttl(&mut self, key: String) -> Result<Option<u64>, store::StoreError> {
+        let services = self.services.clone();
+        let left = timed(&services.metrics, "ttl", services.store.ttl(&key)).await?;
+        Ok(left.map(|d| d.as_millis() as u64))
+    }
+}
+
+impl clock::Host for InstanceState {
+    fn now_ms(&mut self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+impl random::Host for InstanceState {
+    fn bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        if len > MAX_RANDOM_BYTES {
+            wasmtime::bail!("random.bytes asked for {len} bytes; the limit is {MAX_RANDOM_BYTES}");
+        }
+        let mut bytes = vec![0u8; len as usize];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| wasmtime::format_err!("the OS random source failed: {e}"))?;
+        Ok(bytes)
+    }
+}
+
+impl log::Host for InstanceState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let message = sanitize(&message);
+        let guest = &*self.guest;
+        match level {
+            log::Level::Trace => tracing::trace!(guest, "{message}"),
+            log::Level::Debug => tracing::debug!(guest, "{message}"),
+            log::Level::Info => tracing::info!(guest, "{message}"),
+            log::Level::Warn => tracing::warn!(guest, "{message}"),
+            log::Level::Error => tracing::error!(guest, "{message}"),
+        }
+    }
+}
+
+/// Cuts a guest's message and escapes control characters, so a guest (or a client id it
+/// quotes) cannot forge log lines.
+fn sanitize(message: &str) -> String {
+    let mut end = message.len().min(MAX_LOG_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end]
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+impl settings::Host for InstanceState {
+    fn issuer(&mut self) -> String {
+        self.services.oauth.issuer.clone()
+    }
+
+    fn find_client(&mut self, client_id: String) -> Option<settings::Client> {
+        self.services
+            .oauth
+            .clients
+            .get(&client_id)
+            .map(|c| settings::Client {
+                client_id: c.client_id.clone(),
+                secret_sha256: c.secret_sha256.to_vec(),
+                scopes: c.scopes.clone(),
+                default_scopes: c.default_scopes.clone(),
+                grant_types: c.grant_types.clone(),
+                access_token_ttl: c.access_token_ttl.as_secs(),
+            })
+    }
+
+    fn scopes_supported(&mut self) -> Vec<String> {
+        self.services.oauth.scopes_supported.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn guest_messages_cannot_forge_log_lines() {
+        assert_eq!(sanitize("a\r\nfake line"), "a\\r\\nfake line");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(2000);
+        let cut = sanitize(&long);
+        assert!(cut.len() <= super::MAX_LOG_BYTES && cut.chars().all(|c| c == 'é'));
+    }
+}

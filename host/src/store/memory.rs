@@ -1,0 +1,320 @@
+//! The embedded store: an in-memory map with TTL expiry, for development and single-node
+//! deployments.
+//!
+//! Shaped after mini-redis' `db.rs`: one `std::sync::Mutex` (critical sections are short and
+//! never await, so a tokio mutex would only add cost), expirations in a `BTreeSet` ordered by
+//! instant so the purge task finds due keys without scanning, and a drop guard that stops the
+//! purge task when the store goes away.
+
+use super::{check_batch, check_key, check_write, StoreResult, TokenStore};
+use async_trait::async_trait;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A handle to the embedded store; clones share it. The purge task stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+    _guard: Arc<PurgeGuard>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the purge task when an earlier expiry appears or the store shuts down.
+    purge: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// (expiry, key), so the first element is always the next key to expire.
+    expirations: BTreeSet<(Instant, String)>,
+    shutdown: bool,
+}
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Instant,
+}
+
+/// Stops the purge task when the last [`MemoryStore`] handle is dropped.
+struct PurgeGuard(Arc<Shared>);
+
+impl Drop for PurgeGuard {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap().shutdown = true;
+        self.0.purge.notify_one();
+    }
+}
+
+impl MemoryStore {
+    /// A new empty store; spawns its purge task on the current tokio runtime.
+    pub fn new() -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            purge: Notify::new(),
+        });
+        tokio::spawn(purge_expired(shared.clone()));
+        MemoryStore {
+            _guard: Arc::new(PurgeGuard(shared.clone())),
+            shared,
+        }
+    }
+
+    /// How many entries are held, expired or not: lets tests see that nothing piles up.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.shared.state.lock().unwrap().entries.len()
+    }
+
+    fn write(&self, key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> bool {
+        let now = Instant::now();
+        let expires_at = now + ttl;
+        let mut state = self.shared.state.lock().unwrap();
+        if let Some(old) = state.entries.get(key) {
+            if only_if_absent && old.expires_at > now {
+                return false;
+            }
+            let old_expiry = old.expires_at;
+            state.expirations.remove(&(old_expiry, key.to_owned()));
+        }
+        let wake = state
+            .expirations
+            .first()
+            .is_none_or(|(next, _)| expires_at < *next);
+        state.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        state.expirations.insert((expires_at, key.to_owned()));
+        drop(state);
+        if wake {
+            self.shared.purge.notify_one();
+        }
+        true
+    }
+
+    fn live<T>(&self, key: &str, read: impl FnOnce(&Entry, Instant) -> T) -> Option<T> {
+        let now = Instant::now();
+        let state = self.shared.state.lock().unwrap();
+        state
+            .entries
+            .get(key)
+            .filter(|e| e.expires_at > now)
+            .map(|e| read(e, now))
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        Ok(self.live(key, |e, _| e.value.clone()))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        check_batch(keys)?;
+        Ok(keys
+            .iter()
+            .map(|k| self.live(k, |e, _| e.value.clone()))
+            .collect())
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        check_write(key, value, ttl)?;
+        self.write(key, value, ttl, false);
+        Ok(())
+    }
+
+    async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
+        check_write(key, value, ttl)?;
+        Ok(self.write(key, value, ttl, true))
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        check_key(key)?;
+        let now = Instant::now();
+        let mut state = self.shared.state.lock().unwrap();
+        match state.entries.remove(key) {
+            Some(entry) => {
+                state
+                    .expirations
+                    .remove(&(entry.expires_at, key.to_owned()));
+                Ok(entry.expires_at > now)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        check_key(key)?;
+        Ok(self.live(key, |e, now| e.expires_at - now))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// Removes expired entries as they fall due, sleeping until the next expiry.
+async fn purge_expired(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut state = shared.state.lock().unwrap();
+            if state.shutdown {
+                return;
+            }
+            let now = Instant::now();
+            while let Some((when, _)) = state.expirations.first() {
+                if *when > now {
+                    break;
+                }
+                let (_, key) = state.expirations.pop_first().expect("checked non-empty");
+                state.entries.remove(&key);
+            }
+            state.expirations.first().map(|(when, _)| *when)
+        };
+        match next {
+            Some(when) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(when) => {}
+                    _ = shared.purge.notified() => {}
+                }
+            }
+            None => shared.purge.notified().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_are_never_returned_and_are_purged() {
+        let store = MemoryStore::new();
+        store.set("k", b"v", Duration::from_secs(10)).await.unwrap();
+        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(store.ttl("k").await.unwrap(), Some(Duration::from_secs(10)));
+
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(store.get("k").await.unwrap(), None);
+        assert_eq!(store.ttl("k").await.unwrap(), None);
+        // Let the purge task run: the entry is gone from memory, not just hidden.
+        tokio::task::yield_now().await;
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_short_lived_entries_do_not_pile_up() {
+        let store = MemoryStore::new();
+        for i in 0..1000 {
+            let ttl = Duration::from_millis(1 + i % 50);
+            store.set(&format!("k{i}"), b"v", ttl).await.unwrap();
+        }
+        store.set("long", b"v", HOUR).await.unwrap();
+        tokio::time::advance(Duration::from_millis(60)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn insert_writes_only_when_absent() {
+        let store = MemoryStore::new();
+        assert!(store.insert("k", b"first", HOUR).await.unwrap());
+        assert!(!store.insert("k", b"second", HOUR).await.unwrap());
+        assert_eq!(store.get("k").await.unwrap(), Some(b"first".to_vec()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn insert_may_replace_an_expired_entry() {
+        let store = MemoryStore::new();
+        store
+            .set("k", b"old", Duration::from_secs(1))
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.insert("k", b"new", HOUR).await.unwrap());
+        assert_eq!(store.get("k").await.unwrap(), Some(b"new".to_vec()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn set_replaces_value_and_expiry() {
+        let store = MemoryStore::new();
+        store.set("k", b"a", Duration::from_secs(1)).await.unwrap();
+        store.set("k", b"b", HOUR).await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(store.get("k").await.unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn delete_reports_whether_the_key_existed() {
+        let store = MemoryStore::new();
+        store.set("k", b"v", HOUR).await.unwrap();
+        assert!(store.delete("k").await.unwrap());
+        assert!(!store.delete("k").await.unwrap());
+        assert_eq!(store.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn get_many_answers_in_order() {
+        let store = MemoryStore::new();
+        store.set("a", b"1", HOUR).await.unwrap();
+        store.set("c", b"3", HOUR).await.unwrap();
+        let keys = ["a", "b", "c"].map(String::from);
+        assert_eq!(
+            store.get_many(&keys).await.unwrap(),
+            vec![Some(b"1".to_vec()), None, Some(b"3".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_are_refused_before_any_write() {
+        let store = MemoryStore::new();
+        let big = vec![0u8; crate::store::MAX_VALUE_BYTES + 1];
+        let long_key = "k".repeat(crate::store::MAX_KEY_BYTES + 1);
+        for result in [
+            store.set("k", &big, HOUR).await,
+            store.set(&long_key, b"v", HOUR).await,
+            store.set("k", b"v", Duration::ZERO).await,
+        ] {
+            assert!(matches!(result, Err(StoreError::Rejected(_))));
+        }
+        assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_inserts_of_one_key_admit_exactly_one() {
+        let store = MemoryStore::new();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.insert("k", format!("{i}").as_bytes(), HOUR).await },
+                )
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += task.await.unwrap().unwrap() as usize;
+        }
+        assert_eq!(admitted, 1);
+    }
+}
