@@ -1,0 +1,23 @@
+# The two commands of the README, and the steps they need.
+#   make run    the service on 127.0.0.1:8080 (embedded store, default guest)
+#   make test   the whole test suite
+.PHONY: setup guests run test
+
+GUEST_TARGET := wasm32-wasip2
+# The demo client's secret for config/dev.yaml; for local use only.
+export DEMO_CLIENT_SECRET ?= dev-only-demo-secret
+
+setup:
+	rustup target add $(GUEST_TARGET)
+
+# The default guest and the misbehaving test guest, as components in target/wasm32-wasip2/release/.
+guests: setup
+	cargo build --release --target $(GUEST_TARGET) -p tokenginx-guest -p tokenginx-test-guest
+
+run: guests
+	cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
+
+# Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host
+# compiles guests with an optimised Cranelift.
+test: guests
+	cargo test --release

@@ -1,0 +1,137 @@
+//! `check-config` and start-up errors: each names the file and the key.
+
+use crate::harness::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn host_cmd(args: &[&str], file: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"));
+    cmd.args(args).arg(file).env_remove("DEMO_CLIENT_SECRET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let file = scratch_dir().join("config.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+#[test]
+fn the_shipped_configs_check_clean() {
+    let out = host_cmd(
+        &["check-config", "--config"],
+        &repo_file("config/dev.yaml"),
+        &[("DEMO_CLIENT_SECRET", "a-demo-secret-for-tests")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = host_cmd(
+        &["check-config", "--config"],
+        &repo_file("config/production.yaml"),
+        &[
+            ("TOKENGINX_API_KEY", "k"),
+            ("OAUTH_ISSUER", "https://auth.example.com"),
+            ("OAUTH_CLIENT_ID", "svc"),
+            ("OAUTH_CLIENT_SECRET_SHA256", &"ab".repeat(32)),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unset_secret_variable_is_named() {
+    let file = repo_file("config/dev.yaml");
+    let out = host_cmd(&["check-config", "--config"], &file, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("config/dev.yaml: oauth.clients[0].client_secret: environment variable DEMO_CLIENT_SECRET is not set"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_is_named_with_the_file() {
+    let text = config(&default_guest(), "  prot: 8080");
+    let file = write_config(&text);
+    let out = host_cmd(&["check-config", "--config"], &file, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: server.prot: unknown field `prot`",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_config_before_listening() {
+    let text = config(&default_guest(), "  read_timeout: soon");
+    let out = host_cmd(&["serve", "--config"], &write_config(&text), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.read_timeout: \"soon\" is not a duration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_or_foreign_guest_is_a_clear_start_error() {
+    let missing = scratch_dir().join("nope.wasm");
+    let out = host_cmd(
+        &["serve", "--config"],
+        &write_config(&config(&missing, "")),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot load guest") && stderr.contains("nope.wasm"),
+        "{stderr}"
+    );
+
+    let garbage = scratch_dir().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm not really").unwrap();
+    let out = host_cmd(
+        &["serve", "--config"],
+        &write_config(&config(&garbage, "")),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.wasm"));
+}
+
+#[test]
+fn redis_modes_are_refused_clearly_until_they_exist() {
+    let text = format!(
+        "tokenginx:\n  mode: cluster\n  addrs: [127.0.0.1:7000]\n{}",
+        config(&default_guest(), "")
+    );
+    let out = host_cmd(&["serve", "--config"], &write_config(&text), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokenginx.mode"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config FILE"));
+}

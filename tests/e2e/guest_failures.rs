@@ -1,0 +1,114 @@
+//! A failing guest costs one request a 500 and nothing more: traps, endless loops, unbounded
+//! allocation and invalid responses are contained, logged with the guest's name, counted,
+//! and the next request is served.
+
+use crate::harness::*;
+use std::time::{Duration, Instant};
+
+const GUEST: &str = "misbehaving-test-guest@0.1.0";
+
+fn misbehaving_host() -> Host {
+    Host::with_config(&config(&misbehaving_guest(), ""))
+}
+
+async fn behave(host: &Host, how: &str) -> Reply {
+    host.post("/api/v1/oauth/token", &[("behave", how)], None)
+        .await
+}
+
+async fn next_request_is_served(host: &Host) {
+    let reply = behave(host, "ok").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, r#"{"ok":true}"#));
+}
+
+#[tokio::test]
+async fn a_trap_is_a_500_logged_with_the_guest_name_and_the_trap() {
+    let host = misbehaving_host();
+    let reply = behave(&host, "trap").await;
+    reply.assert_error(500, "server_error");
+    assert!(
+        !reply.body.contains("unreachable"),
+        "trap details stay in the log: {}",
+        reply.body
+    );
+    let line = host.wait_for_log("guest trapped", Duration::from_secs(5));
+    assert!(
+        line.contains(GUEST) && line.contains("\"export\":\"token\""),
+        "{line}"
+    );
+    assert!(
+        line.contains("unreachable"),
+        "the trap itself is named: {line}"
+    );
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_at_the_deadline() {
+    let host = misbehaving_host();
+    let start = Instant::now();
+    behave(&host, "loop")
+        .await
+        .assert_error(500, "server_error");
+    // The deadline is 500 ms; the bound only guards against a hang.
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let line = host.wait_for_log("deadline", Duration::from_secs(5));
+    assert!(line.contains(GUEST), "{line}");
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn a_loop_over_store_calls_is_stopped_at_the_deadline() {
+    let host = misbehaving_host();
+    behave(&host, "store-loop")
+        .await
+        .assert_error(500, "server_error");
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_cap() {
+    let host = misbehaving_host();
+    behave(&host, "alloc")
+        .await
+        .assert_error(500, "server_error");
+    host.wait_for_log("guest trapped", Duration::from_secs(5));
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn an_invalid_guest_response_is_a_500_not_a_forged_header() {
+    let host = misbehaving_host();
+    let reply = behave(&host, "bad-header").await;
+    reply.assert_error(500, "server_error");
+    assert!(reply.headers.get("injected").is_none());
+    host.wait_for_log("invalid response", Duration::from_secs(5));
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_guest_and_reason() {
+    let host = misbehaving_host();
+    behave(&host, "trap").await;
+    behave(&host, "trap").await;
+    behave(&host, "loop").await;
+    let metrics = host.get("/metrics").await;
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let count = |reason: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "tokenginx_guest_failures_total"
+                    && s.labels.get("guest") == Some(GUEST)
+                    && s.labels.get("reason") == Some(reason)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) => v,
+                ref other => panic!("not a counter: {other:?}"),
+            })
+    };
+    assert_eq!(count("trap"), Some(2.0));
+    assert_eq!(count("deadline"), Some(1.0));
+}

@@ -1,0 +1,80 @@
+//! A guest that misbehaves on request, for the host's containment tests. Every endpoint reads
+//! the form parameter `behave`:
+//!
+//! - `trap`: panics (an `unreachable` trap);
+//! - `loop`: computes forever (stopped by the epoch deadline);
+//! - `store-loop`: calls the store forever (stopped by the deadline on its return to Wasm);
+//! - `alloc`: allocates without bound (stopped by the memory cap);
+//! - `bad-header`: answers with a header value the host must refuse;
+//! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "guest" });
+
+use exports::tokenginx::oauth::handler::{Guest, GuestInfo, Request, Response};
+use tokenginx::oauth::store;
+
+struct Misbehaving;
+export!(Misbehaving);
+
+fn act(req: &Request) -> Response {
+    let behave = req
+        .params
+        .iter()
+        .find(|(name, _)| name == "behave")
+        .map(|(_, value)| value.as_str())
+        .unwrap_or("ok");
+    match behave {
+        "trap" => panic!("asked to trap"),
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "store-loop" => loop {
+            let _ = std::hint::black_box(store::get("k"));
+        },
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "bad-header" => Response {
+            status: 200,
+            headers: vec![("X-Bad".into(), "line\r\nInjected: yes".into())],
+            body: String::new(),
+        },
+        _ => Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: r#"{"ok":true}"#.into(),
+        },
+    }
+}
+
+impl Guest for Misbehaving {
+    fn info() -> GuestInfo {
+        GuestInfo {
+            name: "misbehaving-test-guest".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+    fn token(req: Request) -> Response {
+        act(&req)
+    }
+    fn introspect(req: Request) -> Response {
+        act(&req)
+    }
+    fn revoke(req: Request) -> Response {
+        act(&req)
+    }
+    fn metadata() -> Response {
+        act(&Request {
+            params: Vec::new(),
+            authorization: None,
+            client_ip: String::new(),
+        })
+    }
+}
