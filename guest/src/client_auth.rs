@@ -136,18 +136,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{basic, post_auth, TestHost, DEMO_ID, DEMO_SECRET};
-
-    fn request(params: &[(&str, &str)], authorization: Option<String>) -> Request {
-        Request {
-            params: params
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            authorization,
-            client_ip: "127.0.0.1".into(),
-        }
-    }
+    use crate::testing::{basic, form as request, post_auth, TestHost, DEMO_ID, DEMO_SECRET};
 
     #[test]
     fn client_secret_basic_authenticates() {

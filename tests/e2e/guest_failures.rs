@@ -87,6 +87,32 @@ async fn an_invalid_guest_response_is_a_500_not_a_forged_header() {
 }
 
 #[tokio::test]
+async fn a_guest_asking_for_too_much_randomness_is_trapped_by_the_host() {
+    let host = misbehaving_host();
+    behave(&host, "big-random")
+        .await
+        .assert_error(500, "server_error");
+    let line = host.wait_for_log("guest trapped", Duration::from_secs(5));
+    assert!(
+        line.contains("random.bytes asked for 1048576 bytes"),
+        "{line}"
+    );
+    next_request_is_served(&host).await;
+}
+
+#[tokio::test]
+async fn a_guest_sees_no_environment_arguments_or_files() {
+    // The host's own environment is not empty, so an inherited one would show.
+    let host = misbehaving_host();
+    let reply = behave(&host, "probe-sandbox").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({ "env": 0, "args": 0, "root_listing": false, "read_file": false })
+    );
+}
+
+#[tokio::test]
 async fn failures_are_counted_by_guest_and_reason() {
     let host = misbehaving_host();
     behave(&host, "trap").await;

@@ -106,6 +106,8 @@ async fn no_token_or_secret_reaches_the_log() {
         None,
     )
     .await;
+    // The last request's log line: everything before it has been read too.
+    host.wait_for_log("\"status\":401", Duration::from_secs(10));
     let log = host.log();
     assert!(
         log.contains("\"route\":\"revoke\""),

@@ -1,5 +1,6 @@
 //! The HTTP side: accepting connections, routing, and turning requests into guest calls.
 
+mod body;
 mod form;
 mod responses;
 mod routes;

@@ -1,15 +1,18 @@
 //! Routing: which path does what, and the HTTP checks in front of every guest call (method,
 //! content type, body size and read time, strict form parsing).
 
+use super::body::{self, BodyError};
 use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
 use crate::runtime::{
     CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
 use crate::store::TokenStore;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -132,16 +135,6 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> 
     response
 }
 
-impl Default for GuestRequest {
-    fn default() -> Self {
-        GuestRequest {
-            params: Vec::new(),
-            authorization: None,
-            client_ip: String::new(),
-        }
-    }
-}
-
 /// The HTTP checks of an OAuth form endpoint, then the guest call.
 async fn oauth_call(
     app: &App,
@@ -173,33 +166,41 @@ async fn oauth_call(
         },
         (Some(_), Some(_)) => return invalid("more than one Authorization header"),
     };
-    let too_large = || {
-        oauth_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            &format!("the request body exceeds {} bytes", app.max_body_size),
-        )
-    };
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > app.max_body_size) {
-        return too_large();
-    }
-    let limited = Limited::new(req.into_body(), app.max_body_size as usize);
-    let body = match tokio::time::timeout(app.read_timeout, limited.collect()).await {
-        Err(_) => {
+    let read = body::read(
+        req.into_body(),
+        declared,
+        app.max_body_size,
+        app.read_timeout,
+    );
+    let body = match read.await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { drained }) => {
+            let mut response = oauth_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                &format!("the request body exceeds {} bytes", app.max_body_size),
+            );
+            if !drained {
+                // The rest of the body is unread: the connection cannot carry another request.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
+        Err(BodyError::Timeout) => {
             return oauth_error(
                 StatusCode::REQUEST_TIMEOUT,
                 "invalid_request",
                 "the request body was not received in time",
             )
         }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(_)) => return invalid("the request body could not be read"),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Err(BodyError::Broken) => return invalid("the request body could not be read"),
     };
     let params = match form::parse(&body) {
         Ok(params) => params,

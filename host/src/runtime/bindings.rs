@@ -13,3 +13,14 @@ wasmtime::component::bindgen!({
 
 pub use exports::tokenginx::oauth::handler::{GuestInfo, Request, Response};
 pub use tokenginx::oauth::{clock, log, random, settings, store};
+
+/// An empty request, for exports that take none (`metadata`).
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            params: Vec::new(),
+            authorization: None,
+            client_ip: String::new(),
+        }
+    }
+}

@@ -6,12 +6,14 @@
 //! - `store-loop`: calls the store forever (stopped by the deadline on its return to Wasm);
 //! - `alloc`: allocates without bound (stopped by the memory cap);
 //! - `bad-header`: answers with a header value the host must refuse;
+//! - `big-random`: asks the host for more randomness than one call may (the host traps it);
+//! - `probe-sandbox`: reports what of the outside world it can see (env, args, files);
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "guest" });
 
 use exports::tokenginx::oauth::handler::{Guest, GuestInfo, Request, Response};
-use tokenginx::oauth::store;
+use tokenginx::oauth::{random, store};
 
 struct Misbehaving;
 export!(Misbehaving);
@@ -41,16 +43,31 @@ fn act(req: &Request) -> Response {
                 std::hint::black_box(&hoard);
             }
         }
+        "big-random" => {
+            let bytes = random::bytes(1 << 20);
+            ok(&format!(r#"{{"random":{}}}"#, bytes.len()))
+        }
+        "probe-sandbox" => ok(&format!(
+            r#"{{"env":{},"args":{},"root_listing":{},"read_file":{}}}"#,
+            std::env::vars_os().count(),
+            std::env::args_os().count(),
+            std::fs::read_dir("/").is_ok(),
+            std::fs::read("/etc/passwd").is_ok(),
+        )),
         "bad-header" => Response {
             status: 200,
             headers: vec![("X-Bad".into(), "line\r\nInjected: yes".into())],
             body: String::new(),
         },
-        _ => Response {
-            status: 200,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: r#"{"ok":true}"#.into(),
-        },
+        _ => ok(r#"{"ok":true}"#),
+    }
+}
+
+fn ok(body: &str) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.into(),
     }
 }
 
