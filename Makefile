@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they need.
 #   make run    the service on 127.0.0.1:8080 (embedded store, default guest)
 #   make test   the whole test suite
-.PHONY: setup guests run test
+.PHONY: setup test-setup guests run test
 
 GUEST_TARGET := wasm32-wasip2
 # The demo client's secret for config/dev.yaml; for local use only.
@@ -10,6 +10,11 @@ export DEMO_CLIENT_SECRET ?= dev-only-demo-secret
 setup:
 	rustup target add $(GUEST_TARGET)
 
+# redis-server, redis-cli and openssl, for the Redis store's tests.
+test-setup:
+	@command -v redis-server >/dev/null && command -v openssl >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openssl; }
+
 # The default guest and the misbehaving test guest, as components in target/wasm32-wasip2/release/.
 guests: setup
 	cargo build --release --target $(GUEST_TARGET) -p tokenginx-guest -p tokenginx-test-guest
@@ -17,7 +22,12 @@ guests: setup
 run: guests
 	cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
+# The endpoint suite runs against each store; the rest of e2e once.
+ENDPOINT_SUITE := token:: introspection:: revocation:: metadata:: bad_input:: concurrency:: guest_failures::batched
+
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host
 # compiles guests with an optimised Cranelift.
-test: guests
+test: guests test-setup
 	cargo test --release
+	TOKENGINX_TEST_STORE=standalone cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
+	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)

@@ -115,6 +115,16 @@ pub struct StoreConfig {
     pub read_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub write_timeout: Duration,
+    /// Upper bound of one store operation, waiting for a (re)connection and retries
+    /// included; past it the request answers 503.
+    #[serde(deserialize_with = "duration")]
+    pub pool_timeout: Duration,
+    /// Durability: after each write, wait until this many replicas have it (Redis `WAIT`);
+    /// 0 turns it off.
+    pub wait_replicas: u32,
+    /// How long a write waits for `wait_replicas` acknowledgements.
+    #[serde(deserialize_with = "duration")]
+    pub wait_timeout: Duration,
     pub tls: TlsConfig,
 }
 
@@ -130,6 +140,9 @@ impl Default for StoreConfig {
             dial_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(3),
+            pool_timeout: Duration::from_secs(4),
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
             tls: TlsConfig::default(),
         }
     }

@@ -101,13 +101,19 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Loaded) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
     let store: Arc<dyn store::TokenStore> = match config.store.mode {
         StoreMode::Memory => Arc::new(store::memory::MemoryStore::new()),
-        mode @ (StoreMode::Standalone | StoreMode::Cluster) => anyhow::bail!(
-            "tokenginx.mode: {mode:?} (Redis) is not available in this build; use mode: memory"
-        ),
+        StoreMode::Standalone | StoreMode::Cluster => {
+            install_tls13_only_provider();
+            let gauges = metrics.clone();
+            let on_pool_change = Box::new(move |size: usize, idle: usize| {
+                gauges.pool_size.set(size as i64);
+                gauges.pool_idle.set(idle as i64);
+            });
+            Arc::new(store::redis::RedisStore::connect(&config.store, on_pool_change).await?)
+        }
     };
-    let metrics = Arc::new(metrics::Metrics::new());
     let services = Arc::new(runtime::Services {
         store: store.clone(),
         oauth: Arc::new(config.oauth),
@@ -147,6 +153,17 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The process-wide rustls provider, which the Redis client's TLS uses: ring, offering
+/// TLS 1.3 cipher suites only, so no connection to the store can fall back to TLS 1.2.
+fn install_tls13_only_provider() {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| matches!(suite, rustls::SupportedCipherSuite::Tls13(_)));
+    // Fails only if a provider is installed already, which is then the one in use.
+    let _ = provider.install_default();
 }
 
 #[cfg(test)]

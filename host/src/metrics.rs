@@ -4,7 +4,7 @@
 
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, Opts, Registry, TextEncoder,
+    IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -15,6 +15,11 @@ pub struct Metrics {
     pub token_retrieved: IntCounter,
     /// Store operation latency by operation (seed: buckets from 1 ms, x2, 10 of them).
     pub operation_duration: HistogramVec,
+    /// Connections in the store's pool (seed: `tokenginx_connection_pool_size`); 0 for the
+    /// embedded store.
+    pub pool_size: IntGauge,
+    /// Pooled connections with no operation in flight (seed: `tokenginx_connection_pool_idle`).
+    pub pool_idle: IntGauge,
     /// Answered HTTP requests by route and status.
     pub http_requests: IntCounterVec,
     pub http_duration: Histogram,
@@ -42,6 +47,16 @@ impl Metrics {
             )
             .buckets(exponential_buckets(0.001, 2.0, 10).unwrap()),
             &["operation"],
+        )
+        .unwrap();
+        let pool_size = IntGauge::new(
+            "tokenginx_connection_pool_size",
+            "Connections in the token store pool.",
+        )
+        .unwrap();
+        let pool_idle = IntGauge::new(
+            "tokenginx_connection_pool_idle",
+            "Pooled token store connections with no operation in flight.",
         )
         .unwrap();
         let http_requests = IntCounterVec::new(
@@ -72,6 +87,8 @@ impl Metrics {
             Box::new(token_created.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(token_retrieved.clone()),
             Box::new(operation_duration.clone()),
+            Box::new(pool_size.clone()),
+            Box::new(pool_idle.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(guest_failures.clone()),
@@ -83,6 +100,8 @@ impl Metrics {
             token_created,
             token_retrieved,
             operation_duration,
+            pool_size,
+            pool_idle,
             http_requests,
             http_duration,
             guest_failures,

@@ -116,17 +116,6 @@ fn a_missing_or_foreign_guest_is_a_clear_start_error() {
 }
 
 #[test]
-fn redis_modes_are_refused_clearly_until_they_exist() {
-    let text = format!(
-        "tokenginx:\n  mode: cluster\n  addrs: [127.0.0.1:7000]\n{}",
-        config(&default_guest(), "")
-    );
-    let out = host_cmd(&["serve", "--config"], &write_config(&text), &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tokenginx.mode"));
-}
-
-#[test]
 fn usage_errors_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
         .arg("serve")

@@ -113,6 +113,17 @@ async fn a_guest_sees_no_environment_arguments_or_files() {
 }
 
 #[tokio::test]
+async fn batched_reads_and_ttls_work_across_keys_of_any_slot() {
+    let host = misbehaving_host();
+    let reply = behave(&host, "batch").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({ "intact": 50, "ttl_ok": true, "absent": true })
+    );
+}
+
+#[tokio::test]
 async fn failures_are_counted_by_guest_and_reason() {
     let host = misbehaving_host();
     behave(&host, "trap").await;

@@ -59,11 +59,17 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// A config with the three test clients and short limits, serving `guest`. `extra` is
-/// appended to the `server` section.
+/// A config with the test clients and short limits, serving `guest` from the store under
+/// test (see [`crate::redis::shared_store`]). `server_extra` is appended to the `server`
+/// section.
 pub fn config(guest: &Path, server_extra: &str) -> String {
+    config_with_store(guest, server_extra, &crate::redis::shared_store())
+}
+
+/// [`config`] with the `tokenginx` section `store`.
+pub fn config_with_store(guest: &Path, server_extra: &str, store: &str) -> String {
     format!(
-        r#"server:
+        r#"{store}server:
   port: 0
   shutdown_timeout: 10s
 {server_extra}
@@ -100,7 +106,7 @@ log:
   format: json
   output: stdout
 "#,
-        guest = guest.display()
+        guest = guest.display(),
     )
 }
 

@@ -1,8 +1,13 @@
 //! The black-box suite: the real host binary, the real guests, a real HTTP client.
 //!
 //! Needs the guest components built first (`make guests`; `make test` does it).
+//!
+//! The endpoint suite runs against the store named by `TOKENGINX_TEST_STORE` (`memory`,
+//! `standalone` or `cluster`; `make test` runs all three); `redis_store` starts its own
+//! Redis servers for the failure cases.
 
 mod harness;
+mod redis;
 
 mod bad_input;
 mod concurrency;
@@ -11,5 +16,6 @@ mod guest_failures;
 mod introspection;
 mod lifecycle;
 mod metadata;
+mod redis_store;
 mod revocation;
 mod token;

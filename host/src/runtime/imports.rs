@@ -27,21 +27,26 @@ pub struct InstanceState {
     pub services: Arc<Services>,
     /// The guest's name, for its log lines.
     pub guest: Arc<str>,
+    /// When store operations must give up, a little before the call's own deadline, so the
+    /// guest can still answer 503 instead of being cut off with a 500.
+    store_deadline: tokio::time::Instant,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl InstanceState {
-    pub fn new(services: Arc<Services>, guest: Arc<str>) -> Self {
+    pub fn new(services: Arc<Services>, guest: Arc<str>, call_deadline: Duration) -> Self {
         // Nothing inherited: no env, args, preopens, stdio or network.
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let margin = (call_deadline / 10).min(Duration::from_millis(50));
         InstanceState {
             services,
             guest,
+            store_deadline: tokio::time::Instant::now() + call_deadline - margin,
             wasi,
             table: ResourceTable::new(),
         }
@@ -61,14 +66,21 @@ fn ttl(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
-/// Awaits a store operation, timing it under `operation`.
+/// Awaits a store operation until `deadline`, timing it under `operation`.
 async fn timed<T>(
     metrics: &Metrics,
+    deadline: tokio::time::Instant,
     operation: &'static str,
     op: impl std::future::Future<Output = StoreResult<T>>,
 ) -> Result<T, store::StoreError> {
     let start = Instant::now();
-    let result = op.await;
+    let result = tokio::time::timeout_at(deadline, op)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "{operation} did not complete before the guest's deadline"
+            )))
+        });
     metrics
         .operation_duration
         .with_label_values(&[operation])
@@ -84,7 +96,13 @@ async fn timed<T>(
 impl store::Host for InstanceState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, store::StoreError> {
         let services = self.services.clone();
-        let value = timed(&services.metrics, "get", services.store.get(&key)).await?;
+        let value = timed(
+            &services.metrics,
+            self.store_deadline,
+            "get",
+            services.store.get(&key),
+        )
+        .await?;
         if value.is_some() {
             services.metrics.token_retrieved.inc();
         }
@@ -98,6 +116,7 @@ impl store::Host for InstanceState {
         let services = self.services.clone();
         let values = timed(
             &services.metrics,
+            self.store_deadline,
             "batch_get",
             services.store.get_many(&keys),
         )
@@ -116,6 +135,7 @@ impl store::Host for InstanceState {
         let services = self.services.clone();
         timed(
             &services.metrics,
+            self.store_deadline,
             "set",
             services.store.set(&key, &value, ttl(ttl_ms)),
         )
@@ -133,6 +153,7 @@ impl store::Host for InstanceState {
         let services = self.services.clone();
         let inserted = timed(
             &services.metrics,
+            self.store_deadline,
             "insert",
             services.store.insert(&key, &value, ttl(ttl_ms)),
         )
@@ -145,12 +166,24 @@ impl store::Host for InstanceState {
 
     async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
         let services = self.services.clone();
-        timed(&services.metrics, "delete", services.store.delete(&key)).await
+        timed(
+            &services.metrics,
+            self.store_deadline,
+            "delete",
+            services.store.delete(&key),
+        )
+        .await
     }
 
     async fn ttl(&mut self, key: String) -> Result<Option<u64>, store::StoreError> {
         let services = self.services.clone();
-        let left = timed(&services.metrics, "ttl", services.store.ttl(&key)).await?;
+        let left = timed(
+            &services.metrics,
+            self.store_deadline,
+            "ttl",
+            services.store.ttl(&key),
+        )
+        .await?;
         Ok(left.map(|d| d.as_millis() as u64))
     }
 }

@@ -144,7 +144,7 @@ impl Runtime {
     ) -> wasmtime::Result<(bindings::Guest, Store<InstanceState>)> {
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(self.services.clone(), self.guest.clone()),
+            InstanceState::new(self.services.clone(), self.guest.clone(), deadline),
         );
         store.set_epoch_deadline(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
         store.epoch_deadline_trap();

@@ -1,9 +1,10 @@
 //! The token store: what the guest's `store` import reaches. One trait, implemented by the
-//! embedded [`memory::MemoryStore`] (and by the Redis stores).
+//! embedded [`memory::MemoryStore`] and by [`redis::RedisStore`] (standalone or cluster).
 //!
 //! Every value has a time to live: nothing is written forever, so nothing piles up.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -11,9 +12,7 @@ use std::time::Duration;
 /// Why a store operation failed. Messages name the operation and the node, never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unreachable or too slow: the request may succeed later (HTTP 503). The embedded
-    /// store is never unreachable; the Redis stores are.
-    #[allow(dead_code)]
+    /// Unreachable or too slow: the request may succeed later (HTTP 503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// Refused before reaching the store: a key or value over the limits, a zero TTL.

@@ -8,6 +8,8 @@
 //! - `bad-header`: answers with a header value the host must refuse;
 //! - `big-random`: asks the host for more randomness than one call may (the host traps it);
 //! - `probe-sandbox`: reports what of the outside world it can see (env, args, files);
+//! - `batch`: writes 50 keys (spread over many cluster slots), reads them back in one
+//!   `get-many` and reports how many came back intact, and the TTL of one;
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "guest" });
@@ -54,6 +56,25 @@ fn act(req: &Request) -> Response {
             std::fs::read_dir("/").is_ok(),
             std::fs::read("/etc/passwd").is_ok(),
         )),
+        "batch" => {
+            let keys: Vec<String> = (0..50).map(|i| format!("test:batch:{i}")).collect();
+            for key in &keys {
+                store::set(key, key.as_bytes(), 60_000).expect("set");
+            }
+            let values = store::get_many(&keys).expect("get-many");
+            let intact = keys
+                .iter()
+                .zip(&values)
+                .filter(|(k, v)| v.as_deref() == Some(k.as_bytes()))
+                .count();
+            let ttl = store::ttl(&keys[0]).expect("ttl").unwrap_or(0);
+            let missing = store::get_many(&["test:batch:absent".to_string()]).expect("get-many");
+            ok(&format!(
+                r#"{{"intact":{intact},"ttl_ok":{},"absent":{}}}"#,
+                ttl > 50_000 && ttl <= 60_000,
+                missing == vec![None]
+            ))
+        }
         "bad-header" => Response {
             status: 200,
             headers: vec![("X-Bad".into(), "line\r\nInjected: yes".into())],

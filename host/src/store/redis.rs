@@ -1,0 +1,418 @@
+//! The Redis store: one server (`tokenginx.mode: standalone`) or a Redis Cluster
+//! (`cluster`), over the `redis` crate, optionally over TLS 1.3 with client certificates.
+//!
+//! - A pool of `pool_size` multiplexed connections, used round robin. Standalone connections
+//!   are `ConnectionManager`s, which reconnect by themselves; cluster connections follow
+//!   MOVED/ASK and refresh the slot map after a failover.
+//! - Every operation is bounded: a failed attempt is retried 3 times with backoff from 8 ms
+//!   to 512 ms (the seed's policy), and the whole operation is abandoned after
+//!   `pool_timeout`, answering `Unavailable` (HTTP 503) rather than hanging.
+//! - Batched reads are concurrent single-key GETs, each routed to its own slot, so keys from
+//!   different slots never meet in one command (no CROSSSLOT).
+//! - With `wait_replicas` > 0 a write is pipelined with `WAIT` on the same connection to the
+//!   key's master, and is acknowledged only once that many replicas have it.
+
+use super::{check_batch, check_key, check_write, StoreError, StoreResult, TokenStore};
+use crate::config::{StoreConfig, StoreMode};
+use async_trait::async_trait;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncCommands, Client, ExistenceCheck, IntoConnectionInfo, RedisError, SetExpiry, SetOptions,
+    TlsCertificates, Value,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The seed's retry policy: 3 retries, backoff from 8 ms doubling to at most 512 ms.
+const RETRIES: u32 = 3;
+const MIN_BACKOFF: Duration = Duration::from_millis(8);
+const MAX_BACKOFF: Duration = Duration::from_millis(512);
+
+/// One connection of the pool.
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A pooled connection with the number of operations using it right now.
+struct Pooled {
+    connection: Connection,
+    in_flight: AtomicUsize,
+}
+
+pub struct RedisStore {
+    pool: Vec<Pooled>,
+    next: AtomicUsize,
+    /// Upper bound of one operation, retries and reconnects included.
+    op_timeout: Duration,
+    wait_replicas: u32,
+    wait_timeout: Duration,
+    /// Called with (pool size, idle connections) whenever the idle count may have changed.
+    on_pool_change: Box<dyn Fn(usize, usize) + Send + Sync>,
+}
+
+impl RedisStore {
+    /// Connects every pooled connection; a node that refuses our password or TLS
+    /// credentials is an error naming it.
+    pub async fn connect(
+        config: &StoreConfig,
+        on_pool_change: Box<dyn Fn(usize, usize) + Send + Sync>,
+    ) -> anyhow::Result<RedisStore> {
+        let tls = tls_certificates(config)?;
+        preflight(config, tls.as_ref()).await?;
+        let mut pool = Vec::with_capacity(config.pool_size as usize);
+        for _ in 0..config.pool_size {
+            let connection = match config.mode {
+                StoreMode::Standalone => {
+                    Connection::Standalone(standalone(config, tls.clone()).await?)
+                }
+                StoreMode::Cluster => Connection::Cluster(cluster(config, tls.clone()).await?),
+                StoreMode::Memory => unreachable!("the memory mode has its own store"),
+            };
+            pool.push(Pooled {
+                connection,
+                in_flight: AtomicUsize::new(0),
+            });
+        }
+        let store = RedisStore {
+            pool,
+            next: AtomicUsize::new(0),
+            op_timeout: config.pool_timeout,
+            wait_replicas: config.wait_replicas,
+            wait_timeout: config.wait_timeout,
+            on_pool_change,
+        };
+        (store.on_pool_change)(store.pool.len(), store.pool.len());
+        Ok(store)
+    }
+
+    /// Runs `op` on a pooled connection, with the seed's retries, within the op timeout.
+    async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> StoreResult<T>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        let pooled = &self.pool[index];
+        pooled.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.report_pool();
+        let attempts = async {
+            let mut backoff = MIN_BACKOFF;
+            let mut attempt = 0;
+            loop {
+                match op(pooled.connection.clone()).await {
+                    Ok(value) => return Ok(value),
+                    Err(e) if attempt < RETRIES && retriable(&e) => {
+                        tracing::debug!("redis {what} failed, retrying in {backoff:?}: {e}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let result = tokio::time::timeout(self.op_timeout, attempts).await;
+        pooled.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.report_pool();
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if retriable(&e) => {
+                Err(StoreError::Unavailable(format!("redis {what}: {e}")))
+            }
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "redis {what} refused: {e}"
+            ))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis {what} did not complete within {:?}",
+                self.op_timeout
+            ))),
+        }
+    }
+
+    fn report_pool(&self) {
+        let idle = self
+            .pool
+            .iter()
+            .filter(|p| p.in_flight.load(Ordering::Relaxed) == 0)
+            .count();
+        (self.on_pool_change)(self.pool.len(), idle);
+    }
+
+    /// SET with PX (and NX when `only_if_absent`), then WAIT when durability is on.
+    /// Returns whether the value was written.
+    async fn write(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        only_if_absent: bool,
+    ) -> StoreResult<bool> {
+        let mut options =
+            SetOptions::default().with_expiration(SetExpiry::PX(ttl.as_millis() as u64));
+        if only_if_absent {
+            options = options.conditional_set(ExistenceCheck::NX);
+        }
+        let (wait_replicas, wait_ms) = (self.wait_replicas, self.wait_timeout.as_millis() as u64);
+        let (written, acked) = self
+            .run("set", |mut c| {
+                let options = options.clone();
+                async move {
+                    let mut pipe = redis::pipe();
+                    pipe.set_options(key, value, options);
+                    if wait_replicas > 0 {
+                        // Same pipeline: same connection, routed to the key's master.
+                        pipe.cmd("WAIT").arg(wait_replicas).arg(wait_ms);
+                    }
+                    let replies: Vec<Value> = pipe.query_async(&mut c).await?;
+                    let written = matches!(
+                        replies.first(),
+                        Some(Value::Okay) | Some(Value::SimpleString(_))
+                    );
+                    let acked = match replies.get(1) {
+                        Some(Value::Int(n)) => *n as u32,
+                        _ => wait_replicas,
+                    };
+                    Ok((written, acked))
+                }
+            })
+            .await?;
+        if written && acked < wait_replicas {
+            return Err(StoreError::Unavailable(format!(
+                "only {acked} of {wait_replicas} replicas acknowledged the write within {:?}",
+                self.wait_timeout
+            )));
+        }
+        Ok(written)
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        self.run("get", |mut c| async move { c.get(key).await })
+            .await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        check_batch(keys)?;
+        futures_util::future::try_join_all(keys.iter().map(|key| self.get(key))).await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        check_write(key, value, ttl)?;
+        self.write(key, value, ttl, false).await.map(|_| ())
+    }
+
+    async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
+        check_write(key, value, ttl)?;
+        self.write(key, value, ttl, true).await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<bool> {
+        check_key(key)?;
+        let removed: u64 = self
+            .run("delete", |mut c| async move { c.del(key).await })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        check_key(key)?;
+        let ms: i64 = self
+            .run("ttl", |mut c| async move { c.pttl(key).await })
+            .await?;
+        // -2: absent; -1: no expiry (never written by us; report it as absent of a TTL).
+        Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run("ping", |mut c| async move {
+            let _: String = redis::cmd("PING").query_async(&mut c).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Connection::Standalone(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Standalone(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
+/// Errors worth another attempt: the connection, not the command, failed.
+fn retriable(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// PEM material for TLS, when `tls.enabled`.
+fn tls_certificates(config: &StoreConfig) -> anyhow::Result<Option<TlsCertificates>> {
+    let tls = &config.tls;
+    if !tls.enabled {
+        return Ok(None);
+    }
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("tokenginx.tls.{key}: cannot read {}: {e}", path.display())
+        })
+    };
+    let root_cert = tls
+        .ca_file
+        .as_deref()
+        .map(|p| read("ca_file", p))
+        .transpose()?;
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("cert_file", cert)?,
+            client_key: read("key_file", key)?,
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("tokenginx.tls: cert_file and key_file go together"),
+    };
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
+/// How long a reply may take: the read timeout, plus the time `WAIT` may block when
+/// durability is on (its reply comes only then).
+fn response_timeout(config: &StoreConfig) -> Duration {
+    match config.wait_replicas {
+        0 => config.read_timeout,
+        _ => config.read_timeout + config.wait_timeout,
+    }
+}
+
+fn url(addr: &str, tls: bool) -> String {
+    format!("{}://{addr}", if tls { "rediss" } else { "redis" })
+}
+
+/// A standalone client for `addr` with our credentials.
+fn client(
+    config: &StoreConfig,
+    addr: &str,
+    tls: Option<TlsCertificates>,
+) -> Result<Client, RedisError> {
+    let mut info = url(addr, tls.is_some()).into_connection_info()?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(user) = &config.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password);
+    }
+    info = info.set_redis_settings(settings);
+    match tls {
+        Some(certs) => Client::build_with_tls(info, certs),
+        None => Client::open(info),
+    }
+}
+
+/// Connects to every configured node once, so that a wrong password, CA or client
+/// certificate is reported at start with the node's address. Unreachable nodes are only
+/// fatal when none answers.
+async fn preflight(config: &StoreConfig, tls: Option<&TlsCertificates>) -> anyhow::Result<()> {
+    let mut reachable = 0;
+    let mut unreachable = Vec::new();
+    for (i, addr) in config.addrs.iter().enumerate() {
+        let attempt = async {
+            let client = client(config, addr, tls.cloned())?;
+            let connect = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.dial_timeout))
+                .set_response_timeout(Some(config.read_timeout));
+            let mut c = client
+                .get_multiplexed_async_connection_with_config(&connect)
+                .await?;
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        };
+        match attempt.await {
+            Ok(_) => reachable += 1,
+            Err(e) if e.is_connection_refusal() || e.is_timeout() => {
+                tracing::warn!("tokenginx.addrs[{i}] {addr}: unreachable: {e}");
+                unreachable.push(format!("{addr}: {e}"));
+            }
+            Err(e) => anyhow::bail!("tokenginx.addrs[{i}] {addr}: {e}"),
+        }
+    }
+    if reachable == 0 {
+        anyhow::bail!(
+            "tokenginx.addrs: no node is reachable ({})",
+            unreachable.join("; ")
+        );
+    }
+    Ok(())
+}
+
+async fn standalone(
+    config: &StoreConfig,
+    tls: Option<TlsCertificates>,
+) -> anyhow::Result<ConnectionManager> {
+    let addr = &config.addrs[0];
+    let client = client(config, addr, tls)?;
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.dial_timeout))
+        .set_response_timeout(Some(response_timeout(config)))
+        .set_number_of_retries(RETRIES as usize)
+        .set_min_delay(MIN_BACKOFF)
+        .set_max_delay(MAX_BACKOFF);
+    client
+        .get_connection_manager_with_config(manager)
+        .await
+        .map_err(|e| anyhow::anyhow!("tokenginx.addrs[0] {addr}: {e}"))
+}
+
+async fn cluster(
+    config: &StoreConfig,
+    tls: Option<TlsCertificates>,
+) -> anyhow::Result<ClusterConnection> {
+    let nodes: Vec<String> = config.addrs.iter().map(|a| url(a, tls.is_some())).collect();
+    let mut builder = ClusterClientBuilder::new(nodes)
+        .retries(RETRIES)
+        .min_retry_wait(MIN_BACKOFF.as_millis() as u64)
+        .max_retry_wait(MAX_BACKOFF.as_millis() as u64)
+        // wait = 2^attempt * 8 ms, clamped to [8 ms, 512 ms].
+        .retry_wait_formula(MIN_BACKOFF.as_millis() as u64, 2)
+        .connection_timeout(config.dial_timeout)
+        .response_timeout(response_timeout(config));
+    if let Some(user) = &config.username {
+        builder = builder.username(user);
+    }
+    if let Some(password) = &config.password {
+        builder = builder.password(password);
+    }
+    if let Some(certs) = tls {
+        builder = builder.certs(certs);
+    }
+    let client = builder.build()?;
+    client.get_async_connection().await.map_err(|e| {
+        anyhow::anyhow!(
+            "tokenginx.addrs {:?}: cannot connect to the cluster: {e}",
+            config.addrs
+        )
+    })
+}

@@ -1,0 +1,481 @@
+//! Real `redis-server` processes on loopback, started and stopped by the tests: a standalone
+//! server, a 6-node cluster (3 masters, 3 replicas) made with `redis-cli --cluster create`,
+//! and the same cluster over TLS with client certificates, from a CA generated here with
+//! `openssl`.
+//!
+//! Processes are killed when their handle drops, and at process exit for the shared ones
+//! (see [`shared_store`]).
+
+use crate::harness::scratch_dir;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The password every test server requires.
+pub const PASSWORD: &str = "redis-test-password-0123";
+
+fn require(binary: &str) -> &str {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {binary}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed: run `make setup` (apt-get install redis-server openssl)"
+    );
+    binary
+}
+
+/// A port P with P and P + 10000 (the cluster bus) both free. Ports are handed out from a
+/// range chosen by process id so parallel test binaries do not collide.
+fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 400) as u16 * 25;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2000;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
+            return port;
+        }
+    }
+}
+
+/// TLS material for a server: CA, server certificate (127.0.0.1), client certificate, and a
+/// second CA that signed nothing of ours.
+pub struct Certs {
+    pub dir: PathBuf,
+}
+
+impl Certs {
+    pub fn generate() -> Certs {
+        let dir = scratch_dir().join("certs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new(require("openssl"))
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=tokenginx test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ]);
+        }
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        for (name, cn) in [("server", "127.0.0.1"), ("client", "tokenginx-host")] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+        Certs { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+}
+
+/// One `redis-server` process.
+pub struct Server {
+    pub port: u16,
+    args: Vec<String>,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(port: u16, extra: &[String], dir: &Path) -> Server {
+        let mut args: Vec<String> = [
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--requirepass",
+            PASSWORD,
+            "--masterauth",
+            PASSWORD,
+            "--logfile",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--dir".into(), dir.display().to_string()]);
+        args.extend(extra.iter().cloned());
+        let mut server = Server {
+            port,
+            args,
+            dir: dir.to_owned(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts (again) with the same port and settings.
+    pub fn restart(&mut self) {
+        let child = Command::new(require("redis-server"))
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        self.child = Some(child);
+        self.wait_ping();
+    }
+
+    /// Kills the process (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(require("redis-cli"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "--no-auth-warning",
+            "-a",
+            PASSWORD,
+        ]);
+        if let Some(tls) = self.args.iter().position(|a| a == "--tls-cert-file") {
+            let certs = Path::new(&self.args[tls + 1]).parent().unwrap();
+            cmd.args(["--tls", "--cacert"]).arg(certs.join("ca.pem"));
+            cmd.arg("--cert")
+                .arg(certs.join("client.pem"))
+                .arg("--key")
+                .arg(certs.join("client.key"));
+        }
+        let out = cmd.args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_ping(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.cli(&["PING"]).contains("PONG") {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tls_args(certs: &Certs) -> Vec<String> {
+    let p = |f: &str| certs.path(f).display().to_string();
+    [
+        "--tls-cert-file",
+        &p("server.pem"),
+        "--tls-key-file",
+        &p("server.key"),
+        "--tls-ca-cert-file",
+        &p("ca.pem"),
+        "--tls-auth-clients",
+        "yes",
+        "--tls-replication",
+        "yes",
+        "--tls-cluster",
+        "yes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The arguments that put a server on `port`, in plain text or TLS only.
+fn port_args(port: u16, certs: Option<&Certs>) -> Vec<String> {
+    match certs {
+        None => vec!["--port".into(), port.to_string()],
+        Some(certs) => {
+            let mut args = vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+            ];
+            args.extend(tls_args(certs));
+            args
+        }
+    }
+}
+
+/// A standalone server.
+pub fn standalone() -> Server {
+    let port = free_port();
+    let dir = scratch_dir();
+    Server::start(port, &port_args(port, None), &dir)
+}
+
+/// A Redis Cluster of 3 masters with a replica each.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+}
+
+impl Cluster {
+    pub fn start(certs: Option<&Certs>) -> Cluster {
+        let dir = scratch_dir();
+        let nodes: Vec<Server> = (0..6)
+            .map(|_| {
+                let port = free_port();
+                let mut args = port_args(port, certs);
+                args.extend(
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &format!("nodes-{port}.conf"),
+                        "--cluster-node-timeout",
+                        "1000",
+                        "--cluster-replica-validity-factor",
+                        "0",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string()),
+                );
+                Server::start(port, &args, &dir)
+            })
+            .collect();
+        let mut create: Vec<String> = vec!["--cluster".into(), "create".into()];
+        create.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        create.extend([
+            "--cluster-replicas".into(),
+            "1".into(),
+            "--cluster-yes".into(),
+        ]);
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        let out = nodes[0].cli(&create);
+        assert!(
+            out.contains("All 16384 slots covered"),
+            "cluster create failed: {out}"
+        );
+        let cluster = Cluster { nodes };
+        cluster.wait_settled();
+        cluster.wait_replicas_attached();
+        cluster
+    }
+
+    /// `host:port` of every node.
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Waits until every live node reports `cluster_state:ok`, knows 3 masters that serve
+    /// all slots, and each master has a replica attached.
+    pub fn wait_settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.is_settled() {
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not settle:\n{}",
+                self.nodes[0].cli(&["CLUSTER", "NODES"])
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether every live node reports `cluster_state:ok`, knows 3 live masters, and
+    /// attached replicas are in sync.
+    pub fn is_settled(&self) -> bool {
+        let live: Vec<&Server> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
+        let ok = live
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            && live.iter().all(|n| {
+                let nodes = n.cli(&["CLUSTER", "NODES"]);
+                nodes
+                    .lines()
+                    .filter(|l| l.contains("master") && !l.contains("fail"))
+                    .count()
+                    == 3
+            });
+        ok
+    }
+
+    /// Waits until each master has its replica connected and in sync.
+    pub fn wait_replicas_attached(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let attached = self.nodes.iter().all(|n| {
+                let replication = n.cli(&["INFO", "replication"]);
+                !replication.contains("role:master")
+                    || (replication.contains("connected_slaves:1")
+                        && replication.contains("state=online"))
+            });
+            if attached {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replicas did not attach");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The index in `nodes` of the replica of master `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let port = self.nodes[master].port.to_string();
+        self.nodes
+            .iter()
+            .position(|n| {
+                let role = n.cli(&["ROLE"]);
+                role.starts_with("slave") && role.lines().any(|l| l == port)
+            })
+            .expect("every master has a replica")
+    }
+
+    /// Whether node `index` is a master now.
+    pub fn is_master(&self, index: usize) -> bool {
+        self.nodes[index].cli(&["ROLE"]).starts_with("master")
+    }
+
+    /// The index in `nodes` of a live master.
+    pub fn a_master(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.child.is_some() && n.cli(&["ROLE"]).starts_with("master"))
+            .expect("a live master")
+    }
+}
+
+/// The store the endpoint suite runs against, from `TOKENGINX_TEST_STORE` (`memory`, the
+/// default; `standalone`; `cluster`), started once per test process and killed at exit.
+/// Returns the config's `tokenginx` section.
+pub fn shared_store() -> String {
+    static SECTION: OnceLock<String> = OnceLock::new();
+    SECTION
+        .get_or_init(|| {
+            let mode = std::env::var("TOKENGINX_TEST_STORE").unwrap_or_else(|_| "memory".into());
+            match mode.as_str() {
+                "memory" => "tokenginx:\n  mode: memory\n".into(),
+                "standalone" => {
+                    let server = standalone();
+                    let section = store_section(
+                        "standalone",
+                        &[format!("127.0.0.1:{}", server.port)],
+                        None,
+                        "",
+                    );
+                    keep_until_exit(vec![server]);
+                    section
+                }
+                "cluster" => {
+                    let cluster = Cluster::start(None);
+                    let section = store_section("cluster", &cluster.addrs(), None, "");
+                    keep_until_exit(cluster.nodes);
+                    section
+                }
+                other => {
+                    panic!("TOKENGINX_TEST_STORE={other}: expected memory, standalone or cluster")
+                }
+            }
+        })
+        .clone()
+}
+
+/// A `tokenginx` config section for a Redis store at `addrs`; `extra` lines are appended.
+pub fn store_section(mode: &str, addrs: &[String], certs: Option<&Certs>, extra: &str) -> String {
+    let mut section = format!(
+        "tokenginx:\n  mode: {mode}\n  addrs: [{}]\n  password: {PASSWORD}\n  pool_size: 4\n  dial_timeout: 1s\n  read_timeout: 1s\n  write_timeout: 1s\n",
+        addrs.join(", ")
+    );
+    if let Some(certs) = certs {
+        section.push_str(&format!(
+            "  tls:\n    enabled: true\n    ca_file: {}\n    cert_file: {}\n    key_file: {}\n",
+            certs.path("ca.pem").display(),
+            certs.path("client.pem").display(),
+            certs.path("client.key").display()
+        ));
+    }
+    section.push_str(extra);
+    section
+}
+
+/// Keeps `servers` alive for the rest of the test process and kills them when it exits.
+fn keep_until_exit(servers: Vec<Server>) {
+    static KEPT: Mutex<Vec<Server>> = Mutex::new(Vec::new());
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    extern "C" fn kill_kept() {
+        if let Ok(mut kept) = KEPT.lock() {
+            kept.clear(); // Drop kills each server.
+        }
+    }
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+    }
+    REGISTERED.get_or_init(|| {
+        // SAFETY: registers a plain function with the C runtime's exit handlers.
+        unsafe { atexit(kill_kept) };
+    });
+    KEPT.lock().unwrap().extend(servers);
+}
