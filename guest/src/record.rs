@@ -1,8 +1,11 @@
 //! How an access token is kept in the store: never the token itself, only a record at a key
 //! derived from its SHA-256 digest.
 //!
-//! Key: `oauth:access_token:<hex sha256(token)>`. A token is 256 random bits, so its digest
-//! cannot be reversed or guessed; someone who reads the store learns nothing they can present.
+//! Key: `oauth:access_token:{<hex sha256(token)>}`. A token is 256 random bits, so its
+//! digest cannot be reversed or guessed; someone who reads the store learns nothing they can
+//! present. The digest is a Redis Cluster hash tag (`{...}`): any further key about the same
+//! token (`...:{<digest>}:<suffix>`) lands in the same slot, so one transaction or script can
+//! change them together.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -39,12 +42,14 @@ pub fn access_token_key(token: &str) -> Option<String> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     plausible.then(|| {
         let digest = Sha256::digest(token.as_bytes());
-        let mut key = String::with_capacity(ACCESS_TOKEN_PREFIX.len() + 64);
+        let mut key = String::with_capacity(ACCESS_TOKEN_PREFIX.len() + 66);
         key.push_str(ACCESS_TOKEN_PREFIX);
+        key.push('{');
         for byte in digest {
             key.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
             key.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
         }
+        key.push('}');
         key
     })
 }
@@ -58,7 +63,7 @@ mod tests {
         let key = access_token_key("abc").unwrap();
         assert_eq!(
             key,
-            "oauth:access_token:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            "oauth:access_token:{ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad}"
         );
         assert!(!key.contains("abc"));
     }

@@ -96,6 +96,15 @@ async fn redis_down_answers_503_fast_and_the_service_recovers_by_itself() {
     .replace("read_timeout: 1s", "read_timeout: 500ms");
     let host = Host::with_config(&redis_config(&section));
     host.issue((DEMO_ID, DEMO_SECRET), None).await;
+    let metrics = host.get("/metrics").await.body;
+    assert!(
+        metrics.contains("tokenginx_connection_pool_size 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tokenginx_connection_pool_idle 4"),
+        "nothing in flight: {metrics}"
+    );
 
     server.kill();
     let start = Instant::now();
