@@ -217,15 +217,19 @@ impl Host {
         Reply::from(self.http.get(self.url(path)).send().await.expect("request")).await
     }
 
-    /// Issues a token to `client` with `scope` (or the default scope) and returns it.
-    pub async fn issue(&self, client: (&str, &str), scope: Option<&str>) -> String {
+    /// Asks for a token for `client` with `scope` (or the default scope).
+    pub async fn request_token(&self, client: (&str, &str), scope: Option<&str>) -> Reply {
         let mut params = vec![("grant_type", "client_credentials")];
         if let Some(scope) = scope {
             params.push(("scope", scope));
         }
-        let reply = self
-            .post("/api/v1/oauth/token", &params, Some(client))
-            .await;
+        self.post("/api/v1/oauth/token", &params, Some(client))
+            .await
+    }
+
+    /// Issues a token to `client` with `scope` (or the default scope) and returns it.
+    pub async fn issue(&self, client: (&str, &str), scope: Option<&str>) -> String {
+        let reply = self.request_token(client, scope).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json()["access_token"].as_str().unwrap().to_owned()
     }

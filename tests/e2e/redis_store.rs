@@ -108,13 +108,7 @@ async fn redis_down_answers_503_fast_and_the_service_recovers_by_itself() {
 
     server.kill();
     let start = Instant::now();
-    let reply = host
-        .post(
-            "/api/v1/oauth/token",
-            &[("grant_type", "client_credentials")],
-            Some((DEMO_ID, DEMO_SECRET)),
-        )
-        .await;
+    let reply = host.request_token((DEMO_ID, DEMO_SECRET), None).await;
     reply.assert_error(503, "temporarily_unavailable");
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -132,13 +126,7 @@ async fn redis_down_answers_503_fast_and_the_service_recovers_by_itself() {
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let reply = host
-            .post(
-                "/api/v1/oauth/token",
-                &[("grant_type", "client_credentials")],
-                Some((DEMO_ID, DEMO_SECRET)),
-            )
-            .await;
+        let reply = host.request_token((DEMO_ID, DEMO_SECRET), None).await;
         if reply.status == 200 {
             break;
         }
@@ -163,14 +151,7 @@ async fn with_wait_every_acknowledged_token_survives_a_master_failover() {
         "  wait_replicas: 1\n  wait_timeout: 1s\n  pool_timeout: 2s\n",
     );
     let host = Host::with_config(&redis_config(&section));
-    let issue = || async {
-        host.post(
-            "/api/v1/oauth/token",
-            &[("grant_type", "client_credentials")],
-            Some((DEMO_ID, DEMO_SECRET)),
-        )
-        .await
-    };
+    let issue = || async { host.request_token((DEMO_ID, DEMO_SECRET), None).await };
 
     let mut acknowledged = Vec::new();
     for _ in 0..30 {
@@ -185,7 +166,7 @@ async fn with_wait_every_acknowledged_token_survives_a_master_failover() {
     cluster.nodes[victim].kill();
     let killed = Instant::now();
     let mut refused = 0;
-    let mut issue_recording = async |acknowledged: &mut Vec<String>, refused: &mut u32| {
+    let issue_recording = async |acknowledged: &mut Vec<String>, refused: &mut u32| {
         let reply = issue().await;
         match reply.status {
             200 => {
