@@ -3,8 +3,7 @@
 use crate::client_auth::authenticate;
 use crate::params::param;
 use crate::record::{access_token_key, TokenRecord};
-use crate::response::{finish, json, OAuthError};
-use crate::token::store_failure;
+use crate::response::{finish, json, store_failure, OAuthError};
 use crate::{Host, Level, Request, Response};
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! OAuth responses: JSON bodies, the error format of RFC 6749 section 5.2, and the
 //! `no-store` caching rules every token-bearing answer needs.
 
-use crate::Response;
+use crate::{Host, Level, Response, StoreError};
 use serde::Serialize;
 
 /// An OAuth error response (RFC 6749 section 5.2, RFC 6750 section 3 for the challenge).
@@ -92,4 +92,21 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
 /// Either the endpoint's answer or its error, as one response.
 pub fn finish(result: Result<Response, OAuthError>) -> Response {
     result.unwrap_or_else(OAuthError::into_response)
+}
+
+/// The answer for a failed store operation: 503 when the store is away, 500 otherwise.
+pub fn store_failure(host: &impl Host, error: StoreError) -> OAuthError {
+    match error {
+        StoreError::Unavailable(why) => {
+            host.log(Level::Warn, &format!("token store unavailable: {why}"));
+            OAuthError::temporarily_unavailable()
+        }
+        StoreError::Rejected(why) => {
+            host.log(
+                Level::Warn,
+                &format!("token store refused an operation: {why}"),
+            );
+            OAuthError::server_error("internal error")
+        }
+    }
 }

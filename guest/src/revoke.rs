@@ -4,8 +4,7 @@ use crate::client_auth::authenticate;
 use crate::introspect::live_record;
 use crate::params::param;
 use crate::record::access_token_key;
-use crate::response::{finish, OAuthError};
-use crate::token::store_failure;
+use crate::response::{finish, store_failure, OAuthError};
 use crate::{Host, Level, Request, Response};
 
 pub fn revoke(host: &impl Host, req: &Request) -> Response {

@@ -4,8 +4,8 @@
 use crate::client_auth::authenticate;
 use crate::params::param;
 use crate::record::{access_token_key, TokenRecord};
-use crate::response::{finish, json, OAuthError};
-use crate::{scope, Host, Level, Request, Response, StoreError};
+use crate::response::{finish, json, store_failure, OAuthError};
+use crate::{scope, Host, Level, Request, Response};
 use base64::Engine as _;
 use serde::Serialize;
 
@@ -96,23 +96,6 @@ fn new_token(host: &impl Host) -> String {
         "host returned short randomness"
     );
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The answer for a failed store operation: 503 when the store is away, 500 otherwise.
-pub(crate) fn store_failure(host: &impl Host, error: StoreError) -> OAuthError {
-    match error {
-        StoreError::Unavailable(why) => {
-            host.log(Level::Warn, &format!("token store unavailable: {why}"));
-            OAuthError::temporarily_unavailable()
-        }
-        StoreError::Rejected(why) => {
-            host.log(
-                Level::Warn,
-                &format!("token store refused an operation: {why}"),
-            );
-            OAuthError::server_error("internal error")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -230,17 +230,15 @@ fn sanitize(message: &str) -> String {
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    message[..end]
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    let mut out = String::with_capacity(end);
+    for c in message[..end].chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl settings::Host for InstanceState {
