@@ -10,10 +10,11 @@ export DEMO_CLIENT_SECRET ?= dev-only-demo-secret
 setup:
 	rustup target add $(GUEST_TARGET)
 
-# redis-server, redis-cli and openssl, for the Redis store's tests.
+# redis-server, redis-cli and openssl for the Redis store's tests; prometheus and promtool
+# for the metrics tests and the alert rules.
 test-setup:
-	@command -v redis-server >/dev/null && command -v openssl >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server openssl; }
+	@command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server openssl prometheus; }
 
 # The default guest and the misbehaving test guest, as components in target/wasm32-wasip2/release/.
 guests: setup

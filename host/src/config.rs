@@ -72,6 +72,37 @@ pub struct ServerConfig {
     /// Largest request body; larger ones answer 413.
     #[serde(deserialize_with = "byte_size")]
     pub max_body_size: u64,
+    /// HTTPS on the listener.
+    pub tls: ServerTlsConfig,
+}
+
+/// The listener's TLS: rustls, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    pub enabled: bool,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca_file: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// Introspection only for clients that presented a verified certificate (resource
+    /// servers), with `client_auth: optional` letting OAuth clients in without one.
+    pub introspect_requires_client_cert: bool,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// No client certificates asked for.
+    #[default]
+    None,
+    /// Asked for and verified if sent.
+    Optional,
+    /// Every connection must present a verified certificate.
+    Required,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +115,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(120),
             shutdown_timeout: Duration::from_secs(30),
             max_body_size: 64 * 1024,
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -215,6 +247,58 @@ pub struct GuestConfig {
     /// Guest instances alive at once; further requests wait for a free one.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// Fuel (roughly, Wasm instructions) one call may use; unset, calls are bounded by the
+    /// deadline alone.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Where compiled guests are kept, so a restart with the same guest skips compiling;
+    /// unset, no cache. Must be writable by this user only.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+}
+
+/// What happens when a guest fails (traps, overruns its deadline or fuel, or answers
+/// garbage) `consecutive` calls in a row.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailurePolicy {
+    pub consecutive: u32,
+    pub action: FailureAction,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            consecutive: 5,
+            action: FailureAction::KeepServing,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureAction {
+    /// Log it and keep the guest: each failure still costs only its own request.
+    KeepServing,
+    /// Make the guest that served before the last reload active again.
+    RollBack,
+}
+
+impl GuestConfig {
+    /// The guest at `path` under the default limits.
+    pub fn with_defaults(path: &Path) -> Self {
+        GuestConfig {
+            path: path.to_owned(),
+            memory_limit: default_memory_limit(),
+            deadline: default_deadline(),
+            max_instances: default_max_instances(),
+            fuel: None,
+            cache_dir: None,
+            failure_policy: FailurePolicy::default(),
+        }
+    }
 }
 
 fn default_memory_limit() -> u64 {
@@ -403,7 +487,7 @@ fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
 fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     let bad = |key: &str, message: String| Err((key.to_owned(), message));
     let Config {
-        server,
+        mut server,
         tokenginx: mut store,
         mut log,
         metrics,
@@ -429,6 +513,7 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     if server.max_body_size == 0 {
         return bad("server.max_body_size", "must be greater than zero".into());
     }
+    check_server_tls(&mut server.tls, base)?;
     if store.mode != StoreMode::Memory && store.addrs.is_empty() {
         return bad(
             "tokenginx.addrs",
@@ -488,6 +573,21 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     if guest.max_instances == 0 {
         return bad("guest.max_instances", "must be greater than zero".into());
     }
+    if guest.fuel == Some(0) {
+        return bad(
+            "guest.fuel",
+            "must be greater than zero, or left out".into(),
+        );
+    }
+    if let Some(dir) = &mut guest.cache_dir {
+        *dir = base.join(&*dir);
+    }
+    if guest.failure_policy.consecutive == 0 {
+        return bad(
+            "guest.failure_policy.consecutive",
+            "must be greater than zero".into(),
+        );
+    }
 
     let oauth = check_oauth(oauth)?;
     Ok(Loaded {
@@ -498,6 +598,42 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         guest,
         oauth,
     })
+}
+
+fn check_server_tls(tls: &mut ServerTlsConfig, base: &Path) -> Result<(), (String, String)> {
+    let bad = |key: &str, message: &str| Err((format!("server.tls.{key}"), message.to_owned()));
+    for file in [
+        &mut tls.cert_file,
+        &mut tls.key_file,
+        &mut tls.client_ca_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *file = base.join(&*file);
+    }
+    if !tls.enabled {
+        return Ok(());
+    }
+    if tls.cert_file.is_none() {
+        return bad("cert_file", "is required when server.tls.enabled is true");
+    }
+    if tls.key_file.is_none() {
+        return bad("key_file", "is required when server.tls.enabled is true");
+    }
+    if tls.client_auth != ClientAuth::None && tls.client_ca_file.is_none() {
+        return bad(
+            "client_ca_file",
+            "is required to verify client certificates",
+        );
+    }
+    if tls.introspect_requires_client_cert && tls.client_auth == ClientAuth::None {
+        return bad(
+            "introspect_requires_client_cert",
+            "needs client_auth optional or required",
+        );
+    }
+    Ok(())
 }
 
 fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
@@ -727,6 +863,48 @@ oauth:
         );
         assert_eq!(demo.access_token_ttl, Duration::from_secs(3600));
         assert_eq!(c.oauth.scopes_supported, ["read", "write"]);
+        assert!(!c.server.tls.enabled);
+        assert_eq!(c.guest.fuel, None);
+        assert_eq!(c.guest.cache_dir, None);
+        assert_eq!(c.guest.failure_policy.action, FailureAction::KeepServing);
+    }
+
+    #[test]
+    fn https_settings_are_checked_together() {
+        let with = |tls: &str| format!("server:\n  tls:\n{tls}{MINIMAL}");
+        let e = error(&with("    enabled: true\n    cert_file: c.pem\n"));
+        assert!(e.contains("server.tls.key_file: is required"), "{e}");
+        let e = error(&with(
+            "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n    client_auth: required\n",
+        ));
+        assert!(e.contains("server.tls.client_ca_file"), "{e}");
+        let e = error(&with("    client_auth: sometimes\n"));
+        assert!(e.contains("server.tls.client_auth"), "{e}");
+        let c = parse_str(&with(
+            "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.server.tls.cert_file.as_deref(),
+            Some(Path::new("conf/c.pem"))
+        );
+    }
+
+    #[test]
+    fn guest_limits_and_policy_are_checked() {
+        let e = error(&MINIMAL.replace("guest:\n", "guest:\n  fuel: 0\n"));
+        assert!(e.contains("guest.fuel"), "{e}");
+        let e =
+            error(&MINIMAL.replace("guest:\n", "guest:\n  failure_policy:\n    action: panic\n"));
+        assert!(e.contains("guest.failure_policy.action"), "{e}");
+        let c = parse_str(&MINIMAL.replace(
+            "guest:\n",
+            "guest:\n  cache_dir: cache\n  failure_policy:\n    consecutive: 3\n    action: roll_back\n",
+        ))
+        .unwrap();
+        assert_eq!(c.guest.cache_dir.as_deref(), Some(Path::new("conf/cache")));
+        assert_eq!(c.guest.failure_policy.consecutive, 3);
+        assert_eq!(c.guest.failure_policy.action, FailureAction::RollBack);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ```text
 //! tokenginx-host serve --config FILE         run the service
 //! tokenginx-host check-config --config FILE  check a config file and exit
+//! tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
 //! ```
 
 mod config;
@@ -19,13 +20,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 const USAGE: &str = "usage:
-  tokenginx-host serve --config FILE         run the service
+  tokenginx-host serve --config FILE         run the service; SIGHUP reloads guest.path
   tokenginx-host check-config --config FILE  check a config file and exit
+  tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
+                                             precompile a guest for this host (and for the
+                                             guest limits in FILE, if given)
   tokenginx-host --version";
 
 enum Command {
     Serve(PathBuf),
     CheckConfig(PathBuf),
+    CompileGuest {
+        input: PathBuf,
+        output: PathBuf,
+        config: Option<PathBuf>,
+    },
 }
 
 fn parse_args(args: &[String]) -> Result<Command, String> {
@@ -36,6 +45,17 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     match args {
         [cmd, rest @ ..] if cmd == "serve" => config(rest).map(Command::Serve),
         [cmd, rest @ ..] if cmd == "check-config" => config(rest).map(Command::CheckConfig),
+        [cmd, input, o, output, rest @ ..] if cmd == "compile-guest" && o == "-o" => {
+            Ok(Command::CompileGuest {
+                input: input.into(),
+                output: output.into(),
+                config: match rest {
+                    [] => None,
+                    rest => Some(config(rest)?),
+                },
+            })
+        }
+        [cmd, ..] if cmd == "compile-guest" => Err("expected IN.wasm -o OUT.cwasm".to_owned()),
         [] => Err("no command given".to_owned()),
         [cmd, ..] => Err(format!("unknown command {cmd:?}")),
     }
@@ -72,6 +92,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::CompileGuest {
+            input,
+            output,
+            config,
+        } => match compile_guest(&input, &output, config.as_deref()) {
+            Ok(()) => {
+                println!("{}: ok", output.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tokenginx-host: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(path) => {
             let config = match config::load(&path) {
                 Ok(config) => config,
@@ -100,6 +134,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Precompiles `input` for the engine `serve` would build from `config` (its guest section
+/// sets fuel and the memory pool, which the compiled code depends on).
+fn compile_guest(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let guest = match config {
+        Some(file) => config::load(file)?.guest,
+        None => config::GuestConfig::with_defaults(input),
+    };
+    runtime::precompile(&guest, input, output)
+}
+
 async fn serve(config: Loaded) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new());
     let store: Arc<dyn store::TokenStore> = match config.store.mode {
@@ -120,6 +168,10 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         metrics,
     });
     let runtime = runtime::Runtime::load(&config.guest, services).await?;
+    let tls = match config.server.tls.enabled {
+        true => Some(http::tls_config(&config.server.tls)?),
+        false => None,
+    };
 
     let addr = (
         config.server.host.parse::<std::net::IpAddr>()?,
@@ -129,7 +181,12 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("server.port: cannot listen on {}:{}", addr.0, addr.1))?;
     let local = listener.local_addr()?;
-    tracing::info!(addr = %local, guest = %runtime.guest, "listening");
+    tracing::info!(
+        addr = %local,
+        tls = tls.is_some(),
+        guest = %runtime.active().label,
+        "listening"
+    );
 
     let app = Arc::new(http::App {
         runtime,
@@ -137,7 +194,9 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         max_body_size: config.server.max_body_size,
         read_timeout: config.server.read_timeout,
         metrics_path: config.metrics.enabled.then_some(config.metrics.path),
+        introspect_requires_client_cert: config.server.tls.introspect_requires_client_cert,
     });
+    spawn_reloader(app.clone());
     let timeouts = http::Timeouts {
         read: config.server.read_timeout,
         write: config.server.write_timeout,
@@ -146,6 +205,7 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
     http::serve(
         listener,
         app,
+        tls,
         timeouts,
         http::signal(),
         config.server.shutdown_timeout,
@@ -153,6 +213,19 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the guest on every SIGHUP; a guest that fails to load is refused and the
+/// current one keeps serving (the runtime logs either way).
+fn spawn_reloader(app: Arc<http::App>) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("installing the SIGHUP handler");
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("received SIGHUP: reloading the guest");
+            let _ = app.runtime.reload().await;
+        }
+    });
 }
 
 /// The process-wide rustls provider, which the Redis client's TLS uses: ring, offering
@@ -185,5 +258,17 @@ mod tests {
         ));
         assert!(parse_args(&args("serve")).is_err());
         assert!(parse_args(&args("frobnicate --config a.yaml")).is_err());
+        assert!(matches!(
+            parse_args(&args("compile-guest g.wasm -o g.cwasm")),
+            Ok(Command::CompileGuest { config: None, .. })
+        ));
+        assert!(matches!(
+            parse_args(&args("compile-guest g.wasm -o g.cwasm --config a.yaml")),
+            Ok(Command::CompileGuest {
+                config: Some(_),
+                ..
+            })
+        ));
+        assert!(parse_args(&args("compile-guest g.wasm")).is_err());
     }
 }

@@ -1,10 +1,12 @@
-//! Prometheus metrics: the seed's families plus the first operator set. Label values come
-//! from fixed sets (route names, operation names, guest names from config), never from a
-//! request, so no token, secret or unbounded value can become a label.
+//! Prometheus metrics: the seed's five families, then what an operator needs. Label values
+//! come from fixed sets (routes, exports, store operations, failure reasons) or from the
+//! loaded guest's own name and version, never from a request, so no token, secret or
+//! unbounded value can become a label.
 
+use prometheus::core::Collector;
 use prometheus::{
-    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -13,8 +15,12 @@ pub struct Metrics {
     pub token_created: IntCounter,
     /// Token records found on read (seed: `tokenginx_token_retrieved_total`).
     pub token_retrieved: IntCounter,
+    /// Token records deleted, which is what a revocation does.
+    pub token_revoked: IntCounter,
     /// Store operation latency by operation (seed: buckets from 1 ms, x2, 10 of them).
     pub operation_duration: HistogramVec,
+    /// Failed store operations by kind (`unavailable`, `rejected`).
+    pub store_errors: IntCounterVec,
     /// Connections in the store's pool (seed: `tokenginx_connection_pool_size`); 0 for the
     /// embedded store.
     pub pool_size: IntGauge,
@@ -22,90 +28,174 @@ pub struct Metrics {
     pub pool_idle: IntGauge,
     /// Answered HTTP requests by route and status.
     pub http_requests: IntCounterVec,
-    pub http_duration: Histogram,
-    /// Guest calls that failed, by guest and reason (`trap`, `deadline`, `busy`).
+    /// HTTP request latency by route.
+    pub http_duration: HistogramVec,
+    /// Guest calls by guest name, version and export.
+    pub guest_calls: IntCounterVec,
+    /// Guest calls that failed, by guest, version, export and reason (`trap`, `deadline`,
+    /// `fuel`, `busy`, `invalid_response`).
     pub guest_failures: IntCounterVec,
+    /// Guest call latency by export, instantiation included.
+    pub guest_duration: HistogramVec,
+    /// Guest instances alive now, and the most there may be.
+    pub instances_active: IntGauge,
+    pub instances_limit: IntGauge,
+    /// 1 for the guest serving requests, labelled with its name, version and SHA-256.
+    pub guest_info: IntGaugeVec,
+    /// Guest reloads by result (`ok`, `refused`, `rolled_back`).
+    pub guest_reloads: IntCounterVec,
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("a valid metric")
+}
+
+fn counters(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric")
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("a valid metric")
+}
+
+fn histograms(name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("a valid metric")
+}
+
+/// 100 µs to about 1.6 s: a request or guest call.
+fn latency_buckets() -> Vec<f64> {
+    exponential_buckets(0.0001, 2.0, 15).expect("valid buckets")
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let token_created = IntCounter::new(
-            "tokenginx_token_created_total",
-            "Tokens written to the store.",
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "tokenginx_build_info",
+                "1, labelled with the host's version and its wasmtime version.",
+            ),
+            &["version", "wasmtime"],
         )
-        .unwrap();
-        let token_retrieved = IntCounter::new(
-            "tokenginx_token_retrieved_total",
-            "Token records read back from the store.",
-        )
-        .unwrap();
-        let operation_duration = HistogramVec::new(
-            HistogramOpts::new(
+        .expect("a valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), WASMTIME_VERSION])
+            .set(1);
+        let metrics = Metrics {
+            registry: Registry::new(),
+            token_created: counter(
+                "tokenginx_token_created_total",
+                "Tokens written to the store.",
+            ),
+            token_retrieved: counter(
+                "tokenginx_token_retrieved_total",
+                "Token records read back from the store.",
+            ),
+            token_revoked: counter(
+                "tokenginx_token_revoked_total",
+                "Token records deleted from the store by revocation.",
+            ),
+            operation_duration: histograms(
                 "tokenginx_operation_duration_seconds",
                 "Token store operation latency.",
-            )
-            .buckets(exponential_buckets(0.001, 2.0, 10).unwrap()),
-            &["operation"],
-        )
-        .unwrap();
-        let pool_size = IntGauge::new(
-            "tokenginx_connection_pool_size",
-            "Connections in the token store pool.",
-        )
-        .unwrap();
-        let pool_idle = IntGauge::new(
-            "tokenginx_connection_pool_idle",
-            "Pooled token store connections with no operation in flight.",
-        )
-        .unwrap();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+                exponential_buckets(0.001, 2.0, 10).expect("valid buckets"),
+                &["operation"],
+            ),
+            store_errors: counters(
+                "tokenginx_store_errors_total",
+                "Token store operations that failed, by kind.",
+                &["kind"],
+            ),
+            pool_size: gauge(
+                "tokenginx_connection_pool_size",
+                "Connections in the token store pool.",
+            ),
+            pool_idle: gauge(
+                "tokenginx_connection_pool_idle",
+                "Pooled token store connections with no operation in flight.",
+            ),
+            http_requests: counters(
                 "tokenginx_http_requests_total",
                 "HTTP requests answered, by route and status.",
+                &["route", "status"],
             ),
-            &["route", "status"],
-        )
-        .unwrap();
-        let http_duration = Histogram::with_opts(
-            HistogramOpts::new(
+            http_duration: histograms(
                 "tokenginx_http_request_duration_seconds",
-                "HTTP request latency.",
-            )
-            .buckets(exponential_buckets(0.0001, 2.0, 14).unwrap()),
-        )
-        .unwrap();
-        let guest_failures = IntCounterVec::new(
-            Opts::new(
-                "tokenginx_guest_failures_total",
-                "Guest calls that failed, by guest and reason.",
+                "HTTP request latency, by route.",
+                latency_buckets(),
+                &["route"],
             ),
-            &["guest", "reason"],
-        )
-        .unwrap();
-        for collector in [
-            Box::new(token_created.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(token_retrieved.clone()),
-            Box::new(operation_duration.clone()),
-            Box::new(pool_size.clone()),
-            Box::new(pool_idle.clone()),
-            Box::new(http_requests.clone()),
-            Box::new(http_duration.clone()),
-            Box::new(guest_failures.clone()),
-        ] {
-            registry.register(collector).unwrap();
+            guest_calls: counters(
+                "tokenginx_guest_calls_total",
+                "Guest calls, by guest, version and export.",
+                &["guest", "version", "export"],
+            ),
+            guest_failures: counters(
+                "tokenginx_guest_failures_total",
+                "Guest calls that failed, by guest, version, export and reason.",
+                &["guest", "version", "export", "reason"],
+            ),
+            guest_duration: histograms(
+                "tokenginx_guest_call_duration_seconds",
+                "Guest call latency, instantiation included, by export.",
+                latency_buckets(),
+                &["export"],
+            ),
+            instances_active: gauge(
+                "tokenginx_guest_instances_active",
+                "Guest instances alive now.",
+            ),
+            instances_limit: gauge(
+                "tokenginx_guest_instances_limit",
+                "The most guest instances alive at once (guest.max_instances).",
+            ),
+            guest_info: IntGaugeVec::new(
+                Opts::new(
+                    "tokenginx_guest_info",
+                    "1 for the guest serving requests, with its name, version and SHA-256.",
+                ),
+                &["name", "version", "sha256"],
+            )
+            .expect("a valid metric"),
+            guest_reloads: counters(
+                "tokenginx_guest_reloads_total",
+                "Guest reloads, by result (ok, refused, rolled_back).",
+                &["result"],
+            ),
+        };
+        let collectors: [Box<dyn Collector>; 17] = [
+            Box::new(build_info),
+            Box::new(metrics.token_created.clone()),
+            Box::new(metrics.token_retrieved.clone()),
+            Box::new(metrics.token_revoked.clone()),
+            Box::new(metrics.operation_duration.clone()),
+            Box::new(metrics.store_errors.clone()),
+            Box::new(metrics.pool_size.clone()),
+            Box::new(metrics.pool_idle.clone()),
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.guest_calls.clone()),
+            Box::new(metrics.guest_failures.clone()),
+            Box::new(metrics.guest_duration.clone()),
+            Box::new(metrics.instances_active.clone()),
+            Box::new(metrics.instances_limit.clone()),
+            Box::new(metrics.guest_info.clone()),
+            Box::new(metrics.guest_reloads.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
         }
-        Metrics {
-            registry,
-            token_created,
-            token_retrieved,
-            operation_duration,
-            pool_size,
-            pool_idle,
-            http_requests,
-            http_duration,
-            guest_failures,
+        // Series that exist from the start, so rates and alerts see a zero, not a gap.
+        for kind in ["unavailable", "rejected"] {
+            metrics.store_errors.with_label_values(&[kind]);
         }
+        for result in ["ok", "refused", "rolled_back"] {
+            metrics.guest_reloads.with_label_values(&[result]);
+        }
+        metrics
     }
 
     /// The text exposition format.
@@ -123,3 +213,7 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// The wasmtime version this host was built with (kept in step with Cargo.toml's pin by
+/// the build script).
+const WASMTIME_VERSION: &str = env!("TOKENGINX_WASMTIME_VERSION");

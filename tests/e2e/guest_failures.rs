@@ -5,7 +5,9 @@
 use crate::harness::*;
 use std::time::{Duration, Instant};
 
-const GUEST: &str = "misbehaving-test-guest@0.1.0";
+const GUEST: &str = "misbehaving-test-guest";
+/// How a failure's log line names the guest: its name and version as fields.
+const GUEST_FIELDS: &str = r#""guest":"misbehaving-test-guest","version":"0.1.0""#;
 
 fn misbehaving_host() -> Host {
     Host::with_config(&config(&misbehaving_guest(), ""))
@@ -33,7 +35,7 @@ async fn a_trap_is_a_500_logged_with_the_guest_name_and_the_trap() {
     );
     let line = host.wait_for_log("guest trapped", Duration::from_secs(5));
     assert!(
-        line.contains(GUEST) && line.contains("\"export\":\"token\""),
+        line.contains(GUEST_FIELDS) && line.contains("\"export\":\"token\""),
         "{line}"
     );
     assert!(
@@ -53,7 +55,7 @@ async fn an_endless_loop_is_stopped_at_the_deadline() {
     // The deadline is 500 ms; the bound only guards against a hang.
     assert!(start.elapsed() < Duration::from_secs(10));
     let line = host.wait_for_log("deadline", Duration::from_secs(5));
-    assert!(line.contains(GUEST), "{line}");
+    assert!(line.contains(GUEST_FIELDS), "{line}");
     next_request_is_served(&host).await;
 }
 
@@ -136,15 +138,17 @@ async fn failures_are_counted_by_guest_and_reason() {
         scrape
             .samples
             .iter()
-            .find(|s| {
+            .filter(|s| {
                 s.metric == "tokenginx_guest_failures_total"
                     && s.labels.get("guest") == Some(GUEST)
+                    && s.labels.get("version") == Some("0.1.0")
                     && s.labels.get("reason") == Some(reason)
             })
             .map(|s| match s.value {
                 prometheus_parse::Value::Counter(v) => v,
                 ref other => panic!("not a counter: {other:?}"),
             })
+            .reduce(|a, b| a + b)
     };
     assert_eq!(count("trap"), Some(2.0));
     assert_eq!(count("deadline"), Some(1.0));

@@ -39,8 +39,21 @@ pub fn guest_path(crate_name: &str) -> PathBuf {
     path
 }
 
+/// The guest under test: the default Rust guest, or the component named by
+/// `TOKENGINX_TEST_GUEST` (how `make test` runs the endpoint suite on the Python guest).
 pub fn default_guest() -> PathBuf {
-    guest_path("tokenginx_guest")
+    match std::env::var_os("TOKENGINX_TEST_GUEST") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.exists(),
+                "TOKENGINX_TEST_GUEST={} is missing",
+                path.display()
+            );
+            path
+        }
+        None => guest_path("tokenginx_guest"),
+    }
 }
 
 pub fn misbehaving_guest() -> PathBuf {
@@ -167,7 +180,8 @@ impl Host {
             .as_str()
             .expect("listening line has addr")
             .to_owned();
-        host.base = format!("http://{}", host.addr);
+        let scheme = if line["tls"] == true { "https" } else { "http" };
+        host.base = format!("{scheme}://{}", host.addr);
         host
     }
 
@@ -248,8 +262,13 @@ impl Host {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

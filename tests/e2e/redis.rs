@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 /// The password every test server requires.
 pub const PASSWORD: &str = "redis-test-password-0123";
 
-fn require(binary: &str) -> &str {
+/// `binary`, which must be installed (`make test-setup` installs the test tools).
+pub fn require(binary: &str) -> &str {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {binary}")])
         .output()
@@ -25,7 +26,7 @@ fn require(binary: &str) -> &str {
         .unwrap_or(false);
     assert!(
         found,
-        "{binary} is not installed: run `make setup` (apt-get install redis-server openssl)"
+        "{binary} is not installed: run `make test-setup` (apt-get install redis-server openssl prometheus)"
     );
     binary
 }
@@ -33,7 +34,7 @@ fn require(binary: &str) -> &str {
 /// A port P with P and P + 10000 (the cluster bus) both free. Ports are handed out from a
 /// range chosen by process id so parallel test binaries do not collide, and kept below
 /// Linux's ephemeral range (32768 and up), so no outgoing connection can take one meanwhile.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let base = 10000 + (std::process::id() % 400) as u16 * 25;
     loop {

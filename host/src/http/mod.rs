@@ -1,4 +1,5 @@
-//! The HTTP side: accepting connections, routing, and turning requests into guest calls.
+//! The HTTP side: accepting connections (HTTP/1.1 and HTTP/2, in the clear or over TLS),
+//! routing, and turning requests into guest calls.
 
 mod body;
 mod form;
@@ -6,7 +7,9 @@ mod responses;
 mod routes;
 mod server;
 mod timeouts;
+mod tls;
 
 pub use routes::App;
 pub use server::{serve, signal};
 pub use timeouts::Timeouts;
+pub use tls::server_config as tls_config;

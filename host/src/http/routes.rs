@@ -8,6 +8,7 @@ use crate::runtime::{
     CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
 use crate::store::TokenStore;
+use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -18,6 +19,10 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
+
+/// The header carrying a request's id, taken from the caller when it sends a sane one.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// How long `/health/ready` waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -30,6 +35,8 @@ pub struct App {
     pub read_timeout: Duration,
     /// `None` when metrics are disabled.
     pub metrics_path: Option<String>,
+    /// `server.tls.introspect_requires_client_cert`.
+    pub introspect_requires_client_cert: bool,
 }
 
 /// The routes, as metric labels: a fixed set whatever the request says.
@@ -80,12 +87,66 @@ impl Route {
     }
 }
 
+/// Who is on the other end of a connection.
+#[derive(Clone, Copy)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// A client certificate was presented and verified (mTLS).
+    pub client_cert: bool,
+}
+
+/// What the log line of a request says beyond method, route and status.
+#[derive(Default)]
+struct Facts {
+    /// A configured client the request named (authenticated or not: the guest decides).
+    client_id: Option<String>,
+}
+
 /// Answers one request; never fails, whatever the request or the guest does.
-pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let route = Route::of(&app, req.uri().path());
     let method = req.method().clone();
-    let response = match route {
+    let request_id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut facts = Facts::default();
+    let answer = respond(&app, route, peer, req, &mut facts).instrument(span);
+    let mut response = answer.await;
+    let metrics = &app.runtime.services().metrics;
+    let status = response.status();
+    metrics
+        .http_requests
+        .with_label_values(&[route.label(), status.as_str()])
+        .inc();
+    let elapsed = start.elapsed();
+    metrics
+        .http_duration
+        .with_label_values(&[route.label()])
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route = route.label(),
+        status = status.as_u16(),
+        duration_us = elapsed.as_micros() as u64,
+        client_id = facts.client_id.as_deref(),
+        "request"
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+async fn respond(
+    app: &App,
+    route: Route,
+    peer: Peer,
+    req: Request<Incoming>,
+    facts: &mut Facts,
+) -> Response<Body> {
+    let method = req.method();
+    match route {
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
         _ if method != route.method()
             && !(method == Method::HEAD && route.method() == Method::GET) =>
@@ -105,42 +166,101 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> 
                 .insert(ALLOW, HeaderValue::from_static(allow));
             response
         }
-        Route::Token => oauth_call(&app, Export::Token, peer, req).await,
-        Route::Introspect => oauth_call(&app, Export::Introspect, peer, req).await,
-        Route::Revoke => oauth_call(&app, Export::Revoke, peer, req).await,
-        Route::Metadata => guest_call(&app, Export::Metadata, GuestRequest::default()).await,
+        Route::Introspect if app.introspect_requires_client_cert && !peer.client_cert => {
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "introspection requires a client certificate",
+            )
+        }
+        Route::Token => oauth_call(app, Export::Token, peer, req, facts).await,
+        Route::Introspect => oauth_call(app, Export::Introspect, peer, req, facts).await,
+        Route::Revoke => oauth_call(app, Export::Revoke, peer, req, facts).await,
+        Route::Metadata => guest_call(app, Export::Metadata, GuestRequest::default()).await,
         Route::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
-        Route::Ready => ready(&app).await,
+        Route::Ready => ready(app).await,
         Route::Metrics => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             app.runtime.services().metrics.render(),
         ),
+    }
+}
+
+/// The caller's `X-Request-Id` if it is a plausible id (1 to 128 characters from
+/// `[A-Za-z0-9._:-]`), or a new random one: ids reach logs, so they must be harmless.
+fn request_id<B>(req: &Request<B>) -> String {
+    let given = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => {
+            let mut bytes = [0u8; 16];
+            // Ids need to be unique, not secret: if the OS source fails, the clock will do.
+            if getrandom::fill(&mut bytes).is_err() {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                bytes = now.as_nanos().to_le_bytes();
+            }
+            hex::encode(bytes)
+        }
+    }
+}
+
+/// The configured client a request names, by Basic credentials or `client_id` parameter;
+/// an unknown name is not logged, as it could be anything (a secret pasted by mistake).
+fn named_client(
+    app: &App,
+    authorization: Option<&str>,
+    params: &[(String, String)],
+) -> Option<String> {
+    let from_basic = authorization
+        .and_then(|value| {
+            value
+                .strip_prefix("Basic ")
+                .or_else(|| value.strip_prefix("basic "))
+        })
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|decoded| {
+            let decoded = String::from_utf8(decoded).ok()?;
+            let (id, _secret) = decoded.split_once(':')?;
+            form::decode_component(id)
+        });
+    let from_params = || {
+        params
+            .iter()
+            .find(|(name, _)| name == "client_id")
+            .map(|(_, id)| id.clone())
     };
-    let metrics = &app.runtime.services().metrics;
-    let status = response.status();
-    metrics
-        .http_requests
-        .with_label_values(&[route.label(), status.as_str()])
-        .inc();
-    let elapsed = start.elapsed();
-    metrics.http_duration.observe(elapsed.as_secs_f64());
-    tracing::info!(
-        method = %method,
-        route = route.label(),
-        status = status.as_u16(),
-        duration_us = elapsed.as_micros() as u64,
-        "request"
-    );
-    response
+    let id = from_basic.or_else(from_params)?;
+    app.runtime
+        .services()
+        .oauth
+        .clients
+        .contains_key(&id)
+        .then_some(id)
 }
 
 /// The HTTP checks of an OAuth form endpoint, then the guest call.
 async fn oauth_call(
     app: &App,
     export: Export,
-    peer: SocketAddr,
+    peer: Peer,
     req: Request<Incoming>,
+    facts: &mut Facts,
 ) -> Response<Body> {
     let invalid =
         |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description);
@@ -206,41 +326,26 @@ async fn oauth_call(
         Ok(params) => params,
         Err(e) => return invalid(&e.to_string()),
     };
+    facts.client_id = named_client(app, authorization.as_deref(), &params);
     let request = GuestRequest {
         params,
         authorization,
-        client_ip: peer.ip().to_string(),
+        client_ip: peer.addr.ip().to_string(),
     };
     guest_call(app, export, request).await
 }
 
 /// Calls the guest; a failing guest costs this request a 500 (or 503 when all instances are
-/// busy), and nothing more.
+/// busy), and nothing more. The runtime logs and counts the failure.
 async fn guest_call(app: &App, export: Export, request: GuestRequest) -> Response<Body> {
-    let runtime = &app.runtime;
-    match runtime.call(export, request).await {
-        Ok(response) => into_http(response).unwrap_or_else(|why| {
-            tracing::error!(guest = %runtime.guest, export = export.name(), "guest returned an invalid response: {why}");
-            runtime.services().metrics.guest_failures.with_label_values(&[&runtime.guest, "invalid_response"]).inc();
-            server_error()
-        }),
-        Err(error) => {
-            tracing::error!(guest = %runtime.guest, export = export.name(), "{error}");
-            runtime
-                .services()
-                .metrics
-                .guest_failures
-                .with_label_values(&[&runtime.guest, error.reason()])
-                .inc();
-            match error {
-                CallError::Busy(_) => oauth_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "the service is overloaded; try again later",
-                ),
-                CallError::Trap(_) | CallError::Deadline(_) => server_error(),
-            }
-        }
+    match app.runtime.call(export, request, into_http).await {
+        Ok(response) => response,
+        Err(CallError::Busy(_)) => oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the service is overloaded; try again later",
+        ),
+        Err(_) => server_error(),
     }
 }
 
@@ -278,7 +383,7 @@ async fn ready(app: &App) -> Response<Body> {
     match tokio::time::timeout(READY_TIMEOUT, app.store.ping()).await {
         Ok(Ok(())) => json_response(
             StatusCode::OK,
-            &json!({ "status": "ready", "store": "ok", "guest": &*app.runtime.guest }),
+            &json!({ "status": "ready", "store": "ok", "guest": &*app.runtime.active().label }),
         ),
         Ok(Err(e)) => {
             tracing::warn!("readiness: {e}");

@@ -1,32 +1,44 @@
 //! Accepting connections and shutting down gracefully: on SIGINT or SIGTERM the listener
 //! closes, in-flight requests finish (up to the shutdown timeout), then the process exits.
+//!
+//! Each connection speaks HTTP/1.1 or HTTP/2 (by ALPN over TLS, by its preface in the
+//! clear), over TLS when `server.tls` is on. The TLS handshake counts against the read
+//! timeout like a request head does.
 
-use super::routes::{handle, App};
+use super::routes::{handle, App, Peer};
 use super::timeouts::{Conn, TimedIo, Timeouts};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains for at most
 /// `drain_timeout`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.keep_alive(true).max_buf_size(64 * 1024);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().keep_alive(true).max_buf_size(64 * 1024);
+    http.http2()
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 * 1024);
+    let http = Arc::new(http);
+    let tls = tls.map(TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -40,26 +52,33 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = Conn::new(timeouts);
-        let io = TokioIo::new(TimedIo::new(stream, conn.clone()));
-        let app = app.clone();
-        let handler_conn = conn.clone();
-        let service = service_fn(move |req| {
-            let guard = handler_conn.busy();
-            let app = app.clone();
-            async move {
-                let response = handle(app, peer, req).await;
-                drop(guard);
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        });
-        let connection = graceful.watch(http.serve_connection(io, service));
+        let io = TimedIo::new(stream, conn.clone());
+        let (app, http, tls, watcher) =
+            (app.clone(), http.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let session = async {
+                match tls {
+                    None => {
+                        let peer = Peer {
+                            addr,
+                            client_cert: false,
+                        };
+                        connection(io, peer, app, &http, &conn, watcher).await
+                    }
+                    Some(tls) => match tls.accept(io).await {
+                        Ok(stream) => {
+                            let client_cert = stream.get_ref().1.peer_certificates().is_some();
+                            let peer = Peer { addr, client_cert };
+                            connection(stream, peer, app, &http, &conn, watcher).await
+                        }
+                        Err(e) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+                    },
+                }
+            };
             tokio::select! {
-                result = connection => if let Err(e) = result {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                },
+                () = session => {}
                 // Dropping the connection closes it; no handler is running at this point.
-                reason = conn.expired() => tracing::debug!(%peer, "connection closed: {reason}"),
+                reason = conn.expired() => tracing::debug!(%addr, "connection closed: {reason}"),
             }
         });
     }
@@ -70,6 +89,33 @@ pub async fn serve(
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("connections still open after {drain_timeout:?}; exiting anyway")
         }
+    }
+}
+
+/// Serves the requests of one connection until it ends.
+async fn connection<I>(
+    io: I,
+    peer: Peer,
+    app: Arc<App>,
+    http: &auto::Builder<TokioExecutor>,
+    conn: &Conn,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler_conn = conn.clone();
+    let service = service_fn(move |req| {
+        let guard = handler_conn.busy();
+        let app = app.clone();
+        async move {
+            let response = handle(app, peer, req).await;
+            drop(guard);
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let connection = http.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(addr = %peer.addr, "connection ended: {e}");
     }
 }
 

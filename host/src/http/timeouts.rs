@@ -32,8 +32,8 @@ pub struct Timeouts {
 enum Phase {
     /// Waiting for, or receiving, a request head since this instant.
     Head(Instant),
-    /// A handler is answering a request.
-    Busy,
+    /// Handlers are answering this many requests (HTTP/2 runs several at once).
+    Busy(u32),
     /// Between requests since this instant.
     Idle(Instant),
 }
@@ -61,14 +61,19 @@ impl Conn {
         }
     }
 
-    fn set(&self, phase: Phase) {
-        *self.shared.phase.lock().unwrap() = phase;
+    fn update(&self, change: impl FnOnce(Phase) -> Phase) {
+        let mut phase = self.shared.phase.lock().unwrap();
+        *phase = change(*phase);
+        drop(phase);
         self.shared.changed.notify_one();
     }
 
     /// Marks a request as being handled until the guard drops.
     pub fn busy(&self) -> BusyGuard {
-        self.set(Phase::Busy);
+        self.update(|phase| match phase {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            _ => Phase::Busy(1),
+        });
         BusyGuard(self.clone())
     }
 
@@ -78,7 +83,7 @@ impl Conn {
         loop {
             let phase = *self.shared.phase.lock().unwrap();
             let (deadline, reason) = match phase {
-                Phase::Busy => {
+                Phase::Busy(_) => {
                     self.shared.changed.notified().await;
                     continue;
                 }
@@ -107,12 +112,15 @@ impl Conn {
     }
 }
 
-/// Ends the busy phase: the connection is idle from now on.
+/// Ends a request: with none left, the connection is idle from now on.
 pub struct BusyGuard(Conn);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.set(Phase::Idle(Instant::now()));
+        self.0.update(|phase| match phase {
+            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            _ => Phase::Idle(Instant::now()),
+        });
     }
 }
 

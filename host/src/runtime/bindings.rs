@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::tokenginx::oauth::handler::{GuestInfo, Request, Response};
+pub use exports::tokenginx::oauth::handler::{Request, Response};
 pub use tokenginx::oauth::{clock, log, random, settings, store};
 
 /// An empty request, for exports that take none (`metadata`).

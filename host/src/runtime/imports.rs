@@ -85,6 +85,13 @@ async fn timed<T>(
         .operation_duration
         .with_label_values(&[operation])
         .observe(start.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        let kind = match e {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Rejected(_) => "rejected",
+        };
+        metrics.store_errors.with_label_values(&[kind]).inc();
+    }
     result.map_err(|e| match e {
         StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
         StoreError::Rejected(why) => store::StoreError::Rejected(why),
@@ -117,7 +124,7 @@ impl store::Host for InstanceState {
         let values = timed(
             &services.metrics,
             self.store_deadline,
-            "batch_get",
+            "get_many",
             services.store.get_many(&keys),
         )
         .await?;
@@ -166,13 +173,17 @@ impl store::Host for InstanceState {
 
     async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
         let services = self.services.clone();
-        timed(
+        let deleted = timed(
             &services.metrics,
             self.store_deadline,
             "delete",
             services.store.delete(&key),
         )
-        .await
+        .await?;
+        if deleted {
+            services.metrics.token_revoked.inc();
+        }
+        Ok(deleted)
     }
 
     async fn ttl(&mut self, key: String) -> Result<Option<u64>, store::StoreError> {

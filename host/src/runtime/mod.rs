@@ -1,29 +1,35 @@
-//! The Wasm runtime: one `Engine`, the pooling allocator, the guest component linked once
-//! (`GuestPre`), and a fresh instance for every call.
+//! The Wasm runtime: one `Engine`, the pooling allocator, the active guest (swappable while
+//! serving), and a fresh instance for every call.
 //!
 //! A fresh instance per call is the isolation guarantee: nothing one request leaves in guest
 //! memory can be seen by the next, and a trapped instance is simply dropped. Each call runs
-//! under the configured memory cap and a wall-clock deadline: epoch interruption stops a
-//! guest that computes too long, and a timer around the call stops one that waits too long
-//! on an import.
+//! under the configured memory cap, optional fuel, and a wall-clock deadline: epoch
+//! interruption stops a guest that computes too long, and a timer around the call stops one
+//! that waits too long on an import.
+//!
+//! Hot swap: [`Runtime::reload`] loads and checks the new guest off to the side, then
+//! replaces the active one. A call holds the guest it started on until it ends, so in-flight
+//! requests finish on the old guest while new ones start on the new.
 
 mod bindings;
 mod imports;
+mod loader;
 
 pub use bindings::{Request, Response};
 pub use imports::Services;
+pub use loader::precompile;
 
-use crate::config::GuestConfig;
+use crate::config::{FailureAction, GuestConfig};
 use anyhow::Context as _;
-use bindings::{GuestInfo, GuestPre};
+use bindings::GuestPre;
 use imports::InstanceState;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, Trap};
 
 /// How often the epoch advances: the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -36,6 +42,13 @@ pub enum Export {
     Revoke,
     Metadata,
 }
+
+const EXPORTS: [Export; 4] = [
+    Export::Token,
+    Export::Introspect,
+    Export::Revoke,
+    Export::Metadata,
+];
 
 impl Export {
     pub fn name(self) -> &'static str {
@@ -57,9 +70,15 @@ pub enum CallError {
     /// The guest ran past its deadline.
     #[error("guest exceeded its deadline of {0:?}")]
     Deadline(Duration),
+    /// The guest used up its fuel.
+    #[error("guest used up its fuel ({0} units)")]
+    Fuel(u64),
     /// No instance became free within the deadline.
     #[error("no guest instance free within {0:?}")]
     Busy(Duration),
+    /// The guest answered something the host cannot send.
+    #[error("guest returned an invalid response: {0}")]
+    InvalidResponse(String),
 }
 
 impl CallError {
@@ -68,56 +87,184 @@ impl CallError {
         match self {
             CallError::Trap(_) => "trap",
             CallError::Deadline(_) => "deadline",
+            CallError::Fuel(_) => "fuel",
             CallError::Busy(_) => "busy",
+            CallError::InvalidResponse(_) => "invalid_response",
         }
     }
 }
 
-/// A loaded guest, ready to serve calls.
-pub struct Runtime {
-    engine: Engine,
+/// A loaded guest: its linked code and who it says it is.
+pub struct Guest {
     pre: GuestPre<InstanceState>,
-    services: Arc<Services>,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// `name@version`, for log lines.
+    pub label: Arc<str>,
+    /// Failed calls in a row; a success resets it.
+    consecutive_failures: AtomicU32,
+}
+
+/// The guests: the one serving, and the one before it (for a roll back).
+struct Slots {
+    active: Arc<Guest>,
+    previous: Option<Arc<Guest>>,
+}
+
+pub struct Runtime {
+    sandbox: Sandbox,
+    linker: Linker<InstanceState>,
+    path: PathBuf,
+    cache_dir: Option<PathBuf>,
+    failure_threshold: u32,
+    failure_action: FailureAction,
     /// Bounds live instances to what the pool was sized for; callers queue here.
     instances: Arc<Semaphore>,
+    slots: RwLock<Slots>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// What every instance runs under: the engine, the host's services, and the limits.
+struct Sandbox {
+    engine: Engine,
+    services: Arc<Services>,
     deadline: Duration,
-    /// `name@version` as the guest reports it.
-    pub guest: Arc<str>,
+    fuel: Option<u64>,
 }
 
 impl Runtime {
-    /// Compiles and links the guest at `config.path`, and asks it who it is.
+    /// Compiles (or loads from the cache) and links the guest at `config.path`, and asks it
+    /// who it is.
     pub async fn load(config: &GuestConfig, services: Arc<Services>) -> anyhow::Result<Runtime> {
-        let engine = engine(config)?;
-        let pre = link(&engine, &config.path)?;
+        let engine = loader::engine(config)?;
+        let linker = loader::linker(&engine)?;
         spawn_epoch_ticker(engine.clone());
-        let mut runtime = Runtime {
+        services
+            .metrics
+            .instances_limit
+            .set(config.max_instances.into());
+        let sandbox = Sandbox {
             engine,
-            pre,
             services,
-            instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             deadline: config.deadline,
-            guest: Arc::from(config.path.display().to_string()),
+            fuel: config.fuel,
         };
-        let info = runtime.describe().await.with_context(|| {
-            format!("guest {} failed to describe itself", config.path.display())
-        })?;
-        runtime.guest = Arc::from(format!("{}@{}", info.name, info.version));
+        let guest =
+            load_guest(&sandbox, &linker, &config.path, config.cache_dir.as_deref()).await?;
+        let runtime = Runtime {
+            sandbox,
+            linker,
+            path: config.path.clone(),
+            cache_dir: config.cache_dir.clone(),
+            failure_threshold: config.failure_policy.consecutive,
+            failure_action: config.failure_policy.action,
+            instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+            slots: RwLock::new(Slots {
+                active: guest.clone(),
+                previous: None,
+            }),
+            reloading: tokio::sync::Mutex::new(()),
+        };
+        runtime.set_info(None, &guest);
         Ok(runtime)
     }
 
-    /// Calls `export` with `request` (ignored by `metadata`) in a fresh instance, after
-    /// waiting for a free one; the deadline covers the wait and the call.
-    pub async fn call(&self, export: Export, request: Request) -> Result<Response, CallError> {
+    /// The guest serving new calls.
+    pub fn active(&self) -> Arc<Guest> {
+        self.slots.read().unwrap().active.clone()
+    }
+
+    /// Loads `guest.path` again and, if it loads, links and describes itself, makes it the
+    /// active guest. On failure the active guest stays and the error says why.
+    pub async fn reload(&self) -> anyhow::Result<Arc<Guest>> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let metrics = &self.sandbox.services.metrics;
+        let loaded = load_guest(
+            &self.sandbox,
+            &self.linker,
+            &self.path,
+            self.cache_dir.as_deref(),
+        );
+        match loaded.await {
+            Ok(guest) => {
+                let old = {
+                    let mut slots = self.slots.write().unwrap();
+                    let old = std::mem::replace(&mut slots.active, guest.clone());
+                    slots.previous = Some(old.clone());
+                    old
+                };
+                self.set_info(Some(&old), &guest);
+                metrics.guest_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(
+                    guest = %guest.label,
+                    sha256 = %guest.sha256,
+                    previous = %old.label,
+                    "guest reloaded"
+                );
+                Ok(guest)
+            }
+            Err(e) => {
+                metrics.guest_reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(
+                    guest = %self.active().label,
+                    "guest reload refused, the current guest keeps serving: {e:#}"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Calls `export` with `request` (ignored by `metadata`) in a fresh instance of the
+    /// active guest, after waiting for a free one; the deadline covers the wait and the
+    /// call. `accept` turns the guest's response into what the caller needs, or says why it
+    /// cannot be sent; that counts as a guest failure like a trap.
+    pub async fn call<T>(
+        &self,
+        export: Export,
+        request: Request,
+        accept: impl FnOnce(Response) -> Result<T, String>,
+    ) -> Result<T, CallError> {
+        let guest = self.active();
+        let metrics = &self.sandbox.services.metrics;
+        metrics
+            .guest_calls
+            .with_label_values(&[&guest.name, &guest.version, export.name()])
+            .inc();
         let start = Instant::now();
-        let _permit = tokio::time::timeout(self.deadline, self.instances.acquire())
+        let result = match self.run(&guest, export, request).await {
+            Ok(response) => accept(response).map_err(CallError::InvalidResponse),
+            Err(e) => Err(e),
+        };
+        metrics
+            .guest_duration
+            .with_label_values(&[export.name()])
+            .observe(start.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => guest.consecutive_failures.store(0, Ordering::Relaxed),
+            Err(error) => self.failed(&guest, export, error),
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        guest: &Guest,
+        export: Export,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        let start = Instant::now();
+        let _permit = tokio::time::timeout(self.sandbox.deadline, self.instances.acquire())
             .await
-            .map_err(|_| CallError::Busy(self.deadline))?
+            .map_err(|_| CallError::Busy(self.sandbox.deadline))?
             .expect("the instance semaphore is never closed");
-        let remaining = self.deadline.saturating_sub(start.elapsed());
+        let _active = InstanceGauge::new(&self.sandbox.services.metrics.instances_active);
+        let remaining = self.sandbox.deadline.saturating_sub(start.elapsed());
         let run = async {
-            let (guest, mut store) = self.instantiate(remaining).await?;
-            let handler = guest.tokenginx_oauth_handler();
+            let mut store = self.sandbox.store(guest.label.clone(), remaining);
+            let instance = guest.pre.instantiate_async(&mut store).await?;
+            let handler = instance.tokenginx_oauth_handler();
             match export {
                 Export::Token => handler.call_token(&mut store, &request).await,
                 Export::Introspect => handler.call_introspect(&mut store, &request).await,
@@ -125,31 +272,112 @@ impl Runtime {
                 Export::Metadata => handler.call_metadata(&mut store).await,
             }
         };
-        self.outcome(tokio::time::timeout(remaining, run).await)
+        self.sandbox
+            .outcome(tokio::time::timeout(remaining, run).await)
     }
 
-    /// The guest's `info` export, called once at load.
-    async fn describe(&self) -> Result<GuestInfo, CallError> {
-        let run = async {
-            let (guest, mut store) = self.instantiate(self.deadline).await?;
-            guest.tokenginx_oauth_handler().call_info(&mut store).await
+    /// Logs and counts a failed call, and applies `guest.failure_policy` once a guest has
+    /// failed that many calls in a row. Busy is the host's limit, not the guest's failure.
+    fn failed(&self, guest: &Arc<Guest>, export: Export, error: &CallError) {
+        tracing::error!(
+            guest = %guest.name,
+            version = %guest.version,
+            export = export.name(),
+            reason = error.reason(),
+            "{error}"
+        );
+        self.sandbox
+            .services
+            .metrics
+            .guest_failures
+            .with_label_values(&[&guest.name, &guest.version, export.name(), error.reason()])
+            .inc();
+        if matches!(error, CallError::Busy(_)) {
+            return;
+        }
+        let failures = guest.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures != self.failure_threshold {
+            return;
+        }
+        match self.failure_action {
+            FailureAction::KeepServing => tracing::error!(
+                guest = %guest.label,
+                "guest failed {failures} calls in a row; it keeps serving \
+                 (guest.failure_policy.action: keep_serving)"
+            ),
+            FailureAction::RollBack => self.roll_back(guest, failures),
+        }
+    }
+
+    /// Makes the previous guest active again, if `failing` is still the active one.
+    fn roll_back(&self, failing: &Arc<Guest>, failures: u32) {
+        let mut slots = self.slots.write().unwrap();
+        if !Arc::ptr_eq(&slots.active, failing) {
+            return;
+        }
+        let Some(previous) = slots.previous.take() else {
+            tracing::error!(
+                guest = %failing.label,
+                "guest failed {failures} calls in a row, and there is no previous guest to \
+                 roll back to; it keeps serving"
+            );
+            return;
         };
-        self.outcome(tokio::time::timeout(self.deadline, run).await)
+        previous.consecutive_failures.store(0, Ordering::Relaxed);
+        slots.active = previous.clone();
+        drop(slots);
+        self.set_info(Some(failing), &previous);
+        self.sandbox
+            .services
+            .metrics
+            .guest_reloads
+            .with_label_values(&["rolled_back"])
+            .inc();
+        tracing::error!(
+            guest = %failing.label,
+            restored = %previous.label,
+            "guest failed {failures} calls in a row; rolled back to the previous guest"
+        );
     }
 
-    /// A new instance whose execution stops (traps) after `deadline`.
-    async fn instantiate(
-        &self,
-        deadline: Duration,
-    ) -> wasmtime::Result<(bindings::Guest, Store<InstanceState>)> {
+    /// Points `tokenginx_guest_info` at `new`.
+    fn set_info(&self, old: Option<&Guest>, new: &Guest) {
+        let info = &self.sandbox.services.metrics.guest_info;
+        if let Some(old) = old {
+            let _ = info.remove_label_values(&[&old.name, &old.version, &old.sha256]);
+        }
+        info.with_label_values(&[&new.name, &new.version, &new.sha256])
+            .set(1);
+        // Failure series from zero, so the first failure shows in a rate.
+        let failures = &self.sandbox.services.metrics.guest_failures;
+        for export in EXPORTS {
+            for reason in ["trap", "deadline", "fuel", "busy", "invalid_response"] {
+                failures.with_label_values(&[&new.name, &new.version, export.name(), reason]);
+            }
+        }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.sandbox.services
+    }
+}
+
+impl Sandbox {
+    /// A store for one instance, whose execution stops (traps) after `deadline` or when its
+    /// fuel runs out.
+    fn store(&self, guest: Arc<str>, deadline: Duration) -> Store<InstanceState> {
         let mut store = Store::new(
             &self.engine,
-            InstanceState::new(self.services.clone(), self.guest.clone(), deadline),
+            InstanceState::new(self.services.clone(), guest, deadline),
         );
         store.set_epoch_deadline(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
         store.epoch_deadline_trap();
-        let guest = self.pre.instantiate_async(&mut store).await?;
-        Ok((guest, store))
+        if let Some(fuel) = self.fuel {
+            store
+                .set_fuel(fuel)
+                .expect("fuel is enabled with guest.fuel");
+        }
+        store
     }
 
     /// Names what went wrong with a call that ran under `tokio::time::timeout`.
@@ -162,53 +390,72 @@ impl Runtime {
             Ok(Err(error)) => Err(match error.downcast_ref::<Trap>() {
                 // The epoch deadline fired while the guest was computing.
                 Some(Trap::Interrupt) => CallError::Deadline(self.deadline),
+                Some(Trap::OutOfFuel) => CallError::Fuel(self.fuel.unwrap_or(0)),
+                // The message, then the guest's backtrace where it has one.
                 _ => CallError::Trap(format!("{error:?}")),
             }),
             // The timer fired while the guest waited on an import.
             Err(_elapsed) => Err(CallError::Deadline(self.deadline)),
         }
     }
+}
 
-    pub fn services(&self) -> &Services {
-        &self.services
+/// Reads, compiles, checks and links the guest at `path` on a blocking thread (compiling
+/// takes milliseconds to seconds of CPU), then calls its `info` export.
+async fn load_guest(
+    sandbox: &Sandbox,
+    linker: &Linker<InstanceState>,
+    path: &Path,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<Arc<Guest>> {
+    let started = Instant::now();
+    let (engine, linker) = (sandbox.engine.clone(), linker.clone());
+    let (file, cache_dir) = (path.to_owned(), cache_dir.map(Path::to_owned));
+    let compiled = tokio::task::spawn_blocking(move || {
+        loader::load(&engine, &linker, &file, cache_dir.as_deref())
+    })
+    .await
+    .context("the guest loader panicked")??;
+    let describe = async {
+        let mut store = sandbox.store(Arc::from(""), sandbox.deadline);
+        let guest = compiled.pre.instantiate_async(&mut store).await?;
+        guest.tokenginx_oauth_handler().call_info(&mut store).await
+    };
+    let info = sandbox
+        .outcome(tokio::time::timeout(sandbox.deadline, describe).await)
+        .with_context(|| format!("guest {} failed to describe itself", path.display()))?;
+    let label = Arc::from(format!("{}@{}", info.name, info.version));
+    tracing::info!(
+        guest = %label,
+        sha256 = %compiled.sha256,
+        source = compiled.source,
+        load_ms = started.elapsed().as_secs_f64() * 1e3,
+        "guest loaded"
+    );
+    Ok(Arc::new(Guest {
+        pre: compiled.pre,
+        name: info.name,
+        version: info.version,
+        sha256: compiled.sha256,
+        label,
+        consecutive_failures: AtomicU32::new(0),
+    }))
+}
+
+/// Counts an instance in `tokenginx_guest_instances_active` while it lives.
+struct InstanceGauge<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InstanceGauge<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InstanceGauge(gauge)
     }
 }
 
-/// One engine for the process: async (store imports await), epoch deadlines, and a pool
-/// sized for `max_instances` guests of at most `memory_limit` each.
-fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
-    let instances = config.max_instances;
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(instances)
-        // A Rust wasip2 component is a few core modules (its code, the lowering shims)
-        // with one linear memory and a couple of tables.
-        .total_core_instances(instances * 8)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
-        .max_memory_size(config.memory_limit as usize);
-    let mut wasm = Config::new();
-    wasm.epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&wasm).map_err(|e| anyhow::anyhow!("cannot create the Wasm engine: {e:?}"))
-}
-
-fn link(engine: &Engine, path: &Path) -> anyhow::Result<GuestPre<InstanceState>> {
-    let component = Component::from_file(engine, path)
-        .map_err(|e| anyhow::anyhow!("cannot load guest {}: {e:?}", path.display()))?;
-    let mut linker = Linker::<InstanceState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| anyhow::anyhow!("cannot link WASI: {e:?}"))?;
-    bindings::Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .map_err(|e| anyhow::anyhow!("cannot link the host imports: {e:?}"))?;
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| anyhow::anyhow!("guest {} does not fit this host: {e:?}", path.display()))?;
-    GuestPre::new(pre).map_err(|e| {
-        anyhow::anyhow!(
-            "guest {} does not export tokenginx:oauth/handler@0.1.0 as this host expects: {e:?}",
-            path.display()
-        )
-    })
+impl Drop for InstanceGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Advances the engine's epoch forever; deadlines are counted in these ticks.

@@ -1,0 +1,350 @@
+//! From a file to a linked guest: the engine, the AOT cache, the contract check, linking.
+//!
+//! A guest is a component (`.wasm`), compiled by Cranelift, or a component precompiled by
+//! `tokenginx-host compile-guest` (`.cwasm`). Precompiled code is native code: it is only
+//! deserialised from files the host trusts, which are the `guest.path` the operator
+//! configured and the host's own cache, and only when no other user can have written them.
+
+use super::bindings::{self, GuestPre};
+use super::imports::InstanceState;
+use crate::config::GuestConfig;
+use anyhow::{anyhow, bail, Context as _};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The version of `wit/oauth.wit` this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+const PACKAGE: &str = "tokenginx:oauth";
+/// The interfaces a guest may import from the host.
+const HOST_INTERFACES: [&str; 5] = ["store", "clock", "random", "log", "settings"];
+
+/// One engine for the process: async (store imports await), epoch deadlines, fuel when
+/// configured, and a pool sized for `max_instances` guests of at most `memory_limit` each.
+/// `compile-guest` builds the same engine, so its output fits `serve`.
+pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
+    let instances = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        // A Rust wasip2 component is a few core modules (its code, the lowering shims)
+        // with one linear memory and a couple of tables.
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .max_memory_size(config.memory_limit as usize);
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .consume_fuel(config.fuel.is_some())
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm).map_err(|e| anyhow!("cannot create the Wasm engine: {e:?}"))
+}
+
+/// A guest's code, compiled and checked against the contract, not yet asked who it is.
+pub struct Compiled {
+    pub pre: GuestPre<InstanceState>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// How the code was obtained, for the log: compiled, from the cache, precompiled.
+    pub source: &'static str,
+}
+
+/// Reads, compiles (or deserialises) and links the guest at `path`. CPU-heavy: call it on
+/// a blocking thread.
+pub fn load(
+    engine: &Engine,
+    linker: &Linker<InstanceState>,
+    path: &Path,
+    cache_dir: Option<&Path>,
+) -> anyhow::Result<Compiled> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot load guest {}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let (component, source) = if Engine::detect_precompiled(&bytes).is_some() {
+        check_trusted(path)?;
+        // SAFETY: the operator named this file in guest.path, no other user can have
+        // written it (checked above), and wasmtime checks it was built for this engine.
+        let component = unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| {
+            anyhow!(
+                "cannot load precompiled guest {}: {e}; precompile it again with \
+                 `tokenginx-host compile-guest` for this host and config",
+                path.display()
+            )
+        })?;
+        (component, "precompiled")
+    } else {
+        match cache_dir {
+            Some(dir) => cached(engine, &bytes, &sha256, dir)
+                .with_context(|| format!("guest {}", path.display()))?,
+            None => (compile(engine, &bytes, path)?, "compiled"),
+        }
+    };
+    check_contract(engine, &component).with_context(|| format!("guest {}", path.display()))?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| {
+        anyhow!(
+            "guest {} does not fit this host's {PACKAGE}@{CONTRACT_VERSION} contract: {e:#}",
+            path.display()
+        )
+    })?;
+    let pre = GuestPre::new(pre).map_err(|e| {
+        anyhow!(
+            "guest {} does not export {PACKAGE}/handler as this host expects: {e:#}",
+            path.display()
+        )
+    })?;
+    Ok(Compiled {
+        pre,
+        sha256,
+        source,
+    })
+}
+
+/// The linker every guest is checked and instantiated against: the host's imports and an
+/// empty WASI.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
+    let mut linker = Linker::<InstanceState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| anyhow!("cannot link WASI: {e:?}"))?;
+    bindings::Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        .map_err(|e| anyhow!("cannot link the host imports: {e:?}"))?;
+    Ok(linker)
+}
+
+fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
+    Component::new(engine, bytes).map_err(|e| {
+        anyhow!(
+            "guest {} is not a valid WebAssembly component: {e:#}",
+            path.display()
+        )
+    })
+}
+
+/// The `tokenginx-host compile-guest` command: `input` precompiled for the engine that
+/// `config` describes, written to `output`.
+pub fn precompile(config: &GuestConfig, input: &Path, output: &Path) -> anyhow::Result<()> {
+    let engine = engine(config)?;
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let component = compile(&engine, &bytes, input)?;
+    check_contract(&engine, &component).with_context(|| format!("guest {}", input.display()))?;
+    linker(&engine)?.instantiate_pre(&component).map_err(|e| {
+        anyhow!(
+            "guest {} does not fit this host's {PACKAGE}@{CONTRACT_VERSION} contract: {e:#}",
+            input.display()
+        )
+    })?;
+    let compiled = engine
+        .precompile_component(&bytes)
+        .map_err(|e| anyhow!("cannot precompile {}: {e:#}", input.display()))?;
+    write_private(output, &compiled)
+}
+
+/// The cache file for `sha256` compiled by `engine`: a different wasmtime, CPU or engine
+/// setting gives a different name, so a stale entry is never even opened.
+fn cache_file(engine: &Engine, sha256: &str, dir: &Path) -> PathBuf {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    dir.join(format!("{:016x}-{sha256}.cwasm", hasher.finish()))
+}
+
+/// Loads the guest from the cache, or compiles it and fills the cache.
+fn cached(
+    engine: &Engine,
+    bytes: &[u8],
+    sha256: &str,
+    dir: &Path,
+) -> anyhow::Result<(Component, &'static str)> {
+    let file = cache_file(engine, sha256, dir);
+    if file.exists() {
+        match check_trusted(dir).and_then(|()| check_trusted(&file)) {
+            // SAFETY: the host wrote this file into a directory only it (or root) can
+            // write, under a name that encodes the engine and the source's hash.
+            Ok(()) => match unsafe { Component::deserialize_file(engine, &file) } {
+                Ok(component) => return Ok((component, "cache")),
+                Err(e) => tracing::warn!("guest cache {}: {e}; compiling again", file.display()),
+            },
+            Err(e) => tracing::warn!("guest cache not used: {e:#}"),
+        }
+    }
+    let compiled = engine
+        .precompile_component(bytes)
+        .map_err(|e| anyhow!("not a valid WebAssembly component: {e:#}"))?;
+    // SAFETY: these bytes were produced by this engine a moment ago.
+    let component = unsafe { Component::deserialize(engine, &compiled) }
+        .map_err(|e| anyhow!("cannot load the code just compiled: {e:#}"))?;
+    let stored = std::fs::create_dir_all(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| check_trusted(dir))
+        .and_then(|()| write_private(&file, &compiled));
+    match stored {
+        Ok(()) => Ok((component, "compiled, cached")),
+        Err(e) => {
+            tracing::warn!("guest.cache_dir {}: not cached: {e:#}", dir.display());
+            Ok((component, "compiled"))
+        }
+    }
+}
+
+/// Native code is loaded only from a file (or a directory) owned by this user or root and
+/// writable by no one else.
+fn check_trusted(path: &Path) -> anyhow::Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot inspect {}", path.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        bail!(
+            "{} belongs to uid {}, not to this user ({me}) or root",
+            path.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} is writable by group or others (mode {:o})",
+            path.display(),
+            meta.mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file, then a rename), readable by this
+/// user only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// Checks the guest's imports and exports against the contract by name and version, so a
+/// mismatch reads as what is wrong rather than as a type error deep in the linker.
+fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> {
+    let host = semver::Version::parse(CONTRACT_VERSION).expect("a valid version");
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        if name.starts_with("wasi:") {
+            continue;
+        }
+        match ours(name) {
+            Some((interface, version)) if HOST_INTERFACES.contains(&interface) => {
+                compatible(&host, version).with_context(|| format!("it imports {name}"))?
+            }
+            _ => bail!(
+                "it imports {name}, which this host does not provide; a guest may import \
+                 {PACKAGE}/{{{}}}@{CONTRACT_VERSION} and wasi:*",
+                HOST_INTERFACES.join(",")
+            ),
+        }
+    }
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    let handler = exports
+        .iter()
+        .find(|name| ours(name).is_some_and(|(interface, _)| interface == "handler"));
+    match handler {
+        Some(name) => {
+            let (_, version) = ours(name).expect("matched above");
+            compatible(&host, version).with_context(|| format!("it exports {name}"))
+        }
+        None => bail!(
+            "it does not export {PACKAGE}/handler@{CONTRACT_VERSION} (its exports: {})",
+            if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            }
+        ),
+    }
+}
+
+/// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.
+fn ours(name: &str) -> Option<(&str, Option<&str>)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(match rest.split_once('@') {
+        Some((interface, version)) => (interface, Some(version)),
+        None => (rest, None),
+    })
+}
+
+/// Semver compatibility as the component model reads it: the same major version, or for
+/// 0.x the same minor; and no newer than the host, which may lack what a newer one added.
+fn compatible(host: &semver::Version, guest: Option<&str>) -> anyhow::Result<()> {
+    let Some(guest) = guest else {
+        bail!("without a version; this host implements {PACKAGE}@{host}")
+    };
+    let version = semver::Version::parse(guest)
+        .map_err(|e| anyhow!("its version {guest:?} is not semver: {e}"))?;
+    let same_line = if host.major == 0 {
+        version.major == 0 && version.minor == host.minor
+    } else {
+        version.major == host.major
+    };
+    if !same_line || version > *host {
+        bail!(
+            "version {version} is not compatible with this host's {PACKAGE}@{host} \
+             (a guest built against {} works)",
+            if host.major == 0 {
+                format!("0.{}.x up to {host}", host.minor)
+            } else {
+                format!("{}.x up to {host}", host.major)
+            }
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_wit_package_version() {
+        let wit = include_str!("../../../wit/oauth.wit");
+        assert!(
+            wit.contains(&format!("package {PACKAGE}@{CONTRACT_VERSION};")),
+            "wit/oauth.wit and CONTRACT_VERSION disagree"
+        );
+    }
+
+    #[test]
+    fn versions_on_the_same_line_and_not_newer_are_compatible() {
+        let host = semver::Version::parse("0.3.2").unwrap();
+        assert!(compatible(&host, Some("0.3.0")).is_ok());
+        assert!(compatible(&host, Some("0.3.2")).is_ok());
+        let newer = compatible(&host, Some("0.3.3")).unwrap_err().to_string();
+        assert!(newer.contains("0.3.x up to 0.3.2"), "{newer}");
+        assert!(compatible(&host, Some("0.2.9")).is_err());
+        assert!(compatible(&host, Some("1.3.0")).is_err());
+        assert!(compatible(&host, None).is_err());
+        assert!(compatible(&host, Some("three")).is_err());
+        let one = semver::Version::parse("1.4.0").unwrap();
+        assert!(compatible(&one, Some("1.0.7")).is_ok());
+        assert!(compatible(&one, Some("2.0.0")).is_err());
+    }
+
+    #[test]
+    fn interface_names_split_into_interface_and_version() {
+        assert_eq!(
+            ours("tokenginx:oauth/store@0.1.0"),
+            Some(("store", Some("0.1.0")))
+        );
+        assert_eq!(ours("tokenginx:oauth/handler"), Some(("handler", None)));
+        assert_eq!(ours("wasi:io/streams@0.2.0"), None);
+        assert_eq!(ours("tokenginx:oauthx/store@0.1.0"), None);
+    }
+}

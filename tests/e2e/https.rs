@@ -1,0 +1,146 @@
+//! HTTPS on the listener, with certificates made by openssl for the test: TLS 1.2 and 1.3,
+//! HTTP/2 and HTTP/1.1, and client certificates (mTLS) required or asked of resource
+//! servers only.
+
+use crate::harness::*;
+use crate::redis::Certs;
+use reqwest::tls::Version;
+use reqwest::{Certificate, Client, ClientBuilder, Identity};
+
+fn https_host(certs: &Certs, tls_extra: &str) -> Host {
+    let tls = format!(
+        "  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\n{tls_extra}",
+        certs.path("server.pem").display(),
+        certs.path("server.key").display(),
+        certs.path("ca.pem").display(),
+    );
+    let host = Host::with_config(&config(&default_guest(), &tls));
+    assert!(host.base.starts_with("https://"), "{}", host.base);
+    host
+}
+
+/// A client trusting the test CA only, optionally with the test client certificate.
+fn client(certs: &Certs, with_cert: bool) -> ClientBuilder {
+    let ca = Certificate::from_pem(&std::fs::read(certs.path("ca.pem")).unwrap()).unwrap();
+    let mut builder = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca);
+    if with_cert {
+        let mut pem = std::fs::read(certs.path("client.pem")).unwrap();
+        pem.extend(std::fs::read(certs.path("client.key")).unwrap());
+        builder = builder.identity(Identity::from_pem(&pem).unwrap());
+    }
+    builder
+}
+
+async fn token_over(host: &Host, http: &Client) -> reqwest::Response {
+    http.post(host.url("/api/v1/oauth/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", basic_header(DEMO_ID, DEMO_SECRET))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("request over TLS")
+}
+
+#[tokio::test]
+async fn https_serves_http2_and_http1_over_tls_1_3_and_1_2() {
+    let certs = Certs::generate();
+    let host = https_host(&certs, "");
+    let h2 = client(&certs, false).build().unwrap();
+    let reply = token_over(&host, &h2).await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.version(), reqwest::Version::HTTP_2, "ALPN picks h2");
+    let token: serde_json::Value = reply.json().await.unwrap();
+    assert!(token["access_token"].as_str().is_some());
+
+    let h1_tls12 = client(&certs, false)
+        .http1_only()
+        .min_tls_version(Version::TLS_1_2)
+        .max_tls_version(Version::TLS_1_2)
+        .build()
+        .unwrap();
+    let reply = token_over(&host, &h1_tls12).await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.version(), reqwest::Version::HTTP_11);
+
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = reqwest::get(format!("http://{}/health/live", host.addr)).await;
+    assert!(plain.is_err(), "{plain:?}");
+}
+
+#[tokio::test]
+async fn required_client_certificates_shut_out_clients_without_one() {
+    let certs = Certs::generate();
+    let host = https_host(&certs, "    client_auth: required\n");
+    let without = client(&certs, false).build().unwrap();
+    let refused = without.get(host.url("/health/live")).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    let with = client(&certs, true).build().unwrap();
+    assert_eq!(token_over(&host, &with).await.status(), 200);
+}
+
+#[tokio::test]
+async fn introspection_can_be_kept_for_resource_servers_with_certificates() {
+    let certs = Certs::generate();
+    let host = https_host(
+        &certs,
+        "    client_auth: optional\n    introspect_requires_client_cert: true\n",
+    );
+    let oauth_client = client(&certs, false).build().unwrap();
+    let reply = token_over(&host, &oauth_client).await;
+    assert_eq!(reply.status(), 200, "token clients need no certificate");
+    let token = reply.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let introspect = |http: Client| {
+        let url = host.url("/api/v1/oauth/introspect");
+        let token = token.clone();
+        async move {
+            http.post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Authorization", basic_header(DEMO_ID, DEMO_SECRET))
+                .body(form_encode(&[("token", &token)]))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let refused = introspect(oauth_client).await;
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    let resource_server = client(&certs, true).build().unwrap();
+    let reply = introspect(resource_server).await;
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["active"], true);
+}
+
+#[test]
+fn a_bad_certificate_file_is_a_start_error_naming_the_key() {
+    let certs = Certs::generate();
+    let dir = scratch_dir();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let tls = format!(
+        "  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n",
+        empty.display(),
+        certs.path("server.key").display(),
+    );
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, config(&default_guest(), &tls)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.tls.cert_file") && stderr.contains("empty.pem"),
+        "{stderr}"
+    );
+}
