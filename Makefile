@@ -32,3 +32,4 @@ test: guests test-setup
 	cargo test --release
 	TOKENGINX_TEST_STORE=standalone cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
+	bash deploy/validate.sh
