@@ -27,7 +27,11 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
         .with_writer(writer)
         .with_target(false);
     match config.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
     Ok(())

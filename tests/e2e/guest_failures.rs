@@ -153,3 +153,26 @@ async fn failures_are_counted_by_guest_and_reason() {
     assert_eq!(count("trap"), Some(2.0));
     assert_eq!(count("deadline"), Some(1.0));
 }
+
+/// The isolation guarantee: every request runs in a fresh instance, so what one request
+/// leaves in guest memory (a static, a leaked heap buffer) is not there for the next.
+#[tokio::test]
+async fn nothing_a_request_leaves_in_guest_memory_reaches_the_next() {
+    let host = misbehaving_host();
+    for secret in ["first-request-secret", "second-request-secret", "third"] {
+        let reply = host
+            .post(
+                "/api/v1/oauth/token",
+                &[("behave", "remember"), ("secret", secret)],
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            reply.json()["found"],
+            serde_json::Value::Null,
+            "{}",
+            reply.body
+        );
+    }
+}

@@ -391,8 +391,8 @@ impl Sandbox {
                 // The epoch deadline fired while the guest was computing.
                 Some(Trap::Interrupt) => CallError::Deadline(self.deadline),
                 Some(Trap::OutOfFuel) => CallError::Fuel(self.fuel.unwrap_or(0)),
-                // The message, then the guest's backtrace where it has one.
-                _ => CallError::Trap(format!("{error:?}")),
+                // The guest's backtrace where it has one, then the trap; not the host's stack.
+                _ => CallError::Trap(format!("{error:#}")),
             }),
             // The timer fired while the guest waited on an import.
             Err(_elapsed) => Err(CallError::Deadline(self.deadline)),

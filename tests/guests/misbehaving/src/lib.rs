@@ -10,6 +10,8 @@
 //! - `probe-sandbox`: reports what of the outside world it can see (env, args, files);
 //! - `batch`: writes 50 keys (spread over many cluster slots), reads them back in one
 //!   `get-many` and reports how many came back intact, and the TTL of one;
+//! - `remember`: keeps the parameter `secret` in a static and in a heap buffer, and answers
+//!   what an earlier request left in them (to show that nothing survives a request);
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "guest" });
@@ -19,6 +21,31 @@ use tokenginx::oauth::{random, store};
 
 struct Misbehaving;
 export!(Misbehaving);
+
+/// What `remember` leaves behind: a static, and a pointer to a heap allocation it leaks.
+static LEFT_BEHIND: std::sync::Mutex<Option<(String, usize)>> = std::sync::Mutex::new(None);
+
+/// Reads what an earlier `remember` in this instance left, then leaves `secret` in turn.
+fn remember(req: &Request) -> Response {
+    let secret = req
+        .params
+        .iter()
+        .find(|(name, _)| name == "secret")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    let mut slot = LEFT_BEHIND.lock().unwrap();
+    let found = slot.take().map(|(kept, addr)| {
+        // SAFETY: `addr` points at a leaked `String` of this same instance, if any.
+        let leaked = unsafe { &*(addr as *const String) };
+        format!("{kept}/{leaked}")
+    });
+    let leaked: &'static mut String = Box::leak(Box::new(secret.clone()));
+    *slot = Some((secret, leaked as *mut String as usize));
+    ok(&format!(
+        r#"{{"found":{}}}"#,
+        found.map_or("null".to_owned(), |f| format!("{f:?}"))
+    ))
+}
 
 fn act(req: &Request) -> Response {
     let behave = req
@@ -75,6 +102,7 @@ fn act(req: &Request) -> Response {
                 missing == vec![None]
             ))
         }
+        "remember" => remember(req),
         "bad-header" => Response {
             status: 200,
             headers: vec![("X-Bad".into(), "line\r\nInjected: yes".into())],
