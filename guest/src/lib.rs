@@ -20,8 +20,9 @@ mod revoke;
 mod scope;
 mod token;
 
-#[cfg(test)]
-mod testing;
+/// A native stand-in for the host: the unit tests' and the native benchmark's.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 

@@ -25,6 +25,8 @@ const USAGE: &str = "usage:
   tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
                                              precompile a guest for this host (and for the
                                              guest limits in FILE, if given)
+  tokenginx-host bench-guest GUEST [--config FILE]
+                                             time calls into a guest (embedded store)
   tokenginx-host --version";
 
 enum Command {
@@ -33,6 +35,10 @@ enum Command {
     CompileGuest {
         input: PathBuf,
         output: PathBuf,
+        config: Option<PathBuf>,
+    },
+    BenchGuest {
+        guest: PathBuf,
         config: Option<PathBuf>,
     },
 }
@@ -56,6 +62,13 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             })
         }
         [cmd, ..] if cmd == "compile-guest" => Err("expected IN.wasm -o OUT.cwasm".to_owned()),
+        [cmd, guest, rest @ ..] if cmd == "bench-guest" => Ok(Command::BenchGuest {
+            guest: guest.into(),
+            config: match rest {
+                [] => None,
+                rest => Some(config(rest)?),
+            },
+        }),
         [] => Err("no command given".to_owned()),
         [cmd, ..] => Err(format!("unknown command {cmd:?}")),
     }
@@ -106,6 +119,30 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::BenchGuest { guest, config } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("building the tokio runtime");
+            let run = async {
+                let mut limits = match &config {
+                    Some(file) => config::load(file)?.guest,
+                    None => config::GuestConfig::with_defaults(&guest),
+                };
+                limits.path = guest.clone();
+                runtime::bench_guest(&limits, 20_000).await
+            };
+            match runtime.block_on(run) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tokenginx-host: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(path) => {
             let config = match config::load(&path) {
                 Ok(config) => config,

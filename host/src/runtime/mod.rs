@@ -11,10 +11,12 @@
 //! replaces the active one. A call holds the guest it started on until it ends, so in-flight
 //! requests finish on the old guest while new ones start on the new.
 
+mod bench;
 mod bindings;
 mod imports;
 mod loader;
 
+pub use bench::bench_guest;
 pub use bindings::{Request, Response};
 pub use imports::Services;
 pub use loader::precompile;
@@ -355,6 +357,35 @@ impl Runtime {
                 failures.with_label_values(&[&new.name, &new.version, export.name(), reason]);
             }
         }
+    }
+
+    /// For `bench-guest` only: `calls` introspections in one instance, each timed. The
+    /// service never reuses an instance (see the module's isolation guarantee).
+    async fn bench_reused(
+        &self,
+        request: &Request,
+        calls: usize,
+    ) -> Result<Vec<Duration>, CallError> {
+        let guest = self.active();
+        let mut store = self
+            .sandbox
+            .store(guest.label.clone(), Duration::from_secs(3600));
+        let instance = guest
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::Trap(format!("{e:#}")))?;
+        let handler = instance.tokenginx_oauth_handler();
+        let mut times = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let start = Instant::now();
+            handler
+                .call_introspect(&mut store, request)
+                .await
+                .map_err(|e| CallError::Trap(format!("{e:#}")))?;
+            times.push(start.elapsed());
+        }
+        Ok(times)
     }
 
     pub fn services(&self) -> &Services {

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# The benchmark: a static-response ceiling (nginx) and this service's token issuance,
+# introspection and revocation on the embedded store, standalone Redis and a Redis
+# Cluster, at 16 and 64 connections, all on loopback; then start-up to ready.
+#
+#   bash bench/run.sh                    (DURATION=10s CONNECTIONS="16 64" STORES=...)
+#
+# For each run it prints requests/s, p50, p99 (wrk -t2 --latency), the CPU the server
+# process used per request (utime + stime from /proc, in microseconds) and its peak RSS
+# (VmHWM). Redis' own CPU per request is printed beside the host's. The load generator,
+# Redis and the server share the machine's cores: ratios within one run are what compare.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16 64}
+STORES=${STORES:-memory standalone cluster}
+SECRET=bench-secret-0123456789
+PASSWORD=bench-redis-password
+PORT=18090
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+need=()
+for tool in wrk nginx redis-server curl python3; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl
+fi
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+cargo build --release -q -p tokenginx-host
+cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
+host=$PWD/target/release/tokenginx-host
+guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
+basic="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
+hz=$(getconf CLK_TCK)
+
+cpu_ticks() { # pids... -> utime+stime summed
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
+# wrk with a Lua script, then one result line.
+load() { # label, connections, script, url, server pids (space separated), redis pids
+  local label=$1 conns=$2 script=$3 url=$4 server=$5 store=${6:-}
+  local before store_before
+  before=$(cpu_ticks $server)
+  store_before=$( [ -n "$store" ] && cpu_ticks $store || echo 0)
+  wrk -t2 -c"$conns" -d"$DURATION" --latency -s "$script" "$url" > "$work/wrk.txt"
+  local after store_after requests
+  after=$(cpu_ticks $server)
+  store_after=$( [ -n "$store" ] && cpu_ticks $store || echo 0)
+  requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
+  local rss=0 pid
+  for pid in $server; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
+  printf '%-26s %4s %10s %9s %9s %9s %9s %8s %s\n' "$label" "$conns" \
+    "$(awk '/Requests\/sec/ {printf "%d", $2}' "$work/wrk.txt")" \
+    "$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")" \
+    "$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")" \
+    "$(( (after - before) * 1000000 / hz / requests ))" \
+    "$( [ -n "$store" ] && echo $(( (store_after - store_before) * 1000000 / hz / requests )) || echo -)" \
+    "$((rss / 1024))MiB" \
+    "$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$work/wrk.txt")"
+}
+
+form_script() { # file, path body (wrk Lua: a POST with Basic auth)
+  cat > "$1" <<LUA
+wrk.method = "POST"
+wrk.body = "$2"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$basic"
+LUA
+}
+
+header() {
+  printf '%-26s %4s %10s %9s %9s %9s %9s %8s\n' run conns req/s p50 p99 "cpu-us/req" "redis-us" "peakRSS"
+}
+
+echo "# $(date -u +%F) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# wrk -t2 -d$DURATION --latency; connections: $CONNECTIONS"
+header
+
+# The ceiling: nginx answering a fixed small JSON to the same request shape.
+mkdir -p "$work/nginx/logs"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes $(nproc);
+user root;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$PORT;
+    location / {
+      default_type application/json;
+      return 200 '{"active":true,"scope":"read","client_id":"bench","token_type":"Bearer","exp":1900000000}';
+    }
+  }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+nginx_pid=$!
+pids+=("$nginx_pid")
+until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.05; done
+form_script "$work/static.lua" "token=0123456789abcdef0123456789abcdef0123456789a"
+for c in $CONNECTIONS; do
+  load "nginx static" "$c" "$work/static.lua" "http://127.0.0.1:$PORT/api/v1/oauth/introspect" \
+    "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+done
+kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+
+redis() { # port, extra args...
+  local port=$1; shift
+  mkdir -p "$work/$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --requirepass "$PASSWORD" \
+    --masterauth "$PASSWORD" --dir "$work/$port" --logfile "" "$@" >/dev/null &
+  pids+=($!)
+  until redis-cli -p "$port" -a "$PASSWORD" --no-auth-warning ping 2>/dev/null | grep -q PONG; do sleep 0.05; done
+}
+
+# Tokens for the revocation runs, collected from a priming load on the token endpoint.
+cat > "$work/collect.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$basic"
+local out
+function init(args) out = io.open("$work/tokens-" .. tostring(math.random(1e9)), "w") end
+function response(status, headers, body)
+  local t = body:match('"access_token":"([^"]+)"')
+  if t then out:write(t, "\n") end
+end
+LUA
+cat > "$work/revoke.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$basic"
+local tokens, i = {}, 0
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args)
+  for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
+  i = id or 0
+end
+function request()
+  i = i + 2
+  return wrk.format(nil, nil, nil, "token=" .. tokens[(i % #tokens) + 1])
+end
+LUA
+
+bench_store() { # label, tokenginx section, store pids
+  local label=$1 store=$2 store_pids=${3:-}
+  cat > "$work/config.yaml" <<YAML
+$store
+server: { port: $PORT }
+guest: { path: $guest }
+oauth:
+  issuer: http://127.0.0.1:$PORT
+  clients:
+    - { client_id: bench, client_secret: $SECRET, scopes: [read], default_scopes: [read] }
+log: { level: warn }
+YAML
+  "$host" serve --config "$work/config.yaml" & local hpid=$!
+  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do sleep 0.05; done
+  local url="http://127.0.0.1:$PORT/api/v1/oauth"
+  local token
+  token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "$url/token" |
+    sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  form_script "$work/token.lua" "grant_type=client_credentials"
+  form_script "$work/introspect.lua" "token=$token"
+  for c in $CONNECTIONS; do
+    load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label introspect" "$c" "$work/introspect.lua" "$url/introspect" "$hpid" "$store_pids"
+    rm -f "$work"/tokens-*
+    wrk -t2 -c16 -d"$DURATION" -s "$work/collect.lua" "$url/token" >/dev/null
+    cat "$work"/tokens-* > "$work/tokens.txt"
+    load "$label revoke" "$c" "$work/revoke.lua" "$url/revoke" "$hpid" "$store_pids"
+    echo "#   (revocation cycled through $(wc -l < "$work/tokens.txt") fresh tokens, then revoked ones again)"
+  done
+  kill "$hpid"; wait "$hpid" 2>/dev/null || true
+}
+
+for store in $STORES; do
+  case $store in
+    memory) bench_store memory "tokenginx: { mode: memory }" ;;
+    standalone)
+      redis 17000
+      bench_store standalone \
+        "tokenginx: { mode: standalone, addrs: [127.0.0.1:17000], password: $PASSWORD }" \
+        "$(pgrep -f 'redis-server 127.0.0.1:17000')"
+      ;;
+    cluster)
+      ports=(17101 17102 17103 17104 17105 17106)
+      for p in "${ports[@]}"; do
+        redis "$p" --cluster-enabled yes --cluster-config-file "nodes-$p.conf"
+      done
+      redis-cli -a "$PASSWORD" --no-auth-warning --cluster create $(printf '127.0.0.1:%s ' "${ports[@]}") \
+        --cluster-replicas 1 --cluster-yes >/dev/null
+      until redis-cli -p 17101 -a "$PASSWORD" --no-auth-warning cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+      bench_store cluster \
+        "tokenginx: { mode: cluster, addrs: [127.0.0.1:17101], password: $PASSWORD }" \
+        "$(pgrep -f 'redis-server 127.0.0.1:171' | tr '\n' ' ')"
+      ;;
+  esac
+done
+
+# Start-up to ready (first 200 from /health/ready), embedded store, median of 5 starts:
+# compiling the component, from the cache, and a precompiled .cwasm.
+"$host" compile-guest "$guest" -o "$work/guest.cwasm" >/dev/null
+mkdir -m 700 "$work/cache"
+ready() { # guest path, extra guest lines
+  cat > "$work/ready.yaml" <<YAML
+server: { port: $PORT }
+guest:
+  path: $1
+$2
+oauth:
+  issuer: http://127.0.0.1:$PORT
+  clients: []
+log: { level: warn }
+YAML
+  python3 - "$host" "$work/ready.yaml" "$PORT" <<'PY'
+import socket, statistics, subprocess, sys, time
+host, config, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def ready():
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.05) as s:
+            s.sendall(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+times = []
+for _ in range(5):
+    start = time.perf_counter()
+    p = subprocess.Popen([host, "serve", "--config", config], stdout=subprocess.DEVNULL)
+    while not ready():
+        time.sleep(0.001)
+    times.append((time.perf_counter() - start) * 1000)
+    p.terminate(); p.wait()
+print(f"{statistics.median(times):.0f} ms (min {min(times):.0f}, max {max(times):.0f})")
+PY
+}
+echo "# start-up to ready, median of 5:"
+echo "#   component, compiled at start: $(ready "$guest" "")"
+echo "#   component, from guest.cache_dir: $(ready "$guest" "  cache_dir: $work/cache")"
+echo "#   precompiled .cwasm: $(ready "$work/guest.cwasm" "")"
