@@ -176,3 +176,18 @@ async fn nothing_a_request_leaves_in_guest_memory_reaches_the_next() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_huge_value_is_refused_by_the_store_limits_and_the_host_serves_on() {
+    let host = misbehaving_host();
+    let reply = behave(&host, "huge-value").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json()["store"].as_str().unwrap().to_owned();
+    assert!(answer.starts_with("rejected:"), "{answer}");
+    next_request_is_served(&host).await;
+    let metrics = host.get("/metrics").await.body;
+    assert!(
+        metrics.contains("tokenginx_store_errors_total{kind=\"rejected\"} 1"),
+        "{metrics}"
+    );
+}

@@ -10,6 +10,7 @@
 //! - `probe-sandbox`: reports what of the outside world it can see (env, args, files);
 //! - `batch`: writes 50 keys (spread over many cluster slots), reads them back in one
 //!   `get-many` and reports how many came back intact, and the TTL of one;
+//! - `huge-value`: writes a 1 MiB value to the store and reports how the store answered;
 //! - `remember`: keeps the parameter `secret` in a static and in a heap buffer, and answers
 //!   what an earlier request left in them (to show that nothing survives a request);
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
@@ -103,6 +104,14 @@ fn act(req: &Request) -> Response {
             ))
         }
         "remember" => remember(req),
+        "huge-value" => {
+            let answer = match store::set("test:huge", &vec![7u8; 1 << 20], 60_000) {
+                Ok(()) => "stored".to_owned(),
+                Err(store::StoreError::Rejected(why)) => format!("rejected: {why}"),
+                Err(store::StoreError::Unavailable(why)) => format!("unavailable: {why}"),
+            };
+            ok(&format!(r#"{{"store":{answer:?}}}"#))
+        }
         "bad-header" => Response {
             status: 200,
             headers: vec![("X-Bad".into(), "line\r\nInjected: yes".into())],
