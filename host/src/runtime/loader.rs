@@ -23,9 +23,12 @@ const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
 const HOST_INTERFACES: [&str; 5] = ["store", "clock", "random", "log", "settings"];
 
-/// Bytes of each memory and table slot reset in place rather than returned to the kernel.
-const KEEP_RESIDENT: usize = 1 << 20;
+/// Bytes of each memory and table slot reset in place (only the dirtied pages) rather than
+/// returned to the kernel.
+const KEEP_RESIDENT: usize = 16 << 20;
 const DECOMMIT_BATCH: usize = 16;
+/// Core instances one guest instance may be made of.
+const MAX_CORE_INSTANCES: u32 = 16;
 
 /// One engine for the process: async (store imports await), epoch deadlines, fuel when
 /// configured, and a pool sized for `max_instances` guests of at most `memory_limit` each.
@@ -34,21 +37,27 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
     let instances = config.max_instances;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
-        // A Rust wasip2 component is a few core modules (its code, the lowering shims)
-        // with one linear memory and a couple of tables.
-        .total_core_instances(instances * 8)
+        // A Rust wasip2 component is 3 core instances (its code, the lowering shims), a
+        // componentize-py one 14; each has one linear memory and a couple of tables. A
+        // guest with more core instances than this is refused at load.
+        .max_core_instances_per_component(MAX_CORE_INSTANCES)
+        .total_core_instances(instances * MAX_CORE_INSTANCES)
         .total_memories(instances * 2)
         .total_tables(instances * 4)
         .max_memory_size(config.memory_limit as usize)
-        // Resetting a slot for the next instance: memset the pages the last one dirtied
-        // (found with the PAGEMAP_SCAN ioctl where the kernel has it) instead of madvise,
-        // which costs a TLB shootdown on every core and page faults on the next use. The
-        // profile of an introspection load put a third of the host's time there.
-        .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT)
-        // What still needs madvise is done in batches, one shootdown for many slots.
+        // What needs madvise is done in batches: one TLB shootdown for many slots.
         .decommit_batch_size(DECOMMIT_BATCH);
+    // Resetting a slot for the next instance: where the kernel can say which pages the last
+    // instance dirtied (PAGEMAP_SCAN, Linux 6.7+), memset those instead of madvise, which
+    // costs a TLB shootdown on every core and page faults on the next use; the profile of
+    // an introspection load put a third of the host's time there. Without it, a memset
+    // would cover the whole kept region every time, so madvise stays.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        let keep = (config.memory_limit as usize).min(KEEP_RESIDENT);
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(keep)
+            .table_keep_resident(keep);
+    }
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
         .consume_fuel(config.fuel.is_some())
