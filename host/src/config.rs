@@ -612,6 +612,13 @@ fn check_server_tls(tls: &mut ServerTlsConfig, base: &Path) -> Result<(), (Strin
     {
         *file = base.join(&*file);
     }
+    if tls.introspect_requires_client_cert && (!tls.enabled || tls.client_auth == ClientAuth::None)
+    {
+        return bad(
+            "introspect_requires_client_cert",
+            "needs server.tls.enabled and client_auth optional or required",
+        );
+    }
     if !tls.enabled {
         return Ok(());
     }
@@ -625,12 +632,6 @@ fn check_server_tls(tls: &mut ServerTlsConfig, base: &Path) -> Result<(), (Strin
         return bad(
             "client_ca_file",
             "is required to verify client certificates",
-        );
-    }
-    if tls.introspect_requires_client_cert && tls.client_auth == ClientAuth::None {
-        return bad(
-            "introspect_requires_client_cert",
-            "needs client_auth optional or required",
         );
     }
     Ok(())
@@ -878,6 +879,11 @@ oauth:
             "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n    client_auth: required\n",
         ));
         assert!(e.contains("server.tls.client_ca_file"), "{e}");
+        let e = error(&with("    introspect_requires_client_cert: true\n"));
+        assert!(
+            e.contains("server.tls.introspect_requires_client_cert"),
+            "TLS off: {e}"
+        );
         let e = error(&with("    client_auth: sometimes\n"));
         assert!(e.contains("server.tls.client_auth"), "{e}");
         let c = parse_str(&with(

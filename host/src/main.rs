@@ -186,6 +186,9 @@ fn compile_guest(
 }
 
 async fn serve(config: Loaded) -> anyhow::Result<()> {
+    // Before anything slow: SIGHUP's default action would end the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let metrics = Arc::new(metrics::Metrics::new());
     let store: Arc<dyn store::TokenStore> = match config.store.mode {
         StoreMode::Memory => Arc::new(store::memory::MemoryStore::new()),
@@ -233,7 +236,7 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         metrics_path: config.metrics.enabled.then_some(config.metrics.path),
         introspect_requires_client_cert: config.server.tls.introspect_requires_client_cert,
     });
-    spawn_reloader(app.clone());
+    spawn_reloader(app.clone(), hangups);
     let timeouts = http::Timeouts {
         read: config.server.read_timeout,
         write: config.server.write_timeout,
@@ -254,9 +257,7 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
 
 /// Reloads the guest on every SIGHUP; a guest that fails to load is refused and the
 /// current one keeps serving (the runtime logs either way).
-fn spawn_reloader(app: Arc<http::App>) {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .expect("installing the SIGHUP handler");
+fn spawn_reloader(app: Arc<http::App>, mut hangups: tokio::signal::unix::Signal) {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("received SIGHUP: reloading the guest");

@@ -67,7 +67,11 @@ pub async fn serve(
                     }
                     Some(tls) => match tls.accept(io).await {
                         Ok(stream) => {
-                            let client_cert = stream.get_ref().1.peer_certificates().is_some();
+                            let session = stream.get_ref().1;
+                            if session.alpn_protocol() == Some(b"h2") {
+                                conn.set_multiplexed();
+                            }
+                            let client_cert = session.peer_certificates().is_some();
                             let peer = Peer { addr, client_cert };
                             connection(stream, peer, app, &http, &conn, watcher).await
                         }

@@ -48,6 +48,8 @@ pub struct Conn {
 struct Shared {
     phase: Mutex<Phase>,
     changed: Notify,
+    /// HTTP/2: bytes between requests (PINGs, WINDOW_UPDATEs) start no request head.
+    multiplexed: std::sync::atomic::AtomicBool,
 }
 
 impl Conn {
@@ -56,6 +58,7 @@ impl Conn {
             shared: Arc::new(Shared {
                 phase: Mutex::new(Phase::Head(Instant::now())),
                 changed: Notify::new(),
+                multiplexed: std::sync::atomic::AtomicBool::new(false),
             }),
             timeouts,
         }
@@ -101,8 +104,22 @@ impl Conn {
         }
     }
 
-    /// The socket saw bytes: after an idle wait, a new request head has begun.
+    /// The connection speaks HTTP/2: from now on only requests end an idle wait.
+    pub fn set_multiplexed(&self) {
+        self.shared
+            .multiplexed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The socket saw bytes: after an idle wait, a new request head has begun (HTTP/1).
     fn on_read(&self) {
+        if self
+            .shared
+            .multiplexed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         let mut phase = self.shared.phase.lock().unwrap();
         if matches!(*phase, Phase::Idle(_)) {
             *phase = Phase::Head(Instant::now());

@@ -236,7 +236,7 @@ impl log::Host for InstanceState {
 
 /// Cuts a guest's message and escapes control characters, so a guest (or a client id it
 /// quotes) cannot forge log lines.
-fn sanitize(message: &str) -> String {
+pub fn sanitize(message: &str) -> String {
     let mut end = message.len().min(MAX_LOG_BYTES);
     while !message.is_char_boundary(end) {
         end -= 1;
@@ -250,6 +250,25 @@ fn sanitize(message: &str) -> String {
         }
     }
     out
+}
+
+/// A trap report (a backtrace: several lines of frames the guest named), with control
+/// characters escaped; cut at 16 KiB.
+pub fn sanitize_multiline(text: &str) -> String {
+    let mut end = text.len().min(16 * 1024);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end]
+        .chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
 }
 
 impl settings::Host for InstanceState {

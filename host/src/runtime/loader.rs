@@ -34,15 +34,19 @@ const MAX_CORE_INSTANCES: u32 = 16;
 /// configured, and a pool sized for `max_instances` guests of at most `memory_limit` each.
 /// `compile-guest` builds the same engine, so its output fits `serve`.
 pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
-    let instances = config.max_instances;
+    // One more than the calls allowed at once: a reload's `info` call runs beside them.
+    let instances = config.max_instances + 1;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
+        .total_stacks(instances)
         // A Rust wasip2 component is 3 core instances (its code, the lowering shims), a
         // componentize-py one 14; each has one linear memory and a couple of tables. A
         // guest with more core instances than this is refused at load.
         .max_core_instances_per_component(MAX_CORE_INSTANCES)
         .total_core_instances(instances * MAX_CORE_INSTANCES)
+        .max_memories_per_component(2)
         .total_memories(instances * 2)
+        .max_tables_per_component(4)
         .total_tables(instances * 4)
         .max_memory_size(config.memory_limit as usize)
         // What needs madvise is done in batches: one TLB shootdown for many slots.
@@ -82,13 +86,14 @@ pub fn load(
     path: &Path,
     cache_dir: Option<&Path>,
 ) -> anyhow::Result<Compiled> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot load guest {}", path.display()))?;
+    let (bytes, meta) =
+        read_once(path).with_context(|| format!("cannot load guest {}", path.display()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let (component, source) = if Engine::detect_precompiled(&bytes).is_some() {
-        check_trusted(path)?;
-        // SAFETY: the operator named this file in guest.path, no other user can have
-        // written it (checked above), and wasmtime checks it was built for this engine.
+        check_trusted(path, &meta)?;
+        // SAFETY: the operator named this file in guest.path; these bytes were read from
+        // the handle whose owner and mode were checked, in a directory no other user can
+        // write to; and wasmtime checks they were built for this engine.
         let component = unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| {
             anyhow!(
                 "cannot load precompiled guest {}: {e}; precompile it again with \
@@ -160,7 +165,7 @@ pub fn precompile(config: &GuestConfig, input: &Path, output: &Path) -> anyhow::
     let compiled = engine
         .precompile_component(&bytes)
         .map_err(|e| anyhow!("cannot precompile {}: {e:#}", input.display()))?;
-    write_private(output, &compiled)
+    write_file(output, &compiled)
 }
 
 /// The cache file for `sha256` compiled by `engine`: a different wasmtime, CPU or engine
@@ -180,10 +185,16 @@ fn cached(
 ) -> anyhow::Result<(Component, &'static str)> {
     let file = cache_file(engine, sha256, dir);
     if file.exists() {
-        match check_trusted(dir).and_then(|()| check_trusted(&file)) {
+        let trusted = read_once(&file).and_then(|(bytes, meta)| {
+            check_trusted(&file, &meta)?;
+            check_trusted_dir(dir)?;
+            Ok(bytes)
+        });
+        match trusted {
             // SAFETY: the host wrote this file into a directory only it (or root) can
-            // write, under a name that encodes the engine and the source's hash.
-            Ok(()) => match unsafe { Component::deserialize_file(engine, &file) } {
+            // write, under a name that encodes the engine and the source's hash; the bytes
+            // come from the handle whose owner and mode were checked.
+            Ok(bytes) => match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => return Ok((component, "cache")),
                 Err(e) => tracing::warn!("guest cache {}: {e}; compiling again", file.display()),
             },
@@ -198,8 +209,8 @@ fn cached(
         .map_err(|e| anyhow!("cannot load the code just compiled: {e:#}"))?;
     let stored = std::fs::create_dir_all(dir)
         .map_err(anyhow::Error::from)
-        .and_then(|()| check_trusted(dir))
-        .and_then(|()| write_private(&file, &compiled));
+        .and_then(|()| check_trusted_dir(dir))
+        .and_then(|()| write_file(&file, &compiled));
     match stored {
         Ok(()) => Ok((component, "compiled, cached")),
         Err(e) => {
@@ -209,11 +220,46 @@ fn cached(
     }
 }
 
-/// Native code is loaded only from a file (or a directory) owned by this user or root and
-/// writable by no one else.
-fn check_trusted(path: &Path) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot inspect {}", path.display()))?;
+/// Reads `path` through one handle, not following a symlink at its end, and returns the
+/// bytes with that handle's metadata: what is checked is what was read.
+fn read_once(path: &Path) -> anyhow::Result<(Vec<u8>, std::fs::Metadata)> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok((bytes, meta))
+}
+
+/// Native code is loaded only from a file owned by this user or root and writable by no
+/// one else, in a directory (and below directories) where no one else can replace it.
+fn check_trusted(path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
+    owned_and_private(path, meta, false)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    check_trusted_dir(dir)
+}
+
+/// `dir` and every directory above it: owned by this user or root, and writable by no
+/// one else unless sticky (like /tmp, where others cannot rename what is ours).
+fn check_trusted_dir(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    for ancestor in dir.ancestors() {
+        let meta = std::fs::metadata(ancestor)
+            .with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+        owned_and_private(ancestor, &meta, true)?;
+    }
+    Ok(())
+}
+
+fn owned_and_private(path: &Path, meta: &std::fs::Metadata, sticky_ok: bool) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
@@ -223,26 +269,30 @@ fn check_trusted(path: &Path) -> anyhow::Result<()> {
             meta.uid()
         );
     }
-    if meta.mode() & 0o022 != 0 {
+    let sticky = meta.mode() & 0o1000 != 0;
+    if meta.mode() & 0o022 != 0 && !(sticky_ok && sticky) {
         bail!(
             "{} is writable by group or others (mode {:o})",
             path.display(),
-            meta.mode() & 0o777
+            meta.mode() & 0o7777
         );
     }
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file, then a rename), readable by this
-/// user only.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+/// Writes `bytes` to `path` atomically: a new temporary file (a random name, never an
+/// existing file or a symlink), then a rename. Readable by all (the image's service user
+/// must read a `.cwasm` root built), writable by the owner only.
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| anyhow!("the OS random source failed: {e}"))?;
+    let tmp = path.with_extension(format!("tmp-{}", hex::encode(suffix)));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;

@@ -195,9 +195,10 @@ impl Runtime {
                     let mut slots = self.slots.write().unwrap();
                     let old = std::mem::replace(&mut slots.active, guest.clone());
                     slots.previous = Some(old.clone());
+                    // Under the lock, so the gauge always names the guest serving.
+                    self.set_info(Some(&old), &guest);
                     old
                 };
-                self.set_info(Some(&old), &guest);
                 metrics.guest_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(
                     guest = %guest.label,
@@ -263,6 +264,11 @@ impl Runtime {
             .expect("the instance semaphore is never closed");
         let _active = InstanceGauge::new(&self.sandbox.services.metrics.instances_active);
         let remaining = self.sandbox.deadline.saturating_sub(start.elapsed());
+        // A slot that came free too late to run the call is overload (503), not a
+        // failure of the guest (500, counted against it).
+        if remaining < self.sandbox.deadline / 10 {
+            return Err(CallError::Busy(self.sandbox.deadline));
+        }
         let run = async {
             let mut store = self.sandbox.store(guest.label.clone(), remaining);
             let instance = guest.pre.instantiate_async(&mut store).await?;
@@ -327,8 +333,8 @@ impl Runtime {
         };
         previous.consecutive_failures.store(0, Ordering::Relaxed);
         slots.active = previous.clone();
-        drop(slots);
         self.set_info(Some(failing), &previous);
+        drop(slots);
         self.sandbox
             .services
             .metrics
@@ -423,7 +429,8 @@ impl Sandbox {
                 Some(Trap::Interrupt) => CallError::Deadline(self.deadline),
                 Some(Trap::OutOfFuel) => CallError::Fuel(self.fuel.unwrap_or(0)),
                 // The guest's backtrace where it has one, then the trap; not the host's stack.
-                _ => CallError::Trap(format!("{error:#}")),
+                // Escaped: frame names are the guest's to choose, and must not forge lines.
+                _ => CallError::Trap(imports::sanitize_multiline(&format!("{error:#}"))),
             }),
             // The timer fired while the guest waited on an import.
             Err(_elapsed) => Err(CallError::Deadline(self.deadline)),
@@ -455,7 +462,15 @@ async fn load_guest(
     let info = sandbox
         .outcome(tokio::time::timeout(sandbox.deadline, describe).await)
         .with_context(|| format!("guest {} failed to describe itself", path.display()))?;
-    let label = Arc::from(format!("{}@{}", info.name, info.version));
+    let name = imports::sanitize(&info.name);
+    let version = imports::sanitize(&info.version);
+    if !(1..=64).contains(&name.len()) || !(1..=64).contains(&version.len()) {
+        anyhow::bail!(
+            "guest {} names itself {name:?} version {version:?}: each must be 1 to 64 bytes",
+            path.display()
+        );
+    }
+    let label = Arc::from(format!("{name}@{version}"));
     tracing::info!(
         guest = %label,
         sha256 = %compiled.sha256,
@@ -465,8 +480,8 @@ async fn load_guest(
     );
     Ok(Arc::new(Guest {
         pre: compiled.pre,
-        name: info.name,
-        version: info.version,
+        name,
+        version,
         sha256: compiled.sha256,
         label,
         consecutive_failures: AtomicU32::new(0),
