@@ -132,23 +132,12 @@ async fn failures_are_counted_by_guest_and_reason() {
     behave(&host, "trap").await;
     behave(&host, "loop").await;
     let metrics = host.get("/metrics").await;
-    let scrape =
-        prometheus_parse::Scrape::parse(metrics.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let count = |reason: &str| {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| {
-                s.metric == "tokenginx_guest_failures_total"
-                    && s.labels.get("guest") == Some(GUEST)
-                    && s.labels.get("version") == Some("0.1.0")
-                    && s.labels.get("reason") == Some(reason)
-            })
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v) => v,
-                ref other => panic!("not a counter: {other:?}"),
-            })
-            .reduce(|a, b| a + b)
+        metric(
+            &metrics.body,
+            "tokenginx_guest_failures_total",
+            &[("guest", GUEST), ("version", "0.1.0"), ("reason", reason)],
+        )
     };
     assert_eq!(count("trap"), Some(2.0));
     assert_eq!(count("deadline"), Some(1.0));

@@ -60,6 +60,33 @@ pub fn misbehaving_guest() -> PathBuf {
     guest_path("tokenginx_test_guest")
 }
 
+/// Prometheus text exposition, parsed; it must parse.
+pub fn scrape(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition format")
+}
+
+/// The sum of the counter or gauge samples of `name` whose labels include `labels`, or
+/// `None` if there is none.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape(text)
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name} is not a counter or gauge: {other:?}"),
+        })
+        .reduce(|a, b| a + b)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir() -> PathBuf {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -4,23 +4,6 @@ use crate::harness::*;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-fn scrape(text: &str) -> prometheus_parse::Scrape {
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("valid exposition format")
-}
-
-fn counter(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name)
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            ref other => panic!("{name} is not a counter: {other:?}"),
-        })
-        .unwrap_or_else(|| panic!("no {name}"))
-}
-
 #[tokio::test]
 async fn health_probes_answer() {
     let host = Host::start();
@@ -47,8 +30,14 @@ async fn the_seed_metrics_count_tokens_and_store_operations() {
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
     let metrics = scrape(&reply.body);
-    assert_eq!(counter(&metrics, "tokenginx_token_created_total"), 2.0);
-    assert_eq!(counter(&metrics, "tokenginx_token_retrieved_total"), 1.0);
+    assert_eq!(
+        metric(&reply.body, "tokenginx_token_created_total", &[]),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&reply.body, "tokenginx_token_retrieved_total", &[]),
+        Some(1.0)
+    );
     let inserts = metrics
         .samples
         .iter()
