@@ -286,15 +286,7 @@ async fn compile_guest_output_serves_like_the_component() {
     // Precompiled code from a file anyone could have written is refused.
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&cwasm, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let file = dir.join("config.yaml");
-    std::fs::write(&file, config(&cwasm, "")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = start_error(&config(&cwasm, ""));
     assert!(stderr.contains("writable by group or others"), "{stderr}");
 
     // And compile-guest refuses what is not a guest.

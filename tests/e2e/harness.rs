@@ -60,6 +60,21 @@ pub fn misbehaving_guest() -> PathBuf {
     guest_path("tokenginx_test_guest")
 }
 
+/// Runs `serve` with the config `text`, which must fail at start (exit code 1); returns
+/// what it printed on stderr.
+pub fn start_error(text: &str) -> String {
+    let file = scratch_dir().join("config.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 /// Prometheus text exposition, parsed; it must parse.
 pub fn scrape(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))

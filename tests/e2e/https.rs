@@ -130,15 +130,7 @@ fn a_bad_certificate_file_is_a_start_error_naming_the_key() {
         empty.display(),
         certs.path("server.key").display(),
     );
-    let file = dir.join("config.yaml");
-    std::fs::write(&file, config(&default_guest(), &tls)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = start_error(&config(&default_guest(), &tls));
     assert!(
         stderr.contains("server.tls.cert_file") && stderr.contains("empty.pem"),
         "{stderr}"
