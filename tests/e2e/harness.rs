@@ -302,6 +302,22 @@ impl Host {
         reply.json()
     }
 
+    /// A whole token lifetime for the demo client: issue, introspect, revoke; returns the
+    /// token.
+    pub async fn session(&self) -> String {
+        let token = self.issue((DEMO_ID, DEMO_SECRET), None).await;
+        self.introspect(&token).await;
+        let revoked = self
+            .post(
+                "/api/v1/oauth/revoke",
+                &[("token", &token)],
+                Some((DEMO_ID, DEMO_SECRET)),
+            )
+            .await;
+        assert_eq!(revoked.status, 200, "{}", revoked.body);
+        token
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         self.signal("TERM");

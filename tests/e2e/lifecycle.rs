@@ -77,14 +77,7 @@ async fn metrics_can_move_or_be_disabled() {
 #[tokio::test]
 async fn no_token_or_secret_reaches_the_log() {
     let host = Host::start();
-    let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
-    host.introspect(&token).await;
-    host.post(
-        "/api/v1/oauth/revoke",
-        &[("token", &token)],
-        Some((DEMO_ID, DEMO_SECRET)),
-    )
-    .await;
+    let token = host.session().await;
     host.post(
         "/api/v1/oauth/token",
         &[

@@ -9,14 +9,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn every_metric_family_is_exposed_and_promtool_finds_it_valid() {
     let host = Host::start();
-    let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
-    host.introspect(&token).await;
-    host.post(
-        "/api/v1/oauth/revoke",
-        &[("token", &token)],
-        Some((DEMO_ID, DEMO_SECRET)),
-    )
-    .await;
+    let token = host.session().await;
     let text = host.get("/metrics").await.body;
     let scrape = scrape(&text);
     let has = |name: &str| scrape.samples.iter().any(|s| s.metric == name);

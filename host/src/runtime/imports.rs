@@ -237,12 +237,23 @@ impl log::Host for InstanceState {
 /// Cuts a guest's message and escapes control characters, so a guest (or a client id it
 /// quotes) cannot forge log lines.
 pub fn sanitize(message: &str) -> String {
-    let mut end = message.len().min(MAX_LOG_BYTES);
-    while !message.is_char_boundary(end) {
+    escape_controls(message, MAX_LOG_BYTES)
+}
+
+/// A trap report (a backtrace: several lines of frames the guest named), escaped the same
+/// way; cut at 16 KiB.
+pub fn sanitize_multiline(text: &str) -> String {
+    escape_controls(text, 16 * 1024)
+}
+
+/// `text` cut to at most `max_bytes` on a char boundary, control characters escaped.
+fn escape_controls(text: &str, max_bytes: usize) -> String {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
     let mut out = String::with_capacity(end);
-    for c in message[..end].chars() {
+    for c in text[..end].chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
@@ -250,25 +261,6 @@ pub fn sanitize(message: &str) -> String {
         }
     }
     out
-}
-
-/// A trap report (a backtrace: several lines of frames the guest named), with control
-/// characters escaped; cut at 16 KiB.
-pub fn sanitize_multiline(text: &str) -> String {
-    let mut end = text.len().min(16 * 1024);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end]
-        .chars()
-        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
-            if c.is_control() {
-                Box::new(c.escape_default())
-            } else {
-                Box::new(std::iter::once(c))
-            }
-        })
-        .collect()
 }
 
 impl settings::Host for InstanceState {
