@@ -6,6 +6,14 @@
 //! tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
 //! ```
 
+/// jemalloc rather than the C library's malloc. A request is served across tokio's worker
+/// threads, and its instance's store freed on another thread than allocated it: glibc then
+/// waits on the other thread's arena lock, and musl's allocator (the container image) has
+/// one lock for all. Measured on 2 cores (introspection, one Redis, 64 connections):
+/// 20-22k req/s with glibc malloc, 26-27k with jemalloc, peak RSS 44 against 51 MiB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod config;
 mod http;
 mod logging;
