@@ -117,6 +117,10 @@ kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
 
 redis() { # port, extra args...
   local port=$1; shift
+  if redis-cli -p "$port" ping >/dev/null 2>&1; then
+    echo "port $port is taken by a running Redis; stop it first" >&2
+    exit 1
+  fi
   mkdir -p "$work/$port"
   redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --requirepass "$PASSWORD" \
     --masterauth "$PASSWORD" --dir "$work/$port" --logfile "" "$@" >/dev/null &
@@ -167,7 +171,10 @@ oauth:
 log: { level: warn }
 YAML
   "$host" serve --config "$work/config.yaml" & local hpid=$!
-  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do sleep 0.05; done
+  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
+    kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT or a Redis port taken?)" >&2; exit 1; }
+    sleep 0.05
+  done
   local url="http://127.0.0.1:$PORT/api/v1/oauth"
   local token
   token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "$url/token" |

@@ -35,7 +35,10 @@ oauth:
 log: { level: warn }
 YAML
 target/release/tokenginx-host serve --config "$work/config.yaml" & hpid=$!
-until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do sleep 0.05; done
+until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
+  kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT taken?)" >&2; exit 1; }
+  sleep 0.05
+done
 token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "http://127.0.0.1:$PORT/api/v1/oauth/token" |
   sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 cat > "$work/introspect.lua" <<LUA
