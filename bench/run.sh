@@ -11,6 +11,7 @@
 # Redis and the server share the machine's cores: ratios within one run are what compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/host.sh
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16 64}
 STORES=${STORES:-memory standalone cluster}
@@ -160,21 +161,7 @@ LUA
 
 bench_store() { # label, tokenginx section, store pids
   local label=$1 store=$2 store_pids=${3:-}
-  cat > "$work/config.yaml" <<YAML
-$store
-server: { port: $PORT }
-guest: { path: $guest }
-oauth:
-  issuer: http://127.0.0.1:$PORT
-  clients:
-    - { client_id: bench, client_secret: $SECRET, scopes: [read], default_scopes: [read] }
-log: { level: warn }
-YAML
-  "$host" serve --config "$work/config.yaml" & local hpid=$!
-  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
-    kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT or a Redis port taken?)" >&2; exit 1; }
-    sleep 0.05
-  done
+  start_host "$store" "$guest"
   local url="http://127.0.0.1:$PORT/api/v1/oauth"
   local token
   token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "$url/token" |

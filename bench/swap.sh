@@ -8,6 +8,7 @@
 #   bash bench/swap.sh        (CONNECTIONS=64 DURATION=10 EVERY=0.5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/host.sh
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10}
 EVERY=${EVERY:-0.5}
@@ -24,21 +25,7 @@ cp "$guest" "$work/a.wasm"
 # A custom section (id 0, size, name length, name, payload) makes a second, equivalent guest.
 { cat "$guest"; printf '\x00\x0c\x0bswap-test-b'; } > "$work/b.wasm"
 cp "$work/a.wasm" "$work/guest.wasm"
-cat > "$work/config.yaml" <<YAML
-tokenginx: { mode: memory }
-server: { port: $PORT }
-guest: { path: $work/guest.wasm }
-oauth:
-  issuer: http://127.0.0.1:$PORT
-  clients:
-    - { client_id: bench, client_secret: $SECRET, scopes: [read], default_scopes: [read] }
-log: { level: warn }
-YAML
-target/release/tokenginx-host serve --config "$work/config.yaml" & hpid=$!
-until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
-  kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT taken?)" >&2; exit 1; }
-  sleep 0.05
-done
+start_host "tokenginx: { mode: memory }" "$work/guest.wasm"
 token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "http://127.0.0.1:$PORT/api/v1/oauth/token" |
   sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 cat > "$work/introspect.lua" <<LUA

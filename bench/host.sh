@@ -1,0 +1,21 @@
+# Sourced by the bench scripts: start the host on $PORT with one bench client and wait until
+# it is ready. Needs PORT, SECRET and work (a scratch directory) set; sets hpid.
+
+start_host() { # tokenginx section, guest path
+  cat > "$work/config.yaml" <<YAML
+$1
+server: { port: $PORT }
+guest: { path: $2 }
+oauth:
+  issuer: http://127.0.0.1:$PORT
+  clients:
+    - { client_id: bench, client_secret: $SECRET, scopes: [read], default_scopes: [read] }
+log: { level: warn }
+YAML
+  target/release/tokenginx-host serve --config "$work/config.yaml" &
+  hpid=$!
+  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
+    kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT or a Redis port taken?)" >&2; exit 1; }
+    sleep 0.05
+  done
+}
