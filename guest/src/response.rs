@@ -12,6 +12,8 @@ pub struct OAuthError {
     pub description: String,
     /// Send `WWW-Authenticate: Basic` (401 when Basic was tried or no credentials were sent).
     pub challenge: bool,
+    /// Send `Retry-After` with these seconds (429).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -40,6 +42,20 @@ impl OAuthError {
             "the token store is unavailable; try again later",
         )
     }
+    /// 429: the client spent its request budget; it may try again in `wait_ms`. The code is
+    /// RFC 6749's registered one for a temporary refusal; the status and `Retry-After`
+    /// (RFC 9110 section 10.2.3, whole seconds rounded up) say it is the client's pace.
+    pub fn rate_limited(wait_ms: u64) -> Self {
+        let seconds = wait_ms.div_ceil(1000).max(1);
+        OAuthError {
+            retry_after: Some(seconds),
+            ..Self::new(
+                429,
+                "temporarily_unavailable",
+                format!("this client's rate limit is spent; retry after {seconds} s"),
+            )
+        }
+    }
     pub fn server_error(description: impl Into<String>) -> Self {
         Self::new(500, "server_error", description)
     }
@@ -50,6 +66,7 @@ impl OAuthError {
             error,
             description: description.into(),
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -71,6 +88,11 @@ impl OAuthError {
                 "WWW-Authenticate".into(),
                 r#"Basic realm="tokenginx", charset="UTF-8""#.into(),
             ));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers
+                .push(("Retry-After".into(), seconds.to_string()));
         }
         response
     }

@@ -35,6 +35,9 @@ pub struct TestHost {
     counter: Cell<u64>,
     repeat_next: Cell<bool>,
     clients: RefCell<Vec<Client>>,
+    /// Requests each client may still make (none: unlimited), and the wait the host
+    /// reports once they are spent.
+    budget: Cell<Option<u32>>,
 }
 
 impl TestHost {
@@ -48,7 +51,13 @@ impl TestHost {
             counter: Cell::new(0),
             repeat_next: Cell::new(false),
             clients: RefCell::new(vec![demo_client(), client(OTHER_ID, OTHER_SECRET), odd]),
+            budget: Cell::new(None),
         }
+    }
+
+    /// From now on, admit `requests` more requests, then report a wait of 1.5 s.
+    pub fn set_rate_budget(&self, requests: u32) {
+        self.budget.set(Some(requests));
     }
 
     pub fn edit_demo(&self, edit: impl FnOnce(&mut Client)) {
@@ -99,6 +108,22 @@ impl Host for TestHost {
     fn store_delete(&self, key: &str) -> Result<bool, StoreError> {
         self.store_up()?;
         Ok(self.store.borrow_mut().remove(key).is_some())
+    }
+    fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
+        self.store_up()?;
+        if self.client(client_id).is_none() {
+            return Err(StoreError::Rejected(
+                "no registered client has that id".into(),
+            ));
+        }
+        match self.budget.get() {
+            None => Ok(None),
+            Some(0) => Ok(Some(1500)),
+            Some(left) => {
+                self.budget.set(Some(left - 1));
+                Ok(None)
+            }
+        }
     }
     fn now_ms(&self) -> u64 {
         self.now_ms.get()

@@ -43,6 +43,13 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
         ));
     }
     let scope = scope::grant(&client, param(req, "scope"))?;
+    // Charged only once the client has authenticated, so that no one else can spend its
+    // budget, and before anything is written, so that the budget bounds what it stores.
+    match host.rate_limit(&client.client_id) {
+        Ok(None) => {}
+        Ok(Some(wait_ms)) => return Err(OAuthError::rate_limited(wait_ms)),
+        Err(e) => return Err(store_failure(host, e)),
+    }
 
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
@@ -183,6 +190,38 @@ mod tests {
         );
         assert_eq!(response.status, 503);
         assert_eq!(body(&response)["error"], "temporarily_unavailable");
+    }
+
+    #[test]
+    fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_nothing_is_stored() {
+        let host = TestHost::new();
+        host.set_rate_budget(1);
+        let request = token_request(&[("grant_type", "client_credentials")]);
+        assert_eq!(token(&host, &request).status, 200);
+        let refused = token(&host, &request);
+        assert_eq!(refused.status, 429);
+        assert_eq!(
+            refused.header("Retry-After"),
+            Some("2"),
+            "1.5 s, rounded up"
+        );
+        assert_eq!(body(&refused)["error"], "temporarily_unavailable");
+        assert_eq!(host.entries(), 1);
+    }
+
+    #[test]
+    fn failed_authentication_does_not_spend_the_clients_budget() {
+        let host = TestHost::new();
+        host.set_rate_budget(1);
+        let wrong = form(
+            &[("grant_type", "client_credentials")],
+            Some(basic(DEMO_ID, "not-the-secret")),
+        );
+        for _ in 0..3 {
+            assert_eq!(token(&host, &wrong).status, 401);
+        }
+        let request = token_request(&[("grant_type", "client_credentials")]);
+        assert_eq!(token(&host, &request).status, 200);
     }
 
     #[test]

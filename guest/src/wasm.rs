@@ -4,7 +4,7 @@
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
 use exports::tokenginx::oauth::handler;
-use tokenginx::oauth::{clock, log, random, settings, store};
+use tokenginx::oauth::{clock, log, random, rate_limit, settings, store};
 
 struct Component;
 export!(Component);
@@ -26,6 +26,9 @@ impl crate::Host for Imports {
     }
     fn store_delete(&self, key: &str) -> Result<bool, crate::StoreError> {
         store::delete(key).map_err(Into::into)
+    }
+    fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, crate::StoreError> {
+        rate_limit::charge(client_id).map_err(Into::into)
     }
     fn now_ms(&self) -> u64 {
         clock::now_ms()

@@ -7,6 +7,7 @@
 //! An unset variable without a default is an error. Relative paths are relative to the
 //! directory of the config file.
 
+use crate::store::RateLimit;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -154,9 +155,14 @@ pub struct StoreConfig {
     /// Durability: after each write, wait until this many replicas have it (Redis `WAIT`);
     /// 0 turns it off.
     pub wait_replicas: u32,
-    /// How long a write waits for `wait_replicas` acknowledgements.
+    /// Durability on disk: each change also waits until the append-only file of the master
+    /// (and of each of the `wait_replicas` replicas) has it (Redis 7.2 `WAITAOF`).
+    pub wait_aof: bool,
+    /// How long a change waits for `wait_replicas` (and `wait_aof`) acknowledgements.
     #[serde(deserialize_with = "duration")]
     pub wait_timeout: Duration,
+    /// The most entries the embedded store holds; past it, new entries answer 503.
+    pub max_entries: u64,
     pub tls: TlsConfig,
 }
 
@@ -174,7 +180,9 @@ impl Default for StoreConfig {
             write_timeout: Duration::from_secs(3),
             pool_timeout: Duration::from_secs(4),
             wait_replicas: 0,
+            wait_aof: false,
             wait_timeout: Duration::from_millis(500),
+            max_entries: 1_000_000,
             tls: TlsConfig::default(),
         }
     }
@@ -221,6 +229,11 @@ impl Default for LogConfig {
 pub struct MetricsConfig {
     pub enabled: bool,
     pub path: String,
+    /// Where the management listener (metrics and health) listens, when `port` is set.
+    pub host: String,
+    /// A listener of its own for metrics and health, so the public port serves OAuth only;
+    /// unset, they share the public listener (the Go guide's layout).
+    pub port: Option<u16>,
 }
 
 impl Default for MetricsConfig {
@@ -228,6 +241,8 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: true,
             path: "/metrics".into(),
+            host: "127.0.0.1".into(),
+            port: None,
         }
     }
 }
@@ -316,8 +331,38 @@ fn default_max_instances() -> u32 {
 pub struct OAuthConfig {
     /// The issuer identifier: an `http(s)` URL without query, fragment or trailing slash.
     pub issuer: String,
+    /// Every client's request budget, unless the client sets its own.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+}
+
+/// A client's request budget on the endpoints that issue tokens: `requests` per `per` on
+/// average, and up to `burst` at once.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub requests: u32,
+    #[serde(default = "one_second", deserialize_with = "duration")]
+    pub per: Duration,
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    /// 20 a second with bursts of 40: far above what a client that reuses its tokens needs,
+    /// and with 1 h tokens at most 72,000 live tokens a client.
+    fn default() -> Self {
+        RateLimitConfig {
+            requests: 20,
+            per: one_second(),
+            burst: 40,
+        }
+    }
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +380,9 @@ pub struct ClientConfig {
     pub grant_types: Vec<String>,
     #[serde(default = "default_token_ttl", deserialize_with = "duration")]
     pub access_token_ttl: Duration,
+    /// This client's budget instead of `oauth.rate_limit`.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -353,6 +401,10 @@ pub struct Client {
     pub default_scopes: Vec<String>,
     pub grant_types: Vec<String>,
     pub access_token_ttl: Duration,
+    pub rate_limit: RateLimit,
+    /// The store key of this client's rate-limit bucket: `oauth:rate_limit:{<hex sha256 of
+    /// the client id>}`, its own cluster slot whatever the id holds.
+    pub rate_limit_key: String,
 }
 
 /// The OAuth settings the guest reads through its `settings` import.
@@ -529,6 +581,9 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     if store.pool_size == 0 {
         return bad("tokenginx.pool_size", "must be greater than zero".into());
     }
+    if store.max_entries == 0 {
+        return bad("tokenginx.max_entries", "must be greater than zero".into());
+    }
     if store.min_idle_conns > store.pool_size {
         return bad(
             "tokenginx.min_idle_conns",
@@ -556,6 +611,21 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     }
     if !matches!(log.output.as_str(), "stdout" | "stderr") {
         log.output = base.join(&log.output).to_string_lossy().into_owned();
+    }
+    if metrics.host.parse::<std::net::IpAddr>().is_err() {
+        return bad(
+            "metrics.host",
+            format!("{:?} is not an IP address", metrics.host),
+        );
+    }
+    if metrics
+        .port
+        .is_some_and(|port| port != 0 && port == server.port)
+    {
+        return bad(
+            "metrics.port",
+            "must differ from server.port: it is a listener of its own".into(),
+        );
     }
     if !metrics.path.starts_with('/') {
         return bad(
@@ -651,6 +721,8 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
             format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash"),
         );
     }
+    let default_limit =
+        check_rate_limit(oauth.rate_limit).map_err(|m| ("oauth.rate_limit".into(), m))?;
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
     for (i, c) in oauth.clients.into_iter().enumerate() {
@@ -715,8 +787,17 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
         if c.access_token_ttl < Duration::from_secs(1) || c.access_token_ttl > MAX_TOKEN_TTL {
             return bad(key("access_token_ttl"), "must be between 1s and 24h".into());
         }
+        let rate_limit = match c.rate_limit {
+            Some(limit) => check_rate_limit(limit).map_err(|m| (key("rate_limit"), m))?,
+            None => default_limit,
+        };
         all_scopes.extend(c.scopes.iter().cloned());
         let client = Client {
+            rate_limit,
+            rate_limit_key: format!(
+                "oauth:rate_limit:{{{}}}",
+                hex::encode(Sha256::digest(c.client_id.as_bytes()))
+            ),
             client_id: c.client_id.clone(),
             secret_sha256,
             scopes: c.scopes,
@@ -735,6 +816,21 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
         issuer,
         clients,
         scopes_supported: all_scopes.into_iter().collect(),
+    })
+}
+
+/// The budget `limit` describes, if it is one.
+fn check_rate_limit(limit: RateLimitConfig) -> Result<RateLimit, String> {
+    if limit.requests == 0 || limit.per.is_zero() || limit.burst == 0 {
+        return Err("requests, per and burst must be greater than zero".into());
+    }
+    let interval = limit.per / limit.requests;
+    if interval < Duration::from_micros(1) {
+        return Err("more than one request a microsecond is not a limit".into());
+    }
+    Ok(RateLimit {
+        interval,
+        burst: limit.burst,
     })
 }
 
@@ -911,6 +1007,74 @@ oauth:
         assert_eq!(c.guest.cache_dir.as_deref(), Some(Path::new("conf/cache")));
         assert_eq!(c.guest.failure_policy.consecutive, 3);
         assert_eq!(c.guest.failure_policy.action, FailureAction::RollBack);
+    }
+
+    #[test]
+    fn rate_limits_default_for_the_service_and_may_be_set_per_client() {
+        let c = parse_str(MINIMAL).unwrap();
+        let default = RateLimit {
+            interval: Duration::from_millis(50),
+            burst: 40,
+        };
+        assert_eq!(c.oauth.clients["demo"].rate_limit, default);
+        let c = parse_str(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: {requests: 100, per: 1m, burst: 5}\n",
+        ))
+        .unwrap();
+        let demo = &c.oauth.clients["demo"];
+        assert_eq!(demo.rate_limit.interval, Duration::from_millis(600));
+        assert_eq!(demo.rate_limit.burst, 5);
+        assert_eq!(
+            demo.rate_limit_key,
+            format!(
+                "oauth:rate_limit:{{{}}}",
+                hex::encode(Sha256::digest(b"demo"))
+            )
+        );
+        let e = error(&MINIMAL.replace(
+            "  clients:\n",
+            "  rate_limit: {requests: 0, burst: 1}\n  clients:\n",
+        ));
+        assert!(
+            e.contains("oauth.rate_limit: requests, per and burst"),
+            "{e}"
+        );
+        let e = error(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: {requests: 2000000, burst: 1}\n",
+        ));
+        assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+    }
+
+    #[test]
+    fn the_embedded_store_is_capped_by_default() {
+        assert_eq!(parse_str(MINIMAL).unwrap().store.max_entries, 1_000_000);
+        let e = error(&format!("tokenginx:\n  max_entries: 0\n{MINIMAL}"));
+        assert!(e.contains("tokenginx.max_entries"), "{e}");
+    }
+
+    #[test]
+    fn the_management_listener_is_optional_and_apart_from_the_public_one() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(
+            c.metrics.port, None,
+            "metrics share the public port by default"
+        );
+        let e = error(&format!("metrics:\n  port: 8080\n{MINIMAL}"));
+        assert!(e.contains("metrics.port: must differ"), "{e}");
+        let e = error(&format!(
+            "metrics:\n  host: everywhere\n  port: 9090\n{MINIMAL}"
+        ));
+        assert!(e.contains("metrics.host"), "{e}");
+        let c = parse_str(&format!(
+            "metrics:\n  host: 0.0.0.0\n  port: 9090\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.metrics.host.as_str(), c.metrics.port),
+            ("0.0.0.0", Some(9090))
+        );
     }
 
     #[test]

@@ -199,7 +199,9 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         .context("installing the SIGHUP handler")?;
     let metrics = Arc::new(metrics::Metrics::new());
     let store: Arc<dyn store::TokenStore> = match config.store.mode {
-        StoreMode::Memory => Arc::new(store::memory::MemoryStore::new()),
+        StoreMode::Memory => Arc::new(store::memory::MemoryStore::new(
+            usize::try_from(config.store.max_entries).unwrap_or(usize::MAX),
+        )),
         StoreMode::Standalone | StoreMode::Cluster => {
             install_tls13_only_provider();
             let gauges = metrics.clone();
@@ -235,6 +237,17 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         guest = %runtime.active().label,
         "listening"
     );
+    let management = match config.metrics.port {
+        Some(port) => {
+            let addr = (config.metrics.host.parse::<std::net::IpAddr>()?, port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.port: cannot listen on {}:{}", addr.0, addr.1))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
+            Some(listener)
+        }
+        None => None,
+    };
 
     let app = Arc::new(http::App {
         runtime,
@@ -250,15 +263,37 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         write: config.server.write_timeout,
         idle: config.server.idle_timeout,
     };
-    http::serve(
-        listener,
-        app,
-        tls,
-        timeouts,
-        http::signal(),
-        config.server.shutdown_timeout,
-    )
-    .await;
+    let drain = config.server.shutdown_timeout;
+    match management {
+        None => {
+            let kind = http::Listener::Combined;
+            http::serve(listener, kind, app, tls, timeouts, http::signal(), drain).await
+        }
+        Some(management) => {
+            let public = http::Listener::Public;
+            let internal = http::Listener::Management;
+            tokio::join!(
+                http::serve(
+                    listener,
+                    public,
+                    app.clone(),
+                    tls,
+                    timeouts,
+                    http::signal(),
+                    drain
+                ),
+                http::serve(
+                    management,
+                    internal,
+                    app,
+                    None,
+                    timeouts,
+                    http::signal(),
+                    drain
+                ),
+            );
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics: the seed's five families, then what an operator needs. Label values
 //! come from fixed sets (routes, exports, store operations, failure reasons) or from the
-//! loaded guest's own name and version, never from a request, so no token, secret or
-//! unbounded value can become a label.
+//! loaded guest's own name and version or the configured client ids, never from a request,
+//! so no token, secret or unbounded value can become a label.
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -17,6 +17,8 @@ pub struct Metrics {
     pub token_retrieved: IntCounter,
     /// Token records deleted, which is what a revocation does.
     pub token_revoked: IntCounter,
+    /// Requests refused for being over their client's rate limit, by (configured) client.
+    pub rate_limited: IntCounterVec,
     /// Store operation latency by operation (seed: buckets from 1 ms, x2, 10 of them).
     pub operation_duration: HistogramVec,
     /// Failed store operations by kind (`unavailable`, `rejected`).
@@ -95,6 +97,11 @@ impl Metrics {
                 "tokenginx_token_revoked_total",
                 "Token records deleted from the store by revocation.",
             ),
+            rate_limited: counters(
+                "tokenginx_rate_limited_total",
+                "Requests refused (429) for being over their client's rate limit, by client.",
+                &["client_id"],
+            ),
             operation_duration: histograms(
                 "tokenginx_operation_duration_seconds",
                 "Token store operation latency.",
@@ -163,11 +170,12 @@ impl Metrics {
                 &["result"],
             ),
         };
-        let collectors: [Box<dyn Collector>; 17] = [
+        let collectors: [Box<dyn Collector>; 18] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
             Box::new(metrics.token_revoked.clone()),
+            Box::new(metrics.rate_limited.clone()),
             Box::new(metrics.operation_duration.clone()),
             Box::new(metrics.store_errors.clone()),
             Box::new(metrics.pool_size.clone()),

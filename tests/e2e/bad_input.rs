@@ -227,3 +227,24 @@ async fn garbage_on_the_socket_does_not_hurt_the_service() {
     );
     still_serving(&host).await;
 }
+
+#[tokio::test]
+async fn an_http_1_1_request_without_exactly_one_host_is_400() {
+    let host = Host::start();
+    let no_host = "GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let answer = exchange(&host, no_host.into()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "RFC 9112 section 3.2: {answer}"
+    );
+    let two_hosts = "GET /health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n";
+    let answer = exchange(&host, two_hosts.into()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // HTTP/1.0 has no Host requirement.
+    let answer = exchange(&host, b"GET /health/live HTTP/1.0\r\n\r\n".to_vec()).await;
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    still_serving(&host).await;
+}

@@ -143,12 +143,12 @@ async fn a_guest_that_does_not_load_or_fit_is_refused_and_the_old_one_serves_on(
     let cases = [
         (b"\0asm garbage".to_vec(), "not a valid WebAssembly component"),
         (
-            patched(&default, "tokenginx:oauth/store@0.1.0", "tokenginx:oauth/store@0.2.0"),
-            "tokenginx:oauth/store@0.2.0: version 0.2.0 is not compatible with this host's tokenginx:oauth@0.1.0",
+            patched(&default, "tokenginx:oauth/store@0.1.1", "tokenginx:oauth/store@0.2.0"),
+            "tokenginx:oauth/store@0.2.0: version 0.2.0 is not compatible with this host's tokenginx:oauth@0.1.1",
         ),
         (
             patched(&default, "oauth/handler@", "oauth/handlex@"),
-            "does not export tokenginx:oauth/handler@0.1.0",
+            "does not export tokenginx:oauth/handler@0.1.1",
         ),
     ];
     for (i, (bytes, why)) in cases.iter().enumerate() {

@@ -17,12 +17,16 @@ pub const OTHER_SECRET: &str = "other-secret-0123456789";
 /// A client whose id and secret need the form-encoding of RFC 6749 section 2.3.1.
 pub const ODD_ID: &str = "odd id:+%";
 pub const ODD_SECRET: &str = "s\u{e9}cret & more+more:";
+/// Clients with a budget of 2 requests at once and 1 an hour after that.
+pub const LIMITED_ID: &str = "limited";
+pub const SHARED_LIMIT_ID: &str = "limited-shared";
+pub const LIMITED_SECRET: &str = "limited-secret-0123456789";
 
 /// How long the harness waits for the host to say it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace's `target/` (or `CARGO_TARGET_DIR`).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
@@ -135,6 +139,8 @@ guest:
   max_instances: 64
 oauth:
   issuer: http://issuer.test
+  # Far above what any test asks for, but for the clients made to run out.
+  rate_limit: {{requests: 1000000, per: 1s, burst: 1000000}}
   clients:
     - client_id: {DEMO_ID}
       client_secret: {DEMO_SECRET}
@@ -156,6 +162,16 @@ oauth:
       client_secret: resource-server-secret-0123
       scopes: [read]
       grant_types: []
+    - client_id: {LIMITED_ID}
+      client_secret: {LIMITED_SECRET}
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: {{requests: 1, per: 1h, burst: 2}}
+    - client_id: {SHARED_LIMIT_ID}
+      client_secret: {LIMITED_SECRET}
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: {{requests: 1, per: 1h, burst: 2}}
 log:
   level: info
   format: json

@@ -2,6 +2,7 @@
 //! HTTP/2 and HTTP/1.1, and client certificates (mTLS) required or asked of resource
 //! servers only.
 
+use crate::h2;
 use crate::harness::*;
 use crate::redis::Certs;
 use reqwest::tls::Version;
@@ -135,4 +136,53 @@ fn a_bad_certificate_file_is_a_start_error_naming_the_key() {
         stderr.contains("server.tls.cert_file") && stderr.contains("empty.pem"),
         "{stderr}"
     );
+}
+
+/// Over TLS, HTTP/2 is told by ALPN and a request head by its frames: a head left
+/// unfinished after the connection's first request is cut at the read timeout (not kept for
+/// the idle timeout), and an idle connection closes with a GOAWAY.
+#[tokio::test]
+async fn over_tls_an_unfinished_h2_head_is_cut_at_the_read_timeout_and_idle_ends_with_goaway() {
+    let certs = Certs::generate();
+    let host = |timeouts: &str| {
+        let tls = format!(
+            "{timeouts}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n",
+            certs.path("server.pem").display(),
+            certs.path("server.key").display(),
+        );
+        Host::with_config(&config(&default_guest(), &tls))
+    };
+    let patient = host("  read_timeout: 300ms\n  idle_timeout: 60s\n");
+    let brief = host("  read_timeout: 300ms\n  idle_timeout: 1s\n");
+    let (patient, brief, ca) = (
+        patient.addr.clone(),
+        brief.addr.clone(),
+        certs.path("ca.pem"),
+    );
+    let (stalled, idle_frames) = tokio::task::spawn_blocking(move || {
+        let mut client = h2::Client::connect(h2::tls(&patient, &ca));
+        client.get(1, true);
+        client.response(1);
+        client.get(3, false);
+        let start = std::time::Instant::now();
+        // Our reads give up after 20 s; the server's idle timeout is 60 s.
+        while client.next().is_some() {}
+        let stalled = start.elapsed();
+
+        let mut client = h2::Client::connect(h2::tls(&brief, &ca));
+        client.get(1, true);
+        client.response(1);
+        let mut kinds = Vec::new();
+        while let Some(frame) = client.next() {
+            kinds.push(frame.kind);
+        }
+        (stalled, kinds)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stalled < std::time::Duration::from_secs(15),
+        "the unfinished head was kept {stalled:?}"
+    );
+    assert!(idle_frames.contains(&h2::GOAWAY), "{idle_frames:?}");
 }

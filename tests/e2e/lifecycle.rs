@@ -1,5 +1,6 @@
 //! Health, metrics, logs, timeouts and graceful shutdown.
 
+use crate::h2;
 use crate::harness::*;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -192,4 +193,64 @@ fn sigterm_drains_an_in_flight_request_then_exits_cleanly() {
     assert!(answer.contains("access_token"));
     let status = host.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn an_idle_h2c_connection_lives_past_the_read_timeout_and_closes_with_a_goaway() {
+    let host = Host::with_config(&config(
+        &default_guest(),
+        "  read_timeout: 300ms\n  idle_timeout: 5s",
+    ));
+    let addr = host.addr.clone();
+    let frames_after_idle = tokio::task::spawn_blocking(move || {
+        let mut client = h2::Client::connect(h2::plain(&addr));
+        client.get(1, true);
+        client.response(1);
+        // What a healthy client sends while idle, for four read timeouts: none begins a
+        // request head.
+        client.send(h2::SETTINGS, 0x1, 0, &[]);
+        for _ in 0..12 {
+            client.send(h2::PING, 0, 0, &[0; 8]);
+            client.send(h2::WINDOW_UPDATE, 0, 0, &1024u32.to_be_bytes());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        client.get(3, true);
+        client.response(3);
+        // Idle now: the server closes at the idle timeout, saying so.
+        let mut kinds = Vec::new();
+        while let Some(frame) = client.next() {
+            kinds.push(frame.kind);
+        }
+        kinds
+    })
+    .await
+    .unwrap();
+    assert!(
+        frames_after_idle.contains(&h2::GOAWAY),
+        "no GOAWAY before the close: {frames_after_idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_h2c_head_after_the_first_request_is_cut_at_the_read_timeout() {
+    let host = Host::with_config(&config(
+        &default_guest(),
+        "  read_timeout: 300ms\n  idle_timeout: 60s",
+    ));
+    let addr = host.addr.clone();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut client = h2::Client::connect(h2::plain(&addr));
+        client.get(1, true);
+        client.response(1);
+        client.get(3, false);
+        let start = Instant::now();
+        while client.next().is_some() {}
+        start.elapsed()
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed < Duration::from_secs(20),
+        "the unfinished head was allowed to wait for the idle timeout"
+    );
 }

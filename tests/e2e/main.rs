@@ -6,6 +6,7 @@
 //! `standalone` or `cluster`; `make test` runs all three); `redis_store` starts its own
 //! Redis servers for the failure cases.
 
+mod h2;
 mod harness;
 mod redis;
 
@@ -17,6 +18,7 @@ mod guest_swap;
 mod https;
 mod introspection;
 mod lifecycle;
+mod limits;
 mod metadata;
 mod operations;
 mod redis_store;

@@ -279,3 +279,44 @@ async fn text_logs_go_to_the_configured_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn with_metrics_port_set_metrics_and_health_leave_the_public_port() {
+    let config = config(&default_guest(), "") + "metrics:\n  port: 0\n";
+    let host = Host::with_config(&config);
+    let line = host.wait_for_log("metrics and health listening", Duration::from_secs(10));
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let management = format!("http://{}", line["addr"].as_str().unwrap());
+    let get = |url: String| {
+        let http = host.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+
+    for path in ["/metrics", "/health/live", "/health/ready"] {
+        assert_eq!(host.get(path).await.status, 404, "public {path}");
+        assert_eq!(get(format!("{management}{path}")).await, 200, "{path}");
+    }
+    host.session().await;
+    assert_eq!(
+        get(format!(
+            "{management}/.well-known/oauth-authorization-server"
+        ))
+        .await,
+        404,
+        "no OAuth on the management listener"
+    );
+    let text = host
+        .http
+        .get(format!("{management}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&text, "tokenginx_token_created_total", &[]),
+        Some(1.0),
+        "the management listener reports the public listener's traffic"
+    );
+}

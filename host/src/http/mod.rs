@@ -9,7 +9,7 @@ mod server;
 mod timeouts;
 mod tls;
 
-pub use routes::App;
+pub use routes::{App, Listener};
 pub use server::{serve, signal};
 pub use timeouts::Timeouts;
 pub use tls::server_config as tls_config;

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE,
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
 };
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +54,18 @@ enum Route {
 }
 
 impl Route {
-    fn of(app: &App, path: &str) -> Route {
+    /// The route of `path` on `listener`: OAuth on the public side, metrics and health on
+    /// the management side, both where one listener serves all.
+    fn of(app: &App, listener: Listener, path: &str) -> Route {
+        let route = Route::of_path(app, path);
+        let management = matches!(route, Route::Live | Route::Ready | Route::Metrics);
+        match (listener, management) {
+            (Listener::Public, true) | (Listener::Management, false) => Route::NotFound,
+            _ => route,
+        }
+    }
+
+    fn of_path(app: &App, path: &str) -> Route {
         match path {
             "/api/v1/oauth/token" => Route::Token,
             "/api/v1/oauth/introspect" => Route::Introspect,
@@ -88,12 +99,24 @@ impl Route {
     }
 }
 
-/// Who is on the other end of a connection.
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Everything: the OAuth endpoints, health and metrics (no `metrics.port`).
+    Combined,
+    /// The OAuth endpoints only (a `metrics.port` is set).
+    Public,
+    /// Health and metrics only, on `metrics.port`.
+    Management,
+}
+
+/// Who is on the other end of a connection, and on which listener.
 #[derive(Clone, Copy)]
 pub struct Peer {
     pub addr: SocketAddr,
     /// A client certificate was presented and verified (mTLS).
     pub client_cert: bool,
+    pub listener: Listener,
 }
 
 /// What the log line of a request says beyond method, route and status.
@@ -106,7 +129,7 @@ struct Facts {
 /// Answers one request; never fails, whatever the request or the guest does.
 pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
-    let route = Route::of(&app, req.uri().path());
+    let route = Route::of(&app, peer.listener, req.uri().path());
     let method = req.method().clone();
     let request_id = request_id(&req);
     let span = tracing::info_span!("request", request_id = %request_id);
@@ -147,7 +170,14 @@ async fn respond(
     facts: &mut Facts,
 ) -> Response<Body> {
     let method = req.method();
+    let hosts = req.headers().get_all(HOST).iter().count();
     match route {
+        // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
+        _ if req.version() == Version::HTTP_11 && hosts != 1 => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "an HTTP/1.1 request needs exactly one Host header",
+        ),
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
         _ if method != route.method()
             && !(method == Method::HEAD && route.method() == Method::GET) =>
@@ -392,8 +422,16 @@ fn into_http(guest: GuestResponse) -> Result<Response<Body>, String> {
     Ok(response)
 }
 
-/// Ready when the store answers within 2 s and a guest is loaded (it is, once serving).
+/// Ready when the store answers within 2 s, has room for new tokens, and a guest is loaded
+/// (it is, once serving).
 async fn ready(app: &App) -> Response<Body> {
+    if app.store.is_full() {
+        tracing::warn!("readiness: the embedded store is full (tokenginx.max_entries)");
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "status": "unavailable", "store": "full" }),
+        );
+    }
     match tokio::time::timeout(READY_TIMEOUT, app.store.ping()).await {
         Ok(Ok(())) => json_response(
             StatusCode::OK,

@@ -5,30 +5,31 @@
 //! clear), over TLS when `server.tls` is on. The TLS handshake counts against the read
 //! timeout like a request head does.
 
-use super::routes::{handle, App, Peer};
-use super::timeouts::{Conn, TimedIo, Timeouts};
+use super::routes::{handle, App, Listener, Peer};
+use super::timeouts::{Conn, Expiry, TimedIo, Timeouts};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains for at most
-/// `drain_timeout`.
+/// Serves `app` on `listener` (the routes of `kind`) until `shutdown` resolves, then drains
+/// for at most `drain_timeout`.
 pub async fn serve(
     listener: TcpListener,
+    kind: Listener,
     app: Arc<App>,
     tls: Option<Arc<rustls::ServerConfig>>,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1().keep_alive(true).max_buf_size(64 * 1024);
     http.http2()
@@ -36,6 +37,10 @@ pub async fn serve(
         .max_header_list_size(64 * 1024);
     let http = Arc::new(http);
     let tls = tls.map(TlsAcceptor::from);
+    // Every connection watches `stop`, and holds a `live` sender until it ends: once ours
+    // is dropped, the channel closes when the last connection has (as in mini-redis).
+    let (stop_tx, stop) = watch::channel(false);
+    let (live_tx, mut live) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -52,58 +57,64 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let conn = Conn::new(timeouts);
-        let io = TimedIo::new(stream, conn.clone());
-        let (app, http, tls, watcher) =
-            (app.clone(), http.clone(), tls.clone(), graceful.watcher());
+        let (app, http, tls, stop, live) = (
+            app.clone(),
+            http.clone(),
+            tls.clone(),
+            stop.clone(),
+            live_tx.clone(),
+        );
         tokio::spawn(async move {
-            let session = async {
-                match tls {
-                    None => {
-                        let peer = Peer {
-                            addr,
-                            client_cert: false,
-                        };
-                        connection(io, peer, app, &http, &conn, watcher).await
-                    }
-                    Some(tls) => match tls.accept(io).await {
-                        Ok(stream) => {
-                            let session = stream.get_ref().1;
-                            if session.alpn_protocol() == Some(b"h2") {
-                                conn.set_multiplexed();
-                            }
-                            let client_cert = session.peer_certificates().is_some();
-                            let peer = Peer { addr, client_cert };
-                            connection(stream, peer, app, &http, &conn, watcher).await
-                        }
-                        Err(e) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
-                    },
+            let _live = live;
+            let mut peer = Peer {
+                addr,
+                client_cert: false,
+                listener: kind,
+            };
+            let Some(tls) = tls else {
+                let io = TimedIo::new(stream, conn.clone());
+                return connection(io, peer, app, &http, &conn, stop).await;
+            };
+            // The handshake counts against the read timeout, like a request head.
+            let handshake = tokio::select! {
+                handshake = tls.accept(TimedIo::encrypted(stream, conn.clone())) => handshake,
+                expiry = conn.expired() => {
+                    tracing::debug!(%addr, "connection closed: {}", expiry.reason());
+                    return;
                 }
             };
-            tokio::select! {
-                () = session => {}
-                // Dropping the connection closes it; no handler is running at this point.
-                reason = conn.expired() => tracing::debug!(%addr, "connection closed: {reason}"),
+            match handshake {
+                Ok(stream) => {
+                    peer.client_cert = stream.get_ref().1.peer_certificates().is_some();
+                    let io = TimedIo::new(stream, conn.clone());
+                    connection(io, peer, app, &http, &conn, stop).await
+                }
+                Err(e) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    drop(live_tx);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = live.recv() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("connections still open after {drain_timeout:?}; exiting anyway")
         }
     }
 }
 
-/// Serves the requests of one connection until it ends.
+/// Serves the requests of one connection until it ends. A connection idle past its timeout,
+/// or open when the server stops, is closed gracefully (HTTP/2: GOAWAY, then the streams in
+/// flight finish), within the read timeout; one whose request head stalls is dropped.
 async fn connection<I>(
     io: I,
     peer: Peer,
     app: Arc<App>,
     http: &auto::Builder<TokioExecutor>,
     conn: &Conn,
-    watcher: Watcher,
+    mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -118,8 +129,35 @@ async fn connection<I>(
         }
     });
     let connection = http.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(addr = %peer.addr, "connection ended: {e}");
+    tokio::pin!(connection);
+    let addr = peer.addr;
+    let mut closing: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%addr, "connection ended: {e}");
+                }
+                return;
+            }
+            expiry = conn.expired(), if closing.is_none() => {
+                tracing::debug!(%addr, "connection closed: {}", expiry.reason());
+                match expiry {
+                    Expiry::Read => return,
+                    Expiry::Idle => connection.as_mut().graceful_shutdown(),
+                }
+                closing = Some(Instant::now() + conn.read_timeout());
+            }
+            _ = stop.wait_for(|stop| *stop), if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                // In-flight requests get the whole drain; the server's drain timeout ends it.
+                closing = Some(Instant::now() + Duration::from_secs(24 * 3600));
+            }
+            () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => {
+                tracing::debug!(%addr, "connection dropped: it did not close in time");
+                return;
+            }
+        }
     }
 }
 

@@ -6,10 +6,17 @@
 //! - `idle_timeout`: a keep-alive connection may wait this long for its next request;
 //! - `write_timeout`: a response write may stall this long.
 //!
-//! Each connection has a [`Phase`], moved by its socket ([`TimedIo`]: first byte of a
-//! request) and its handler ([`Conn::busy`]: a request being answered). [`Conn::expired`]
-//! resolves when the phase has outlived its timeout; the server then drops the connection.
-//! A handler at work is never cut off here.
+//! Each connection has a [`Phase`], moved by its socket ([`TimedIo`]: the first byte of a
+//! request head) and its handler ([`Conn::busy`]: a request being answered).
+//! [`Conn::expired`] resolves when the phase has outlived its timeout; the server then closes
+//! the connection (an idle one gracefully, with a GOAWAY on HTTP/2). A handler at work is
+//! never cut off here.
+//!
+//! On HTTP/1 any byte after an idle wait begins a request head. On HTTP/2 (by ALPN over TLS,
+//! by its preface in the clear) only a HEADERS frame does, and its END_HEADERS ends it:
+//! [`FrameScanner`] follows the frame boundaries, so PINGs, WINDOW_UPDATEs and SETTINGS
+//! acknowledgements keep an idle connection idle, and a head left unfinished is cut at the
+//! read timeout whichever request of the connection it is.
 
 use std::future::Future;
 use std::io;
@@ -48,8 +55,24 @@ pub struct Conn {
 struct Shared {
     phase: Mutex<Phase>,
     changed: Notify,
-    /// HTTP/2: bytes between requests (PINGs, WINDOW_UPDATEs) start no request head.
-    multiplexed: std::sync::atomic::AtomicBool,
+}
+
+/// Why a connection is closed by its timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// A request head took longer than the read timeout: the connection is dropped.
+    Read,
+    /// No request came within the idle timeout: the connection is closed gracefully.
+    Idle,
+}
+
+impl Expiry {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Expiry::Read => "read timeout",
+            Expiry::Idle => "idle timeout",
+        }
+    }
 }
 
 impl Conn {
@@ -58,7 +81,6 @@ impl Conn {
             shared: Arc::new(Shared {
                 phase: Mutex::new(Phase::Head(Instant::now())),
                 changed: Notify::new(),
-                multiplexed: std::sync::atomic::AtomicBool::new(false),
             }),
             timeouts,
         }
@@ -71,6 +93,10 @@ impl Conn {
         self.shared.changed.notify_one();
     }
 
+    pub fn read_timeout(&self) -> Duration {
+        self.timeouts.read
+    }
+
     /// Marks a request as being handled until the guard drops.
     pub fn busy(&self) -> BusyGuard {
         self.update(|phase| match phase {
@@ -80,9 +106,8 @@ impl Conn {
         BusyGuard(self.clone())
     }
 
-    /// Resolves with the reason once the connection has been silent for longer than its
-    /// phase allows.
-    pub async fn expired(&self) -> &'static str {
+    /// Resolves once the connection has been silent for longer than its phase allows.
+    pub async fn expired(&self) -> Expiry {
         loop {
             let phase = *self.shared.phase.lock().unwrap();
             let (deadline, reason) = match phase {
@@ -90,8 +115,8 @@ impl Conn {
                     self.shared.changed.notified().await;
                     continue;
                 }
-                Phase::Head(since) => (since + self.timeouts.read, "read timeout"),
-                Phase::Idle(since) => (since + self.timeouts.idle, "idle timeout"),
+                Phase::Head(since) => (since + self.timeouts.read, Expiry::Read),
+                Phase::Idle(since) => (since + self.timeouts.idle, Expiry::Idle),
             };
             tokio::select! {
                 () = self.shared.changed.notified() => {}
@@ -104,25 +129,22 @@ impl Conn {
         }
     }
 
-    /// The connection speaks HTTP/2: from now on only requests end an idle wait.
-    pub fn set_multiplexed(&self) {
-        self.shared
-            .multiplexed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The socket saw bytes: after an idle wait, a new request head has begun (HTTP/1).
-    fn on_read(&self) {
-        if self
-            .shared
-            .multiplexed
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return;
-        }
+    /// A request head has begun: after an idle wait, the read timeout runs.
+    fn head_started(&self) {
         let mut phase = self.shared.phase.lock().unwrap();
         if matches!(*phase, Phase::Idle(_)) {
             *phase = Phase::Head(Instant::now());
+            drop(phase);
+            self.shared.changed.notify_one();
+        }
+    }
+
+    /// An HTTP/2 request head is complete; its handler takes over (or, for a stream the
+    /// server refuses, nothing does and the connection is idle again).
+    fn head_ended(&self) {
+        let mut phase = self.shared.phase.lock().unwrap();
+        if matches!(*phase, Phase::Head(_)) {
+            *phase = Phase::Idle(Instant::now());
             drop(phase);
             self.shared.changed.notify_one();
         }
@@ -141,11 +163,94 @@ impl Drop for BusyGuard {
     }
 }
 
-/// The socket of a connection: reports reads to its [`Conn`] and fails a write that stalls
-/// past the write timeout.
+/// The client connection preface of HTTP/2 (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADER: usize = 9;
+const HEADERS: u8 = 0x1;
+const CONTINUATION: u8 = 0x9;
+const END_HEADERS: u8 = 0x4;
+
+/// Follows the frames a client sends on an HTTP/2 connection, far enough to tell where a
+/// request head (HEADERS and its CONTINUATIONs) begins and ends. It reads only frame
+/// headers; hyper's h2 checks everything else.
+#[derive(Default)]
+pub struct FrameScanner {
+    /// Preface bytes still to skip.
+    preface_left: usize,
+    header: [u8; FRAME_HEADER],
+    header_len: usize,
+    /// Payload bytes of the current frame still to come.
+    payload_left: usize,
+    /// The current frame carries END_HEADERS of a head.
+    ends_head: bool,
+}
+
+impl FrameScanner {
+    fn new() -> Self {
+        FrameScanner {
+            preface_left: H2_PREFACE.len(),
+            ..FrameScanner::default()
+        }
+    }
+
+    /// Feeds the bytes read from the client; tells `conn` when heads begin and end.
+    fn scan(&mut self, mut bytes: &[u8], conn: &Conn) {
+        while !bytes.is_empty() {
+            if self.preface_left > 0 {
+                let n = self.preface_left.min(bytes.len());
+                self.preface_left -= n;
+                bytes = &bytes[n..];
+            } else if self.header_len < FRAME_HEADER {
+                let n = (FRAME_HEADER - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+                self.header_len += n;
+                bytes = &bytes[n..];
+                if self.header_len == FRAME_HEADER {
+                    let [a, b, c, kind, flags, ..] = self.header;
+                    self.payload_left = u32::from_be_bytes([0, a, b, c]) as usize;
+                    let head = kind == HEADERS || kind == CONTINUATION;
+                    if kind == HEADERS {
+                        conn.head_started();
+                    }
+                    self.ends_head = head && flags & END_HEADERS != 0;
+                    self.end_frame_if_done(conn);
+                }
+            } else {
+                let n = self.payload_left.min(bytes.len());
+                self.payload_left -= n;
+                bytes = &bytes[n..];
+                self.end_frame_if_done(conn);
+            }
+        }
+    }
+
+    fn end_frame_if_done(&mut self, conn: &Conn) {
+        if self.payload_left == 0 {
+            self.header_len = 0;
+            if std::mem::take(&mut self.ends_head) {
+                conn.head_ended();
+            }
+        }
+    }
+}
+
+/// How the bytes a client sends map to request heads.
+enum Protocol {
+    /// Not known yet: the first bytes tell HTTP/1 from HTTP/2's preface (which a client
+    /// sends whether it chose HTTP/2 by ALPN or by prior knowledge).
+    Unknown,
+    Http1,
+    Http2(FrameScanner),
+    /// TLS records, under the decrypted stream that tracks the heads.
+    Encrypted,
+}
+
+/// The socket of a connection: reports request heads to its [`Conn`] and fails a write that
+/// stalls past the write timeout.
 pub struct TimedIo<T> {
     inner: T,
     conn: Conn,
+    protocol: Protocol,
     write_deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -154,7 +259,33 @@ impl<T> TimedIo<T> {
         TimedIo {
             inner,
             conn,
+            protocol: Protocol::Unknown,
             write_deadline: None,
+        }
+    }
+
+    /// The TCP stream under TLS: it bounds writes, while the TLS stream wrapped in a
+    /// [`TimedIo::new`] of its own tracks the request heads.
+    pub fn encrypted(inner: T, conn: Conn) -> Self {
+        TimedIo {
+            protocol: Protocol::Encrypted,
+            ..TimedIo::new(inner, conn)
+        }
+    }
+
+    fn on_read(&mut self, bytes: &[u8]) {
+        if let Protocol::Unknown = self.protocol {
+            let n = bytes.len().min(H2_PREFACE.len());
+            self.protocol = if bytes[..n] == H2_PREFACE[..n] {
+                Protocol::Http2(FrameScanner::new())
+            } else {
+                Protocol::Http1
+            };
+        }
+        match &mut self.protocol {
+            Protocol::Http2(scanner) => scanner.scan(bytes, &self.conn),
+            Protocol::Http1 => self.conn.head_started(),
+            Protocol::Unknown | Protocol::Encrypted => {}
         }
     }
 
@@ -182,7 +313,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         let before = buf.filled().len();
         let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
         if buf.filled().len() > before {
-            this.conn.on_read();
+            this.on_read(&buf.filled()[before..]);
         }
         Poll::Ready(result)
     }

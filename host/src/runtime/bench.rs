@@ -11,6 +11,7 @@ use super::{Export, Request, Runtime, Services};
 use crate::config::{Client, GuestConfig, OAuthSettings};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
+use crate::store::RateLimit;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -30,9 +31,15 @@ pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<S
         default_scopes: vec!["read".into()],
         grant_types: vec!["client_credentials".into()],
         access_token_ttl: Duration::from_secs(3600),
+        // No limit worth the name: the benchmark measures the guest, not the budget.
+        rate_limit: RateLimit {
+            interval: Duration::from_micros(1),
+            burst: u32::MAX,
+        },
+        rate_limit_key: "oauth:rate_limit:{bench}".into(),
     };
     let services = Arc::new(Services {
-        store: Arc::new(MemoryStore::new()),
+        store: Arc::new(MemoryStore::new(usize::MAX)),
         oauth: Arc::new(OAuthSettings {
             issuer: "http://bench.invalid".into(),
             clients: HashMap::from([(CLIENT_ID.to_owned(), client)]),

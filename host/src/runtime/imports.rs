@@ -1,7 +1,7 @@
 //! What a guest instance can reach: the implementations of the imports of `wit/oauth.wit`,
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
-use super::bindings::{clock, log, random, settings, store};
+use super::bindings::{clock, log, random, rate_limit, settings, store};
 use crate::config::OAuthSettings;
 use crate::metrics::Metrics;
 use crate::store::{StoreError, StoreResult, TokenStore};
@@ -196,6 +196,35 @@ impl store::Host for InstanceState {
         )
         .await?;
         Ok(left.map(|d| d.as_millis() as u64))
+    }
+}
+
+impl rate_limit::Host for InstanceState {
+    async fn charge(&mut self, client_id: String) -> Result<Option<u64>, store::StoreError> {
+        let services = self.services.clone();
+        let Some(client) = services.oauth.clients.get(&client_id) else {
+            return Err(store::StoreError::Rejected(
+                "rate-limit.charge: no registered client has that id".into(),
+            ));
+        };
+        let wait = timed(
+            &services.metrics,
+            self.store_deadline,
+            "charge",
+            services
+                .store
+                .charge(&client.rate_limit_key, client.rate_limit),
+        )
+        .await?;
+        if wait.is_some() {
+            services
+                .metrics
+                .rate_limited
+                .with_label_values(&[&client.client_id])
+                .inc();
+        }
+        // Whole milliseconds, rounded up: a client that waits that long is admitted.
+        Ok(wait.map(|w| w.as_micros().div_ceil(1000) as u64))
     }
 }
 

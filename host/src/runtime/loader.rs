@@ -18,10 +18,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
-const HOST_INTERFACES: [&str; 5] = ["store", "clock", "random", "log", "settings"];
+const HOST_INTERFACES: [&str; 6] = ["store", "rate-limit", "clock", "random", "log", "settings"];
 
 /// Bytes of each memory and table slot reset in place (only the dirtied pages) rather than
 /// returned to the kernel.

@@ -53,6 +53,13 @@ const EXPORTS: [Export; 4] = [
 ];
 
 impl Export {
+    /// Whether a call may wait on the store. Such calls get at most
+    /// [`store_bound_budget`] instances, so a stalled store cannot hold every instance and
+    /// queue the calls that never touch it (metadata) behind it.
+    fn uses_store(self) -> bool {
+        !matches!(self, Export::Metadata)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Export::Token => "token",
@@ -123,9 +130,20 @@ pub struct Runtime {
     failure_action: FailureAction,
     /// Bounds live instances to what the pool was sized for; callers queue here.
     instances: Arc<Semaphore>,
+    /// Bounds the instances of calls that use the store (see [`Export::uses_store`]).
+    store_bound: Semaphore,
     slots: RwLock<Slots>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+}
+
+/// The instances calls that use the store may hold at once: all but a sixteenth of
+/// `max_instances` (at least one), which stay free for the calls that do not.
+fn store_bound_budget(max_instances: u32) -> u32 {
+    match max_instances {
+        0 | 1 => max_instances,
+        n => n - (n / 16).max(1),
+    }
 }
 
 /// What every instance runs under: the engine, the host's services, and the limits.
@@ -163,6 +181,7 @@ impl Runtime {
             failure_threshold: config.failure_policy.consecutive,
             failure_action: config.failure_policy.action,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+            store_bound: Semaphore::new(store_bound_budget(config.max_instances) as usize),
             slots: RwLock::new(Slots {
                 active: guest.clone(),
                 previous: None,
@@ -258,10 +277,16 @@ impl Runtime {
         request: Request,
     ) -> Result<Response, CallError> {
         let start = Instant::now();
-        let _permit = tokio::time::timeout(self.sandbox.deadline, self.instances.acquire())
+        let permits = async {
+            let store_bound = match export.uses_store() {
+                true => Some(self.store_bound.acquire().await),
+                false => None,
+            };
+            (store_bound, self.instances.acquire().await)
+        };
+        let _permits = tokio::time::timeout(self.sandbox.deadline, permits)
             .await
-            .map_err(|_| CallError::Busy(self.sandbox.deadline))?
-            .expect("the instance semaphore is never closed");
+            .map_err(|_| CallError::Busy(self.sandbox.deadline))?;
         let _active = InstanceGauge::new(&self.sandbox.services.metrics.instances_active);
         let remaining = self.sandbox.deadline.saturating_sub(start.elapsed());
         // A slot that came free too late to run the call is overload (503), not a

@@ -5,8 +5,12 @@
 //! never await, so a tokio mutex would only add cost), expirations in a `BTreeSet` ordered by
 //! instant so the purge task finds due keys without scanning, and a drop guard that stops the
 //! purge task when the store goes away.
+//!
+//! It holds at most `tokenginx.max_entries` entries: past that, writes of new keys answer
+//! `Unavailable` (HTTP 503) and `/health/ready` says the store is full, rather than the
+//! process growing until it is killed.
 
-use super::{check_batch, check_key, check_write, StoreResult, TokenStore};
+use super::{check_batch, check_key, check_write, RateLimit, StoreError, StoreResult, TokenStore};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,8 @@ pub struct MemoryStore {
 
 struct Shared {
     state: Mutex<State>,
+    /// `tokenginx.max_entries`.
+    max_entries: usize,
     /// Wakes the purge task when an earlier expiry appears or the store shuts down.
     purge: Notify,
 }
@@ -33,6 +39,9 @@ struct State {
     entries: HashMap<String, Entry>,
     /// (expiry, key), so the first element is always the next key to expire.
     expirations: BTreeSet<(Instant, String)>,
+    /// Rate-limit buckets by key: their theoretical arrival times. One per registered client
+    /// (the host charges no other), so they need no expiry.
+    buckets: HashMap<String, Instant>,
     shutdown: bool,
 }
 
@@ -52,10 +61,12 @@ impl Drop for PurgeGuard {
 }
 
 impl MemoryStore {
-    /// A new empty store; spawns its purge task on the current tokio runtime.
-    pub fn new() -> Self {
+    /// A new empty store holding at most `max_entries` entries; spawns its purge task on
+    /// the current tokio runtime.
+    pub fn new(max_entries: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
+            max_entries,
             purge: Notify::new(),
         });
         tokio::spawn(purge_expired(shared.clone()));
@@ -71,16 +82,31 @@ impl MemoryStore {
         self.shared.state.lock().unwrap().entries.len()
     }
 
-    fn write(&self, key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> bool {
+    fn write(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        only_if_absent: bool,
+    ) -> StoreResult<bool> {
         let now = Instant::now();
         let expires_at = now + ttl;
         let mut state = self.shared.state.lock().unwrap();
-        if let Some(old) = state.entries.get(key) {
-            if only_if_absent && old.expires_at > now {
-                return false;
+        match state.entries.get(key) {
+            Some(old) => {
+                if only_if_absent && old.expires_at > now {
+                    return Ok(false);
+                }
+                let old_expiry = old.expires_at;
+                state.expirations.remove(&(old_expiry, key.to_owned()));
             }
-            let old_expiry = old.expires_at;
-            state.expirations.remove(&(old_expiry, key.to_owned()));
+            None if state.entries.len() >= self.shared.max_entries => {
+                return Err(StoreError::Unavailable(format!(
+                    "the embedded store is full (tokenginx.max_entries: {})",
+                    self.shared.max_entries
+                )));
+            }
+            None => {}
         }
         let wake = state
             .expirations
@@ -98,7 +124,7 @@ impl MemoryStore {
         if wake {
             self.shared.purge.notify_one();
         }
-        true
+        Ok(true)
     }
 
     fn live<T>(&self, key: &str, read: impl FnOnce(&Entry, Instant) -> T) -> Option<T> {
@@ -109,12 +135,6 @@ impl MemoryStore {
             .get(key)
             .filter(|e| e.expires_at > now)
             .map(|e| read(e, now))
-    }
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -135,13 +155,12 @@ impl TokenStore for MemoryStore {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         check_write(key, value, ttl)?;
-        self.write(key, value, ttl, false);
-        Ok(())
+        self.write(key, value, ttl, false).map(|_| ())
     }
 
     async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
         check_write(key, value, ttl)?;
-        Ok(self.write(key, value, ttl, true))
+        self.write(key, value, ttl, true)
     }
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
@@ -164,8 +183,26 @@ impl TokenStore for MemoryStore {
         Ok(self.live(key, |e, now| e.expires_at - now))
     }
 
+    async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
+        check_key(key)?;
+        let now = Instant::now();
+        let mut state = self.shared.state.lock().unwrap();
+        let tat = state.buckets.get(key).copied();
+        match limit.charge(tat, now) {
+            Ok(next) => {
+                state.buckets.insert(key.to_owned(), next);
+                Ok(None)
+            }
+            Err(wait) => Ok(Some(wait)),
+        }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.shared.state.lock().unwrap().entries.len() >= self.shared.max_entries
     }
 }
 
@@ -205,10 +242,11 @@ mod tests {
     use crate::store::StoreError;
 
     const HOUR: Duration = Duration::from_secs(3600);
+    const UNBOUNDED: usize = usize::MAX;
 
     #[tokio::test(start_paused = true)]
     async fn expired_entries_are_never_returned_and_are_purged() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         store.set("k", b"v", Duration::from_secs(10)).await.unwrap();
         assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
         assert_eq!(store.ttl("k").await.unwrap(), Some(Duration::from_secs(10)));
@@ -223,7 +261,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn many_short_lived_entries_do_not_pile_up() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         for i in 0..1000 {
             let ttl = Duration::from_millis(1 + i % 50);
             store.set(&format!("k{i}"), b"v", ttl).await.unwrap();
@@ -236,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn insert_writes_only_when_absent() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         assert!(store.insert("k", b"first", HOUR).await.unwrap());
         assert!(!store.insert("k", b"second", HOUR).await.unwrap());
         assert_eq!(store.get("k").await.unwrap(), Some(b"first".to_vec()));
@@ -244,7 +282,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn insert_may_replace_an_expired_entry() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         store
             .set("k", b"old", Duration::from_secs(1))
             .await
@@ -256,7 +294,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn set_replaces_value_and_expiry() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         store.set("k", b"a", Duration::from_secs(1)).await.unwrap();
         store.set("k", b"b", HOUR).await.unwrap();
         tokio::time::advance(Duration::from_secs(2)).await;
@@ -266,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn delete_reports_whether_the_key_existed() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         store.set("k", b"v", HOUR).await.unwrap();
         assert!(store.delete("k").await.unwrap());
         assert!(!store.delete("k").await.unwrap());
@@ -275,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn get_many_answers_in_order() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         store.set("a", b"1", HOUR).await.unwrap();
         store.set("c", b"3", HOUR).await.unwrap();
         let keys = ["a", "b", "c"].map(String::from);
@@ -287,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn limits_are_refused_before_any_write() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         let big = vec![0u8; crate::store::MAX_VALUE_BYTES + 1];
         let long_key = "k".repeat(crate::store::MAX_KEY_BYTES + 1);
         for result in [
@@ -300,9 +338,52 @@ mod tests {
         assert_eq!(store.len(), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_full_store_refuses_new_keys_until_entries_expire() {
+        let store = MemoryStore::new(2);
+        store.set("a", b"1", Duration::from_secs(1)).await.unwrap();
+        store.set("b", b"2", HOUR).await.unwrap();
+        assert!(store.is_full());
+        let refused = store.insert("c", b"3", HOUR).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Unavailable(why) if why.contains("tokenginx.max_entries: 2")),
+            "{refused}"
+        );
+        // Existing keys may still change and go; nothing is lost.
+        store.set("b", b"2'", HOUR).await.unwrap();
+        assert_eq!(store.get("a").await.unwrap(), Some(b"1".to_vec()));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::task::yield_now().await;
+        assert!(!store.is_full());
+        assert!(store.insert("c", b"3", HOUR).await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_rate_limit_bucket_admits_its_burst_then_one_per_interval() {
+        let store = MemoryStore::new(UNBOUNDED);
+        let limit = RateLimit {
+            interval: Duration::from_secs(1),
+            burst: 2,
+        };
+        assert_eq!(store.charge("a", limit).await.unwrap(), None);
+        assert_eq!(store.charge("a", limit).await.unwrap(), None);
+        assert_eq!(
+            store.charge("a", limit).await.unwrap(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            store.charge("b", limit).await.unwrap(),
+            None,
+            "its own bucket"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(store.charge("a", limit).await.unwrap(), None);
+        assert_eq!(store.len(), 0, "buckets are not entries");
+    }
+
     #[tokio::test]
     async fn concurrent_inserts_of_one_key_admit_exactly_one() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::new(UNBOUNDED);
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = store.clone();

@@ -1,7 +1,8 @@
 //! The token store: what the guest's `store` import reaches. One trait, implemented by the
 //! embedded [`memory::MemoryStore`] and by [`redis::RedisStore`] (standalone or cluster).
 //!
-//! Every value has a time to live: nothing is written forever, so nothing piles up.
+//! Every value has a time to live: nothing is written forever, so nothing piles up. Besides
+//! values, a store keeps the per-client request budgets of [`RateLimit`].
 
 pub mod memory;
 pub mod redis;
@@ -29,6 +30,35 @@ pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 /// A batched read asks for at most this many keys.
 pub const MAX_BATCH_KEYS: usize = 1024;
 
+/// A request budget, as the generic cell rate algorithm (GCRA) keeps it: up to `burst`
+/// requests at once, then one every `interval`. A bucket is one instant, its theoretical
+/// arrival time (TAT): the store keeps nothing else per client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Charges one request at `now` to a bucket whose TAT is `tat` (none for a new or
+    /// expired bucket): the new TAT when the request is admitted, or how long to wait.
+    /// The Redis store runs the same steps in a script (`redis.rs`).
+    pub fn charge<I>(&self, tat: Option<I>, now: I) -> Result<I, Duration>
+    where
+        I: Copy + Ord + std::ops::Add<Duration, Output = I> + std::ops::Sub<I, Output = Duration>,
+    {
+        let tat = tat.map_or(now, |t| t.max(now));
+        let next = tat + self.interval;
+        let tolerance = self.interval * self.burst;
+        let ahead = next - now;
+        if ahead > tolerance {
+            Err(ahead - tolerance)
+        } else {
+            Ok(next)
+        }
+    }
+}
+
 /// A key-value store with mandatory expiry, shared by all requests.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
@@ -44,8 +74,15 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> StoreResult<bool>;
     /// Time left before `key` expires; none if absent.
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>>;
+    /// Charges one request to the budget at `key` (see [`RateLimit::charge`]), atomically
+    /// across every host sharing the store; `Some(wait)` when the budget is spent.
+    async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>>;
     /// Whether the store answers, for `/health/ready`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether the store refuses new entries for lack of room (the embedded store's cap).
+    fn is_full(&self) -> bool {
+        false
+    }
 }
 
 /// Checks the limits every store enforces, before any I/O.
@@ -81,4 +118,47 @@ pub fn check_batch(keys: &[String]) -> StoreResult<()> {
         )));
     }
     keys.iter().try_for_each(|k| check_key(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Instants as durations since an origin: the algorithm only needs order and arithmetic.
+    #[test]
+    fn a_burst_is_admitted_then_one_request_per_interval() {
+        let limit = RateLimit {
+            interval: ms(100),
+            burst: 3,
+        };
+        let now = ms(1_000);
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = Some(limit.charge(tat, now).expect("within the burst"));
+        }
+        assert_eq!(limit.charge(tat, now), Err(ms(100)), "the fourth waits");
+        assert_eq!(limit.charge(tat, now + ms(60)), Err(ms(40)));
+        let after = limit
+            .charge(tat, now + ms(100))
+            .expect("one interval later");
+        assert_eq!(limit.charge(Some(after), now + ms(100)), Err(ms(100)));
+    }
+
+    #[test]
+    fn an_idle_bucket_refills_to_the_burst_and_no_further() {
+        let limit = RateLimit {
+            interval: ms(100),
+            burst: 2,
+        };
+        let mut tat = Some(ms(1_000));
+        let later = ms(60_000);
+        tat = Some(limit.charge(tat, later).unwrap());
+        tat = Some(limit.charge(tat, later).unwrap());
+        assert!(limit.charge(tat, later).is_err());
+    }
 }

@@ -9,20 +9,21 @@
 //!   `pool_timeout`, answering `Unavailable` (HTTP 503) rather than hanging.
 //! - Batched reads are concurrent single-key GETs, each routed to its own slot, so keys from
 //!   different slots never meet in one command (no CROSSSLOT).
-//! - With `wait_replicas` > 0 a write is pipelined with `WAIT` on the same connection to the
-//!   key's master, and is acknowledged only once that many replicas have it.
+//! - Every change (a write, a delete) is pipelined with `WAIT` (`wait_replicas`) or
+//!   `WAITAOF` (`wait_aof`) on the same connection to the key's master, and is acknowledged
+//!   only once enough replicas (and append-only files) have it: a change that would vanish
+//!   in a failover answers `Unavailable` (HTTP 503) instead, and the client retries.
+//! - Rate-limit buckets are one key each, charged by a script in one atomic step.
 
-use super::{check_batch, check_key, check_write, StoreError, StoreResult, TokenStore};
+use super::{check_batch, check_key, check_write, RateLimit, StoreError, StoreResult, TokenStore};
 use crate::config::{StoreConfig, StoreMode};
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    AsyncCommands, Client, ExistenceCheck, IntoConnectionInfo, RedisError, SetExpiry, SetOptions,
-    TlsCertificates, Value,
-};
+use redis::{AsyncCommands, Client, IntoConnectionInfo, RedisError, TlsCertificates, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The seed's retry policy: 3 retries, backoff from 8 ms doubling to at most 512 ms.
@@ -45,12 +46,71 @@ struct Pooled {
     in_flight: AtomicUsize,
 }
 
+/// What a change waits for before it is acknowledged.
+#[derive(Clone, Copy)]
+struct Durability {
+    /// `tokenginx.wait_replicas`: replicas that must have the change.
+    replicas: u32,
+    /// `tokenginx.wait_aof`: the master's append-only file, and each of those replicas',
+    /// must have it on disk.
+    aof: bool,
+    timeout: Duration,
+}
+
+impl Durability {
+    /// The command that waits (`WAIT` or `WAITAOF`), if any.
+    fn command(&self) -> Option<redis::Cmd> {
+        let ms = self.timeout.as_millis() as u64;
+        if self.aof {
+            let mut wait = redis::cmd("WAITAOF");
+            wait.arg(1).arg(self.replicas).arg(ms);
+            Some(wait)
+        } else if self.replicas > 0 {
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(self.replicas).arg(ms);
+            Some(wait)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the reply of [`Self::command`] acknowledges the change; why not if it does not.
+    fn check(&self, reply: Option<&Value>) -> Result<(), String> {
+        let counts = match reply {
+            None => return Ok(()),
+            Some(Value::Int(replicas)) => (1, *replicas),
+            Some(Value::Array(counts)) => match counts.as_slice() {
+                [Value::Int(local), Value::Int(replicas)] => (*local, *replicas),
+                _ => return Err(format!("unexpected WAITAOF reply {counts:?}")),
+            },
+            Some(other) => return Err(format!("unexpected WAIT reply {other:?}")),
+        };
+        let (local, replicas) = counts;
+        if local >= 1 && replicas >= i64::from(self.replicas) {
+            return Ok(());
+        }
+        let what = if self.aof {
+            format!(
+                "the change reached the append-only file of the master {} and of {replicas} \
+                 of {} replicas",
+                if local >= 1 { "(yes)" } else { "(no)" },
+                self.replicas
+            )
+        } else {
+            format!(
+                "only {replicas} of {} replicas acknowledged the change",
+                self.replicas
+            )
+        };
+        Err(format!("{what} within {:?}", self.timeout))
+    }
+}
+
 pub struct RedisStore {
     pool: Vec<Pooled>,
     /// Upper bound of one operation, retries and reconnects included.
     op_timeout: Duration,
-    wait_replicas: u32,
-    wait_timeout: Duration,
+    durability: Durability,
     /// Called with (pool size, idle connections) whenever the idle count may have changed.
     on_pool_change: Box<dyn Fn(usize, usize) + Send + Sync>,
 }
@@ -81,8 +141,11 @@ impl RedisStore {
         let store = RedisStore {
             pool,
             op_timeout: config.pool_timeout,
-            wait_replicas: config.wait_replicas,
-            wait_timeout: config.wait_timeout,
+            durability: Durability {
+                replicas: config.wait_replicas,
+                aof: config.wait_aof,
+                timeout: config.wait_timeout,
+            },
             on_pool_change,
         };
         (store.on_pool_change)(store.pool.len(), store.pool.len());
@@ -155,8 +218,33 @@ impl RedisStore {
         (self.on_pool_change)(self.pool.len(), idle);
     }
 
-    /// SET with PX (and NX when `only_if_absent`), then WAIT when durability is on.
-    /// Returns whether the value was written.
+    /// Runs `command`, which changes the store, pipelined with the durability wait on the
+    /// same connection (so it reaches the key's master), and returns its reply. Every change
+    /// waits, whatever its reply: a delete that found nothing may follow another request's
+    /// delete that is not yet replicated.
+    async fn change(&self, what: &'static str, command: redis::Cmd) -> StoreResult<Value> {
+        let durability = self.durability;
+        let (reply, ack) = self
+            .run(what, |mut c| {
+                let mut pipe = redis::pipe();
+                pipe.add_command(command.clone());
+                if let Some(wait) = durability.command() {
+                    pipe.add_command(wait);
+                }
+                async move {
+                    let mut replies: Vec<Value> = pipe.query_async(&mut c).await?;
+                    let ack = replies.get(1).cloned();
+                    Ok((replies.swap_remove(0), ack))
+                }
+            })
+            .await?;
+        durability
+            .check(ack.as_ref())
+            .map_err(|why| StoreError::Unavailable(format!("redis {what}: {why}")))?;
+        Ok(reply)
+    }
+
+    /// SET with PX (and NX when `only_if_absent`); whether the value was written.
     async fn write(
         &self,
         key: &str,
@@ -164,44 +252,39 @@ impl RedisStore {
         ttl: Duration,
         only_if_absent: bool,
     ) -> StoreResult<bool> {
-        let mut options =
-            SetOptions::default().with_expiration(SetExpiry::PX(ttl.as_millis() as u64));
+        let mut set = redis::cmd("SET");
+        set.arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64);
         if only_if_absent {
-            options = options.conditional_set(ExistenceCheck::NX);
+            set.arg("NX");
         }
-        let (wait_replicas, wait_ms) = (self.wait_replicas, self.wait_timeout.as_millis() as u64);
-        let (written, acked) = self
-            .run("set", |mut c| {
-                let options = options.clone();
-                async move {
-                    let mut pipe = redis::pipe();
-                    pipe.set_options(key, value, options);
-                    if wait_replicas > 0 {
-                        // Same pipeline: same connection, routed to the key's master.
-                        pipe.cmd("WAIT").arg(wait_replicas).arg(wait_ms);
-                    }
-                    let replies: Vec<Value> = pipe.query_async(&mut c).await?;
-                    let written = matches!(
-                        replies.first(),
-                        Some(Value::Okay) | Some(Value::SimpleString(_))
-                    );
-                    let acked = match replies.get(1) {
-                        Some(Value::Int(n)) => *n as u32,
-                        _ => wait_replicas,
-                    };
-                    Ok((written, acked))
-                }
-            })
-            .await?;
-        if written && acked < wait_replicas {
-            return Err(StoreError::Unavailable(format!(
-                "only {acked} of {wait_replicas} replicas acknowledged the write within {:?}",
-                self.wait_timeout
-            )));
-        }
-        Ok(written)
+        let reply = self.change("set", set).await?;
+        Ok(!matches!(reply, Value::Nil))
     }
 }
+
+/// One GCRA step, as [`RateLimit::charge`]: `KEYS[1]` holds the bucket's theoretical arrival
+/// time in microseconds of the server's clock (one clock for every host sharing the store);
+/// `ARGV` are the interval in microseconds and the burst. Returns 0 when the request is
+/// admitted, else the microseconds to wait. The bucket expires once it is full again.
+static CHARGE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local ahead = tat + interval - now
+if ahead > tolerance then return ahead - tolerance end
+redis.call('SET', KEYS[1], string.format('%d', tat + interval), 'PX', math.ceil(ahead / 1000))
+return 0
+",
+    )
+});
 
 #[async_trait]
 impl TokenStore for RedisStore {
@@ -228,10 +311,10 @@ impl TokenStore for RedisStore {
 
     async fn delete(&self, key: &str) -> StoreResult<bool> {
         check_key(key)?;
-        let removed: u64 = self
-            .run("delete", |mut c| async move { c.del(key).await })
-            .await?;
-        Ok(removed > 0)
+        let mut del = redis::cmd("DEL");
+        del.arg(key);
+        let reply = self.change("delete", del).await?;
+        Ok(matches!(reply, Value::Int(n) if n > 0))
     }
 
     async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
@@ -241,6 +324,22 @@ impl TokenStore for RedisStore {
             .await?;
         // -2: absent; -1: no expiry (never written by us; report it as absent of a TTL).
         Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
+        check_key(key)?;
+        let interval_us = limit.interval.as_micros() as u64;
+        let wait_us: u64 = self
+            .run("charge", |mut c| async move {
+                CHARGE
+                    .key(key)
+                    .arg(interval_us)
+                    .arg(limit.burst)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok((wait_us > 0).then(|| Duration::from_micros(wait_us)))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -312,12 +411,13 @@ fn tls_certificates(config: &StoreConfig) -> anyhow::Result<Option<TlsCertificat
     }))
 }
 
-/// How long a reply may take: the read timeout, plus the time `WAIT` may block when
-/// durability is on (its reply comes only then).
+/// How long a reply may take: the read timeout, plus the time `WAIT` or `WAITAOF` may block
+/// when durability is on (its reply comes only then).
 fn response_timeout(config: &StoreConfig) -> Duration {
-    match config.wait_replicas {
-        0 => config.read_timeout,
-        _ => config.read_timeout + config.wait_timeout,
+    if config.wait_replicas > 0 || config.wait_aof {
+        config.read_timeout + config.wait_timeout
+    } else {
+        config.read_timeout
     }
 }
 
@@ -361,10 +461,15 @@ async fn preflight(config: &StoreConfig, tls: Option<&TlsCertificates>) -> anyho
             let mut c = client
                 .get_multiplexed_async_connection_with_config(&connect)
                 .await?;
-            redis::cmd("PING").query_async::<String>(&mut c).await
+            redis::cmd("PING").query_async::<String>(&mut c).await?;
+            match config.wait_aof {
+                true => aof_problem(&mut c).await,
+                false => Ok(None),
+            }
         };
         match attempt.await {
-            Ok(_) => reachable += 1,
+            Ok(Some(problem)) => anyhow::bail!("tokenginx.wait_aof: {addr}: {problem}"),
+            Ok(None) => reachable += 1,
             Err(e) if e.is_connection_refusal() || e.is_timeout() => {
                 tracing::warn!("tokenginx.addrs[{i}] {addr}: unreachable: {e}");
                 unreachable.push(format!("{addr}: {e}"));
@@ -379,6 +484,35 @@ async fn preflight(config: &StoreConfig, tls: Option<&TlsCertificates>) -> anyho
         );
     }
     Ok(())
+}
+
+/// Why the node behind `c` cannot serve `wait_aof`, if it cannot: `WAITAOF` needs Redis 7.2
+/// (or Valkey) and `appendonly yes`.
+async fn aof_problem(
+    c: &mut redis::aio::MultiplexedConnection,
+) -> Result<Option<String>, RedisError> {
+    let info: Vec<Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("WAITAOF")
+        .query_async(c)
+        .await?;
+    if matches!(info.first(), None | Some(Value::Nil)) {
+        return Ok(Some(
+            "the node has no WAITAOF command (it needs Redis 7.2 or later, or Valkey)".into(),
+        ));
+    }
+    // CONFIG may be refused to our user (managed services): then WAITAOF itself will say.
+    let appendonly: Result<Vec<String>, RedisError> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(c)
+        .await;
+    Ok(match appendonly {
+        Ok(pair) if pair.get(1).is_some_and(|v| v != "yes") => {
+            Some("the node runs with appendonly no; WAITAOF needs appendonly yes".into())
+        }
+        _ => None,
+    })
 }
 
 async fn standalone(

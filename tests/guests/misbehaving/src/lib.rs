@@ -14,8 +14,12 @@
 //! - `remember`: keeps the parameter `secret` in a static and in a heap buffer, and answers
 //!   what an earlier request left in them (to show that nothing survives a request);
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
+//!
+//! It is built against `wit/oauth.wit` here: the contract frozen as it was at 0.1.0, so the
+//! containment suite also shows that a guest built against an older 0.1.x contract loads and
+//! runs unchanged on this host.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "guest" });
+wit_bindgen::generate!({ path: "wit", world: "guest" });
 
 use exports::tokenginx::oauth::handler::{Guest, GuestInfo, Request, Response};
 use tokenginx::oauth::{random, store};
