@@ -36,8 +36,8 @@ run: guests
 	cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
 # The endpoint suite runs against each store; the rest of e2e once.
-GUEST_SUITE := token:: introspection:: revocation:: metadata:: bad_input:: concurrency::
-ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched limits::
+GUEST_SUITE := token:: introspection:: revocation:: metadata:: bad_input:: concurrency:: limits::
+ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host

@@ -9,7 +9,13 @@ guest: { path: $2 }
 oauth:
   issuer: http://127.0.0.1:$PORT
   clients:
-    - { client_id: bench, client_secret: $SECRET, scopes: [read], default_scopes: [read] }
+    # A budget no run reaches: the rate limiter is charged on every token request and never
+    # refuses, so its cost is in the numbers.
+    - client_id: bench
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
 log: { level: warn }
 YAML
   target/release/tokenginx-host serve --config "$work/config.yaml" &

@@ -5,6 +5,9 @@
 #
 #   bash bench/run.sh                    (DURATION=10s CONNECTIONS="16 64" STORES=...)
 #
+# STORES may also name standalone-wait: a standalone Redis with one replica and
+# tokenginx.wait_replicas: 1, so every change (issuance, revocation) waits for the replica.
+#
 # For each run it prints requests/s, p50, p99 (wrk -t2 --latency), the CPU the server
 # process used per request (utime + stime from /proc, in microseconds) and its peak RSS
 # (VmHWM). Redis' own CPU per request is printed beside the host's. The load generator,
@@ -188,6 +191,14 @@ for store in $STORES; do
       bench_store standalone \
         "tokenginx: { mode: standalone, addrs: [127.0.0.1:17000], password: $PASSWORD }" \
         "$(pgrep -f 'redis-server 127.0.0.1:17000')"
+      ;;
+    standalone-wait)
+      redis 17010
+      redis 17011 --replicaof 127.0.0.1 17010
+      until redis-cli -p 17010 -a "$PASSWORD" --no-auth-warning info replication | grep -q 'state=online'; do sleep 0.1; done
+      bench_store standalone-wait \
+        "tokenginx: { mode: standalone, addrs: [127.0.0.1:17010], password: $PASSWORD, wait_replicas: 1 }" \
+        "$(pgrep -f 'redis-server 127.0.0.1:1701' | tr '\n' ' ')"
       ;;
     cluster)
       ports=(17101 17102 17103 17104 17105 17106)

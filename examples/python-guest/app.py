@@ -10,7 +10,7 @@ import oauth
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports import handler
-from wit_world.imports import clock, log, random, settings, store
+from wit_world.imports import clock, log, random, rate_limit, settings, store
 
 _LEVELS = {"debug": log.Level.DEBUG, "info": log.Level.INFO, "warn": log.Level.WARN}
 
@@ -40,6 +40,12 @@ class Imports:
     def store_delete(self, key):
         try:
             return store.delete(key)
+        except Err as e:
+            raise _store_error(e) from None
+
+    def rate_limit(self, client_id):
+        try:
+            return rate_limit.charge(client_id)
         except Err as e:
             raise _store_error(e) from None
 

@@ -10,6 +10,7 @@ key layout and record format, so both guests can serve from the same store.
     store_get(key) -> bytes | None
     store_insert(key, value, ttl_ms) -> bool
     store_delete(key) -> bool
+    rate_limit(client_id) -> int | None   milliseconds to wait, or None when admitted
         each raising StoreUnavailable or StoreRejected
     now_ms() -> int                    milliseconds since the Unix epoch
     random_bytes(n) -> bytes           the host's secure randomness
@@ -103,13 +104,15 @@ class StoreRejected(Exception):
 
 
 class OAuthError(Exception):
-    def __init__(self, status, error, description, challenge=False):
+    def __init__(self, status, error, description, challenge=False, retry_after=None):
         super().__init__(error)
         self.status = status
         self.error = error
         self.description = description
         # Send `WWW-Authenticate: Basic` (401 when Basic was tried or nothing was sent).
         self.challenge = challenge
+        # Send `Retry-After` with these seconds (429).
+        self.retry_after = retry_after
 
     def response(self):
         response = json_response(
@@ -117,6 +120,8 @@ class OAuthError(Exception):
         )
         if self.challenge:
             response.headers.append(("WWW-Authenticate", CHALLENGE))
+        if self.retry_after is not None:
+            response.headers.append(("Retry-After", str(self.retry_after)))
         return response
 
 
@@ -135,6 +140,17 @@ def invalid_scope(description):
 def temporarily_unavailable():
     return OAuthError(
         503, "temporarily_unavailable", "the token store is unavailable; try again later"
+    )
+
+
+def rate_limited(wait_ms):
+    """429: the client spent its request budget; whole seconds, rounded up."""
+    seconds = max(1, -(-wait_ms // 1000))
+    return OAuthError(
+        429,
+        "temporarily_unavailable",
+        f"this client's rate limit is spent; retry after {seconds} s",
+        retry_after=seconds,
     )
 
 
@@ -521,6 +537,13 @@ def _issue(host, req):
             "this client may not use the client_credentials grant",
         )
     scope = grant_scope(client, param(req, "scope"))
+    # Charged only once the client has authenticated, and before anything is written.
+    try:
+        wait_ms = host.rate_limit(client.client_id)
+    except (StoreUnavailable, StoreRejected) as e:
+        raise store_failure(host, e) from None
+    if wait_ms is not None:
+        raise rate_limited(wait_ms)
 
     now = host.now_ms() // 1000
     ttl = client.access_token_ttl
