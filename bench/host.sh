@@ -16,6 +16,12 @@ oauth:
       scopes: [read]
       default_scopes: [read]
       rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
+    # The same client without a rate limit, so a run shows what the limiter costs.
+    - client_id: bench-unlimited
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: unlimited
 log: { level: warn }
 YAML
   target/release/tokenginx-host serve --config "$work/config.yaml" &

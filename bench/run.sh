@@ -8,6 +8,9 @@
 # STORES may also name standalone-wait: a standalone Redis with one replica and
 # tokenginx.wait_replicas: 1, so every change (issuance, revocation) waits for the replica.
 #
+# "token" is charged to the client's rate limit (a budget no run reaches); "token, no limit"
+# is the same for a client with `rate_limit: unlimited`.
+#
 # For each run it prints requests/s, p50, p99 (wrk -t2 --latency), the CPU the server
 # process used per request (utime + stime from /proc, in microseconds) and its peak RSS
 # (VmHWM). Redis' own CPU per request is printed beside the host's. The load generator,
@@ -71,12 +74,12 @@ load() { # label, connections, script, url, server pids (space separated), redis
     "$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$work/wrk.txt")"
 }
 
-form_script() { # file, path body (wrk Lua: a POST with Basic auth)
+form_script() { # file, path body, [Basic header] (wrk Lua: a POST with Basic auth)
   cat > "$1" <<LUA
 wrk.method = "POST"
 wrk.body = "$2"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "$basic"
+wrk.headers["Authorization"] = "${3:-$basic}"
 LUA
 }
 
@@ -170,9 +173,12 @@ bench_store() { # label, tokenginx section, store pids
   token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "$url/token" |
     sed 's/.*"access_token":"\([^"]*\)".*/\1/')
   form_script "$work/token.lua" "grant_type=client_credentials"
+  form_script "$work/token-unlimited.lua" "grant_type=client_credentials" \
+    "Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)"
   form_script "$work/introspect.lua" "token=$token"
   for c in $CONNECTIONS; do
     load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label token, no limit" "$c" "$work/token-unlimited.lua" "$url/token" "$hpid" "$store_pids"
     load "$label introspect" "$c" "$work/introspect.lua" "$url/introspect" "$hpid" "$store_pids"
     rm -f "$work"/tokens-*
     wrk -t2 -c16 -d"$DURATION" -s "$work/collect.lua" "$url/token" >/dev/null

@@ -338,11 +338,25 @@ pub struct OAuthConfig {
     pub clients: Vec<ClientConfig>,
 }
 
-/// A client's request budget on the endpoints that issue tokens: `requests` per `per` on
-/// average, and up to `burst` at once.
+/// A client's request budget on the endpoints that issue tokens, or `unlimited`.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(untagged)]
+pub enum RateLimitConfig {
+    Unlimited(Unlimited),
+    Budget(Budget),
+}
+
+/// `unlimited`: no budget, and no store operation for it (for trusted clients).
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlimited {
+    Unlimited,
+}
+
+/// `requests` per `per` on average, and up to `burst` at once.
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
+pub struct Budget {
     pub requests: u32,
     #[serde(default = "one_second", deserialize_with = "duration")]
     pub per: Duration,
@@ -353,11 +367,11 @@ impl Default for RateLimitConfig {
     /// 20 a second with bursts of 40: far above what a client that reuses its tokens needs,
     /// and with 1 h tokens at most 72,000 live tokens a client.
     fn default() -> Self {
-        RateLimitConfig {
+        RateLimitConfig::Budget(Budget {
             requests: 20,
             per: one_second(),
             burst: 40,
-        }
+        })
     }
 }
 
@@ -401,7 +415,8 @@ pub struct Client {
     pub default_scopes: Vec<String>,
     pub grant_types: Vec<String>,
     pub access_token_ttl: Duration,
-    pub rate_limit: RateLimit,
+    /// None: `unlimited`.
+    pub rate_limit: Option<RateLimit>,
     /// The store key of this client's rate-limit bucket: `oauth:rate_limit:{<hex sha256 of
     /// the client id>}`, its own cluster slot whatever the id holds.
     pub rate_limit_key: String,
@@ -819,8 +834,12 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
     })
 }
 
-/// The budget `limit` describes, if it is one.
-fn check_rate_limit(limit: RateLimitConfig) -> Result<RateLimit, String> {
+/// The budget `limit` describes (none for `unlimited`), if it is one.
+fn check_rate_limit(limit: RateLimitConfig) -> Result<Option<RateLimit>, String> {
+    let limit = match limit {
+        RateLimitConfig::Unlimited(_) => return Ok(None),
+        RateLimitConfig::Budget(budget) => budget,
+    };
     if limit.requests == 0 || limit.per.is_zero() || limit.burst == 0 {
         return Err("requests, per and burst must be greater than zero".into());
     }
@@ -828,10 +847,10 @@ fn check_rate_limit(limit: RateLimitConfig) -> Result<RateLimit, String> {
     if interval < Duration::from_micros(1) {
         return Err("more than one request a microsecond is not a limit".into());
     }
-    Ok(RateLimit {
+    Ok(Some(RateLimit {
         interval,
         burst: limit.burst,
-    })
+    }))
 }
 
 /// `10s`, `500ms`, `1m30s`, `2h`: a duration with units; a bare number is refused as
@@ -1016,15 +1035,16 @@ oauth:
             interval: Duration::from_millis(50),
             burst: 40,
         };
-        assert_eq!(c.oauth.clients["demo"].rate_limit, default);
+        assert_eq!(c.oauth.clients["demo"].rate_limit, Some(default));
         let c = parse_str(&MINIMAL.replace(
             "      default_scopes: [read]\n",
             "      default_scopes: [read]\n      rate_limit: {requests: 100, per: 1m, burst: 5}\n",
         ))
         .unwrap();
         let demo = &c.oauth.clients["demo"];
-        assert_eq!(demo.rate_limit.interval, Duration::from_millis(600));
-        assert_eq!(demo.rate_limit.burst, 5);
+        let limit = demo.rate_limit.unwrap();
+        assert_eq!(limit.interval, Duration::from_millis(600));
+        assert_eq!(limit.burst, 5);
         assert_eq!(
             demo.rate_limit_key,
             format!(
@@ -1043,6 +1063,17 @@ oauth:
         let e = error(&MINIMAL.replace(
             "      default_scopes: [read]\n",
             "      default_scopes: [read]\n      rate_limit: {requests: 2000000, burst: 1}\n",
+        ));
+        assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+        let c = parse_str(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: unlimited\n",
+        ))
+        .unwrap();
+        assert_eq!(c.oauth.clients["demo"].rate_limit, None);
+        let e = error(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: endless\n",
         ));
         assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
     }

@@ -31,11 +31,11 @@ pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<S
         default_scopes: vec!["read".into()],
         grant_types: vec!["client_credentials".into()],
         access_token_ttl: Duration::from_secs(3600),
-        // No limit worth the name: the benchmark measures the guest, not the budget.
-        rate_limit: RateLimit {
+        // A budget never reached: the benchmark charges it on every token call.
+        rate_limit: Some(RateLimit {
             interval: Duration::from_micros(1),
             burst: u32::MAX,
-        },
+        }),
         rate_limit_key: "oauth:rate_limit:{bench}".into(),
     };
     let services = Arc::new(Services {

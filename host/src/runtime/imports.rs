@@ -207,13 +207,14 @@ impl rate_limit::Host for InstanceState {
                 "rate-limit.charge: no registered client has that id".into(),
             ));
         };
+        let Some(limit) = client.rate_limit else {
+            return Ok(None);
+        };
         let wait = timed(
             &services.metrics,
             self.store_deadline,
             "charge",
-            services
-                .store
-                .charge(&client.rate_limit_key, client.rate_limit),
+            services.store.charge(&client.rate_limit_key, limit),
         )
         .await?;
         if wait.is_some() {

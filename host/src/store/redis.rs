@@ -269,9 +269,13 @@ impl RedisStore {
 /// time in microseconds of the server's clock (one clock for every host sharing the store);
 /// `ARGV` are the interval in microseconds and the burst. Returns 0 when the request is
 /// admitted, else the microseconds to wait. The bucket expires once it is full again.
+///
+/// Buckets are not replicated (`REPL_NONE`): a failover only gives each client a fresh burst,
+/// and replicas and `WAIT` are spared a write for every request.
 static CHARGE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+redis.set_repl(redis.REPL_NONE)
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
