@@ -1,5 +1,14 @@
-# Sourced by the bench scripts: start the host on $PORT with one bench client and wait until
-# it is ready. Needs PORT, SECRET and work (a scratch directory) set; sets hpid.
+# Sourced by the bench scripts: the bench client's secret and the Redis password, a scratch
+# directory ($work) removed at exit together with every process the script started ($pids),
+# and start_host.
+SECRET=bench-secret-0123456789
+PASSWORD=bench-redis-password
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts the host on $PORT with the bench clients and waits until it is ready; sets hpid.
 
 start_host() { # tokenginx section, guest path
   cat > "$work/config.yaml" <<YAML
@@ -26,6 +35,7 @@ log: { level: warn }
 YAML
   target/release/tokenginx-host serve --config "$work/config.yaml" &
   hpid=$!
+  pids+=("$hpid")
   until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
     kill -0 "$hpid" 2>/dev/null || { echo "the host did not start (is port $PORT or a Redis port taken?)" >&2; exit 1; }
     sleep 0.05

@@ -21,13 +21,7 @@ source bench/host.sh
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16 64}
 STORES=${STORES:-memory standalone cluster}
-SECRET=bench-secret-0123456789
-PASSWORD=bench-redis-password
 PORT=18090
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
 need=()
 for tool in wrk nginx redis-server curl python3; do command -v "$tool" >/dev/null || need+=("$tool"); done

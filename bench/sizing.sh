@@ -8,13 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/host.sh
 DURATION=${DURATION:-10s}
-SECRET=bench-secret-0123456789
-PASSWORD=bench-redis-password
 PORT=18091
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
 
 command -v wrk >/dev/null && command -v redis-server >/dev/null || {
   apt-get update -qq

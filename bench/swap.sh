@@ -12,10 +12,7 @@ source bench/host.sh
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10}
 EVERY=${EVERY:-0.5}
-SECRET=bench-secret-0123456789
 PORT=18092
-work=$(mktemp -d)
-trap 'kill "$hpid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -q -p tokenginx-host
