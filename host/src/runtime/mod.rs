@@ -278,11 +278,13 @@ impl Runtime {
     ) -> Result<Response, CallError> {
         let start = Instant::now();
         let permits = async {
+            let never_closed = "the runtime's semaphores are never closed";
             let store_bound = match export.uses_store() {
-                true => Some(self.store_bound.acquire().await),
+                true => Some(self.store_bound.acquire().await.expect(never_closed)),
                 false => None,
             };
-            (store_bound, self.instances.acquire().await)
+            let instance = self.instances.acquire().await.expect(never_closed);
+            (store_bound, instance)
         };
         let _permits = tokio::time::timeout(self.sandbox.deadline, permits)
             .await
