@@ -27,7 +27,8 @@ METRICS = {
     "tokenginx_token_retrieved_total": ("counter", {}),
     "tokenginx_token_revoked_total": ("counter", {}),
     "tokenginx_operation_duration_seconds": (
-        "histogram", {"operation": {"get", "get_many", "set", "insert", "delete", "ttl"}}),
+        "histogram", {"operation": {"get", "get_many", "set", "insert", "delete", "ttl", "charge"}}),
+    "tokenginx_rate_limited_total": ("counter", {"client_id": None}),
     "tokenginx_connection_pool_size": ("gauge", {}),
     "tokenginx_connection_pool_idle": ("gauge", {}),
     "tokenginx_http_requests_total": ("counter", {"route": ROUTES, "status": "status"}),
