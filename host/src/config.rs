@@ -141,11 +141,15 @@ pub struct StoreConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub pool_size: u32,
+    /// Accepted for configs written for the Go guide; has no effect, as every pooled
+    /// connection stays open (a warning says so when set).
     pub min_idle_conns: u32,
     #[serde(deserialize_with = "duration")]
     pub dial_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub read_timeout: Duration,
+    /// Accepted for configs written for the Go guide; has no effect, as writes are bounded by
+    /// `read_timeout` and `pool_timeout` (a warning says so when set).
     #[serde(deserialize_with = "duration")]
     pub write_timeout: Duration,
     /// Upper bound of one store operation, waiting for a (re)connection and retries
@@ -439,6 +443,9 @@ pub struct Loaded {
     pub metrics: MetricsConfig,
     pub guest: GuestConfig,
     pub oauth: OAuthSettings,
+    /// Keys that were accepted but do nothing, each with why: `check-config` prints them and
+    /// `serve` logs them.
+    pub warnings: Vec<String>,
 }
 
 const GRANT_TYPES: [&str; 1] = ["client_credentials"];
@@ -605,6 +612,21 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
             "must not exceed pool_size".into(),
         );
     }
+    match (&store.tls.cert_file, &store.tls.key_file) {
+        (Some(_), None) => {
+            return bad(
+                "tokenginx.tls.key_file",
+                "is required with cert_file".into(),
+            )
+        }
+        (None, Some(_)) => {
+            return bad(
+                "tokenginx.tls.cert_file",
+                "is required with key_file".into(),
+            )
+        }
+        _ => {}
+    }
     for file in [
         &mut store.tls.cert_file,
         &mut store.tls.key_file,
@@ -614,6 +636,20 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     .flatten()
     {
         *file = base.join(&*file);
+    }
+    let defaults = StoreConfig::default();
+    let mut warnings = Vec::new();
+    if store.min_idle_conns != defaults.min_idle_conns {
+        warnings.push(
+            "tokenginx.min_idle_conns: has no effect: every pooled connection stays open".into(),
+        );
+    }
+    if store.write_timeout != defaults.write_timeout {
+        warnings.push(
+            "tokenginx.write_timeout: has no effect: writes are bounded by read_timeout and \
+             pool_timeout"
+                .into(),
+        );
     }
     if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
         return bad(
@@ -682,6 +718,7 @@ fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         metrics,
         guest,
         oauth,
+        warnings,
     })
 }
 

@@ -104,7 +104,10 @@ fn main() -> ExitCode {
     };
     match command {
         Command::CheckConfig(path) => match config::load(&path) {
-            Ok(_) => {
+            Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("tokenginx-host: warning: {}: {warning}", path.display());
+                }
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS
             }
@@ -162,6 +165,9 @@ fn main() -> ExitCode {
             if let Err(e) = logging::init(&config.log) {
                 eprintln!("tokenginx-host: {}: {e:#}", path.display());
                 return ExitCode::FAILURE;
+            }
+            for warning in &config.warnings {
+                tracing::warn!("{}: {warning}", path.display());
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

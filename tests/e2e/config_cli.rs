@@ -124,3 +124,35 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config FILE"));
 }
+
+#[test]
+fn check_config_refuses_what_serve_refuses_a_client_certificate_without_its_key() {
+    let store = "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:1]\n  tls:\n    enabled: true\n    cert_file: client.pem\n";
+    let file = write_config(&config_with_store(&default_guest(), "", store));
+    for command in ["check-config", "serve"] {
+        let out = host_cmd(&[command, "--config"], &file, &[]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("tokenginx.tls.key_file: is required with cert_file"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_warns_of_keys_that_have_no_effect() {
+    let store = "tokenginx:\n  mode: memory\n  min_idle_conns: 5\n  write_timeout: 1s\n";
+    let file = write_config(&config_with_store(&default_guest(), "", store));
+    let out = host_cmd(&["check-config", "--config"], &file, &[]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("tokenginx.min_idle_conns: has no effect"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tokenginx.write_timeout: has no effect"),
+        "{stderr}"
+    );
+}
