@@ -19,6 +19,7 @@ mod http;
 mod logging;
 mod metrics;
 mod runtime;
+mod services;
 mod store;
 
 use anyhow::Context as _;
@@ -218,12 +219,12 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
             Arc::new(store::redis::RedisStore::connect(&config.store, on_pool_change).await?)
         }
     };
-    let services = Arc::new(runtime::Services {
-        store: store.clone(),
+    let services = Arc::new(services::Services {
+        store,
         oauth: Arc::new(config.oauth),
         metrics,
     });
-    let runtime = runtime::Runtime::load(&config.guest, services).await?;
+    let runtime = runtime::Runtime::load(&config.guest, services.clone()).await?;
     let tls = match config.server.tls.enabled {
         true => Some(http::tls_config(&config.server.tls)?),
         false => None,
@@ -257,7 +258,7 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
 
     let app = Arc::new(http::App {
         runtime,
-        store,
+        services,
         max_body_size: config.server.max_body_size,
         read_timeout: config.server.read_timeout,
         metrics_path: config.metrics.enabled.then_some(config.metrics.path),

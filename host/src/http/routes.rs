@@ -7,7 +7,7 @@ use super::responses::{json_response, oauth_error, server_error, text, Body};
 use crate::runtime::{
     CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
-use crate::store::TokenStore;
+use crate::services::Services;
 use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -31,7 +31,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Everything a request handler needs, shared by all connections.
 pub struct App {
     pub runtime: Runtime,
-    pub store: Arc<dyn TokenStore>,
+    pub services: Arc<Services>,
     pub max_body_size: u64,
     pub read_timeout: Duration,
     /// `None` when metrics are disabled.
@@ -136,7 +136,7 @@ pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Respon
     let mut facts = Facts::default();
     let answer = respond(&app, route, peer, req, &mut facts).instrument(span);
     let mut response = answer.await;
-    let metrics = &app.runtime.services().metrics;
+    let metrics = &app.services.metrics;
     let status = response.status();
     metrics
         .http_requests
@@ -213,7 +213,7 @@ async fn respond(
         Route::Metrics => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            app.runtime.services().metrics.render(),
+            app.services.metrics.render(),
         ),
     }
 }
@@ -290,12 +290,7 @@ fn named_client(
             .map(|(_, id)| id.clone())
     };
     let id = from_basic.or_else(from_params)?;
-    app.runtime
-        .services()
-        .oauth
-        .clients
-        .contains_key(&id)
-        .then_some(id)
+    app.services.oauth.clients.contains_key(&id).then_some(id)
 }
 
 /// The HTTP checks of an OAuth form endpoint, then the guest call.
@@ -425,14 +420,14 @@ fn into_http(guest: GuestResponse) -> Result<Response<Body>, String> {
 /// Ready when the store answers within 2 s, has room for new tokens, and a guest is loaded
 /// (it is, once serving).
 async fn ready(app: &App) -> Response<Body> {
-    if app.store.is_full() {
+    if app.services.store.is_full() {
         tracing::warn!("readiness: the embedded store is full (tokenginx.max_entries)");
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({ "status": "unavailable", "store": "full" }),
         );
     }
-    match tokio::time::timeout(READY_TIMEOUT, app.store.ping()).await {
+    match tokio::time::timeout(READY_TIMEOUT, app.services.store.ping()).await {
         Ok(Ok(())) => json_response(
             StatusCode::OK,
             &json!({ "status": "ready", "store": "ok", "guest": &*app.runtime.active().label }),

@@ -7,9 +7,10 @@
 //! guest's logic alone, natively, is `cargo run --release -p tokenginx-guest --features
 //! testing --example native_bench`.
 
-use super::{Export, Request, Runtime, Services};
+use super::{CallError, Export, Request, Runtime};
 use crate::config::{Client, GuestConfig, OAuthSettings};
 use crate::metrics::Metrics;
+use crate::services::Services;
 use crate::store::memory::MemoryStore;
 use crate::store::RateLimit;
 use base64::Engine as _;
@@ -112,4 +113,35 @@ fn line(report: &mut String, name: &str, mut times: Vec<Duration>) {
         us(at(0.5)),
         us(at(0.99))
     );
+}
+
+impl Runtime {
+    /// For `bench-guest` only: `calls` introspections in one instance, each timed. The
+    /// service never reuses an instance (see the module's isolation guarantee).
+    async fn bench_reused(
+        &self,
+        request: &Request,
+        calls: usize,
+    ) -> Result<Vec<Duration>, CallError> {
+        let guest = self.active();
+        let mut store = self
+            .sandbox
+            .store(guest.label.clone(), Duration::from_secs(3600));
+        let instance = guest
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| CallError::Trap(format!("{e:#}")))?;
+        let handler = instance.tokenginx_oauth_handler();
+        let mut times = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let start = Instant::now();
+            handler
+                .call_introspect(&mut store, request)
+                .await
+                .map_err(|e| CallError::Trap(format!("{e:#}")))?;
+            times.push(start.elapsed());
+        }
+        Ok(times)
+    }
 }

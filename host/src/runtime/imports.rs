@@ -2,9 +2,9 @@
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
 use super::bindings::{clock, log, random, rate_limit, settings, store};
-use crate::config::OAuthSettings;
 use crate::metrics::Metrics;
-use crate::store::{StoreError, StoreResult, TokenStore};
+use crate::services::Services;
+use crate::store::{StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
@@ -14,13 +14,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 const MAX_RANDOM_BYTES: u32 = 1024;
 /// Guest log messages are cut to this many bytes.
 const MAX_LOG_BYTES: usize = 2048;
-
-/// What every instance shares: the store, the settings, the metrics.
-pub struct Services {
-    pub store: Arc<dyn TokenStore>,
-    pub oauth: Arc<OAuthSettings>,
-    pub metrics: Arc<Metrics>,
-}
 
 /// The data of one instance's `wasmtime::Store`.
 pub struct InstanceState {

@@ -18,10 +18,10 @@ mod loader;
 
 pub use bench::bench_guest;
 pub use bindings::{Request, Response};
-pub use imports::Services;
 pub use loader::precompile;
 
 use crate::config::{FailureAction, GuestConfig};
+use crate::services::Services;
 use anyhow::Context as _;
 use bindings::GuestPre;
 use imports::InstanceState;
@@ -390,39 +390,6 @@ impl Runtime {
                 failures.with_label_values(&[&new.name, &new.version, export.name(), reason]);
             }
         }
-    }
-
-    /// For `bench-guest` only: `calls` introspections in one instance, each timed. The
-    /// service never reuses an instance (see the module's isolation guarantee).
-    async fn bench_reused(
-        &self,
-        request: &Request,
-        calls: usize,
-    ) -> Result<Vec<Duration>, CallError> {
-        let guest = self.active();
-        let mut store = self
-            .sandbox
-            .store(guest.label.clone(), Duration::from_secs(3600));
-        let instance = guest
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Trap(format!("{e:#}")))?;
-        let handler = instance.tokenginx_oauth_handler();
-        let mut times = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            let start = Instant::now();
-            handler
-                .call_introspect(&mut store, request)
-                .await
-                .map_err(|e| CallError::Trap(format!("{e:#}")))?;
-            times.push(start.elapsed());
-        }
-        Ok(times)
-    }
-
-    pub fn services(&self) -> &Services {
-        &self.sandbox.services
     }
 }
 
