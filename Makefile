@@ -36,7 +36,7 @@ run: guests
 	cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
 # The endpoint suite runs against each store; the rest of e2e once.
-GUEST_SUITE := token:: introspection:: revocation:: metadata:: bad_input:: concurrency:: limits::
+GUEST_SUITE := endpoints::
 ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 

@@ -10,17 +10,11 @@ mod h2;
 mod harness;
 mod redis;
 
-mod bad_input;
-mod concurrency;
 mod config_cli;
+mod endpoints;
 mod guest_failures;
 mod guest_swap;
 mod https;
-mod introspection;
 mod lifecycle;
-mod limits;
-mod metadata;
 mod operations;
 mod redis_store;
-mod revocation;
-mod token;
