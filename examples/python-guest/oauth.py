@@ -37,7 +37,7 @@ VERSION = "0.1.0"
 CLIENT_CREDENTIALS = "client_credentials"
 # 256 bits of randomness per token.
 TOKEN_BYTES = 32
-# The key family of access tokens (the seed's `oauth:access_token:`).
+# The key family of access tokens (the Go guide's `oauth:access_token:`).
 ACCESS_TOKEN_PREFIX = "oauth:access_token:"
 # Tokens are 43 base64url characters; anything much longer is not one of ours.
 MAX_TOKEN_LEN = 512

@@ -10,14 +10,14 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The key family of access tokens (the seed's `oauth:access_token:`).
+/// The key family of access tokens (the Go guide's `oauth:access_token:`).
 const ACCESS_TOKEN_PREFIX: &str = "oauth:access_token:";
 
 /// Tokens are 43 base64url characters; anything much longer is not one of ours and is not
 /// worth a store round trip.
 const MAX_TOKEN_LEN: usize = 512;
 
-/// The stored record of an access token: the seed's fields plus what introspection needs.
+/// The stored record of an access token: the Go guide's fields plus what introspection needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// The resource owner; for `client_credentials`, the client itself.

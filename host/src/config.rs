@@ -1,4 +1,4 @@
-//! Configuration: YAML with `${VAR}` expansion, the seed's sections and keys, and errors that
+//! Configuration: YAML with `${VAR}` expansion, the Go guide's sections and keys, and errors that
 //! name the file and the key.
 //!
 //! `${VAR}` and `${VAR:-default}` are expanded inside string values after parsing, so a
@@ -132,7 +132,7 @@ pub enum StoreMode {
     Cluster,
 }
 
-/// The seed's `tokenginx` section: where tokens are kept.
+/// The Go guide's `tokenginx` section: where tokens are kept.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {

@@ -1,4 +1,4 @@
-//! Prometheus metrics: the seed's five families, then what an operator needs. Label values
+//! Prometheus metrics: the Go guide's five families, then what an operator needs. Label values
 //! come from fixed sets (routes, exports, store operations, failure reasons) or from the
 //! loaded guest's own name and version or the configured client ids, never from a request,
 //! so no token, secret or unbounded value can become a label.
@@ -11,22 +11,22 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
-    /// Tokens written to the store (seed: `tokenginx_token_created_total`).
+    /// Tokens written to the store (Go guide: `tokenginx_token_created_total`).
     pub token_created: IntCounter,
-    /// Token records found on read (seed: `tokenginx_token_retrieved_total`).
+    /// Token records found on read (Go guide: `tokenginx_token_retrieved_total`).
     pub token_retrieved: IntCounter,
     /// Token records deleted, which is what a revocation does.
     pub token_revoked: IntCounter,
     /// Requests refused for being over their client's rate limit, by (configured) client.
     pub rate_limited: IntCounterVec,
-    /// Store operation latency by operation (seed: buckets from 1 ms, x2, 10 of them).
+    /// Store operation latency by operation (Go guide: buckets from 1 ms, x2, 10 of them).
     pub operation_duration: HistogramVec,
     /// Failed store operations by kind (`unavailable`, `rejected`).
     pub store_errors: IntCounterVec,
-    /// Connections in the store's pool (seed: `tokenginx_connection_pool_size`); 0 for the
+    /// Connections in the store's pool (Go guide: `tokenginx_connection_pool_size`); 0 for the
     /// embedded store.
     pub pool_size: IntGauge,
-    /// Pooled connections with no operation in flight (seed: `tokenginx_connection_pool_idle`).
+    /// Pooled connections with no operation in flight (Go guide: `tokenginx_connection_pool_idle`).
     pub pool_idle: IntGauge,
     /// Answered HTTP requests by route and status.
     pub http_requests: IntCounterVec,

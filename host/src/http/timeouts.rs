@@ -1,4 +1,4 @@
-//! Connection timeouts with the seed's (Go's) meaning, which hyper does not offer as such:
+//! Connection timeouts with the Go guide's meaning (Go's net/http), which hyper does not offer as such:
 //!
 //! - `read_timeout`: a client gets this long to send a request head, counted from the
 //!   connection's opening or from the first byte after an idle wait (the body has its own

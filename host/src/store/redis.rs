@@ -5,7 +5,7 @@
 //!   Standalone connections are `ConnectionManager`s, which reconnect by themselves;
 //!   cluster connections follow MOVED/ASK and refresh the slot map after a failover.
 //! - Every operation is bounded: a failed attempt is retried 3 times with backoff from 8 ms
-//!   to 512 ms (the seed's policy), and the whole operation is abandoned after
+//!   to 512 ms (the Go guide's policy), and the whole operation is abandoned after
 //!   `pool_timeout`, answering `Unavailable` (HTTP 503) rather than hanging.
 //! - Batched reads are concurrent single-key GETs, each routed to its own slot, so keys from
 //!   different slots never meet in one command (no CROSSSLOT).
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// The seed's retry policy: 3 retries, backoff from 8 ms doubling to at most 512 ms.
+/// The Go guide's retry policy: 3 retries, backoff from 8 ms doubling to at most 512 ms.
 const RETRIES: u32 = 3;
 const MIN_BACKOFF: Duration = Duration::from_millis(8);
 const MAX_BACKOFF: Duration = Duration::from_millis(512);
@@ -152,7 +152,7 @@ impl RedisStore {
         Ok(store)
     }
 
-    /// Runs `op` on a pooled connection, with the seed's retries, within the op timeout.
+    /// Runs `op` on a pooled connection, with the Go guide's retries, within the op timeout.
     async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> StoreResult<T>
     where
         F: Fn(Connection) -> Fut,
