@@ -174,7 +174,7 @@ const END_HEADERS: u8 = 0x4;
 /// request head (HEADERS and its CONTINUATIONs) begins and ends. It reads only frame
 /// headers; hyper's h2 checks everything else.
 #[derive(Default)]
-pub struct FrameScanner {
+struct FrameScanner {
     /// Preface bytes still to skip.
     preface_left: usize,
     header: [u8; FRAME_HEADER],
@@ -348,5 +348,72 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, payload_len: usize) -> Vec<u8> {
+        let len = (payload_len as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 1];
+        frame.resize(FRAME_HEADER + payload_len, 0xAB);
+        frame
+    }
+
+    /// A connection between requests, and a scanner past the preface.
+    fn idle() -> (Conn, FrameScanner) {
+        let conn = Conn::new(Timeouts {
+            read: Duration::from_secs(1),
+            write: Duration::from_secs(1),
+            idle: Duration::from_secs(10),
+        });
+        drop(conn.busy());
+        let mut scanner = FrameScanner::new();
+        scanner.scan(H2_PREFACE, &conn);
+        (conn, scanner)
+    }
+
+    fn phase(conn: &Conn) -> Phase {
+        *conn.shared.phase.lock().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_headers_frame_begins_a_head_however_the_bytes_are_split() {
+        let between_requests = [
+            frame(0x4, 0x1, 0),   // SETTINGS ACK
+            frame(0x6, 0x0, 8),   // PING
+            frame(0x8, 0x0, 4),   // WINDOW_UPDATE
+            frame(0x0, 0x1, 300), // DATA
+        ]
+        .concat();
+        let unfinished_head = frame(HEADERS, 0x1, 20);
+        let rest_of_head = frame(CONTINUATION, END_HEADERS, 7);
+        for chunk in [1, 2, 5, 9, 10, 64, 4096] {
+            let (conn, mut scanner) = idle();
+            for piece in between_requests.chunks(chunk) {
+                scanner.scan(piece, &conn);
+            }
+            assert!(matches!(phase(&conn), Phase::Idle(_)), "chunks of {chunk}");
+            for piece in unfinished_head.chunks(chunk) {
+                scanner.scan(piece, &conn);
+            }
+            assert!(matches!(phase(&conn), Phase::Head(_)), "chunks of {chunk}");
+            for piece in rest_of_head.chunks(chunk) {
+                scanner.scan(piece, &conn);
+            }
+            assert!(matches!(phase(&conn), Phase::Idle(_)), "chunks of {chunk}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_headers_frame_ends_its_head_at_its_last_byte() {
+        let (conn, mut scanner) = idle();
+        let head = frame(HEADERS, END_HEADERS, 30);
+        scanner.scan(&head[..head.len() - 1], &conn);
+        assert!(matches!(phase(&conn), Phase::Head(_)));
+        scanner.scan(&head[head.len() - 1..], &conn);
+        assert!(matches!(phase(&conn), Phase::Idle(_)));
     }
 }
