@@ -8,6 +8,17 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
+# The bench client's Basic credentials, and a wrk script POSTing a form with them.
+basic="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
+form_script() { # file, form body, [Basic header]
+  cat > "$1" <<LUA
+wrk.method = "POST"
+wrk.body = "$2"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "${3:-$basic}"
+LUA
+}
+
 # Starts the host on $PORT with the bench clients and waits until it is ready; sets hpid.
 
 start_host() { # tokenginx section, guest path

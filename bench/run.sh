@@ -34,7 +34,6 @@ cargo build --release -q -p tokenginx-host
 cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
 host=$PWD/target/release/tokenginx-host
 guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
-basic="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
 hz=$(getconf CLK_TCK)
 
 cpu_ticks() { # pids... -> utime+stime summed
@@ -66,15 +65,6 @@ load() { # label, connections, script, url, server pids (space separated), redis
     "$( [ -n "$store" ] && echo $(( (store_after - store_before) * 1000000 / hz / requests )) || echo -)" \
     "$((rss / 1024))MiB" \
     "$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$work/wrk.txt")"
-}
-
-form_script() { # file, path body, [Basic header] (wrk Lua: a POST with Basic auth)
-  cat > "$1" <<LUA
-wrk.method = "POST"
-wrk.body = "$2"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "${3:-$basic}"
-LUA
 }
 
 header() {

@@ -17,13 +17,7 @@ command -v wrk >/dev/null && command -v redis-server >/dev/null || {
 cargo build --release -q -p tokenginx-host
 cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
 guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
-basic="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
-cat > "$work/token.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "$basic"
-LUA
+form_script "$work/token.lua" "grant_type=client_credentials"
 
 created() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^tokenginx_token_created_total/ {print $2}'; }
 rss_bytes() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$hpid/status") * 1024 )); }

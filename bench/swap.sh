@@ -25,12 +25,7 @@ cp "$work/a.wasm" "$work/guest.wasm"
 start_host "tokenginx: { mode: memory }" "$work/guest.wasm"
 token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials "http://127.0.0.1:$PORT/api/v1/oauth/token" |
   sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-cat > "$work/introspect.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "token=$token"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
-LUA
+form_script "$work/introspect.lua" "token=$token"
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/introspect.lua" \
   "http://127.0.0.1:$PORT/api/v1/oauth/introspect" > "$work/wrk.txt" &
 wrk_pid=$!
