@@ -5,11 +5,16 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "guest",
     imports: {
-        "tokenginx:oauth/store": async,
-        "tokenginx:oauth/rate-limit": async,
+        "tokenginx:oauth/store": async | trappable,
+        "tokenginx:oauth/rate-limit": async | trappable,
         "tokenginx:oauth/random.bytes": trappable,
     },
     exports: { default: async },
+    // Store imports return the host's own error; `convert_store_error` (imports.rs) is the
+    // one place it becomes the contract's `store-error`.
+    trappable_error_type: {
+        "tokenginx:oauth/store.store-error" => crate::store::StoreError,
+    },
 });
 
 pub use exports::tokenginx::oauth::handler::{Request, Response};

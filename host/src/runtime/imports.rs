@@ -65,7 +65,7 @@ async fn timed<T>(
     deadline: tokio::time::Instant,
     operation: &'static str,
     op: impl std::future::Future<Output = StoreResult<T>>,
-) -> Result<T, store::StoreError> {
+) -> StoreResult<T> {
     let start = Instant::now();
     let result = tokio::time::timeout_at(deadline, op)
         .await
@@ -85,16 +85,21 @@ async fn timed<T>(
         };
         metrics.store_errors.with_label_values(&[kind]).inc();
     }
-    result.map_err(|e| match e {
-        StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
-        StoreError::Rejected(why) => store::StoreError::Rejected(why),
-    })
+    result
 }
 
 // Each method clones the `Arc` first: a future holding `&self` across an await would not be
 // `Send`, as the WASI context inside the instance state is not `Sync`.
 impl store::Host for InstanceState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, store::StoreError> {
+    /// The host's store error as the guest sees it; never a trap.
+    fn convert_store_error(&mut self, error: StoreError) -> wasmtime::Result<store::StoreError> {
+        Ok(match error {
+            StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
+            StoreError::Rejected(why) => store::StoreError::Rejected(why),
+        })
+    }
+
+    async fn get(&mut self, key: String) -> StoreResult<Option<Vec<u8>>> {
         let services = self.services.clone();
         let value = timed(
             &services.metrics,
@@ -109,10 +114,7 @@ impl store::Host for InstanceState {
         Ok(value)
     }
 
-    async fn get_many(
-        &mut self,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<Vec<u8>>>, store::StoreError> {
+    async fn get_many(&mut self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
         let services = self.services.clone();
         let values = timed(
             &services.metrics,
@@ -126,12 +128,7 @@ impl store::Host for InstanceState {
         Ok(values)
     }
 
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_ms: u64,
-    ) -> Result<(), store::StoreError> {
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
         let services = self.services.clone();
         timed(
             &services.metrics,
@@ -144,12 +141,7 @@ impl store::Host for InstanceState {
         Ok(())
     }
 
-    async fn insert(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_ms: u64,
-    ) -> Result<bool, store::StoreError> {
+    async fn insert(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<bool> {
         let services = self.services.clone();
         let inserted = timed(
             &services.metrics,
@@ -164,7 +156,7 @@ impl store::Host for InstanceState {
         Ok(inserted)
     }
 
-    async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
+    async fn delete(&mut self, key: String) -> StoreResult<bool> {
         let services = self.services.clone();
         let deleted = timed(
             &services.metrics,
@@ -179,7 +171,7 @@ impl store::Host for InstanceState {
         Ok(deleted)
     }
 
-    async fn ttl(&mut self, key: String) -> Result<Option<u64>, store::StoreError> {
+    async fn ttl(&mut self, key: String) -> StoreResult<Option<u64>> {
         let services = self.services.clone();
         let left = timed(
             &services.metrics,
@@ -193,10 +185,10 @@ impl store::Host for InstanceState {
 }
 
 impl rate_limit::Host for InstanceState {
-    async fn charge(&mut self, client_id: String) -> Result<Option<u64>, store::StoreError> {
+    async fn charge(&mut self, client_id: String) -> StoreResult<Option<u64>> {
         let services = self.services.clone();
         let Some(client) = services.oauth.clients.get(&client_id) else {
-            return Err(store::StoreError::Rejected(
+            return Err(StoreError::Rejected(
                 "rate-limit.charge: no registered client has that id".into(),
             ));
         };
