@@ -421,8 +421,8 @@ pub struct Client {
     pub access_token_ttl: Duration,
     /// None: `unlimited`.
     pub rate_limit: Option<RateLimit>,
-    /// The store key of this client's rate-limit bucket: `oauth:rate_limit:{<hex sha256 of
-    /// the client id>}`, its own cluster slot whatever the id holds.
+    /// The store key of this client's rate-limit bucket, computed once at load
+    /// ([`crate::store::rate_limit_key`]).
     pub rate_limit_key: String,
 }
 
@@ -846,10 +846,7 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
         all_scopes.extend(c.scopes.iter().cloned());
         let client = Client {
             rate_limit,
-            rate_limit_key: format!(
-                "oauth:rate_limit:{{{}}}",
-                hex::encode(Sha256::digest(c.client_id.as_bytes()))
-            ),
+            rate_limit_key: crate::store::rate_limit_key(&c.client_id),
             client_id: c.client_id.clone(),
             secret_sha256,
             scopes: c.scopes,

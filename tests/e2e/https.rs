@@ -138,7 +138,7 @@ fn a_bad_certificate_file_is_a_start_error_naming_the_key() {
     );
 }
 
-/// Over TLS, HTTP/2 is told by ALPN and a request head by its frames: a head left
+/// Over TLS too, a request head is told by its HTTP/2 frames: a head left
 /// unfinished after the connection's first request is cut at the read timeout (not kept for
 /// the idle timeout), and an idle connection closes with a GOAWAY.
 #[tokio::test]

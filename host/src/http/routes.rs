@@ -170,14 +170,17 @@ async fn respond(
     facts: &mut Facts,
 ) -> Response<Body> {
     let method = req.method();
-    let hosts = req.headers().get_all(HOST).iter().count();
     match route {
         // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
-        _ if req.version() == Version::HTTP_11 && hosts != 1 => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "an HTTP/1.1 request needs exactly one Host header",
-        ),
+        _ if req.version() == Version::HTTP_11
+            && req.headers().get_all(HOST).iter().count() != 1 =>
+        {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "an HTTP/1.1 request needs exactly one Host header",
+            )
+        }
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
         _ if method != route.method()
             && !(method == Method::HEAD && route.method() == Method::GET) =>

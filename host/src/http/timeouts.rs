@@ -1,4 +1,5 @@
-//! Connection timeouts with the Go guide's meaning (Go's net/http), which hyper does not offer as such:
+//! Connection timeouts with the Go guide's meaning (Go's net/http), which hyper does not
+//! offer as such:
 //!
 //! - `read_timeout`: a client gets this long to send a request head, counted from the
 //!   connection's opening or from the first byte after an idle wait (the body has its own
@@ -12,8 +13,9 @@
 //! the connection (an idle one gracefully, with a GOAWAY on HTTP/2). A handler at work is
 //! never cut off here.
 //!
-//! On HTTP/1 any byte after an idle wait begins a request head. On HTTP/2 (by ALPN over TLS,
-//! by its preface in the clear) only a HEADERS frame does, and its END_HEADERS ends it:
+//! On HTTP/1 any byte after an idle wait begins a request head. On HTTP/2 (told by the
+//! client's preface, sent whether it chose HTTP/2 by ALPN or by prior knowledge) only a
+//! HEADERS frame does, and its END_HEADERS ends it:
 //! [`FrameScanner`] follows the frame boundaries, so PINGs, WINDOW_UPDATEs and SETTINGS
 //! acknowledgements keep an idle connection idle, and a head left unfinished is cut at the
 //! read timeout whichever request of the connection it is.

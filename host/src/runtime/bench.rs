@@ -37,7 +37,7 @@ pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<S
             interval: Duration::from_micros(1),
             burst: u32::MAX,
         }),
-        rate_limit_key: "oauth:rate_limit:{bench}".into(),
+        rate_limit_key: crate::store::rate_limit_key(CLIENT_ID),
     };
     let services = Arc::new(Services {
         store: Arc::new(MemoryStore::new(usize::MAX)),

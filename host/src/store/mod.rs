@@ -59,6 +59,16 @@ impl RateLimit {
     }
 }
 
+/// The store key of `client_id`'s rate-limit bucket: `oauth:rate_limit:{<hex SHA-256 of the
+/// client id>}`, a cluster slot of its own whatever the id holds.
+pub fn rate_limit_key(client_id: &str) -> String {
+    use sha2::Digest as _;
+    format!(
+        "oauth:rate_limit:{{{}}}",
+        hex::encode(sha2::Sha256::digest(client_id.as_bytes()))
+    )
+}
+
 /// A key-value store with mandatory expiry, shared by all requests.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {

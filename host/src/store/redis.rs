@@ -89,18 +89,13 @@ impl Durability {
         if local >= 1 && replicas >= i64::from(self.replicas) {
             return Ok(());
         }
-        let what = if self.aof {
-            format!(
-                "the change reached the append-only file of the master {} and of {replicas} \
-                 of {} replicas",
-                if local >= 1 { "(yes)" } else { "(no)" },
-                self.replicas
-            )
-        } else {
-            format!(
-                "only {replicas} of {} replicas acknowledged the change",
-                self.replicas
-            )
+        let wanted = self.replicas;
+        let what = match self.aof {
+            true => format!(
+                "the change reached the append-only file of {local} of 1 master and \
+                 {replicas} of {wanted} replicas"
+            ),
+            false => format!("only {replicas} of {wanted} replicas acknowledged the change"),
         };
         Err(format!("{what} within {:?}", self.timeout))
     }
