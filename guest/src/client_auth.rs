@@ -3,8 +3,8 @@
 //!
 //! Secrets are compared as SHA-256 digests in constant time, so timing tells nothing about a
 //! secret. Client ids are not secret (as in Hydra and Keycloak): looking up a registered
-//! client costs the host a copy of its record that an unknown id does not (about 2 µs), so
-//! timing can tell whether an id exists.
+//! client costs the host a copy of its record that an unknown id does not, so timing can
+//! tell whether an id exists.
 
 use crate::params::param;
 use crate::response::OAuthError;
