@@ -4,8 +4,12 @@
 #   bash examples/python-guest/build.sh        (from anywhere; needs python3 >= 3.9 with venv)
 #
 # componentize-py (pinned below) is installed into target/python-guest/venv on first use.
-# The build is skipped when the hash of the app's sources, wit/oauth.wit, this script and the
-# componentize-py version matches the stamp next to the output.
+# The build is skipped when the hash of the app's sources, its wit/oauth.wit, this script and
+# the componentize-py version matches the stamp next to the output.
+#
+# The guest is built against the contract it was written for, `tokenginx:oauth@0.1.1`, kept
+# in examples/python-guest/wit/: it proves that a guest built against an older 0.1.x keeps
+# loading and passing the endpoint suite on a newer host.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -18,7 +22,7 @@ stamp=$out.stamp
 venv=$out_dir/venv
 
 # What the output depends on. Sorted so the hash does not depend on the directory order.
-inputs=("$here"/*.py "$here/build.sh" "$root/wit/oauth.wit")
+inputs=("$here"/*.py "$here/build.sh" "$here/wit/oauth.wit")
 hash=$({
   echo "componentize-py $COMPONENTIZE_PY_VERSION"
   while IFS= read -r f; do
@@ -43,7 +47,7 @@ if ! installed; then
     "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
 
-echo "python guest: componentizing app.py against wit/oauth.wit (world guest)"
+echo "python guest: componentizing app.py against its wit/oauth.wit (tokenginx:oauth@0.1.1, world guest)"
 start=$(date +%s)
 rm -f "$stamp"
 # componentize-py generates the bindings itself and writes bytecode next to the sources
@@ -52,7 +56,7 @@ rm -f "$stamp"
 src=$out_dir/src
 rm -rf "$src" && mkdir -p "$src" && cp "$here"/*.py "$src"/
 (cd "$src" && env -u VIRTUAL_ENV "$venv/bin/componentize-py" --quiet \
-  -d "$root/wit" -w guest componentize app -p "$src" -o "$out.tmp")
+  -d "$here/wit" -w guest componentize app -p "$src" -o "$out.tmp")
 mv -f "$out.tmp" "$out"
 echo "$hash" > "$stamp"
 echo "python guest: built $out ($(du -h "$out" | cut -f1)) in $(( $(date +%s) - start ))s"

@@ -20,7 +20,7 @@ struct Credentials {
     basic: bool,
 }
 
-/// The client that authenticated this request, or the RFC's error.
+/// The client that authenticated this request (told to the host), or the RFC's error.
 pub fn authenticate(host: &impl Host, req: &Request) -> Result<Client, OAuthError> {
     let credentials = credentials(req)?;
     let client = host.client(&credentials.client_id);
@@ -31,7 +31,10 @@ pub fn authenticate(host: &impl Host, req: &Request) -> Result<Client, OAuthErro
         .map(|c| c.secret_sha256.as_slice())
         .unwrap_or(&[0u8; 32]);
     match client {
-        Some(client) if constant_time_eq(&presented, expected) => Ok(client),
+        Some(client) if constant_time_eq(&presented, expected) => {
+            host.authenticated(&client.client_id);
+            Ok(client)
+        }
         _ => Err(OAuthError::invalid_client(
             "client authentication failed",
             credentials.basic,
@@ -144,6 +147,7 @@ mod tests {
         let host = TestHost::new();
         let client = authenticate(&host, &request(&[], Some(basic(DEMO_ID, DEMO_SECRET)))).unwrap();
         assert_eq!(client.client_id, DEMO_ID);
+        assert_eq!(host.take_authenticated().as_deref(), Some(DEMO_ID));
     }
 
     #[test]
@@ -178,6 +182,11 @@ mod tests {
         assert_eq!(
             (err.status, err.error, err.challenge),
             (401, "invalid_client", false)
+        );
+        assert_eq!(
+            host.take_authenticated(),
+            None,
+            "a failed attempt is not reported"
         );
     }
 

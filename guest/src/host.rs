@@ -1,5 +1,5 @@
-//! What the OAuth logic needs from its host, as plain Rust: the mirror of the imports in
-//! `wit/oauth.wit`, so the same logic runs inside the component and in native tests.
+//! What the OAuth logic needs from its host, as plain Rust, so the same logic runs inside
+//! the component and in native tests.
 
 /// A registered client, as the operator configured it.
 #[derive(Clone, Debug)]
@@ -56,7 +56,9 @@ impl Response {
     }
 }
 
-/// The host's services, as the OAuth logic uses them.
+/// What the OAuth logic uses of its host: the imports of `wit/oauth.wit` it calls, and no
+/// more (of `store`, only `get`, `insert` and `delete`), so a native test host implements
+/// just what the logic needs.
 pub trait Host {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes only if `key` is absent; false when it exists.
@@ -73,4 +75,8 @@ pub trait Host {
     fn issuer(&self) -> String;
     fn client(&self, client_id: &str) -> Option<Client>;
     fn scopes_supported(&self) -> Vec<String>;
+    /// The URL the host serves the endpoint `name` at (`token`, `introspect`, ...).
+    fn endpoint_url(&self, name: &str) -> Option<String>;
+    /// Tells the host the request authenticated as registered client `client_id`.
+    fn authenticated(&self, client_id: &str);
 }

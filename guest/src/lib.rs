@@ -35,3 +35,9 @@ pub use token::token;
 /// The name and version this guest reports to the host.
 pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What this guest serves, as it tells the host (`capabilities`) and clients (metadata).
+pub const GRANT_TYPES: [&str; 1] = [token::CLIENT_CREDENTIALS];
+/// No authorization endpoint, so no response type.
+pub const RESPONSE_TYPES: [&str; 0] = [];
+pub const ENDPOINTS: [&str; 4] = ["token", "introspect", "revoke", "metadata"];

@@ -1,23 +1,22 @@
 //! Authorization server metadata (RFC 8414).
 
-use crate::{Host, Response};
+use crate::{Host, Response, GRANT_TYPES, RESPONSE_TYPES};
 use serde::Serialize;
 
-/// The routes the host serves the endpoints at, below the issuer.
-const TOKEN_PATH: &str = "/api/v1/oauth/token";
-const INTROSPECTION_PATH: &str = "/api/v1/oauth/introspect";
-const REVOCATION_PATH: &str = "/api/v1/oauth/revoke";
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
-    token_endpoint: String,
-    introspection_endpoint: String,
-    revocation_endpoint: String,
-    grant_types_supported: [&'static str; 1],
-    /// No authorization endpoint, so no response type.
-    response_types_supported: [&'static str; 0],
+    /// The URLs are the host's: it owns the paths (`settings.endpoint-url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introspection_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_endpoint: Option<String>,
+    grant_types_supported: &'static [&'static str],
+    response_types_supported: &'static [&'static str],
     token_endpoint_auth_methods_supported: [&'static str; 2],
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     revocation_endpoint_auth_methods_supported: [&'static str; 2],
@@ -25,14 +24,13 @@ struct Metadata {
 }
 
 pub fn metadata(host: &impl Host) -> Response {
-    let issuer = host.issuer();
     let document = Metadata {
-        token_endpoint: format!("{issuer}{TOKEN_PATH}"),
-        introspection_endpoint: format!("{issuer}{INTROSPECTION_PATH}"),
-        revocation_endpoint: format!("{issuer}{REVOCATION_PATH}"),
-        issuer,
-        grant_types_supported: ["client_credentials"],
-        response_types_supported: [],
+        issuer: host.issuer(),
+        token_endpoint: host.endpoint_url("token"),
+        introspection_endpoint: host.endpoint_url("introspect"),
+        revocation_endpoint: host.endpoint_url("revoke"),
+        grant_types_supported: &GRANT_TYPES,
+        response_types_supported: &RESPONSE_TYPES,
         token_endpoint_auth_methods_supported: AUTH_METHODS,
         introspection_endpoint_auth_methods_supported: AUTH_METHODS,
         revocation_endpoint_auth_methods_supported: AUTH_METHODS,
@@ -59,17 +57,14 @@ mod tests {
         assert_eq!(response.status, 200);
         let doc = body(&response);
         assert_eq!(doc["issuer"], "http://issuer.test");
-        assert_eq!(
-            doc["token_endpoint"],
-            "http://issuer.test/api/v1/oauth/token"
-        );
+        assert_eq!(doc["token_endpoint"], "http://issuer.test/endpoints/token");
         assert_eq!(
             doc["introspection_endpoint"],
-            "http://issuer.test/api/v1/oauth/introspect"
+            "http://issuer.test/endpoints/introspect"
         );
         assert_eq!(
             doc["revocation_endpoint"],
-            "http://issuer.test/api/v1/oauth/revoke"
+            "http://issuer.test/endpoints/revoke"
         );
         assert_eq!(
             doc["grant_types_supported"],

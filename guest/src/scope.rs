@@ -2,6 +2,7 @@
 
 use crate::response::OAuthError;
 use crate::Client;
+use tokenginx_syntax::is_scope_token;
 
 /// The scopes to grant `client` for a request's `scope` parameter: its default scopes when
 /// the parameter is omitted, else the requested ones, each of which the client must be
@@ -36,13 +37,6 @@ pub fn grant(client: &Client, requested: Option<&str>) -> Result<String, OAuthEr
     scopes.sort_unstable();
     scopes.dedup();
     Ok(scopes.join(" "))
-}
-
-/// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct TestHost {
     /// Requests each client may still make (none: unlimited), and the wait the host
     /// reports once they are spent.
     budget: Cell<Option<u32>>,
+    /// The client the logic last said a request authenticated as.
+    authenticated: RefCell<Option<String>>,
 }
 
 impl TestHost {
@@ -52,6 +54,7 @@ impl TestHost {
             repeat_next: Cell::new(false),
             clients: RefCell::new(vec![demo_client(), client(OTHER_ID, OTHER_SECRET), odd]),
             budget: Cell::new(None),
+            authenticated: RefCell::default(),
         }
     }
 
@@ -72,6 +75,10 @@ impl TestHost {
     /// The next two draws of randomness return the same bytes.
     pub fn repeat_randomness_once(&self) {
         self.repeat_next.set(true);
+    }
+    /// The client the logic said the last request authenticated as, forgotten once read.
+    pub fn take_authenticated(&self) -> Option<String> {
+        self.authenticated.take()
     }
     pub fn entries(&self) -> usize {
         self.store.borrow().len()
@@ -170,6 +177,12 @@ impl Host for TestHost {
         scopes.sort();
         scopes.dedup();
         scopes
+    }
+    fn endpoint_url(&self, name: &str) -> Option<String> {
+        Some(format!("{}/endpoints/{name}", self.issuer()))
+    }
+    fn authenticated(&self, client_id: &str) {
+        *self.authenticated.borrow_mut() = Some(client_id.into());
     }
 }
 

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 /// The one grant this guest implements; any other answers `unsupported_grant_type`.
-const CLIENT_CREDENTIALS: &str = "client_credentials";
+pub(crate) const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 /// 256 bits of randomness per token.
 const TOKEN_BYTES: u32 = 32;

@@ -3,8 +3,8 @@
 
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
-use exports::tokenginx::oauth::handler;
-use tokenginx::oauth::{clock, log, random, rate_limit, settings, store};
+use exports::tokenginx::oauth::{capabilities, handler};
+use tokenginx::oauth::{caller, clock, log, random, rate_limit, settings, store};
 
 struct Component;
 export!(Component);
@@ -60,6 +60,12 @@ impl crate::Host for Imports {
     fn scopes_supported(&self) -> Vec<String> {
         settings::scopes_supported()
     }
+    fn endpoint_url(&self, name: &str) -> Option<String> {
+        settings::endpoint_url(name)
+    }
+    fn authenticated(&self, client_id: &str) {
+        caller::authenticated(client_id)
+    }
 }
 
 impl From<store::StoreError> for crate::StoreError {
@@ -87,6 +93,17 @@ impl From<crate::Response> for handler::Response {
             status: r.status,
             headers: r.headers,
             body: r.body,
+        }
+    }
+}
+
+impl capabilities::Guest for Component {
+    fn describe() -> capabilities::Capabilities {
+        let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        capabilities::Capabilities {
+            grant_types: strings(&crate::GRANT_TYPES),
+            response_types: strings(&crate::RESPONSE_TYPES),
+            endpoints: strings(&crate::ENDPOINTS),
         }
     }
 }

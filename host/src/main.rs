@@ -23,7 +23,7 @@ mod services;
 mod store;
 
 use anyhow::Context as _;
-use config::{Loaded, StoreMode};
+use config::Loaded;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -205,18 +205,18 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let store: Arc<dyn store::TokenStore> = match config.store.mode {
-        StoreMode::Memory => Arc::new(store::memory::MemoryStore::new(
-            usize::try_from(config.store.max_entries).unwrap_or(usize::MAX),
-        )),
-        StoreMode::Standalone | StoreMode::Cluster => {
+    let store: Arc<dyn store::TokenStore> = match &config.store {
+        config::Store::Memory { max_entries } => {
+            Arc::new(store::memory::MemoryStore::new(*max_entries))
+        }
+        config::Store::Redis(redis) => {
             install_tls13_only_provider();
             let gauges = metrics.clone();
             let on_pool_change = Box::new(move |size: usize, idle: usize| {
                 gauges.pool_size.set(size as i64);
                 gauges.pool_idle.set(idle as i64);
             });
-            Arc::new(store::redis::RedisStore::connect(&config.store, on_pool_change).await?)
+            Arc::new(store::redis::RedisStore::connect(redis, on_pool_change).await?)
         }
     };
     let services = Arc::new(services::Services {
@@ -225,18 +225,17 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         metrics,
     });
     let runtime = runtime::Runtime::load(&config.guest, services.clone()).await?;
-    let tls = match config.server.tls.enabled {
-        true => Some(http::tls_config(&config.server.tls)?),
-        false => None,
-    };
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(http::tls_config)
+        .transpose()?;
 
-    let addr = (
-        config.server.host.parse::<std::net::IpAddr>()?,
-        config.server.port,
-    );
+    let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("server.port: cannot listen on {}:{}", addr.0, addr.1))?;
+        .with_context(|| format!("server.port: cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(
         addr = %local,
@@ -244,12 +243,11 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         guest = %runtime.active().label,
         "listening"
     );
-    let management = match config.metrics.port {
-        Some(port) => {
-            let addr = (config.metrics.host.parse::<std::net::IpAddr>()?, port);
+    let management = match config.metrics.management {
+        Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("metrics.port: cannot listen on {}:{}", addr.0, addr.1))?;
+                .with_context(|| format!("metrics.port: cannot listen on {addr}"))?;
             tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
             Some(listener)
         }
@@ -261,8 +259,8 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         services,
         max_body_size: config.server.max_body_size,
         read_timeout: config.server.read_timeout,
-        metrics_path: config.metrics.enabled.then_some(config.metrics.path),
-        introspect_requires_client_cert: config.server.tls.introspect_requires_client_cert,
+        metrics_path: config.metrics.path,
+        introspect_requires_client_cert: config.server.introspect_requires_client_cert,
     });
     spawn_reloader(app.clone(), hangups);
     let timeouts = http::Timeouts {

@@ -227,6 +227,24 @@ async fn each_request_is_one_log_line_with_its_request_id_and_client() {
         line.get("client_id").is_none(),
         "an unknown client id is not logged: {line}"
     );
+
+    // A registered id with a wrong secret did not authenticate: the line names no client.
+    let reply = host
+        .http
+        .post(host.url("/api/v1/oauth/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Request-Id", "wrong-secret")
+        .basic_auth(DEMO_ID, Some("not-the-secret"))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 401);
+    let line = request_line(&host, "wrong-secret");
+    assert!(
+        line.get("client_id").is_none(),
+        "a client that failed to authenticate is not named: {line}"
+    );
 }
 
 #[tokio::test]

@@ -51,12 +51,6 @@ pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
     Ok(params)
 }
 
-/// One form-encoded component (as in a Basic credential, RFC 6749 section 2.3.1), or
-/// `None` if it is not valid.
-pub fn decode_component(raw: &str) -> Option<String> {
-    decode(raw.as_bytes()).ok()
-}
-
 fn decode(raw: &[u8]) -> Result<String, FormError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.iter();

@@ -5,10 +5,9 @@ use super::body::{self, BodyError};
 use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
 use crate::runtime::{
-    CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
+    Answer, CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
 use crate::services::Services;
-use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
@@ -43,10 +42,8 @@ pub struct App {
 /// The routes, as metric labels: a fixed set whatever the request says.
 #[derive(Clone, Copy)]
 enum Route {
-    Token,
-    Introspect,
-    Revoke,
-    Metadata,
+    /// An OAuth endpoint the active guest serves.
+    Guest(Export),
     Live,
     Ready,
     Metrics,
@@ -66,11 +63,13 @@ impl Route {
     }
 
     fn of_path(app: &App, path: &str) -> Route {
+        if let Some(export) = Export::ALL.into_iter().find(|e| e.path() == path) {
+            return match app.runtime.active().capabilities.serves(export) {
+                true => Route::Guest(export),
+                false => Route::NotFound,
+            };
+        }
         match path {
-            "/api/v1/oauth/token" => Route::Token,
-            "/api/v1/oauth/introspect" => Route::Introspect,
-            "/api/v1/oauth/revoke" => Route::Revoke,
-            "/.well-known/oauth-authorization-server" => Route::Metadata,
             "/health/live" => Route::Live,
             "/health/ready" => Route::Ready,
             p if app.metrics_path.as_deref() == Some(p) => Route::Metrics,
@@ -80,10 +79,7 @@ impl Route {
 
     fn label(self) -> &'static str {
         match self {
-            Route::Token => "token",
-            Route::Introspect => "introspect",
-            Route::Revoke => "revoke",
-            Route::Metadata => "metadata",
+            Route::Guest(export) => export.name(),
             Route::Live => "live",
             Route::Ready => "ready",
             Route::Metrics => "metrics",
@@ -93,7 +89,7 @@ impl Route {
 
     fn method(self) -> Method {
         match self {
-            Route::Token | Route::Introspect | Route::Revoke => Method::POST,
+            Route::Guest(export) => export.method(),
             _ => Method::GET,
         }
     }
@@ -122,7 +118,7 @@ pub struct Peer {
 /// What the log line of a request says beyond method, route and status.
 #[derive(Default)]
 struct Facts {
-    /// A configured client the request named (authenticated or not: the guest decides).
+    /// The registered client the request authenticated as, as the guest said.
     client_id: Option<String>,
 }
 
@@ -200,17 +196,19 @@ async fn respond(
                 .insert(ALLOW, HeaderValue::from_static(allow));
             response
         }
-        Route::Introspect if app.introspect_requires_client_cert && !peer.client_cert => {
+        Route::Guest(Export::Introspect)
+            if app.introspect_requires_client_cert && !peer.client_cert =>
+        {
             oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "introspection requires a client certificate",
             )
         }
-        Route::Token => oauth_call(app, Export::Token, peer, req, facts).await,
-        Route::Introspect => oauth_call(app, Export::Introspect, peer, req, facts).await,
-        Route::Revoke => oauth_call(app, Export::Revoke, peer, req, facts).await,
-        Route::Metadata => guest_call(app, Export::Metadata, GuestRequest::default()).await,
+        Route::Guest(Export::Metadata) => {
+            guest_call(app, Export::Metadata, GuestRequest::default(), facts).await
+        }
+        Route::Guest(export) => oauth_call(app, export, peer, req, facts).await,
         Route::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         Route::Ready => ready(app).await,
         Route::Metrics => text(
@@ -261,39 +259,6 @@ fn new_request_id() -> String {
         "{process:016x}{:016x}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The configured client a request names, by Basic credentials or `client_id` parameter;
-/// an unknown name is not logged, as it could be anything (a secret pasted by mistake).
-fn named_client(
-    app: &App,
-    authorization: Option<&str>,
-    params: &[(String, String)],
-) -> Option<String> {
-    let from_basic = authorization
-        .and_then(|value| {
-            value
-                .strip_prefix("Basic ")
-                .or_else(|| value.strip_prefix("basic "))
-        })
-        .and_then(|encoded| {
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-        })
-        .and_then(|decoded| {
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (id, _secret) = decoded.split_once(':')?;
-            form::decode_component(id)
-        });
-    let from_params = || {
-        params
-            .iter()
-            .find(|(name, _)| name == "client_id")
-            .map(|(_, id)| id.clone())
-    };
-    let id = from_basic.or_else(from_params)?;
-    app.services.oauth.clients.contains_key(&id).then_some(id)
 }
 
 /// The HTTP checks of an OAuth form endpoint, then the guest call.
@@ -368,19 +333,27 @@ async fn oauth_call(
         Ok(params) => params,
         Err(e) => return invalid(&e.to_string()),
     };
-    facts.client_id = named_client(app, authorization.as_deref(), &params);
     let request = GuestRequest {
         params,
         authorization,
         client_ip: peer.addr.ip().to_string(),
     };
-    guest_call(app, export, request).await
+    guest_call(app, export, request, facts).await
 }
 
 /// Calls the guest; a failing guest costs this request a 500 (or 503 when all instances are
 /// busy), and nothing more. The runtime logs and counts the failure.
-async fn guest_call(app: &App, export: Export, request: GuestRequest) -> Response<Body> {
-    match app.runtime.call(export, request, into_http).await {
+async fn guest_call(
+    app: &App,
+    export: Export,
+    request: GuestRequest,
+    facts: &mut Facts,
+) -> Response<Body> {
+    let accept = |answer: Answer| {
+        facts.client_id = answer.client_id;
+        into_http(answer.response)
+    };
+    match app.runtime.call(export, request, accept).await {
         Ok(response) => response,
         Err(CallError::Busy(_)) => oauth_error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,7 +1,7 @@
 //! HTTPS on the listener: rustls with TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 offered by ALPN,
 //! and client certificates verified against a CA when configured (mTLS).
 
-use crate::config::{ClientAuth, ServerTlsConfig};
+use crate::config::ServerTls;
 use anyhow::{anyhow, Context as _};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
@@ -11,23 +11,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The rustls server config of `server.tls`; errors name the key and the file.
-pub fn server_config(tls: &ServerTlsConfig) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let cert_file = tls.cert_file.as_deref().expect("checked with the config");
-    let key_file = tls.key_file.as_deref().expect("checked with the config");
-    let certs = certificates(cert_file).context("server.tls.cert_file")?;
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| anyhow!("server.tls.key_file: {}: {e}", key_file.display()))?;
+pub fn server_config(tls: &ServerTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let certs = certificates(&tls.cert_file).context("server.tls.cert_file")?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .map_err(|e| anyhow!("server.tls.key_file: {}: {e}", tls.key_file.display()))?;
     // Its own provider: the process default offers TLS 1.3 only, for the store's links.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match tls.client_auth {
-        ClientAuth::None => builder.with_no_client_auth(),
-        auth => {
-            let ca_file = tls
-                .client_ca_file
-                .as_deref()
-                .expect("checked with the config");
+    let builder = match &tls.client_certs {
+        None => builder.with_no_client_auth(),
+        Some(client_certs) => {
+            let ca_file = &client_certs.ca_file;
             let mut roots = RootCertStore::empty();
             for cert in certificates(ca_file).context("server.tls.client_ca_file")? {
                 roots.add(cert).map_err(|e| {
@@ -36,10 +31,9 @@ pub fn server_config(tls: &ServerTlsConfig) -> anyhow::Result<Arc<rustls::Server
             }
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let verifier = if auth == ClientAuth::Optional {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
+            let verifier = match client_certs.required {
+                true => verifier,
+                false => verifier.allow_unauthenticated(),
             };
             builder.with_client_cert_verifier(
                 verifier

@@ -63,7 +63,7 @@ pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<S
     };
     let issue = request(&[("grant_type", "client_credentials")]);
     let first = runtime
-        .call(Export::Token, issue.clone(), |r| Ok(r.body))
+        .call(Export::Token, issue.clone(), |a| Ok(a.response.body))
         .await?;
     let token: serde_json::Value = serde_json::from_str(&first)?;
     let token = token["access_token"]
@@ -89,9 +89,9 @@ pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<S
         for _ in 0..calls {
             let start = Instant::now();
             runtime
-                .call(export, req.clone(), |r| match r.status {
+                .call(export, req.clone(), |a| match a.response.status {
                     200 => Ok(()),
-                    status => Err(format!("status {status}: {}", r.body)),
+                    status => Err(format!("status {status}: {}", a.response.body)),
                 })
                 .await?;
             times.push(start.elapsed());

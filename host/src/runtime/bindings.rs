@@ -1,9 +1,13 @@
 //! The host side of `wit/oauth.wit`, generated. Only the store and rate-limit imports are
 //! async (they do I/O); `random.bytes` may trap (an oversized request is a guest bug).
+//!
+//! Two worlds: `base`, which every guest since 0.1.0 satisfies and which a guest is linked
+//! against, and the `capabilities` export that guests since 0.1.2 add, looked up apart so
+//! that a guest without it still loads.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "guest",
+    world: "base",
     imports: {
         "tokenginx:oauth/store": async | trappable,
         "tokenginx:oauth/rate-limit": async | trappable,
@@ -17,8 +21,22 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// The optional `capabilities` export.
+pub mod described {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        inline: "
+            package tokenginx:host;
+            world described { export tokenginx:oauth/capabilities@0.1.2; }
+        ",
+        exports: { default: async },
+    });
+
+    pub use exports::tokenginx::oauth::capabilities::{Capabilities, GuestIndices};
+}
+
 pub use exports::tokenginx::oauth::handler::{Request, Response};
-pub use tokenginx::oauth::{clock, log, random, rate_limit, settings, store};
+pub use tokenginx::oauth::{caller, clock, log, random, rate_limit, settings, store};
 
 /// An empty request, for exports that take none (`metadata`).
 impl Default for Request {

@@ -1,7 +1,8 @@
 //! What a guest instance can reach: the implementations of the imports of `wit/oauth.wit`,
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
-use super::bindings::{clock, log, random, rate_limit, settings, store};
+use super::bindings::{caller, clock, log, random, rate_limit, settings, store};
+use super::Export;
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
@@ -20,6 +21,8 @@ pub struct InstanceState {
     pub services: Arc<Services>,
     /// The guest's name, for its log lines.
     pub guest: Arc<str>,
+    /// The registered client the guest said the request authenticated as (`caller`).
+    pub authenticated: Option<String>,
     /// When store operations must give up, a little before the call's own deadline, so the
     /// guest can still answer 503 instead of being cut off with a 500.
     store_deadline: tokio::time::Instant,
@@ -39,6 +42,7 @@ impl InstanceState {
         InstanceState {
             services,
             guest,
+            authenticated: None,
             store_deadline: tokio::time::Instant::now() + call_deadline - margin,
             wasi,
             table: ResourceTable::new(),
@@ -300,6 +304,19 @@ impl settings::Host for InstanceState {
 
     fn scopes_supported(&mut self) -> Vec<String> {
         self.services.oauth.scopes_supported.clone()
+    }
+
+    fn endpoint_url(&mut self, endpoint: String) -> Option<String> {
+        let export = Export::named(&endpoint)?;
+        Some(format!("{}{}", self.services.oauth.issuer, export.path()))
+    }
+}
+
+impl caller::Host for InstanceState {
+    fn authenticated(&mut self, client_id: String) {
+        if self.services.oauth.clients.contains_key(&client_id) {
+            self.authenticated = Some(client_id);
+        }
     }
 }
 

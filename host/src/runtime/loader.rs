@@ -5,7 +5,7 @@
 //! deserialised from files the host trusts, which are the `guest.path` the operator
 //! configured and the host's own cache, and only when no other user can have written them.
 
-use super::bindings::{self, GuestPre};
+use super::bindings::{self, described, BasePre};
 use super::imports::InstanceState;
 use crate::config::GuestConfig;
 use anyhow::{anyhow, bail, Context as _};
@@ -18,10 +18,18 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.1";
+pub const CONTRACT_VERSION: &str = "0.1.2";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
-const HOST_INTERFACES: [&str; 6] = ["store", "rate-limit", "clock", "random", "log", "settings"];
+const HOST_INTERFACES: [&str; 7] = [
+    "store",
+    "rate-limit",
+    "clock",
+    "random",
+    "log",
+    "settings",
+    "caller",
+];
 
 /// Bytes of each memory and table slot reset in place (only the dirtied pages) rather than
 /// returned to the kernel.
@@ -76,7 +84,9 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
 
 /// A guest's code, compiled and checked against the contract, not yet asked who it is.
 pub struct Compiled {
-    pub pre: GuestPre<InstanceState>,
+    pub pre: BasePre<InstanceState>,
+    /// Where its `capabilities` export is, if it has one (since 0.1.2).
+    pub capabilities: Option<described::GuestIndices>,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// How the code was obtained, for the log: compiled, from the cache, precompiled.
@@ -121,7 +131,16 @@ pub fn load(
             path.display()
         )
     })?;
-    let pre = GuestPre::new(pre).map_err(|e| {
+    let capabilities = exports_capabilities(engine, &component)
+        .then(|| described::GuestIndices::new(&pre))
+        .transpose()
+        .map_err(|e| {
+            anyhow!(
+                "guest {} does not export {PACKAGE}/capabilities as this host expects: {e:#}",
+                path.display()
+            )
+        })?;
+    let pre = BasePre::new(pre).map_err(|e| {
         anyhow!(
             "guest {} does not export {PACKAGE}/handler as this host expects: {e:#}",
             path.display()
@@ -129,6 +148,7 @@ pub fn load(
     })?;
     Ok(Compiled {
         pre,
+        capabilities,
         sha256,
         source,
     })
@@ -140,7 +160,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| anyhow!("cannot link WASI: {e:?}"))?;
-    bindings::Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+    bindings::Base::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
         .map_err(|e| anyhow!("cannot link the host imports: {e:?}"))?;
     Ok(linker)
 }
@@ -330,15 +350,17 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
         }
     }
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    for name in &exports {
+        if let Some((_, version)) = ours(name) {
+            compatible(&host, version).with_context(|| format!("it exports {name}"))?;
+        }
+    }
     let handler = exports
         .iter()
-        .find(|name| ours(name).is_some_and(|(interface, _)| interface == "handler"));
+        .any(|name| ours(name).is_some_and(|(interface, _)| interface == "handler"));
     match handler {
-        Some(name) => {
-            let (_, version) = ours(name).expect("matched above");
-            compatible(&host, version).with_context(|| format!("it exports {name}"))
-        }
-        None => bail!(
+        true => Ok(()),
+        false => bail!(
             "it does not export {PACKAGE}/handler@{CONTRACT_VERSION} (its exports: {})",
             if exports.is_empty() {
                 "none".to_owned()
@@ -347,6 +369,14 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
             }
         ),
     }
+}
+
+/// Whether `component` exports the optional `capabilities` interface.
+fn exports_capabilities(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == "capabilities"))
 }
 
 /// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.

@@ -13,17 +13,19 @@
 
 mod bench;
 mod bindings;
+mod capabilities;
 mod imports;
 mod loader;
 
 pub use bench::bench_guest;
 pub use bindings::{Request, Response};
+pub use capabilities::Capabilities;
 pub use loader::precompile;
 
 use crate::config::{FailureAction, GuestConfig};
 use crate::services::Services;
 use anyhow::Context as _;
-use bindings::GuestPre;
+use bindings::BasePre;
 use imports::InstanceState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,7 +38,7 @@ use wasmtime::{Engine, Store, Trap};
 /// How often the epoch advances: the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// The exports a request can call.
+/// The exports a request can call, each the endpoint of one path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
     Token,
@@ -45,14 +47,38 @@ pub enum Export {
     Metadata,
 }
 
-const EXPORTS: [Export; 4] = [
-    Export::Token,
-    Export::Introspect,
-    Export::Revoke,
-    Export::Metadata,
-];
-
 impl Export {
+    pub const ALL: [Export; 4] = [
+        Export::Token,
+        Export::Introspect,
+        Export::Revoke,
+        Export::Metadata,
+    ];
+
+    /// The export whose [`name`](Export::name) is `name`.
+    pub fn named(name: &str) -> Option<Export> {
+        Export::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// Where the host serves this endpoint, below the issuer: the one definition of each
+    /// path (the guest learns the URLs through `settings.endpoint-url`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Export::Token => "/api/v1/oauth/token",
+            Export::Introspect => "/api/v1/oauth/introspect",
+            Export::Revoke => "/api/v1/oauth/revoke",
+            Export::Metadata => "/.well-known/oauth-authorization-server",
+        }
+    }
+
+    /// The HTTP method of the endpoint.
+    pub fn method(self) -> hyper::Method {
+        match self {
+            Export::Metadata => hyper::Method::GET,
+            _ => hyper::Method::POST,
+        }
+    }
+
     /// Whether a call may wait on the store. Such calls get at most
     /// [`store_bound_budget`] instances, so a stalled store cannot hold every instance and
     /// queue the calls that never touch it (metadata) behind it.
@@ -60,6 +86,7 @@ impl Export {
         !matches!(self, Export::Metadata)
     }
 
+    /// The endpoint's name in the contract (`capabilities.endpoints`) and in metrics.
     pub fn name(self) -> &'static str {
         match self {
             Export::Token => "token",
@@ -68,6 +95,13 @@ impl Export {
             Export::Metadata => "metadata",
         }
     }
+}
+
+/// What a guest call answered.
+pub struct Answer {
+    pub response: Response,
+    /// The registered client the request authenticated as, if the guest said (`caller`).
+    pub client_id: Option<String>,
 }
 
 /// Why a guest call produced no response.
@@ -103,14 +137,15 @@ impl CallError {
     }
 }
 
-/// A loaded guest: its linked code and who it says it is.
+/// A loaded guest: its linked code, who it says it is, and what it serves.
 pub struct Guest {
-    pre: GuestPre<InstanceState>,
+    pre: BasePre<InstanceState>,
     pub name: String,
     pub version: String,
     pub sha256: String,
     /// `name@version`, for log lines.
     pub label: Arc<str>,
+    pub capabilities: Capabilities,
     /// Failed calls in a row; a success resets it.
     consecutive_failures: AtomicU32,
 }
@@ -240,13 +275,13 @@ impl Runtime {
 
     /// Calls `export` with `request` (ignored by `metadata`) in a fresh instance of the
     /// active guest, after waiting for a free one; the deadline covers the wait and the
-    /// call. `accept` turns the guest's response into what the caller needs, or says why it
+    /// call. `accept` turns the guest's answer into what the caller needs, or says why it
     /// cannot be sent; that counts as a guest failure like a trap.
     pub async fn call<T>(
         &self,
         export: Export,
         request: Request,
-        accept: impl FnOnce(Response) -> Result<T, String>,
+        accept: impl FnOnce(Answer) -> Result<T, String>,
     ) -> Result<T, CallError> {
         let guest = self.active();
         let metrics = &self.sandbox.services.metrics;
@@ -275,7 +310,7 @@ impl Runtime {
         guest: &Guest,
         export: Export,
         request: Request,
-    ) -> Result<Response, CallError> {
+    ) -> Result<Answer, CallError> {
         let start = Instant::now();
         let permits = async {
             let never_closed = "the runtime's semaphores are never closed";
@@ -300,12 +335,16 @@ impl Runtime {
             let mut store = self.sandbox.store(guest.label.clone(), remaining);
             let instance = guest.pre.instantiate_async(&mut store).await?;
             let handler = instance.tokenginx_oauth_handler();
-            match export {
+            let response = match export {
                 Export::Token => handler.call_token(&mut store, &request).await,
                 Export::Introspect => handler.call_introspect(&mut store, &request).await,
                 Export::Revoke => handler.call_revoke(&mut store, &request).await,
                 Export::Metadata => handler.call_metadata(&mut store).await,
-            }
+            }?;
+            wasmtime::Result::Ok(Answer {
+                response,
+                client_id: store.data_mut().authenticated.take(),
+            })
         };
         self.sandbox
             .outcome(tokio::time::timeout(remaining, run).await)
@@ -385,7 +424,7 @@ impl Runtime {
             .set(1);
         // Failure series from zero, so the first failure shows in a rate.
         let failures = &self.sandbox.services.metrics.guest_failures;
-        for export in EXPORTS {
+        for export in Export::ALL {
             for reason in ["trap", "deadline", "fuel", "busy", "invalid_response"] {
                 failures.with_label_values(&[&new.name, &new.version, export.name(), reason]);
             }
@@ -450,12 +489,34 @@ async fn load_guest(
     .context("the guest loader panicked")??;
     let describe = async {
         let mut store = sandbox.store(Arc::from(""), sandbox.deadline);
-        let guest = compiled.pre.instantiate_async(&mut store).await?;
-        guest.tokenginx_oauth_handler().call_info(&mut store).await
+        let instance = compiled
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await?;
+        let info = bindings::Base::new(&mut store, &instance)?
+            .tokenginx_oauth_handler()
+            .call_info(&mut store)
+            .await?;
+        let described = match &compiled.capabilities {
+            Some(indices) => {
+                let export = indices.load(&mut store, &instance)?;
+                Some(export.call_describe(&mut store).await?)
+            }
+            None => None,
+        };
+        wasmtime::Result::Ok((info, described))
     };
-    let info = sandbox
+    let (info, described) = sandbox
         .outcome(tokio::time::timeout(sandbox.deadline, describe).await)
         .with_context(|| format!("guest {} failed to describe itself", path.display()))?;
+    let capabilities = match described {
+        Some(described) => Capabilities::declared(described),
+        None => Ok(Capabilities::of_a_base_guest()),
+    };
+    let capabilities = capabilities
+        .and_then(|c| c.check(&sandbox.services.oauth).map(|()| c))
+        .with_context(|| format!("guest {}", path.display()))?;
     let name = imports::sanitize(&info.name);
     let version = imports::sanitize(&info.version);
     if !(1..=64).contains(&name.len()) || !(1..=64).contains(&version.len()) {
@@ -478,6 +539,7 @@ async fn load_guest(
         version,
         sha256: compiled.sha256,
         label,
+        capabilities,
         consecutive_failures: AtomicU32::new(0),
     }))
 }

@@ -16,7 +16,7 @@
 //! - Rate-limit buckets are one key each, charged by a script in one atomic step.
 
 use super::{check_batch, check_key, check_write, RateLimit, StoreError, StoreResult, TokenStore};
-use crate::config::{StoreConfig, StoreMode};
+use crate::config::Redis as Config;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -114,19 +114,16 @@ impl RedisStore {
     /// Connects every pooled connection; a node that refuses our password or TLS
     /// credentials is an error naming it.
     pub async fn connect(
-        config: &StoreConfig,
+        config: &Config,
         on_pool_change: Box<dyn Fn(usize, usize) + Send + Sync>,
     ) -> anyhow::Result<RedisStore> {
         let tls = tls_certificates(config)?;
         preflight(config, tls.as_ref()).await?;
         let mut pool = Vec::with_capacity(config.pool_size as usize);
         for _ in 0..config.pool_size {
-            let connection = match config.mode {
-                StoreMode::Standalone => {
-                    Connection::Standalone(standalone(config, tls.clone()).await?)
-                }
-                StoreMode::Cluster => Connection::Cluster(cluster(config, tls.clone()).await?),
-                StoreMode::Memory => unreachable!("the memory mode has its own store"),
+            let connection = match config.cluster {
+                false => Connection::Standalone(standalone(config, tls.clone()).await?),
+                true => Connection::Cluster(cluster(config, tls.clone()).await?),
             };
             pool.push(Pooled {
                 connection,
@@ -380,12 +377,11 @@ fn retriable(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
-/// PEM material for TLS, when `tls.enabled`.
-fn tls_certificates(config: &StoreConfig) -> anyhow::Result<Option<TlsCertificates>> {
-    let tls = &config.tls;
-    if !tls.enabled {
+/// PEM material for TLS, when `tokenginx.tls` is enabled.
+fn tls_certificates(config: &Config) -> anyhow::Result<Option<TlsCertificates>> {
+    let Some(tls) = &config.tls else {
         return Ok(None);
-    }
+    };
     let read = |key: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| {
             anyhow::anyhow!("tokenginx.tls.{key}: cannot read {}: {e}", path.display())
@@ -396,13 +392,12 @@ fn tls_certificates(config: &StoreConfig) -> anyhow::Result<Option<TlsCertificat
         .as_deref()
         .map(|p| read("ca_file", p))
         .transpose()?;
-    let client_tls = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+    let client_tls = match &tls.client {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
             client_cert: read("cert_file", cert)?,
             client_key: read("key_file", key)?,
         }),
-        // The config check refuses one without the other.
-        _ => None,
+        None => None,
     };
     Ok(Some(TlsCertificates {
         client_tls,
@@ -412,7 +407,7 @@ fn tls_certificates(config: &StoreConfig) -> anyhow::Result<Option<TlsCertificat
 
 /// How long a reply may take: the read timeout, plus the time `WAIT` or `WAITAOF` may block
 /// when durability is on (its reply comes only then).
-fn response_timeout(config: &StoreConfig) -> Duration {
+fn response_timeout(config: &Config) -> Duration {
     if config.wait_replicas > 0 || config.wait_aof {
         config.read_timeout + config.wait_timeout
     } else {
@@ -425,11 +420,7 @@ fn url(addr: &str, tls: bool) -> String {
 }
 
 /// A standalone client for `addr` with our credentials.
-fn client(
-    config: &StoreConfig,
-    addr: &str,
-    tls: Option<TlsCertificates>,
-) -> Result<Client, RedisError> {
+fn client(config: &Config, addr: &str, tls: Option<TlsCertificates>) -> Result<Client, RedisError> {
     let mut info = url(addr, tls.is_some()).into_connection_info()?;
     let mut settings = info.redis_settings().clone();
     if let Some(user) = &config.username {
@@ -448,7 +439,7 @@ fn client(
 /// Connects to every configured node once, so that a wrong password, CA or client
 /// certificate is reported at start with the node's address. Unreachable nodes are only
 /// fatal when none answers.
-async fn preflight(config: &StoreConfig, tls: Option<&TlsCertificates>) -> anyhow::Result<()> {
+async fn preflight(config: &Config, tls: Option<&TlsCertificates>) -> anyhow::Result<()> {
     let mut reachable = 0;
     let mut unreachable = Vec::new();
     for (i, addr) in config.addrs.iter().enumerate() {
@@ -515,7 +506,7 @@ async fn aof_problem(
 }
 
 async fn standalone(
-    config: &StoreConfig,
+    config: &Config,
     tls: Option<TlsCertificates>,
 ) -> anyhow::Result<ConnectionManager> {
     let addr = &config.addrs[0];
@@ -533,7 +524,7 @@ async fn standalone(
 }
 
 async fn cluster(
-    config: &StoreConfig,
+    config: &Config,
     tls: Option<TlsCertificates>,
 ) -> anyhow::Result<ClusterConnection> {
     let nodes: Vec<String> = config.addrs.iter().map(|a| url(a, tls.is_some())).collect();

@@ -1,0 +1,494 @@
+//! The checked configuration: typed values that the rest of the host uses as they are.
+
+use super::raw::*;
+use crate::store::RateLimit;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A client as the guest sees it: the secret reduced to its digest.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub access_token_ttl: Duration,
+    /// None: `unlimited`.
+    pub rate_limit: Option<RateLimit>,
+    /// The store key of this client's rate-limit bucket, computed once at load
+    /// ([`crate::store::rate_limit_key`]).
+    pub rate_limit_key: String,
+}
+
+/// The OAuth settings the guest reads through its `settings` import.
+#[derive(Debug)]
+pub struct OAuthSettings {
+    pub issuer: String,
+    pub clients: HashMap<String, Client>,
+    pub scopes_supported: Vec<String>,
+}
+
+/// A loaded, checked configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    pub server: Server,
+    pub store: Store,
+    pub log: LogConfig,
+    pub metrics: Metrics,
+    pub guest: GuestConfig,
+    pub oauth: OAuthSettings,
+    /// Keys that were accepted but do nothing, each with why: `check-config` prints them and
+    /// `serve` logs them.
+    pub warnings: Vec<String>,
+}
+
+/// The public listener (`server`).
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_body_size: u64,
+    /// None: plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// Introspection only for clients that presented a verified certificate; only with
+    /// client certificates asked for.
+    pub introspect_requires_client_cert: bool,
+}
+
+/// HTTPS on the public listener (`server.tls`).
+#[derive(Debug)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// None: no client certificates asked for.
+    pub client_certs: Option<ClientCerts>,
+}
+
+/// Client certificates (mTLS): verified against `ca_file` when sent.
+#[derive(Debug)]
+pub struct ClientCerts {
+    pub ca_file: PathBuf,
+    /// Every connection must present one (`client_auth: required`).
+    pub required: bool,
+}
+
+/// Where tokens are kept (`tokenginx`).
+#[derive(Debug)]
+pub enum Store {
+    /// The embedded store, holding at most `max_entries`.
+    Memory {
+        max_entries: usize,
+    },
+    Redis(Box<Redis>),
+}
+
+/// A Redis server or cluster.
+#[derive(Debug)]
+pub struct Redis {
+    pub cluster: bool,
+    /// At least one; exactly one when not a cluster.
+    pub addrs: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub pool_size: u32,
+    pub dial_timeout: Duration,
+    pub read_timeout: Duration,
+    pub pool_timeout: Duration,
+    pub wait_replicas: u32,
+    pub wait_aof: bool,
+    pub wait_timeout: Duration,
+    /// None: plain TCP.
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS to Redis (`tokenginx.tls`).
+#[derive(Debug)]
+pub struct RedisTls {
+    /// The CA the servers' certificates chain to; none for the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key, for servers that ask for one.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// Metrics and health (`metrics`).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Where metrics are served; none when disabled.
+    pub path: Option<String>,
+    /// The management listener for metrics and health; none when they share the public one.
+    pub management: Option<SocketAddr>,
+}
+
+const MIN_SECRET_LEN: usize = 16;
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks `config`, whose relative paths are relative to `base`, into typed values; an
+/// error names the key.
+pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
+    let Config {
+        server,
+        tokenginx: store,
+        log,
+        metrics,
+        guest,
+        oauth,
+    } = config;
+    let mut warnings = Vec::new();
+    let server = check_server(server, base)?;
+    Ok(Loaded {
+        store: check_store(store, base, &mut warnings)?,
+        log: check_log(log, base)?,
+        metrics: check_metrics(metrics, &server)?,
+        server,
+        guest: check_guest(guest, base)?,
+        oauth: check_oauth(oauth)?,
+        warnings,
+    })
+}
+
+fn bad<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, (String, String)> {
+    Err((key.into(), message.into()))
+}
+
+fn ip(key: &str, host: &str) -> Result<IpAddr, (String, String)> {
+    host.parse()
+        .or_else(|_| bad(key, format!("{host:?} is not an IP address")))
+}
+
+fn check_server(server: ServerConfig, base: &Path) -> Result<Server, (String, String)> {
+    let addr = SocketAddr::new(ip("server.host", &server.host)?, server.port);
+    for (key, d) in [
+        ("server.read_timeout", server.read_timeout),
+        ("server.write_timeout", server.write_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+    ] {
+        if d.is_zero() {
+            return bad(key, "must be greater than zero");
+        }
+    }
+    if server.max_body_size == 0 {
+        return bad("server.max_body_size", "must be greater than zero");
+    }
+    let introspect_requires_client_cert = server.tls.introspect_requires_client_cert;
+    let tls = check_server_tls(server.tls, base)?;
+    if introspect_requires_client_cert && tls.as_ref().is_none_or(|tls| tls.client_certs.is_none())
+    {
+        return bad(
+            "server.tls.introspect_requires_client_cert",
+            "needs server.tls.enabled and client_auth optional or required",
+        );
+    }
+    Ok(Server {
+        addr,
+        read_timeout: server.read_timeout,
+        write_timeout: server.write_timeout,
+        idle_timeout: server.idle_timeout,
+        shutdown_timeout: server.shutdown_timeout,
+        max_body_size: server.max_body_size,
+        tls,
+        introspect_requires_client_cert,
+    })
+}
+
+fn check_server_tls(
+    tls: ServerTlsConfig,
+    base: &Path,
+) -> Result<Option<ServerTls>, (String, String)> {
+    if !tls.enabled {
+        return Ok(None);
+    }
+    let required = |file: Option<PathBuf>, key: &str, why: &str| match file {
+        Some(file) => Ok(base.join(file)),
+        None => bad(format!("server.tls.{key}"), format!("is required {why}")),
+    };
+    let when_enabled = "when server.tls.enabled is true";
+    let cert_file = required(tls.cert_file, "cert_file", when_enabled)?;
+    let key_file = required(tls.key_file, "key_file", when_enabled)?;
+    let client_certs = match tls.client_auth {
+        ClientAuth::None => None,
+        auth => Some(ClientCerts {
+            ca_file: required(
+                tls.client_ca_file,
+                "client_ca_file",
+                "to verify client certificates",
+            )?,
+            required: auth == ClientAuth::Required,
+        }),
+    };
+    Ok(Some(ServerTls {
+        cert_file,
+        key_file,
+        client_certs,
+    }))
+}
+
+fn check_store(
+    store: StoreConfig,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Store, (String, String)> {
+    let defaults = StoreConfig::default();
+    if store.min_idle_conns != defaults.min_idle_conns {
+        warnings.push(
+            "tokenginx.min_idle_conns: has no effect: every pooled connection stays open".into(),
+        );
+    }
+    if store.write_timeout != defaults.write_timeout {
+        warnings.push(
+            "tokenginx.write_timeout: has no effect: writes are bounded by read_timeout and \
+             pool_timeout"
+                .into(),
+        );
+    }
+    if store.pool_size == 0 {
+        return bad("tokenginx.pool_size", "must be greater than zero");
+    }
+    if store.min_idle_conns > store.pool_size {
+        return bad("tokenginx.min_idle_conns", "must not exceed pool_size");
+    }
+    let tls = &store.tls;
+    let client = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (Some(_), None) => return bad("tokenginx.tls.key_file", "is required with cert_file"),
+        (None, Some(_)) => return bad("tokenginx.tls.cert_file", "is required with key_file"),
+        (None, None) => None,
+    };
+    let tls = tls.enabled.then(|| RedisTls {
+        ca_file: tls.ca_file.as_ref().map(|f| base.join(f)),
+        client,
+    });
+    let cluster = match store.mode {
+        StoreMode::Memory => {
+            if store.max_entries == 0 {
+                return bad("tokenginx.max_entries", "must be greater than zero");
+            }
+            let max_entries = usize::try_from(store.max_entries).unwrap_or(usize::MAX);
+            return Ok(Store::Memory { max_entries });
+        }
+        StoreMode::Standalone => false,
+        StoreMode::Cluster => true,
+    };
+    if store.addrs.is_empty() {
+        return bad(
+            "tokenginx.addrs",
+            "at least one address is needed for standalone and cluster modes",
+        );
+    }
+    if !cluster && store.addrs.len() > 1 {
+        return bad(
+            "tokenginx.addrs",
+            "standalone mode takes exactly one address",
+        );
+    }
+    Ok(Store::Redis(Box::new(Redis {
+        cluster,
+        addrs: store.addrs,
+        username: store.username,
+        password: store.password,
+        pool_size: store.pool_size,
+        dial_timeout: store.dial_timeout,
+        read_timeout: store.read_timeout,
+        pool_timeout: store.pool_timeout,
+        wait_replicas: store.wait_replicas,
+        wait_aof: store.wait_aof,
+        wait_timeout: store.wait_timeout,
+        tls,
+    })))
+}
+
+fn check_log(mut log: LogConfig, base: &Path) -> Result<LogConfig, (String, String)> {
+    if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
+        return bad(
+            "log.level",
+            format!(
+                "{:?} is not one of trace, debug, info, warn, error",
+                log.level
+            ),
+        );
+    }
+    if !matches!(log.output.as_str(), "stdout" | "stderr") {
+        log.output = base.join(&log.output).to_string_lossy().into_owned();
+    }
+    Ok(log)
+}
+
+fn check_metrics(metrics: MetricsConfig, server: &Server) -> Result<Metrics, (String, String)> {
+    if !metrics.path.starts_with('/') {
+        return bad(
+            "metrics.path",
+            format!("{:?} must start with /", metrics.path),
+        );
+    }
+    let host = ip("metrics.host", &metrics.host)?;
+    let management = match metrics.port {
+        Some(port) if port != 0 && port == server.addr.port() => {
+            return bad(
+                "metrics.port",
+                "must differ from server.port: it is a listener of its own",
+            )
+        }
+        Some(port) => Some(SocketAddr::new(host, port)),
+        None => None,
+    };
+    Ok(Metrics {
+        path: metrics.enabled.then_some(metrics.path),
+        management,
+    })
+}
+
+fn check_guest(mut guest: GuestConfig, base: &Path) -> Result<GuestConfig, (String, String)> {
+    guest.path = base.join(&guest.path);
+    if guest.memory_limit < 1024 * 1024 {
+        return bad("guest.memory_limit", "must be at least 1MiB");
+    }
+    if guest.deadline.is_zero() {
+        return bad("guest.deadline", "must be greater than zero");
+    }
+    if guest.max_instances == 0 {
+        return bad("guest.max_instances", "must be greater than zero");
+    }
+    if guest.fuel == Some(0) {
+        return bad("guest.fuel", "must be greater than zero, or left out");
+    }
+    if let Some(dir) = &mut guest.cache_dir {
+        *dir = base.join(&*dir);
+    }
+    if guest.failure_policy.consecutive == 0 {
+        return bad(
+            "guest.failure_policy.consecutive",
+            "must be greater than zero",
+        );
+    }
+    Ok(guest)
+}
+
+fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
+    let issuer = oauth.issuer;
+    let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
+    if !scheme_ok
+        || issuer.ends_with('/')
+        || issuer.contains(['?', '#'])
+        || issuer.contains(char::is_whitespace)
+    {
+        return bad(
+            "oauth.issuer",
+            format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash"),
+        );
+    }
+    let default_limit =
+        check_rate_limit(oauth.rate_limit).map_err(|m| ("oauth.rate_limit".to_owned(), m))?;
+    let mut clients = HashMap::new();
+    let mut all_scopes = BTreeSet::new();
+    for (i, c) in oauth.clients.into_iter().enumerate() {
+        let key = |field: &str| format!("oauth.clients[{i}].{field}");
+        if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
+            return bad(
+                key("client_id"),
+                "must be non-empty without control characters",
+            );
+        }
+        let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
+            (Some(secret), None) => {
+                if secret.len() < MIN_SECRET_LEN {
+                    return bad(
+                        key("client_secret"),
+                        format!(
+                            "must be at least {MIN_SECRET_LEN} characters (is its variable set?)"
+                        ),
+                    );
+                }
+                Sha256::digest(secret.as_bytes()).into()
+            }
+            (None, Some(hex_digest)) => {
+                let mut digest = [0u8; 32];
+                if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
+                    return bad(key("client_secret_sha256"), "must be 64 hex digits");
+                }
+                digest
+            }
+            _ => {
+                return bad(
+                    key("client_secret"),
+                    "set exactly one of client_secret and client_secret_sha256",
+                )
+            }
+        };
+        for scope in &c.scopes {
+            if !tokenginx_syntax::is_scope_token(scope) {
+                return bad(
+                    key("scopes"),
+                    format!("{scope:?} is not a valid scope token (RFC 6749 section 3.3)"),
+                );
+            }
+        }
+        if let Some(extra) = c.default_scopes.iter().find(|s| !c.scopes.contains(s)) {
+            return bad(key("default_scopes"), format!("{extra:?} is not in scopes"));
+        }
+        // Which grant types the guest serves is the guest's to say: checked when it loads.
+        if let Some(malformed) = c
+            .grant_types
+            .iter()
+            .find(|g| !tokenginx_syntax::is_grant_type(g))
+        {
+            return bad(
+                key("grant_types"),
+                format!("{malformed:?} is not a grant type (RFC 6749 appendix A.10)"),
+            );
+        }
+        if c.access_token_ttl < Duration::from_secs(1) || c.access_token_ttl > MAX_TOKEN_TTL {
+            return bad(key("access_token_ttl"), "must be between 1s and 24h");
+        }
+        let rate_limit = match c.rate_limit {
+            Some(limit) => check_rate_limit(limit).map_err(|m| (key("rate_limit"), m))?,
+            None => default_limit,
+        };
+        all_scopes.extend(c.scopes.iter().cloned());
+        let client = Client {
+            rate_limit,
+            rate_limit_key: crate::store::rate_limit_key(&c.client_id),
+            client_id: c.client_id.clone(),
+            secret_sha256,
+            scopes: c.scopes,
+            default_scopes: c.default_scopes,
+            grant_types: c.grant_types,
+            access_token_ttl: c.access_token_ttl,
+        };
+        if clients.insert(c.client_id.clone(), client).is_some() {
+            return bad(
+                key("client_id"),
+                format!("{:?} is registered twice", c.client_id),
+            );
+        }
+    }
+    Ok(OAuthSettings {
+        issuer,
+        clients,
+        scopes_supported: all_scopes.into_iter().collect(),
+    })
+}
+
+/// The budget `limit` describes (none for `unlimited`), if it is one.
+fn check_rate_limit(limit: RateLimitConfig) -> Result<Option<RateLimit>, String> {
+    let limit = match limit {
+        RateLimitConfig::Unlimited(_) => return Ok(None),
+        RateLimitConfig::Budget(budget) => budget,
+    };
+    if limit.requests == 0 || limit.per.is_zero() || limit.burst == 0 {
+        return Err("requests, per and burst must be greater than zero".into());
+    }
+    let interval = limit.per / limit.requests;
+    if interval < Duration::from_micros(1) {
+        return Err("more than one request a microsecond is not a limit".into());
+    }
+    Ok(Some(RateLimit {
+        interval,
+        burst: limit.burst,
+    }))
+}

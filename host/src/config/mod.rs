@@ -1,0 +1,354 @@
+//! Configuration: YAML with `${VAR}` expansion, the Go guide's sections and keys, and errors that
+//! name the file and the key.
+//!
+//! `${VAR}` and `${VAR:-default}` are expanded inside string values after parsing, so a
+//! secret containing `: ` or `#` cannot change the document's structure. A value that is
+//! exactly one `${VAR}` is read again as a YAML scalar, so `port: ${PORT}` is a number.
+//! An unset variable without a default is an error. Relative paths are relative to the
+//! directory of the config file.
+
+mod checked;
+mod expand;
+mod raw;
+
+pub use checked::*;
+pub use raw::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, expands, parses and checks the config file at `file`.
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(file, &text, &|name| std::env::var(name).ok())
+}
+
+/// Parses config `text` that came from `file`, reading variables through `env`.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let err = |key: &str, message: String| ConfigError {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
+    expand::expand(&mut doc, "", env).map_err(|(key, message)| err(&key, message))?;
+    let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let key = e.path().to_string();
+        err(
+            if key == "." { "" } else { &key },
+            e.into_inner().to_string(),
+        )
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    checked::check(config, base).map_err(|(key, message)| err(&key, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RateLimit;
+    use sha2::{Digest, Sha256};
+    use std::time::Duration;
+
+    const MINIMAL: &str = "
+guest:
+  path: guest.wasm
+oauth:
+  issuer: http://127.0.0.1:8080
+  clients:
+    - client_id: demo
+      client_secret: ${SECRET}
+      scopes: [read, write]
+      default_scopes: [read]
+";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SECRET" => Some("a-secret-of-enough-length".into()),
+            "PORT" => Some("9090".into()),
+            "TRICKY" => Some("pa: ss # word".into()),
+            _ => None,
+        }
+    }
+
+    fn parse_str(text: &str) -> Result<Loaded, ConfigError> {
+        parse(Path::new("conf/test.yaml"), text, &env)
+    }
+
+    fn error(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_gets_safe_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.server.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.server.max_body_size, 65536);
+        assert!(matches!(
+            c.store,
+            Store::Memory {
+                max_entries: 1_000_000
+            }
+        ));
+        assert_eq!(
+            c.guest.path,
+            Path::new("conf/guest.wasm"),
+            "relative to the config file"
+        );
+        let demo = &c.oauth.clients["demo"];
+        assert_eq!(
+            demo.secret_sha256,
+            <[u8; 32]>::from(Sha256::digest(b"a-secret-of-enough-length"))
+        );
+        assert_eq!(demo.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.oauth.scopes_supported, ["read", "write"]);
+        assert!(c.server.tls.is_none());
+        assert_eq!(c.guest.fuel, None);
+        assert_eq!(c.guest.cache_dir, None);
+        assert_eq!(c.guest.failure_policy.action, FailureAction::KeepServing);
+    }
+
+    #[test]
+    fn https_settings_are_checked_together() {
+        let with = |tls: &str| format!("server:\n  tls:\n{tls}{MINIMAL}");
+        let e = error(&with("    enabled: true\n    cert_file: c.pem\n"));
+        assert!(e.contains("server.tls.key_file: is required"), "{e}");
+        let e = error(&with(
+            "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n    client_auth: required\n",
+        ));
+        assert!(e.contains("server.tls.client_ca_file"), "{e}");
+        let e = error(&with("    introspect_requires_client_cert: true\n"));
+        assert!(
+            e.contains("server.tls.introspect_requires_client_cert"),
+            "TLS off: {e}"
+        );
+        let e = error(&with("    client_auth: sometimes\n"));
+        assert!(e.contains("server.tls.client_auth"), "{e}");
+        let c = parse_str(&with(
+            "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n",
+        ))
+        .unwrap();
+        let tls = c.server.tls.expect("enabled");
+        assert_eq!(tls.cert_file, Path::new("conf/c.pem"));
+        assert!(tls.client_certs.is_none());
+    }
+
+    #[test]
+    fn guest_limits_and_policy_are_checked() {
+        let e = error(&MINIMAL.replace("guest:\n", "guest:\n  fuel: 0\n"));
+        assert!(e.contains("guest.fuel"), "{e}");
+        let e =
+            error(&MINIMAL.replace("guest:\n", "guest:\n  failure_policy:\n    action: panic\n"));
+        assert!(e.contains("guest.failure_policy.action"), "{e}");
+        let c = parse_str(&MINIMAL.replace(
+            "guest:\n",
+            "guest:\n  cache_dir: cache\n  failure_policy:\n    consecutive: 3\n    action: roll_back\n",
+        ))
+        .unwrap();
+        assert_eq!(c.guest.cache_dir.as_deref(), Some(Path::new("conf/cache")));
+        assert_eq!(c.guest.failure_policy.consecutive, 3);
+        assert_eq!(c.guest.failure_policy.action, FailureAction::RollBack);
+    }
+
+    #[test]
+    fn rate_limits_default_for_the_service_and_may_be_set_per_client() {
+        let c = parse_str(MINIMAL).unwrap();
+        let default = RateLimit {
+            interval: Duration::from_millis(50),
+            burst: 40,
+        };
+        assert_eq!(c.oauth.clients["demo"].rate_limit, Some(default));
+        let c = parse_str(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: {requests: 100, per: 1m, burst: 5}\n",
+        ))
+        .unwrap();
+        let demo = &c.oauth.clients["demo"];
+        let limit = demo.rate_limit.unwrap();
+        assert_eq!(limit.interval, Duration::from_millis(600));
+        assert_eq!(limit.burst, 5);
+        assert_eq!(
+            demo.rate_limit_key,
+            format!(
+                "oauth:rate_limit:{{{}}}",
+                hex::encode(Sha256::digest(b"demo"))
+            )
+        );
+        let e = error(&MINIMAL.replace(
+            "  clients:\n",
+            "  rate_limit: {requests: 0, burst: 1}\n  clients:\n",
+        ));
+        assert!(
+            e.contains("oauth.rate_limit: requests, per and burst"),
+            "{e}"
+        );
+        let e = error(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: {requests: 2000000, burst: 1}\n",
+        ));
+        assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+        let c = parse_str(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: unlimited\n",
+        ))
+        .unwrap();
+        assert_eq!(c.oauth.clients["demo"].rate_limit, None);
+        let e = error(&MINIMAL.replace(
+            "      default_scopes: [read]\n",
+            "      default_scopes: [read]\n      rate_limit: endless\n",
+        ));
+        assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+    }
+
+    #[test]
+    fn the_embedded_store_is_capped_by_default() {
+        let e = error(&format!("tokenginx:\n  max_entries: 0\n{MINIMAL}"));
+        assert!(e.contains("tokenginx.max_entries"), "{e}");
+    }
+
+    #[test]
+    fn the_management_listener_is_optional_and_apart_from_the_public_one() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(
+            c.metrics.management, None,
+            "metrics share the public port by default"
+        );
+        let e = error(&format!("metrics:\n  port: 8080\n{MINIMAL}"));
+        assert!(e.contains("metrics.port: must differ"), "{e}");
+        let e = error(&format!(
+            "metrics:\n  host: everywhere\n  port: 9090\n{MINIMAL}"
+        ));
+        assert!(e.contains("metrics.host"), "{e}");
+        let c = parse_str(&format!(
+            "metrics:\n  host: 0.0.0.0\n  port: 9090\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.metrics.management, Some("0.0.0.0:9090".parse().unwrap()));
+        assert_eq!(c.metrics.path.as_deref(), Some("/metrics"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error(&format!("server:\n  prot: 1\n{MINIMAL}"));
+        assert!(
+            e.starts_with("conf/test.yaml: server.prot: unknown field `prot`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = error(&format!("server:\n  read_timeout: soon\n{MINIMAL}"));
+        assert!(
+            e.starts_with("conf/test.yaml: server.read_timeout: \"soon\" is not a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_whole_variable_becomes_a_number_where_one_is_expected() {
+        let c = parse_str(&format!("server:\n  port: ${{PORT}}\n{MINIMAL}")).unwrap();
+        assert_eq!(c.server.addr.port(), 9090);
+    }
+
+    #[test]
+    fn variables_cannot_change_the_document_structure() {
+        let c = parse_str(&format!(
+            "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n  password: ${{TRICKY}}\n{MINIMAL}"
+        ))
+        .unwrap();
+        let Store::Redis(redis) = c.store else {
+            panic!("a Redis store")
+        };
+        assert_eq!(redis.password.as_deref(), Some("pa: ss # word"));
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_naming_it_and_the_key() {
+        let e = error(&MINIMAL.replace("${SECRET}", "${MISSING}"));
+        assert_eq!(e, "conf/test.yaml: oauth.clients[0].client_secret: environment variable MISSING is not set");
+    }
+
+    #[test]
+    fn a_default_applies_when_the_variable_is_unset() {
+        let c =
+            parse_str(&MINIMAL.replace("${SECRET}", "${MISSING:-another-long-secret}")).unwrap();
+        assert_eq!(
+            c.oauth.clients["demo"].secret_sha256,
+            <[u8; 32]>::from(Sha256::digest(b"another-long-secret"))
+        );
+    }
+
+    #[test]
+    fn short_secrets_and_foreign_default_scopes_are_refused() {
+        let e = error(&MINIMAL.replace("${SECRET}", "short"));
+        assert!(
+            e.contains("oauth.clients[0].client_secret: must be at least 16"),
+            "{e}"
+        );
+        let e = error(&MINIMAL.replace("default_scopes: [read]", "default_scopes: [admin]"));
+        assert!(
+            e.contains("oauth.clients[0].default_scopes: \"admin\" is not in scopes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_client_id_registered_twice_is_refused() {
+        let twice = format!("{MINIMAL}    - client_id: demo\n      client_secret: another-long-secret\n      scopes: [read]\n");
+        assert!(error(&twice).contains("oauth.clients[1].client_id: \"demo\" is registered twice"));
+    }
+
+    #[test]
+    fn the_issuer_must_be_a_clean_url() {
+        for issuer in ["127.0.0.1:8080", "http://x/", "http://x?a=b"] {
+            let e = error(&MINIMAL.replace("http://127.0.0.1:8080", issuer));
+            assert!(e.contains("oauth.issuer"), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_sections_are_named() {
+        assert!(error("guest:\n  path: x.wasm\n").contains("missing field `oauth`"));
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_with_units() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10 s").is_err());
+        assert_eq!(parse_byte_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_byte_size("16MiB").unwrap(), 16 << 20);
+        assert!(parse_byte_size("lots").is_err());
+    }
+}
