@@ -15,6 +15,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod config;
+mod contract;
 mod http;
 mod logging;
 mod metrics;

@@ -1,6 +1,7 @@
 //! The checked configuration: typed values that the rest of the host uses as they are.
 
 use super::raw::*;
+use crate::contract::settings;
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -8,15 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A client as the guest sees it: the secret reduced to its digest.
+/// A registered client: its record as the guest reads it (`settings.find-client`, the
+/// secret reduced to its digest), and what the host keeps of it besides.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub client_id: String,
-    pub secret_sha256: [u8; 32],
-    pub scopes: Vec<String>,
-    pub default_scopes: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub access_token_ttl: Duration,
+    pub record: settings::Client,
     /// None: `unlimited`.
     pub rate_limit: Option<RateLimit>,
     /// The store key of this client's rate-limit bucket, computed once at load
@@ -453,12 +450,14 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
         let client = Client {
             rate_limit,
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
-            client_id: c.client_id.clone(),
-            secret_sha256,
-            scopes: c.scopes,
-            default_scopes: c.default_scopes,
-            grant_types: c.grant_types,
-            access_token_ttl: c.access_token_ttl,
+            record: settings::Client {
+                client_id: c.client_id.clone(),
+                secret_sha256: secret_sha256.to_vec(),
+                scopes: c.scopes,
+                default_scopes: c.default_scopes,
+                grant_types: c.grant_types,
+                access_token_ttl: c.access_token_ttl.as_secs(),
+            },
         };
         if clients.insert(c.client_id.clone(), client).is_some() {
             return bad(

@@ -126,10 +126,10 @@ oauth:
         );
         let demo = &c.oauth.clients["demo"];
         assert_eq!(
-            demo.secret_sha256,
-            <[u8; 32]>::from(Sha256::digest(b"a-secret-of-enough-length"))
+            demo.record.secret_sha256,
+            Sha256::digest(b"a-secret-of-enough-length").to_vec()
         );
-        assert_eq!(demo.access_token_ttl, Duration::from_secs(3600));
+        assert_eq!(demo.record.access_token_ttl, 3600);
         assert_eq!(c.oauth.scopes_supported, ["read", "write"]);
         assert!(c.server.tls.is_none());
         assert_eq!(c.guest.fuel, None);
@@ -303,8 +303,8 @@ oauth:
         let c =
             parse_str(&MINIMAL.replace("${SECRET}", "${MISSING:-another-long-secret}")).unwrap();
         assert_eq!(
-            c.oauth.clients["demo"].secret_sha256,
-            <[u8; 32]>::from(Sha256::digest(b"another-long-secret"))
+            c.oauth.clients["demo"].record.secret_sha256,
+            Sha256::digest(b"another-long-secret").to_vec()
         );
     }
 

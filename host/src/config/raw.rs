@@ -1,5 +1,10 @@
 //! The file as written: serde structs with the Go guide's sections and keys, and their
 //! defaults. Nothing here is checked beyond its type; [`super::checked`] does that.
+//!
+//! Defaults follow one rule: a section whose every key is optional implements `Default`
+//! and is `#[serde(default)]` as a whole; a struct with required keys (`guest`, a client, a
+//! budget) names a default function for each optional key; an `Option` or `bool` key
+//! defaults to none or false.
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;

@@ -8,15 +8,13 @@
 //! testing --example native_bench`.
 
 use super::{CallError, Export, Request, Runtime};
-use crate::config::{Client, GuestConfig, OAuthSettings};
+use crate::config::GuestConfig;
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::memory::MemoryStore;
-use crate::store::RateLimit;
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,27 +23,24 @@ const SECRET: &str = "bench-secret-0123456789";
 
 /// Runs `calls` calls of each kind and returns the report.
 pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<String> {
-    let client = Client {
-        client_id: CLIENT_ID.into(),
-        secret_sha256: Sha256::digest(SECRET).into(),
-        scopes: vec!["read".into()],
-        default_scopes: vec!["read".into()],
-        grant_types: vec!["client_credentials".into()],
-        access_token_ttl: Duration::from_secs(3600),
-        // A budget never reached: the benchmark charges it on every token call.
-        rate_limit: Some(RateLimit {
-            interval: Duration::from_micros(1),
-            burst: u32::MAX,
-        }),
-        rate_limit_key: crate::store::rate_limit_key(CLIENT_ID),
-    };
+    // Checked as an operator's file would be. A budget never reached: the benchmark charges
+    // it on every token call.
+    let settings = format!(
+        "guest: {{path: unused.wasm}}
+oauth:
+  issuer: http://bench.invalid
+  clients:
+    - client_id: {CLIENT_ID}
+      client_secret: {SECRET}
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: {{requests: 1000000, per: 1s, burst: 4294967295}}
+"
+    );
+    let oauth = crate::config::parse(Path::new("bench-guest"), &settings, &|_| None)?.oauth;
     let services = Arc::new(Services {
         store: Arc::new(MemoryStore::new(usize::MAX)),
-        oauth: Arc::new(OAuthSettings {
-            issuer: "http://bench.invalid".into(),
-            clients: HashMap::from([(CLIENT_ID.to_owned(), client)]),
-            scopes_supported: vec!["read".into()],
-        }),
+        oauth: Arc::new(oauth),
         metrics: Arc::new(Metrics::new()),
     });
     let runtime = Runtime::load(config, services).await?;

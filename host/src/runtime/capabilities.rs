@@ -1,9 +1,9 @@
 //! What a guest serves (its grant types, response types and endpoints), and the check of
 //! the operator's clients against it. The guest says; the host only compares.
 
-use super::bindings::described;
 use super::Export;
 use crate::config::OAuthSettings;
+use crate::contract::described;
 use anyhow::bail;
 
 /// What a loaded guest serves.
@@ -53,7 +53,7 @@ impl Capabilities {
     /// Whether the guest can serve every configured client; if not, which client and grant
     /// it cannot.
     pub fn check(&self, oauth: &OAuthSettings) -> anyhow::Result<()> {
-        let mut clients: Vec<_> = oauth.clients.values().collect();
+        let mut clients: Vec<_> = oauth.clients.values().map(|c| &c.record).collect();
         clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         for client in clients {
             if let Some(grant) = client

@@ -1,11 +1,12 @@
 //! What a guest instance can reach: the implementations of the imports of `wit/oauth.wit`,
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
-use super::bindings::{caller, clock, log, random, rate_limit, settings, store};
 use super::Export;
+use crate::contract::{caller, clock, log, random, rate_limit, settings, store};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
+use prometheus::IntCounter;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
@@ -59,11 +60,8 @@ impl WasiView for InstanceState {
     }
 }
 
-fn ttl(ms: u64) -> Duration {
-    Duration::from_millis(ms)
-}
-
-/// Awaits a store operation until `deadline`, timing it under `operation`.
+/// Awaits a store operation until `deadline`, timing it under `operation` and counting its
+/// failures: every store call a guest makes goes through here.
 async fn timed<T>(
     metrics: &Metrics,
     deadline: tokio::time::Instant,
@@ -92,101 +90,83 @@ async fn timed<T>(
     result
 }
 
-// Each method clones the `Arc` first: a future holding `&self` across an await would not be
-// `Send`, as the WASI context inside the instance state is not `Sync`.
-impl store::Host for InstanceState {
-    /// The host's store error as the guest sees it; never a trap.
-    fn convert_store_error(&mut self, error: StoreError) -> wasmtime::Result<store::StoreError> {
-        Ok(match error {
-            StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
-            StoreError::Rejected(why) => store::StoreError::Rejected(why),
-        })
-    }
-
-    async fn get(&mut self, key: String) -> StoreResult<Option<Vec<u8>>> {
-        let services = self.services.clone();
-        let value = timed(
-            &services.metrics,
-            self.store_deadline,
-            "get",
-            services.store.get(&key),
-        )
-        .await?;
-        if value.is_some() {
-            services.metrics.token_retrieved.inc();
-        }
-        Ok(value)
-    }
-
-    async fn get_many(&mut self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        let services = self.services.clone();
-        let values = timed(
-            &services.metrics,
-            self.store_deadline,
-            "get_many",
-            services.store.get_many(&keys),
-        )
-        .await?;
-        let found = values.iter().filter(|v| v.is_some()).count();
-        services.metrics.token_retrieved.inc_by(found as u64);
-        Ok(values)
-    }
-
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
-        let services = self.services.clone();
-        timed(
-            &services.metrics,
-            self.store_deadline,
-            "set",
-            services.store.set(&key, &value, ttl(ttl_ms)),
-        )
-        .await?;
-        services.metrics.token_created.inc();
-        Ok(())
-    }
-
-    async fn insert(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<bool> {
-        let services = self.services.clone();
-        let inserted = timed(
-            &services.metrics,
-            self.store_deadline,
-            "insert",
-            services.store.insert(&key, &value, ttl(ttl_ms)),
-        )
-        .await?;
-        if inserted {
-            services.metrics.token_created.inc();
-        }
-        Ok(inserted)
-    }
-
-    async fn delete(&mut self, key: String) -> StoreResult<bool> {
-        let services = self.services.clone();
-        let deleted = timed(
-            &services.metrics,
-            self.store_deadline,
-            "delete",
-            services.store.delete(&key),
-        )
-        .await?;
-        if deleted {
-            services.metrics.token_revoked.inc();
-        }
-        Ok(deleted)
-    }
-
-    async fn ttl(&mut self, key: String) -> StoreResult<Option<u64>> {
-        let services = self.services.clone();
-        let left = timed(
-            &services.metrics,
-            self.store_deadline,
-            "ttl",
-            services.store.ttl(&key),
-        )
-        .await?;
-        Ok(left.map(|d| d.as_millis() as u64))
+/// The Go guide's token counters a store operation feeds, by the operation's name: `set` and
+/// `insert` create tokens, `get` and `get_many` retrieve them, `delete` revokes them.
+fn token_counter<'m>(metrics: &'m Metrics, operation: &str) -> Option<&'m IntCounter> {
+    match operation {
+        "set" | "insert" => Some(&metrics.token_created),
+        "get" | "get_many" => Some(&metrics.token_retrieved),
+        "delete" => Some(&metrics.token_revoked),
+        _ => None,
     }
 }
+
+/// How many tokens a store operation's result stands for: one written, found or deleted, or
+/// each found in a batch.
+trait Tally {
+    fn tally(&self) -> u64;
+}
+
+impl Tally for () {
+    fn tally(&self) -> u64 {
+        1
+    }
+}
+
+impl Tally for bool {
+    fn tally(&self) -> u64 {
+        u64::from(*self)
+    }
+}
+
+impl<T> Tally for Option<T> {
+    fn tally(&self) -> u64 {
+        u64::from(self.is_some())
+    }
+}
+
+impl<T> Tally for Vec<Option<T>> {
+    fn tally(&self) -> u64 {
+        self.iter().filter(|v| v.is_some()).count() as u64
+    }
+}
+
+/// The guest's `store` imports, one for each of [`crate::store::store_operations`]: each
+/// calls the store's method of the same name through [`timed`], then feeds the token
+/// counters.
+macro_rules! store_imports {
+    ($( $(#[$doc:meta])* fn $op:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        // Each method clones the `Arc` first: a future holding `&self` across an await would
+        // not be `Send`, as the WASI context inside the instance state is not `Sync`.
+        impl store::Host for InstanceState {
+            /// The host's store error as the guest sees it; never a trap.
+            fn convert_store_error(
+                &mut self,
+                error: StoreError,
+            ) -> wasmtime::Result<store::StoreError> {
+                Ok(match error {
+                    StoreError::Unavailable(why) => store::StoreError::Unavailable(why),
+                    StoreError::Rejected(why) => store::StoreError::Rejected(why),
+                })
+            }
+
+            $(
+                async fn $op(&mut self, $($arg: $ty),*) -> StoreResult<$ret> {
+                    let services = self.services.clone();
+                    let operation = stringify!($op);
+                    let call = services.store.$op($($arg),*);
+                    let result = timed(&services.metrics, self.store_deadline, operation, call)
+                        .await?;
+                    if let Some(counter) = token_counter(&services.metrics, operation) {
+                        counter.inc_by(result.tally());
+                    }
+                    Ok(result)
+                }
+            )*
+        }
+    };
+}
+crate::store::store_operations!(store_imports);
 
 impl rate_limit::Host for InstanceState {
     async fn charge(&mut self, client_id: String) -> StoreResult<Option<u64>> {
@@ -210,7 +190,7 @@ impl rate_limit::Host for InstanceState {
             services
                 .metrics
                 .rate_limited
-                .with_label_values(&[&client.client_id])
+                .with_label_values(&[&client.record.client_id])
                 .inc();
         }
         // Whole milliseconds, rounded up: a client that waits that long is admitted.
@@ -292,14 +272,7 @@ impl settings::Host for InstanceState {
             .oauth
             .clients
             .get(&client_id)
-            .map(|c| settings::Client {
-                client_id: c.client_id.clone(),
-                secret_sha256: c.secret_sha256.to_vec(),
-                scopes: c.scopes.clone(),
-                default_scopes: c.default_scopes.clone(),
-                grant_types: c.grant_types.clone(),
-                access_token_ttl: c.access_token_ttl.as_secs(),
-            })
+            .map(|client| client.record.clone())
     }
 
     fn scopes_supported(&mut self) -> Vec<String> {

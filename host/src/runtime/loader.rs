@@ -5,9 +5,9 @@
 //! deserialised from files the host trusts, which are the `guest.path` the operator
 //! configured and the host's own cache, and only when no other user can have written them.
 
-use super::bindings::{self, described, BasePre};
 use super::imports::InstanceState;
 use crate::config::GuestConfig;
+use crate::contract::{self as bindings, described, BasePre};
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};

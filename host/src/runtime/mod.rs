@@ -12,20 +12,19 @@
 //! requests finish on the old guest while new ones start on the new.
 
 mod bench;
-mod bindings;
 mod capabilities;
 mod imports;
 mod loader;
 
+pub use crate::contract::{Request, Response};
 pub use bench::bench_guest;
-pub use bindings::{Request, Response};
 pub use capabilities::Capabilities;
 pub use loader::precompile;
 
 use crate::config::{FailureAction, GuestConfig};
+use crate::contract::{self as bindings, BasePre};
 use crate::services::Services;
 use anyhow::Context as _;
-use bindings::BasePre;
 use imports::InstanceState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

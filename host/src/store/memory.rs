@@ -84,21 +84,21 @@ impl MemoryStore {
 
     fn write(
         &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
         only_if_absent: bool,
     ) -> StoreResult<bool> {
         let now = Instant::now();
-        let expires_at = now + ttl;
+        let expires_at = now + Duration::from_millis(ttl_ms);
         let mut state = self.shared.state.lock().unwrap();
-        match state.entries.get(key) {
+        match state.entries.get(&key) {
             Some(old) => {
                 if only_if_absent && old.expires_at > now {
                     return Ok(false);
                 }
                 let old_expiry = old.expires_at;
-                state.expirations.remove(&(old_expiry, key.to_owned()));
+                state.expirations.remove(&(old_expiry, key.clone()));
             }
             None if state.entries.len() >= self.shared.max_entries => {
                 return Err(StoreError::Unavailable(format!(
@@ -112,14 +112,8 @@ impl MemoryStore {
             .expirations
             .first()
             .is_none_or(|(next, _)| expires_at < *next);
-        state.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at,
-            },
-        );
-        state.expirations.insert((expires_at, key.to_owned()));
+        state.expirations.insert((expires_at, key.clone()));
+        state.entries.insert(key, Entry { value, expires_at });
         drop(state);
         if wake {
             self.shared.purge.notify_one();
@@ -140,47 +134,45 @@ impl MemoryStore {
 
 #[async_trait]
 impl TokenStore for MemoryStore {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        check_key(key)?;
-        Ok(self.live(key, |e, _| e.value.clone()))
+    async fn get(&self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        check_key(&key)?;
+        Ok(self.live(&key, |e, _| e.value.clone()))
     }
 
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        check_batch(keys)?;
+    async fn get_many(&self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        check_batch(&keys)?;
         Ok(keys
             .iter()
             .map(|k| self.live(k, |e, _| e.value.clone()))
             .collect())
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
-        check_write(key, value, ttl)?;
-        self.write(key, value, ttl, false).map(|_| ())
+    async fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
+        check_write(&key, &value, ttl_ms)?;
+        self.write(key, value, ttl_ms, false).map(|_| ())
     }
 
-    async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
-        check_write(key, value, ttl)?;
-        self.write(key, value, ttl, true)
+    async fn insert(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<bool> {
+        check_write(&key, &value, ttl_ms)?;
+        self.write(key, value, ttl_ms, true)
     }
 
-    async fn delete(&self, key: &str) -> StoreResult<bool> {
-        check_key(key)?;
+    async fn delete(&self, key: String) -> StoreResult<bool> {
+        check_key(&key)?;
         let now = Instant::now();
         let mut state = self.shared.state.lock().unwrap();
-        match state.entries.remove(key) {
+        match state.entries.remove(&key) {
             Some(entry) => {
-                state
-                    .expirations
-                    .remove(&(entry.expires_at, key.to_owned()));
+                state.expirations.remove(&(entry.expires_at, key));
                 Ok(entry.expires_at > now)
             }
             None => Ok(false),
         }
     }
 
-    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
-        check_key(key)?;
-        Ok(self.live(key, |e, now| e.expires_at - now))
+    async fn ttl(&self, key: String) -> StoreResult<Option<u64>> {
+        check_key(&key)?;
+        Ok(self.live(&key, |e, now| (e.expires_at - now).as_millis() as u64))
     }
 
     async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
@@ -241,19 +233,20 @@ mod tests {
     use super::*;
     use crate::store::StoreError;
 
-    const HOUR: Duration = Duration::from_secs(3600);
+    /// An hour, in milliseconds.
+    const HOUR: u64 = 3_600_000;
     const UNBOUNDED: usize = usize::MAX;
 
     #[tokio::test(start_paused = true)]
     async fn expired_entries_are_never_returned_and_are_purged() {
         let store = MemoryStore::new(UNBOUNDED);
-        store.set("k", b"v", Duration::from_secs(10)).await.unwrap();
-        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
-        assert_eq!(store.ttl("k").await.unwrap(), Some(Duration::from_secs(10)));
+        store.set("k".into(), b"v".to_vec(), 10_000).await.unwrap();
+        assert_eq!(store.get("k".into()).await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(store.ttl("k".into()).await.unwrap(), Some(10_000));
 
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(store.get("k").await.unwrap(), None);
-        assert_eq!(store.ttl("k").await.unwrap(), None);
+        assert_eq!(store.get("k".into()).await.unwrap(), None);
+        assert_eq!(store.ttl("k".into()).await.unwrap(), None);
         // Let the purge task run: the entry is gone from memory, not just hidden.
         tokio::task::yield_now().await;
         assert_eq!(store.len(), 0);
@@ -263,10 +256,13 @@ mod tests {
     async fn many_short_lived_entries_do_not_pile_up() {
         let store = MemoryStore::new(UNBOUNDED);
         for i in 0..1000 {
-            let ttl = Duration::from_millis(1 + i % 50);
-            store.set(&format!("k{i}"), b"v", ttl).await.unwrap();
+            let ttl = 1 + i % 50;
+            store
+                .set(format!("k{i}"), b"v".to_vec(), ttl)
+                .await
+                .unwrap();
         }
-        store.set("long", b"v", HOUR).await.unwrap();
+        store.set("long".into(), b"v".to_vec(), HOUR).await.unwrap();
         tokio::time::advance(Duration::from_millis(60)).await;
         tokio::task::yield_now().await;
         assert_eq!(store.len(), 1);
@@ -275,50 +271,59 @@ mod tests {
     #[tokio::test]
     async fn insert_writes_only_when_absent() {
         let store = MemoryStore::new(UNBOUNDED);
-        assert!(store.insert("k", b"first", HOUR).await.unwrap());
-        assert!(!store.insert("k", b"second", HOUR).await.unwrap());
-        assert_eq!(store.get("k").await.unwrap(), Some(b"first".to_vec()));
+        assert!(store
+            .insert("k".into(), b"first".to_vec(), HOUR)
+            .await
+            .unwrap());
+        assert!(!store
+            .insert("k".into(), b"second".to_vec(), HOUR)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.get("k".into()).await.unwrap(),
+            Some(b"first".to_vec())
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn insert_may_replace_an_expired_entry() {
         let store = MemoryStore::new(UNBOUNDED);
-        store
-            .set("k", b"old", Duration::from_secs(1))
-            .await
-            .unwrap();
+        store.set("k".into(), b"old".to_vec(), 1_000).await.unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(store.insert("k", b"new", HOUR).await.unwrap());
-        assert_eq!(store.get("k").await.unwrap(), Some(b"new".to_vec()));
+        assert!(store
+            .insert("k".into(), b"new".to_vec(), HOUR)
+            .await
+            .unwrap());
+        assert_eq!(store.get("k".into()).await.unwrap(), Some(b"new".to_vec()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn set_replaces_value_and_expiry() {
         let store = MemoryStore::new(UNBOUNDED);
-        store.set("k", b"a", Duration::from_secs(1)).await.unwrap();
-        store.set("k", b"b", HOUR).await.unwrap();
+        store.set("k".into(), b"a".to_vec(), 1_000).await.unwrap();
+        store.set("k".into(), b"b".to_vec(), HOUR).await.unwrap();
         tokio::time::advance(Duration::from_secs(2)).await;
         tokio::task::yield_now().await;
-        assert_eq!(store.get("k").await.unwrap(), Some(b"b".to_vec()));
+        assert_eq!(store.get("k".into()).await.unwrap(), Some(b"b".to_vec()));
     }
 
     #[tokio::test]
     async fn delete_reports_whether_the_key_existed() {
         let store = MemoryStore::new(UNBOUNDED);
-        store.set("k", b"v", HOUR).await.unwrap();
-        assert!(store.delete("k").await.unwrap());
-        assert!(!store.delete("k").await.unwrap());
-        assert_eq!(store.get("k").await.unwrap(), None);
+        store.set("k".into(), b"v".to_vec(), HOUR).await.unwrap();
+        assert!(store.delete("k".into()).await.unwrap());
+        assert!(!store.delete("k".into()).await.unwrap());
+        assert_eq!(store.get("k".into()).await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn get_many_answers_in_order() {
         let store = MemoryStore::new(UNBOUNDED);
-        store.set("a", b"1", HOUR).await.unwrap();
-        store.set("c", b"3", HOUR).await.unwrap();
+        store.set("a".into(), b"1".to_vec(), HOUR).await.unwrap();
+        store.set("c".into(), b"3".to_vec(), HOUR).await.unwrap();
         let keys = ["a", "b", "c"].map(String::from);
         assert_eq!(
-            store.get_many(&keys).await.unwrap(),
+            store.get_many(keys.to_vec()).await.unwrap(),
             vec![Some(b"1".to_vec()), None, Some(b"3".to_vec())]
         );
     }
@@ -329,9 +334,9 @@ mod tests {
         let big = vec![0u8; crate::store::MAX_VALUE_BYTES + 1];
         let long_key = "k".repeat(crate::store::MAX_KEY_BYTES + 1);
         for result in [
-            store.set("k", &big, HOUR).await,
-            store.set(&long_key, b"v", HOUR).await,
-            store.set("k", b"v", Duration::ZERO).await,
+            store.set("k".into(), big, HOUR).await,
+            store.set(long_key, b"v".to_vec(), HOUR).await,
+            store.set("k".into(), b"v".to_vec(), 0).await,
         ] {
             assert!(matches!(result, Err(StoreError::Rejected(_))));
         }
@@ -341,21 +346,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_store_refuses_new_keys_until_entries_expire() {
         let store = MemoryStore::new(2);
-        store.set("a", b"1", Duration::from_secs(1)).await.unwrap();
-        store.set("b", b"2", HOUR).await.unwrap();
+        store.set("a".into(), b"1".to_vec(), 1_000).await.unwrap();
+        store.set("b".into(), b"2".to_vec(), HOUR).await.unwrap();
         assert!(store.is_full());
-        let refused = store.insert("c", b"3", HOUR).await.unwrap_err();
+        let refused = store
+            .insert("c".into(), b"3".to_vec(), HOUR)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&refused, StoreError::Unavailable(why) if why.contains("tokenginx.max_entries: 2")),
             "{refused}"
         );
         // Existing keys may still change and go; nothing is lost.
-        store.set("b", b"2'", HOUR).await.unwrap();
-        assert_eq!(store.get("a").await.unwrap(), Some(b"1".to_vec()));
+        store.set("b".into(), b"2'".to_vec(), HOUR).await.unwrap();
+        assert_eq!(store.get("a".into()).await.unwrap(), Some(b"1".to_vec()));
         tokio::time::advance(Duration::from_secs(1)).await;
         tokio::task::yield_now().await;
         assert!(!store.is_full());
-        assert!(store.insert("c", b"3", HOUR).await.unwrap());
+        assert!(store.insert("c".into(), b"3".to_vec(), HOUR).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]
@@ -387,9 +395,11 @@ mod tests {
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = store.clone();
-                tokio::spawn(
-                    async move { store.insert("k", format!("{i}").as_bytes(), HOUR).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .insert("k".into(), format!("{i}").into_bytes(), HOUR)
+                        .await
+                })
             })
             .collect();
         let mut admitted = 0;

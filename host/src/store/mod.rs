@@ -69,31 +69,55 @@ pub fn rate_limit_key(client_id: &str) -> String {
     )
 }
 
-/// A key-value store with mandatory expiry, shared by all requests.
-#[async_trait]
-pub trait TokenStore: Send + Sync + 'static {
-    /// The value at `key`, unless absent or expired.
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// The values at `keys`, in order.
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>>;
-    /// Writes `value` at `key` with time to live `ttl`, replacing what was there.
-    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
-    /// Writes only if `key` is absent, atomically; false when it exists.
-    async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool>;
-    /// Removes `key`; true if it existed.
-    async fn delete(&self, key: &str) -> StoreResult<bool>;
-    /// Time left before `key` expires; none if absent.
-    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>>;
-    /// Charges one request to the budget at `key` (see [`RateLimit::charge`]), atomically
-    /// across every host sharing the store; `Some(wait)` when the budget is spent.
-    async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>>;
-    /// Whether the store answers, for `/health/ready`.
-    async fn ping(&self) -> StoreResult<()>;
-    /// Whether the store refuses new entries for lack of room (the embedded store's cap).
-    fn is_full(&self) -> bool {
-        false
-    }
+/// The operations of the contract's `store` interface (`wit/oauth.wit`), defined once: each
+/// line is one WIT function, with the contract's own Rust types. `store_operations!(m)` hands
+/// the list to macro `m`; from it come the methods of [`TokenStore`] (below) and the guest's
+/// imports (`runtime/imports.rs`), which bound each call by the guest's deadline and time
+/// and count it. A new operation is one WIT line, one line here, and its two
+/// implementations.
+macro_rules! store_operations {
+    ($then:ident) => {
+        $then! {
+            /// The value at `key`, unless absent or expired.
+            fn get(key: String) -> Option<Vec<u8>>;
+            /// The values at `keys`, in order.
+            fn get_many(keys: Vec<String>) -> Vec<Option<Vec<u8>>>;
+            /// Writes `value` at `key`, expiring after `ttl_ms`, replacing what was there.
+            fn set(key: String, value: Vec<u8>, ttl_ms: u64) -> ();
+            /// Writes only if `key` is absent, atomically; false when it exists.
+            fn insert(key: String, value: Vec<u8>, ttl_ms: u64) -> bool;
+            /// Removes `key`; true if it existed.
+            fn delete(key: String) -> bool;
+            /// Milliseconds left before `key` expires; none if absent.
+            fn ttl(key: String) -> Option<u64>;
+        }
+    };
 }
+pub(crate) use store_operations;
+
+/// Declares [`TokenStore`]: the contract's operations, and the host's own.
+macro_rules! token_store {
+    ($( $(#[$doc:meta])* fn $op:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        /// A key-value store with mandatory expiry, shared by all requests.
+        #[async_trait]
+        pub trait TokenStore: Send + Sync + 'static {
+            $( $(#[$doc])* async fn $op(&self, $($arg: $ty),*) -> StoreResult<$ret>; )*
+
+            /// Charges one request to the budget at `key` (see [`RateLimit::charge`]),
+            /// atomically across every host sharing the store; `Some(wait)` when the budget
+            /// is spent.
+            async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>>;
+            /// Whether the store answers, for `/health/ready`.
+            async fn ping(&self) -> StoreResult<()>;
+            /// Whether the store refuses new entries for lack of room (the embedded store's
+            /// cap).
+            fn is_full(&self) -> bool {
+                false
+            }
+        }
+    };
+}
+store_operations!(token_store);
 
 /// Checks the limits every store enforces, before any I/O.
 pub fn check_key(key: &str) -> StoreResult<()> {
@@ -106,7 +130,7 @@ pub fn check_key(key: &str) -> StoreResult<()> {
     Ok(())
 }
 
-pub fn check_write(key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+pub fn check_write(key: &str, value: &[u8], ttl_ms: u64) -> StoreResult<()> {
     check_key(key)?;
     if value.len() > MAX_VALUE_BYTES {
         return Err(StoreError::Rejected(format!(
@@ -114,7 +138,7 @@ pub fn check_write(key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
             value.len()
         )));
     }
-    if ttl.is_zero() {
+    if ttl_ms == 0 {
         return Err(StoreError::Rejected("a TTL of zero is not allowed".into()));
     }
     Ok(())

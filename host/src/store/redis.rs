@@ -241,14 +241,11 @@ impl RedisStore {
         &self,
         key: &str,
         value: &[u8],
-        ttl: Duration,
+        ttl_ms: u64,
         only_if_absent: bool,
     ) -> StoreResult<bool> {
         let mut set = redis::cmd("SET");
-        set.arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64);
+        set.arg(key).arg(value).arg("PX").arg(ttl_ms);
         if only_if_absent {
             set.arg("NX");
         }
@@ -284,42 +281,44 @@ return 0
 
 #[async_trait]
 impl TokenStore for RedisStore {
-    async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        check_key(key)?;
+    async fn get(&self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        check_key(&key)?;
+        let key = &key;
         self.run("get", |mut c| async move { c.get(key).await })
             .await
     }
 
-    async fn get_many(&self, keys: &[String]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        check_batch(keys)?;
-        futures_util::future::try_join_all(keys.iter().map(|key| self.get(key))).await
+    async fn get_many(&self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        check_batch(&keys)?;
+        futures_util::future::try_join_all(keys.into_iter().map(|key| self.get(key))).await
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
-        check_write(key, value, ttl)?;
-        self.write(key, value, ttl, false).await.map(|_| ())
+    async fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
+        check_write(&key, &value, ttl_ms)?;
+        self.write(&key, &value, ttl_ms, false).await.map(|_| ())
     }
 
-    async fn insert(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
-        check_write(key, value, ttl)?;
-        self.write(key, value, ttl, true).await
+    async fn insert(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<bool> {
+        check_write(&key, &value, ttl_ms)?;
+        self.write(&key, &value, ttl_ms, true).await
     }
 
-    async fn delete(&self, key: &str) -> StoreResult<bool> {
-        check_key(key)?;
+    async fn delete(&self, key: String) -> StoreResult<bool> {
+        check_key(&key)?;
         let mut del = redis::cmd("DEL");
         del.arg(key);
         let reply = self.change("delete", del).await?;
         Ok(matches!(reply, Value::Int(n) if n > 0))
     }
 
-    async fn ttl(&self, key: &str) -> StoreResult<Option<Duration>> {
-        check_key(key)?;
+    async fn ttl(&self, key: String) -> StoreResult<Option<u64>> {
+        check_key(&key)?;
+        let key = &key;
         let ms: i64 = self
             .run("ttl", |mut c| async move { c.pttl(key).await })
             .await?;
         // -2: absent; -1: no expiry (never written by us; report it as absent of a TTL).
-        Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
+        Ok((ms >= 0).then_some(ms as u64))
     }
 
     async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {

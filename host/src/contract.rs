@@ -1,5 +1,7 @@
-//! The host side of `wit/oauth.wit`, generated. Only the store and rate-limit imports are
-//! async (they do I/O); `random.bytes` may trap (an oversized request is a guest bug).
+//! The host side of the contract, `wit/oauth.wit`, generated: the types the host shares with
+//! guests (the settings' client record, requests, responses) and the traits of its imports.
+//! Only the store and rate-limit imports are async (they do I/O); `random.bytes` may trap
+//! (an oversized request is a guest bug).
 //!
 //! Two worlds: `base`, which every guest since 0.1.0 satisfies and which a guest is linked
 //! against, and the `capabilities` export that guests since 0.1.2 add, looked up apart so
