@@ -117,6 +117,16 @@ async fn sighup_swaps_the_guest_under_load_without_losing_a_request() {
 }
 
 /// `bytes` with every `from` replaced by `to` (of the same length).
+/// The version of the contract in `wit/oauth.wit`, which the default guest is built against.
+fn contract_version() -> String {
+    let wit = include_str!("../../wit/oauth.wit");
+    let line = wit
+        .lines()
+        .find_map(|l| l.strip_prefix("package tokenginx:oauth@"))
+        .expect("the package line");
+    line.trim_end_matches(';').to_owned()
+}
+
 fn patched(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let (from, to) = (from.as_bytes(), to.as_bytes());
@@ -140,22 +150,34 @@ fn patched(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
 async fn a_guest_that_does_not_load_or_fit_is_refused_and_the_old_one_serves_on() {
     let (host, path) = swappable_host("");
     let default = std::fs::read(default_guest()).unwrap();
+    let version = contract_version();
+    assert_eq!(version.len(), "0.2.0".len(), "a patch keeps the length");
     let cases = [
-        (b"\0asm garbage".to_vec(), "not a valid WebAssembly component"),
         (
-            patched(&default, "tokenginx:oauth/store@0.1.2", "tokenginx:oauth/store@0.2.0"),
-            "tokenginx:oauth/store@0.2.0: version 0.2.0 is not compatible with this host's tokenginx:oauth@0.1.2",
+            b"\0asm garbage".to_vec(),
+            "not a valid WebAssembly component".to_owned(),
+        ),
+        (
+            patched(
+                &default,
+                &format!("tokenginx:oauth/store@{version}"),
+                "tokenginx:oauth/store@0.2.0",
+            ),
+            format!(
+                "tokenginx:oauth/store@0.2.0: version 0.2.0 is not compatible with this \
+                 host's tokenginx:oauth@{version}"
+            ),
         ),
         (
             patched(&default, "oauth/handler@", "oauth/handlex@"),
-            "does not export tokenginx:oauth/handler@0.1.2",
+            format!("does not export tokenginx:oauth/handler@{version}"),
         ),
     ];
     for (i, (bytes, why)) in cases.iter().enumerate() {
         install(&path, bytes);
         let line = reload(&host);
         assert!(line.contains("guest reload refused"), "{line}");
-        assert!(line.contains(why), "expected {why:?} in {line}");
+        assert!(line.contains(why.as_str()), "expected {why:?} in {line}");
         let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
         assert_eq!(host.introspect(&token).await["active"], true);
         let metrics = host.get("/metrics").await.body;
