@@ -23,18 +23,21 @@ wasmtime::component::bindgen!({
     },
 });
 
-/// The optional `capabilities` export.
-pub mod described {
+/// The optional exports, `capabilities` and `browser`, each looked up on its own.
+pub mod optional {
     wasmtime::component::bindgen!({
         path: "../wit",
         inline: "
             package tokenginx:host;
-            world described { export tokenginx:oauth/capabilities@0.1.2; }
+            world optional {
+                export tokenginx:oauth/capabilities@0.1.2;
+                export tokenginx:oauth/browser@0.1.2;
+            }
         ",
         exports: { default: async },
     });
 
-    pub use exports::tokenginx::oauth::capabilities::{Capabilities, GuestIndices};
+    pub use exports::tokenginx::oauth::{browser, capabilities};
 }
 
 pub use exports::tokenginx::oauth::handler::{Request, Response};

@@ -244,16 +244,34 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         guest = %runtime.active().label,
         "listening"
     );
-    let management = match config.metrics.management {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("metrics.port: cannot listen on {addr}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
-            Some(listener)
-        }
-        None => None,
-    };
+    let mut listeners = vec![(
+        listener,
+        match config.metrics.management {
+            Some(_) => http::Listener::Public,
+            None => http::Listener::Combined,
+        },
+        tls,
+    )];
+    if let Some(addr) = config.metrics.management {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics.port: cannot listen on {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics and health listening");
+        listeners.push((listener, http::Listener::Management, None));
+    }
+    if let Some(admin) = &config.admin {
+        let tls = admin.tls.as_ref().map(http::tls_config).transpose()?;
+        let listener = tokio::net::TcpListener::bind(admin.addr)
+            .await
+            .with_context(|| format!("admin.port: cannot listen on {}", admin.addr))?;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            mtls = tls.is_some(),
+            api_key = admin.api_key_sha256.is_some(),
+            "admin API listening"
+        );
+        listeners.push((listener, http::Listener::Admin, tls));
+    }
 
     let app = Arc::new(http::App {
         runtime,
@@ -262,6 +280,7 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         read_timeout: config.server.read_timeout,
         metrics_path: config.metrics.path,
         introspect_requires_client_cert: config.server.introspect_requires_client_cert,
+        admin_api_key_sha256: config.admin.as_ref().and_then(|a| a.api_key_sha256),
     });
     spawn_reloader(app.clone(), hangups);
     let timeouts = http::Timeouts {
@@ -270,36 +289,11 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         idle: config.server.idle_timeout,
     };
     let drain = config.server.shutdown_timeout;
-    match management {
-        None => {
-            let kind = http::Listener::Combined;
-            http::serve(listener, kind, app, tls, timeouts, http::signal(), drain).await
-        }
-        Some(management) => {
-            let public = http::Listener::Public;
-            let internal = http::Listener::Management;
-            tokio::join!(
-                http::serve(
-                    listener,
-                    public,
-                    app.clone(),
-                    tls,
-                    timeouts,
-                    http::signal(),
-                    drain
-                ),
-                http::serve(
-                    management,
-                    internal,
-                    app,
-                    None,
-                    timeouts,
-                    http::signal(),
-                    drain
-                ),
-            );
-        }
-    }
+    let serving = listeners.into_iter().map(|(listener, kind, tls)| {
+        let shutdown = http::signal();
+        http::serve(listener, kind, app.clone(), tls, timeouts, shutdown, drain)
+    });
+    futures_util::future::join_all(serving).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Client {
     pub record: settings::Client,
+    /// What the browser flows need of it (`settings.find-registration`).
+    pub registration: settings::Registration,
     /// None: `unlimited`.
     pub rate_limit: Option<RateLimit>,
     /// The store key of this client's rate-limit bucket, computed once at load
@@ -27,6 +29,8 @@ pub struct OAuthSettings {
     pub issuer: String,
     pub clients: HashMap<String, Client>,
     pub scopes_supported: Vec<String>,
+    /// The operator's login and consent app; none without browser flows.
+    pub flow: Option<settings::Flow>,
 }
 
 /// A loaded, checked configuration.
@@ -38,6 +42,8 @@ pub struct Loaded {
     pub metrics: Metrics,
     pub guest: GuestConfig,
     pub oauth: OAuthSettings,
+    /// The admin API's listener; none without browser flows (`oauth.login_url`).
+    pub admin: Option<Admin>,
     /// Keys that were accepted but do nothing, each with why: `check-config` prints them and
     /// `serve` logs them.
     pub warnings: Vec<String>,
@@ -114,6 +120,16 @@ pub struct RedisTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// The admin API's listener (`admin`).
+#[derive(Debug)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    /// SHA-256 of `admin.api_key`, compared in constant time; none: no key asked for.
+    pub api_key_sha256: Option<[u8; 32]>,
+    /// mTLS: every connection presents a certificate that chains to `client_ca_file`.
+    pub tls: Option<ServerTls>,
+}
+
 /// Metrics and health (`metrics`).
 #[derive(Debug)]
 pub struct Metrics {
@@ -136,16 +152,24 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         metrics,
         guest,
         oauth,
+        admin,
     } = config;
     let mut warnings = Vec::new();
     let server = check_server(server, base)?;
+    let metrics = check_metrics(metrics, &server)?;
+    let oauth = check_oauth(oauth)?;
+    let admin = match oauth.flow {
+        Some(_) => Some(check_admin(admin, base, &server, &metrics)?),
+        None => None,
+    };
     Ok(Loaded {
         store: check_store(store, base, &mut warnings)?,
         log: check_log(log, base)?,
-        metrics: check_metrics(metrics, &server)?,
+        metrics,
         server,
         guest: check_guest(guest, base)?,
-        oauth: check_oauth(oauth)?,
+        oauth,
+        admin,
         warnings,
     })
 }
@@ -391,7 +415,28 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
                 "must be non-empty without control characters",
             );
         }
+        let method = c
+            .token_endpoint_auth_method
+            .clone()
+            .unwrap_or_else(|| "client_secret_basic".into());
+        let public = match method.as_str() {
+            "client_secret_basic" | "client_secret_post" => false,
+            "none" => true,
+            other => {
+                return bad(
+                    key("token_endpoint_auth_method"),
+                    format!("{other:?} is not client_secret_basic, client_secret_post or none"),
+                )
+            }
+        };
         let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
+            (Some(_), _) | (_, Some(_)) if public => {
+                return bad(
+                    key("client_secret"),
+                    "a public client (token_endpoint_auth_method: none) has no secret",
+                )
+            }
+            (None, None) if public => Vec::new(),
             (Some(secret), None) => {
                 if secret.len() < MIN_SECRET_LEN {
                     return bad(
@@ -401,22 +446,26 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
                         ),
                     );
                 }
-                Sha256::digest(secret.as_bytes()).into()
+                Sha256::digest(secret.as_bytes()).to_vec()
             }
             (None, Some(hex_digest)) => {
                 let mut digest = [0u8; 32];
                 if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
                     return bad(key("client_secret_sha256"), "must be 64 hex digits");
                 }
-                digest
+                digest.to_vec()
             }
             _ => {
                 return bad(
                     key("client_secret"),
-                    "set exactly one of client_secret and client_secret_sha256",
+                    "set exactly one of client_secret and client_secret_sha256 (or \
+                     token_endpoint_auth_method: none for a public client)",
                 )
             }
         };
+        for (j, uri) in c.redirect_uris.iter().enumerate() {
+            check_redirect_uri(uri).map_err(|m| (key(&format!("redirect_uris[{j}]")), m))?;
+        }
         for scope in &c.scopes {
             if !tokenginx_syntax::is_scope_token(scope) {
                 return bad(
@@ -450,9 +499,15 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
         let client = Client {
             rate_limit,
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
+            registration: settings::Registration {
+                client_name: c.client_name,
+                redirect_uris: c.redirect_uris,
+                token_endpoint_auth_method: method,
+                skip_consent: c.skip_consent,
+            },
             record: settings::Client {
                 client_id: c.client_id.clone(),
-                secret_sha256: secret_sha256.to_vec(),
+                secret_sha256,
                 scopes: c.scopes,
                 default_scopes: c.default_scopes,
                 grant_types: c.grant_types,
@@ -466,10 +521,137 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
             );
         }
     }
+    let flow = match (oauth.login_url, oauth.consent_url) {
+        (None, None) => None,
+        (Some(login_url), Some(consent_url)) => {
+            for (key, url) in [
+                ("oauth.login_url", &login_url),
+                ("oauth.consent_url", &consent_url),
+            ] {
+                check_app_url(url).map_err(|m| (key.to_owned(), m))?;
+            }
+            let ttl = oauth.authorization_code_ttl;
+            if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(600) {
+                return bad("oauth.authorization_code_ttl", "must be between 1s and 10m");
+            }
+            Some(settings::Flow {
+                login_url,
+                consent_url,
+                authorization_code_ttl: ttl.as_secs(),
+            })
+        }
+        (Some(_), None) => return bad("oauth.consent_url", "is required with login_url"),
+        (None, Some(_)) => return bad("oauth.login_url", "is required with consent_url"),
+    };
     Ok(OAuthSettings {
         issuer,
         clients,
         scopes_supported: all_scopes.into_iter().collect(),
+        flow,
+    })
+}
+
+/// A URL of the operator's login or consent app: http(s), without a fragment or a query
+/// (the service appends its own).
+fn check_app_url(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https"))
+        || uri.host().is_none()
+        || uri.query().is_some()
+        || url.contains('#')
+    {
+        return Err(format!(
+            "{url:?} must be an http(s) URL without query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// A registered redirect URI (RFC 9700 section 2.1): absolute, https or http on a loopback
+/// address (a native app, RFC 8252 section 7.3), without a fragment.
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri.contains('#') {
+        return Err(format!("{uri:?} has a fragment"));
+    }
+    let parsed: hyper::Uri = uri
+        .parse()
+        .map_err(|_| format!("{uri:?} is not an absolute URI"))?;
+    let host = parsed
+        .host()
+        .ok_or_else(|| format!("{uri:?} is not an absolute URI"))?;
+    let loopback = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        _ => Err(format!(
+            "{uri:?} must be https, or http on a loopback address (127.0.0.1, [::1])"
+        )),
+    }
+}
+
+fn check_admin(
+    admin: AdminConfig,
+    base: &Path,
+    server: &Server,
+    metrics: &Metrics,
+) -> Result<Admin, (String, String)> {
+    let addr = SocketAddr::new(ip("admin.host", &admin.host)?, admin.port);
+    let taken = [Some(server.addr), metrics.management];
+    if admin.port != 0 && taken.iter().flatten().any(|a| a.port() == admin.port) {
+        return bad(
+            "admin.port",
+            "must differ from server.port and metrics.port: the admin API never shares a port",
+        );
+    }
+    let api_key_sha256 = match admin.api_key {
+        Some(key) if key.len() < 32 => {
+            return bad(
+                "admin.api_key",
+                "must be at least 32 characters (is its variable set?)",
+            )
+        }
+        Some(key) => Some(Sha256::digest(key.as_bytes()).into()),
+        None => None,
+    };
+    let tls = match (
+        admin.tls.cert_file,
+        admin.tls.key_file,
+        admin.tls.client_ca_file,
+    ) {
+        (None, None, None) => None,
+        (Some(cert), Some(key), Some(ca)) => Some(ServerTls {
+            cert_file: base.join(cert),
+            key_file: base.join(key),
+            client_certs: Some(ClientCerts {
+                ca_file: base.join(ca),
+                required: true,
+            }),
+        }),
+        _ => {
+            return bad(
+                "admin.tls",
+                "set cert_file, key_file and client_ca_file together (mTLS)",
+            )
+        }
+    };
+    if !addr.ip().is_loopback() && api_key_sha256.is_none() && tls.is_none() {
+        return bad(
+            "admin.host",
+            format!(
+                "{} is not a loopback address: set admin.api_key or admin.tls, or the admin \
+                 API is open to anyone who can reach it",
+                addr.ip()
+            ),
+        );
+    }
+    Ok(Admin {
+        addr,
+        api_key_sha256,
+        tls,
     })
 }
 

@@ -24,6 +24,40 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub guest: GuestConfig,
     pub oauth: OAuthConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// The admin API (Ory Hydra's login and consent endpoints), on a listener of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub host: String,
+    pub port: u16,
+    /// When set, every admin request needs `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// mTLS on the admin listener: PEM certificate and key, and the CA client certificates
+    /// must chain to.
+    pub tls: AdminTlsConfig,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            host: "127.0.0.1".into(),
+            port: 4445,
+            api_key: None,
+            tls: AdminTlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminTlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +349,19 @@ pub struct OAuthConfig {
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Where the operator's login app takes the browser (`?login_challenge=`); with
+    /// `consent_url`, it turns on the authorization endpoint.
+    #[serde(default)]
+    pub login_url: Option<String>,
+    #[serde(default)]
+    pub consent_url: Option<String>,
+    /// How long an authorization code may wait to be redeemed.
+    #[serde(default = "default_code_ttl", deserialize_with = "duration")]
+    pub authorization_code_ttl: Duration,
+}
+
+fn default_code_ttl() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// A client's request budget on the endpoints that issue tokens, or `unlimited`.
@@ -376,6 +423,19 @@ pub struct ClientConfig {
     /// This client's budget instead of `oauth.rate_limit`.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// How the client authenticates at the token endpoint: `client_secret_basic`,
+    /// `client_secret_post` (either, for a client with a secret) or `none` (a public client).
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Where the authorization endpoint may send the browser back, compared exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// The name the consent page shows.
+    #[serde(default)]
+    pub client_name: String,
+    /// The consent app may skip asking (it is told `skip_consent`).
+    #[serde(default)]
+    pub skip_consent: bool,
 }
 
 fn default_grant_types() -> Vec<String> {

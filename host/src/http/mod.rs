@@ -2,6 +2,7 @@
 //! routing, and turning requests into guest calls.
 
 mod body;
+mod browser;
 mod form;
 mod responses;
 mod routes;

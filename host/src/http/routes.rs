@@ -2,10 +2,11 @@
 //! content type, body size and read time, strict form parsing).
 
 use super::body::{self, BodyError};
+use super::browser;
 use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
 use crate::runtime::{
-    Answer, CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
+    Answer, Call, CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
 use crate::services::Services;
 use http_body_util::Full;
@@ -37,6 +38,8 @@ pub struct App {
     pub metrics_path: Option<String>,
     /// `server.tls.introspect_requires_client_cert`.
     pub introspect_requires_client_cert: bool,
+    /// SHA-256 of `admin.api_key`, when the admin API asks for one.
+    pub admin_api_key_sha256: Option<[u8; 32]>,
 }
 
 /// The routes, as metric labels: a fixed set whatever the request says.
@@ -44,6 +47,8 @@ pub struct App {
 enum Route {
     /// An OAuth endpoint the active guest serves.
     Guest(Export),
+    /// An admin API call, by its name in `browser.admin`, on the admin listener.
+    Admin(&'static str),
     Live,
     Ready,
     Metrics,
@@ -54,16 +59,25 @@ impl Route {
     /// The route of `path` on `listener`: OAuth on the public side, metrics and health on
     /// the management side, both where one listener serves all.
     fn of(app: &App, listener: Listener, path: &str) -> Route {
+        if listener == Listener::Admin {
+            return match ADMIN_CALLS.iter().find(|(p, _, _)| *p == path) {
+                Some((_, _, call)) if app.runtime.active().capabilities.serves(Export::Admin) => {
+                    Route::Admin(call)
+                }
+                _ => Route::NotFound,
+            };
+        }
         let route = Route::of_path(app, path);
         let management = matches!(route, Route::Live | Route::Ready | Route::Metrics);
         match (listener, management) {
             (Listener::Public, true) | (Listener::Management, false) => Route::NotFound,
+            (Listener::Admin, _) => Route::NotFound,
             _ => route,
         }
     }
 
     fn of_path(app: &App, path: &str) -> Route {
-        if let Some(export) = Export::ALL.into_iter().find(|e| e.path() == path) {
+        if let Some(export) = Export::ALL.into_iter().find(|e| e.path() == Some(path)) {
             return match app.runtime.active().capabilities.serves(export) {
                 true => Route::Guest(export),
                 false => Route::NotFound,
@@ -80,6 +94,7 @@ impl Route {
     fn label(self) -> &'static str {
         match self {
             Route::Guest(export) => export.name(),
+            Route::Admin(_) => "admin",
             Route::Live => "live",
             Route::Ready => "ready",
             Route::Metrics => "metrics",
@@ -87,13 +102,53 @@ impl Route {
         }
     }
 
-    fn method(self) -> Method {
+    /// The methods the route answers (a GET route answers HEAD too).
+    fn methods(self) -> &'static [Method] {
         match self {
-            Route::Guest(export) => export.method(),
-            _ => Method::GET,
+            Route::Guest(export) => export.methods(),
+            Route::Admin(call) => match ADMIN_CALLS.iter().find(|(_, _, c)| *c == call) {
+                Some((_, method, _)) if *method == Method::PUT => &[Method::PUT],
+                _ => &[Method::GET],
+            },
+            _ => &[Method::GET],
         }
     }
 }
+
+/// The admin API's paths (Ory Hydra v2's), their methods, and the call each is in
+/// `browser.admin`.
+const ADMIN_CALLS: [(&str, Method, &str); 6] = [
+    (
+        "/admin/oauth2/auth/requests/login",
+        Method::GET,
+        "login-request",
+    ),
+    (
+        "/admin/oauth2/auth/requests/login/accept",
+        Method::PUT,
+        "login-accept",
+    ),
+    (
+        "/admin/oauth2/auth/requests/login/reject",
+        Method::PUT,
+        "login-reject",
+    ),
+    (
+        "/admin/oauth2/auth/requests/consent",
+        Method::GET,
+        "consent-request",
+    ),
+    (
+        "/admin/oauth2/auth/requests/consent/accept",
+        Method::PUT,
+        "consent-accept",
+    ),
+    (
+        "/admin/oauth2/auth/requests/consent/reject",
+        Method::PUT,
+        "consent-reject",
+    ),
+];
 
 /// What a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +159,8 @@ pub enum Listener {
     Public,
     /// Health and metrics only, on `metrics.port`.
     Management,
+    /// The admin API only, on `admin.port`.
+    Admin,
 }
 
 /// Who is on the other end of a connection, and on which listener.
@@ -117,7 +174,7 @@ pub struct Peer {
 
 /// What the log line of a request says beyond method, route and status.
 #[derive(Default)]
-struct Facts {
+pub(super) struct Facts {
     /// The registered client the request authenticated as, as the guest said.
     client_id: Option<String>,
 }
@@ -178,24 +235,29 @@ async fn respond(
             )
         }
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
-        _ if method != route.method()
-            && !(method == Method::HEAD && route.method() == Method::GET) =>
+        _ if !route.methods().contains(method)
+            && !(method == Method::HEAD && route.methods().contains(&Method::GET)) =>
         {
+            let mut allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
+            if allow.contains(&"GET") {
+                allow.insert(1, "HEAD");
+            }
+            let allow = allow.join(", ");
             let mut response = oauth_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
-                &format!("use {}", route.method()),
+                &format!("use {allow}"),
             );
-            let allow = if route.method() == Method::POST {
-                "POST"
-            } else {
-                "GET, HEAD"
-            };
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(ALLOW, value);
+            }
             response
         }
+        Route::Admin(call) => match browser::admin_authorized(app, &req) {
+            Ok(()) => browser::admin_call(app, call, peer, req, facts).await,
+            Err(response) => response,
+        },
+        Route::Guest(Export::Authorize) => browser::authorize_call(app, peer, req, facts).await,
         Route::Guest(Export::Introspect)
             if app.introspect_requires_client_cert && !peer.client_cert =>
         {
@@ -206,7 +268,8 @@ async fn respond(
             )
         }
         Route::Guest(Export::Metadata) => {
-            guest_call(app, Export::Metadata, GuestRequest::default(), facts).await
+            let call = Call::Handler(Export::Metadata, GuestRequest::default());
+            guest_call(app, call, facts).await
         }
         Route::Guest(export) => oauth_call(app, export, peer, req, facts).await,
         Route::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
@@ -293,6 +356,28 @@ async fn oauth_call(
         },
         (Some(_), Some(_)) => return invalid("more than one Authorization header"),
     };
+    let body = match read_body(app, req).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let params = match form::parse(&body) {
+        Ok(params) => params,
+        Err(e) => return invalid(&e.to_string()),
+    };
+    let request = GuestRequest {
+        params,
+        authorization,
+        client_ip: peer.addr.ip().to_string(),
+    };
+    guest_call(app, Call::Handler(export, request), facts).await
+}
+
+/// The body of `req`, within `server.max_body_size` and `server.read_timeout`, or the
+/// response that says why not.
+pub(super) async fn read_body(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<bytes::Bytes, Response<Body>> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -318,42 +403,34 @@ async fn oauth_call(
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            return response;
+            return Err(response);
         }
         Err(BodyError::Timeout) => {
-            return oauth_error(
+            return Err(oauth_error(
                 StatusCode::REQUEST_TIMEOUT,
                 "invalid_request",
                 "the request body was not received in time",
-            )
+            ))
         }
-        Err(BodyError::Broken) => return invalid("the request body could not be read"),
+        Err(BodyError::Broken) => {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request body could not be read",
+            ))
+        }
     };
-    let params = match form::parse(&body) {
-        Ok(params) => params,
-        Err(e) => return invalid(&e.to_string()),
-    };
-    let request = GuestRequest {
-        params,
-        authorization,
-        client_ip: peer.addr.ip().to_string(),
-    };
-    guest_call(app, export, request, facts).await
+    Ok(body)
 }
 
 /// Calls the guest; a failing guest costs this request a 500 (or 503 when all instances are
 /// busy), and nothing more. The runtime logs and counts the failure.
-async fn guest_call(
-    app: &App,
-    export: Export,
-    request: GuestRequest,
-    facts: &mut Facts,
-) -> Response<Body> {
+pub(super) async fn guest_call(app: &App, call: Call, facts: &mut Facts) -> Response<Body> {
     let accept = |answer: Answer| {
         facts.client_id = answer.client_id;
         into_http(answer.response)
     };
-    match app.runtime.call(export, request, accept).await {
+    match app.runtime.call(call, accept).await {
         Ok(response) => response,
         Err(CallError::Busy(_)) => oauth_error(
             StatusCode::SERVICE_UNAVAILABLE,

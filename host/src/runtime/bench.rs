@@ -7,7 +7,7 @@
 //! guest's logic alone, natively, is `cargo run --release -p tokenginx-guest --features
 //! testing --example native_bench`.
 
-use super::{CallError, Export, Request, Runtime};
+use super::{Call, CallError, Export, Request, Runtime};
 use crate::config::GuestConfig;
 use crate::metrics::Metrics;
 use crate::services::Services;
@@ -58,7 +58,9 @@ oauth:
     };
     let issue = request(&[("grant_type", "client_credentials")]);
     let first = runtime
-        .call(Export::Token, issue.clone(), |a| Ok(a.response.body))
+        .call(Call::Handler(Export::Token, issue.clone()), |a| {
+            Ok(a.response.body)
+        })
         .await?;
     let token: serde_json::Value = serde_json::from_str(&first)?;
     let token = token["access_token"]
@@ -84,9 +86,11 @@ oauth:
         for _ in 0..calls {
             let start = Instant::now();
             runtime
-                .call(export, req.clone(), |a| match a.response.status {
-                    200 => Ok(()),
-                    status => Err(format!("status {status}: {}", a.response.body)),
+                .call(Call::Handler(export, req.clone()), |a| {
+                    match a.response.status {
+                        200 => Ok(()),
+                        status => Err(format!("status {status}: {}", a.response.body)),
+                    }
                 })
                 .await?;
             times.push(start.elapsed());

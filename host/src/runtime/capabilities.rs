@@ -3,7 +3,7 @@
 
 use super::Export;
 use crate::config::OAuthSettings;
-use crate::contract::described;
+use crate::contract::optional;
 use anyhow::bail;
 
 /// What a loaded guest serves.
@@ -26,7 +26,7 @@ impl Capabilities {
     }
 
     /// What the guest's `capabilities.describe` says, if the host can route it.
-    pub fn declared(described: described::Capabilities) -> anyhow::Result<Self> {
+    pub fn declared(described: optional::capabilities::Capabilities) -> anyhow::Result<Self> {
         let mut endpoints = Vec::new();
         for name in &described.endpoints {
             match Export::named(name) {
@@ -77,8 +77,8 @@ impl Capabilities {
 mod tests {
     use super::*;
 
-    fn described(grants: &[&str], endpoints: &[&str]) -> described::Capabilities {
-        described::Capabilities {
+    fn described(grants: &[&str], endpoints: &[&str]) -> optional::capabilities::Capabilities {
+        optional::capabilities::Capabilities {
             grant_types: grants.iter().map(|g| g.to_string()).collect(),
             response_types: Vec::new(),
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),

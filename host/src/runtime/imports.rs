@@ -280,8 +280,17 @@ impl settings::Host for InstanceState {
     }
 
     fn endpoint_url(&mut self, endpoint: String) -> Option<String> {
-        let export = Export::named(&endpoint)?;
-        Some(format!("{}{}", self.services.oauth.issuer, export.path()))
+        let path = Export::named(&endpoint)?.path()?;
+        Some(format!("{}{path}", self.services.oauth.issuer))
+    }
+
+    fn find_registration(&mut self, client_id: String) -> Option<settings::Registration> {
+        let client = self.services.oauth.clients.get(&client_id)?;
+        Some(client.registration.clone())
+    }
+
+    fn login_flow(&mut self) -> Option<settings::Flow> {
+        self.services.oauth.flow.clone()
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::imports::InstanceState;
 use crate::config::GuestConfig;
-use crate::contract::{self as bindings, described, BasePre};
+use crate::contract::{self as bindings, optional, BasePre};
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -85,8 +85,9 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
 /// A guest's code, compiled and checked against the contract, not yet asked who it is.
 pub struct Compiled {
     pub pre: BasePre<InstanceState>,
-    /// Where its `capabilities` export is, if it has one (since 0.1.2).
-    pub capabilities: Option<described::GuestIndices>,
+    /// Where its `capabilities` and `browser` exports are, if it has them (since 0.1.2).
+    pub capabilities: Option<optional::capabilities::GuestIndices>,
+    pub browser: Option<optional::browser::GuestIndices>,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// How the code was obtained, for the log: compiled, from the cache, precompiled.
@@ -131,15 +132,20 @@ pub fn load(
             path.display()
         )
     })?;
-    let capabilities = exports_capabilities(engine, &component)
-        .then(|| described::GuestIndices::new(&pre))
+    let expected = |interface: &str, e: wasmtime::Error| {
+        anyhow!(
+            "guest {} does not export {PACKAGE}/{interface} as this host expects: {e:#}",
+            path.display()
+        )
+    };
+    let capabilities = exports_interface(engine, &component, "capabilities")
+        .then(|| optional::capabilities::GuestIndices::new(&pre))
         .transpose()
-        .map_err(|e| {
-            anyhow!(
-                "guest {} does not export {PACKAGE}/capabilities as this host expects: {e:#}",
-                path.display()
-            )
-        })?;
+        .map_err(|e| expected("capabilities", e))?;
+    let browser = exports_interface(engine, &component, "browser")
+        .then(|| optional::browser::GuestIndices::new(&pre))
+        .transpose()
+        .map_err(|e| expected("browser", e))?;
     let pre = BasePre::new(pre).map_err(|e| {
         anyhow!(
             "guest {} does not export {PACKAGE}/handler as this host expects: {e:#}",
@@ -149,6 +155,7 @@ pub fn load(
     Ok(Compiled {
         pre,
         capabilities,
+        browser,
         sha256,
         source,
     })
@@ -371,12 +378,12 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
     }
 }
 
-/// Whether `component` exports the optional `capabilities` interface.
-fn exports_capabilities(engine: &Engine, component: &Component) -> bool {
+/// Whether `component` exports our interface `interface` (an optional one).
+fn exports_interface(engine: &Engine, component: &Component, interface: &str) -> bool {
     component
         .component_type()
         .exports(engine)
-        .any(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == "capabilities"))
+        .any(|(name, _)| ours(name).is_some_and(|(i, _)| i == interface))
 }
 
 /// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.

@@ -16,13 +16,14 @@ mod capabilities;
 mod imports;
 mod loader;
 
+pub use crate::contract::optional::browser::Request as BrowserRequest;
 pub use crate::contract::{Request, Response};
 pub use bench::bench_guest;
 pub use capabilities::Capabilities;
 pub use loader::precompile;
 
 use crate::config::{FailureAction, GuestConfig};
-use crate::contract::{self as bindings, BasePre};
+use crate::contract::{self as bindings, optional, BasePre};
 use crate::services::Services;
 use anyhow::Context as _;
 use imports::InstanceState;
@@ -37,21 +38,27 @@ use wasmtime::{Engine, Store, Trap};
 /// How often the epoch advances: the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// The exports a request can call, each the endpoint of one path.
+/// The exports a request can call: each an endpoint, named as in `capabilities.endpoints`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
     Token,
     Introspect,
     Revoke,
     Metadata,
+    /// The authorization endpoint (`browser.authorize`).
+    Authorize,
+    /// The admin API, on the admin listener (`browser.admin`).
+    Admin,
 }
 
 impl Export {
-    pub const ALL: [Export; 4] = [
+    pub const ALL: [Export; 6] = [
         Export::Token,
         Export::Introspect,
         Export::Revoke,
         Export::Metadata,
+        Export::Authorize,
+        Export::Admin,
     ];
 
     /// The export whose [`name`](Export::name) is `name`.
@@ -59,22 +66,28 @@ impl Export {
         Export::ALL.into_iter().find(|e| e.name() == name)
     }
 
-    /// Where the host serves this endpoint, below the issuer: the one definition of each
-    /// path (the guest learns the URLs through `settings.endpoint-url`).
-    pub fn path(self) -> &'static str {
+    /// Where the host serves this endpoint on the public listener, below the issuer: the
+    /// one definition of each path (the guest learns the URLs through
+    /// `settings.endpoint-url`). The admin API has its own listener and paths.
+    pub fn path(self) -> Option<&'static str> {
         match self {
-            Export::Token => "/api/v1/oauth/token",
-            Export::Introspect => "/api/v1/oauth/introspect",
-            Export::Revoke => "/api/v1/oauth/revoke",
-            Export::Metadata => "/.well-known/oauth-authorization-server",
+            Export::Token => Some("/api/v1/oauth/token"),
+            Export::Introspect => Some("/api/v1/oauth/introspect"),
+            Export::Revoke => Some("/api/v1/oauth/revoke"),
+            Export::Metadata => Some("/.well-known/oauth-authorization-server"),
+            Export::Authorize => Some("/api/v1/oauth/authorize"),
+            Export::Admin => None,
         }
     }
 
-    /// The HTTP method of the endpoint.
-    pub fn method(self) -> hyper::Method {
+    /// The HTTP methods of the endpoint.
+    pub fn methods(self) -> &'static [hyper::Method] {
+        use hyper::Method;
         match self {
-            Export::Metadata => hyper::Method::GET,
-            _ => hyper::Method::POST,
+            Export::Metadata => &[Method::GET],
+            Export::Authorize => &[Method::GET, Method::POST],
+            Export::Admin => &[Method::GET, Method::PUT],
+            _ => &[Method::POST],
         }
     }
 
@@ -92,6 +105,28 @@ impl Export {
             Export::Introspect => "introspect",
             Export::Revoke => "revoke",
             Export::Metadata => "metadata",
+            Export::Authorize => "authorize",
+            Export::Admin => "admin",
+        }
+    }
+}
+
+/// A call into the guest: which export, with what.
+pub enum Call {
+    /// `token`, `introspect`, `revoke` or `metadata` (which ignores the request).
+    Handler(Export, Request),
+    /// The authorization endpoint.
+    Authorize(BrowserRequest),
+    /// An admin API call, by its name in `browser.admin` (`login-request`, ...).
+    Admin(&'static str, BrowserRequest),
+}
+
+impl Call {
+    pub fn export(&self) -> Export {
+        match self {
+            Call::Handler(export, _) => *export,
+            Call::Authorize(_) => Export::Authorize,
+            Call::Admin(..) => Export::Admin,
         }
     }
 }
@@ -145,6 +180,8 @@ pub struct Guest {
     /// `name@version`, for log lines.
     pub label: Arc<str>,
     pub capabilities: Capabilities,
+    /// Where its `browser` export is, if it has one.
+    browser: Option<optional::browser::GuestIndices>,
     /// Failed calls in a row; a success resets it.
     consecutive_failures: AtomicU32,
 }
@@ -272,24 +309,24 @@ impl Runtime {
         }
     }
 
-    /// Calls `export` with `request` (ignored by `metadata`) in a fresh instance of the
-    /// active guest, after waiting for a free one; the deadline covers the wait and the
-    /// call. `accept` turns the guest's answer into what the caller needs, or says why it
-    /// cannot be sent; that counts as a guest failure like a trap.
+    /// Makes `call` in a fresh instance of the active guest, after waiting for a free one;
+    /// the deadline covers the wait and the call. `accept` turns the guest's answer into
+    /// what the caller needs, or says why it cannot be sent; that counts as a guest failure
+    /// like a trap.
     pub async fn call<T>(
         &self,
-        export: Export,
-        request: Request,
+        call: Call,
         accept: impl FnOnce(Answer) -> Result<T, String>,
     ) -> Result<T, CallError> {
         let guest = self.active();
+        let export = call.export();
         let metrics = &self.sandbox.services.metrics;
         metrics
             .guest_calls
             .with_label_values(&[&guest.name, &guest.version, export.name()])
             .inc();
         let start = Instant::now();
-        let result = match self.run(&guest, export, request).await {
+        let result = match self.run(&guest, call).await {
             Ok(response) => accept(response).map_err(CallError::InvalidResponse),
             Err(e) => Err(e),
         };
@@ -304,12 +341,8 @@ impl Runtime {
         result
     }
 
-    async fn run(
-        &self,
-        guest: &Guest,
-        export: Export,
-        request: Request,
-    ) -> Result<Answer, CallError> {
+    async fn run(&self, guest: &Guest, call: Call) -> Result<Answer, CallError> {
+        let export = call.export();
         let start = Instant::now();
         let permits = async {
             let never_closed = "the runtime's semaphores are never closed";
@@ -332,14 +365,42 @@ impl Runtime {
         }
         let run = async {
             let mut store = self.sandbox.store(guest.label.clone(), remaining);
-            let instance = guest.pre.instantiate_async(&mut store).await?;
-            let handler = instance.tokenginx_oauth_handler();
-            let response = match export {
-                Export::Token => handler.call_token(&mut store, &request).await,
-                Export::Introspect => handler.call_introspect(&mut store, &request).await,
-                Export::Revoke => handler.call_revoke(&mut store, &request).await,
-                Export::Metadata => handler.call_metadata(&mut store).await,
-            }?;
+            let call_name = match &call {
+                Call::Admin(name, _) => Some(*name),
+                _ => None,
+            };
+            let response = match call {
+                Call::Handler(export, request) => {
+                    let instance = guest.pre.instantiate_async(&mut store).await?;
+                    let handler = instance.tokenginx_oauth_handler();
+                    match export {
+                        Export::Token => handler.call_token(&mut store, &request).await,
+                        Export::Introspect => handler.call_introspect(&mut store, &request).await,
+                        Export::Revoke => handler.call_revoke(&mut store, &request).await,
+                        _ => handler.call_metadata(&mut store).await,
+                    }?
+                }
+                Call::Authorize(request) | Call::Admin(_, request) => {
+                    let Some(indices) = &guest.browser else {
+                        wasmtime::bail!("the guest has no browser export");
+                    };
+                    let instance = guest
+                        .pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await?;
+                    let browser = indices.load(&mut store, &instance)?;
+                    let response = match &call_name {
+                        None => browser.call_authorize(&mut store, &request).await,
+                        Some(name) => browser.call_admin(&mut store, name, &request).await,
+                    }?;
+                    Response {
+                        status: response.status,
+                        headers: response.headers,
+                        body: response.body,
+                    }
+                }
+            };
             wasmtime::Result::Ok(Answer {
                 response,
                 client_id: store.data_mut().authenticated.take(),
@@ -514,7 +575,17 @@ async fn load_guest(
         None => Ok(Capabilities::of_a_base_guest()),
     };
     let capabilities = capabilities
-        .and_then(|c| c.check(&sandbox.services.oauth).map(|()| c))
+        .and_then(|c| {
+            c.check(&sandbox.services.oauth)?;
+            let browser = [Export::Authorize, Export::Admin];
+            if compiled.browser.is_none() && browser.into_iter().any(|e| c.serves(e)) {
+                anyhow::bail!(
+                    "it lists the endpoints authorize or admin without exporting \
+                     tokenginx:oauth/browser"
+                );
+            }
+            Ok(c)
+        })
         .with_context(|| format!("guest {}", path.display()))?;
     let name = imports::sanitize(&info.name);
     let version = imports::sanitize(&info.version);
@@ -539,6 +610,7 @@ async fn load_guest(
         sha256: compiled.sha256,
         label,
         capabilities,
+        browser: compiled.browser,
         consecutive_failures: AtomicU32::new(0),
     }))
 }

@@ -175,6 +175,17 @@ impl TokenStore for MemoryStore {
         Ok(self.live(&key, |e, now| (e.expires_at - now).as_millis() as u64))
     }
 
+    async fn take(&self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        check_key(&key)?;
+        let now = Instant::now();
+        let mut state = self.shared.state.lock().unwrap();
+        let entry = state.entries.remove(&key);
+        if let Some(entry) = &entry {
+            state.expirations.remove(&(entry.expires_at, key));
+        }
+        Ok(entry.filter(|e| e.expires_at > now).map(|e| e.value))
+    }
+
     async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
         check_key(key)?;
         let now = Instant::now();
@@ -314,6 +325,18 @@ mod tests {
         assert!(store.delete("k".into()).await.unwrap());
         assert!(!store.delete("k".into()).await.unwrap());
         assert_eq!(store.get("k".into()).await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn take_returns_a_live_value_once() {
+        let store = MemoryStore::new(UNBOUNDED);
+        store.set("k".into(), b"v".to_vec(), HOUR).await.unwrap();
+        assert_eq!(store.take("k".into()).await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(store.take("k".into()).await.unwrap(), None);
+        store.set("e".into(), b"v".to_vec(), 1_000).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(store.take("e".into()).await.unwrap(), None, "expired");
+        assert_eq!(store.len(), 0);
     }
 
     #[tokio::test]

@@ -90,6 +90,8 @@ macro_rules! store_operations {
             fn delete(key: String) -> bool;
             /// Milliseconds left before `key` expires; none if absent.
             fn ttl(key: String) -> Option<u64>;
+            /// Removes `key` and returns its value, atomically.
+            fn take(key: String) -> Option<Vec<u8>>;
         }
     };
 }

@@ -321,6 +321,16 @@ impl TokenStore for RedisStore {
         Ok((ms >= 0).then_some(ms as u64))
     }
 
+    async fn take(&self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        check_key(&key)?;
+        let mut getdel = redis::cmd("GETDEL");
+        getdel.arg(key);
+        match self.change("take", getdel).await? {
+            Value::BulkString(value) => Ok(Some(value)),
+            _ => Ok(None),
+        }
+    }
+
     async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
         check_key(key)?;
         let interval_us = limit.interval.as_micros() as u64;
