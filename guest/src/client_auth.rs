@@ -1,5 +1,6 @@
 //! Client authentication (RFC 6749 section 2.3): `client_secret_basic`, with the
-//! form-encoding of id and secret of section 2.3.1, and `client_secret_post`.
+//! form-encoding of id and secret of section 2.3.1, `client_secret_post`, and `none` for a
+//! public client registered as such (section 2.1), which sends only its `client_id`.
 //!
 //! Secrets are compared as SHA-256 digests in constant time, so timing tells nothing about a
 //! secret. Client ids are not secret (as in Hydra and Keycloak): looking up a registered
@@ -20,8 +21,26 @@ struct Credentials {
     basic: bool,
 }
 
-/// The client that authenticated this request (told to the host), or the RFC's error.
-pub fn authenticate(host: &impl Host, req: &Request) -> Result<Client, OAuthError> {
+/// A client that authenticated.
+#[derive(Debug)]
+pub struct Authenticated {
+    pub client: Client,
+    /// A public client, identified by its `client_id` alone.
+    pub public: bool,
+}
+
+/// The client that authenticated this request (told to the host), or the RFC's error. A
+/// public client is let in only where `allow_public` (the token and revocation endpoints).
+pub fn authenticate(
+    host: &impl Host,
+    req: &Request,
+    allow_public: bool,
+) -> Result<Authenticated, OAuthError> {
+    if allow_public && req.authorization.is_none() && param(req, "client_secret").is_none() {
+        if let Some(id) = param(req, "client_id") {
+            return public_client(host, id);
+        }
+    }
     let credentials = credentials(req)?;
     let client = host.client(&credentials.client_id);
     let presented: [u8; 32] = Sha256::digest(credentials.secret.as_bytes()).into();
@@ -33,11 +52,34 @@ pub fn authenticate(host: &impl Host, req: &Request) -> Result<Client, OAuthErro
     match client {
         Some(client) if constant_time_eq(&presented, expected) => {
             host.authenticated(&client.client_id);
-            Ok(client)
+            Ok(Authenticated {
+                client,
+                public: false,
+            })
         }
         _ => Err(OAuthError::invalid_client(
             "client authentication failed",
             credentials.basic,
+        )),
+    }
+}
+
+/// A client registered with `token_endpoint_auth_method: none`, named by `client_id`.
+fn public_client(host: &impl Host, client_id: &str) -> Result<Authenticated, OAuthError> {
+    let public = host
+        .registration(client_id)
+        .is_some_and(|r| r.token_endpoint_auth_method == "none");
+    match host.client(client_id) {
+        Some(client) if public => {
+            host.authenticated(&client.client_id);
+            Ok(Authenticated {
+                client,
+                public: true,
+            })
+        }
+        _ => Err(OAuthError::invalid_client(
+            "client authentication is required",
+            true,
         )),
     }
 }
@@ -129,7 +171,7 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 /// Equality whose time depends only on the lengths, not on where the bytes differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -145,7 +187,13 @@ mod tests {
     #[test]
     fn client_secret_basic_authenticates() {
         let host = TestHost::new();
-        let client = authenticate(&host, &request(&[], Some(basic(DEMO_ID, DEMO_SECRET)))).unwrap();
+        let client = authenticate(
+            &host,
+            &request(&[], Some(basic(DEMO_ID, DEMO_SECRET))),
+            false,
+        )
+        .unwrap()
+        .client;
         assert_eq!(client.client_id, DEMO_ID);
         assert_eq!(host.take_authenticated().as_deref(), Some(DEMO_ID));
     }
@@ -159,26 +207,36 @@ mod tests {
             base64::engine::general_purpose::STANDARD
                 .encode("odd+id%3A%2B%25:s%C3%A9cret+%26+more")
         );
-        let client = authenticate(&host, &request(&[], Some(header))).unwrap();
+        let client = authenticate(&host, &request(&[], Some(header)), false)
+            .unwrap()
+            .client;
         assert_eq!(client.client_id, "odd id:+%");
     }
 
     #[test]
     fn client_secret_post_authenticates() {
         let host = TestHost::new();
-        let client = authenticate(&host, &request(&post_auth(DEMO_ID, DEMO_SECRET), None)).unwrap();
+        let client = authenticate(
+            &host,
+            &request(&post_auth(DEMO_ID, DEMO_SECRET), None),
+            false,
+        )
+        .unwrap()
+        .client;
         assert_eq!(client.client_id, DEMO_ID);
     }
 
     #[test]
     fn wrong_secret_is_invalid_client_with_challenge_only_for_basic() {
         let host = TestHost::new();
-        let err = authenticate(&host, &request(&[], Some(basic(DEMO_ID, "wrong")))).unwrap_err();
+        let err =
+            authenticate(&host, &request(&[], Some(basic(DEMO_ID, "wrong"))), false).unwrap_err();
         assert_eq!(
             (err.status, err.error, err.challenge),
             (401, "invalid_client", true)
         );
-        let err = authenticate(&host, &request(&post_auth(DEMO_ID, "wrong"), None)).unwrap_err();
+        let err =
+            authenticate(&host, &request(&post_auth(DEMO_ID, "wrong"), None), false).unwrap_err();
         assert_eq!(
             (err.status, err.error, err.challenge),
             (401, "invalid_client", false)
@@ -193,15 +251,20 @@ mod tests {
     #[test]
     fn unknown_client_is_invalid_client() {
         let host = TestHost::new();
-        let err =
-            authenticate(&host, &request(&post_auth("nobody", DEMO_SECRET), None)).unwrap_err();
+        let err = authenticate(
+            &host,
+            &request(&post_auth("nobody", DEMO_SECRET), None),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.error, "invalid_client");
     }
 
     #[test]
     fn no_credentials_is_invalid_client_with_challenge() {
         let host = TestHost::new();
-        let err = authenticate(&host, &request(&[("client_id", DEMO_ID)], None)).unwrap_err();
+        let err =
+            authenticate(&host, &request(&[("client_id", DEMO_ID)], None), false).unwrap_err();
         assert_eq!(
             (err.status, err.error, err.challenge),
             (401, "invalid_client", true)
@@ -217,6 +280,7 @@ mod tests {
                 &[("client_secret", DEMO_SECRET)],
                 Some(basic(DEMO_ID, DEMO_SECRET)),
             ),
+            false,
         )
         .unwrap_err();
         assert_eq!((err.status, err.error), (400, "invalid_request"));
@@ -231,7 +295,7 @@ mod tests {
             "Bearer abc",
             "Basic Zm9v", /* "foo": no colon */
         ] {
-            let err = authenticate(&host, &request(&[], Some(header.into()))).unwrap_err();
+            let err = authenticate(&host, &request(&[], Some(header.into())), false).unwrap_err();
             assert_eq!((err.status, err.error), (401, "invalid_client"), "{header}");
         }
     }

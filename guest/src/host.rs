@@ -14,6 +14,37 @@ pub struct Client {
     pub access_token_ttl: u64,
 }
 
+/// What the browser flows need of a registered client.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post` or `none` (a public client).
+    pub token_endpoint_auth_method: String,
+    pub skip_consent: bool,
+}
+
+/// The operator's login and consent app.
+#[derive(Clone, Debug)]
+pub struct LoginFlow {
+    pub login_url: String,
+    pub consent_url: String,
+    /// Seconds an authorization code may wait to be redeemed.
+    pub authorization_code_ttl: u64,
+}
+
+/// A browser's request to the authorization endpoint, or an admin API call.
+#[derive(Clone, Debug, Default)]
+pub struct BrowserRequest {
+    pub method: String,
+    /// The query's parameters (or a form body's).
+    pub params: Vec<(String, String)>,
+    pub cookies: Vec<(String, String)>,
+    /// An admin call's JSON body.
+    pub body: String,
+    pub client_ip: String,
+}
+
 /// A store operation that failed.
 #[derive(Clone, Debug)]
 pub enum StoreError {
@@ -57,13 +88,17 @@ impl Response {
 }
 
 /// What the OAuth logic uses of its host: the imports of `wit/oauth.wit` it calls, and no
-/// more (of `store`, only `get`, `insert` and `delete`), so a native test host implements
-/// just what the logic needs.
+/// more (of `store`, all but `get-many` and `ttl`), so a native test host implements just
+/// what the logic needs.
 pub trait Host {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Writes only if `key` is absent; false when it exists.
     fn store_insert(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<bool, StoreError>;
     fn store_delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Writes `value` at `key`, replacing what was there.
+    fn store_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), StoreError>;
+    /// Removes `key` and returns its value, atomically.
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Charges one request to the rate limit of registered client `client_id`: none when
     /// admitted, or the milliseconds to wait.
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
@@ -74,6 +109,9 @@ pub trait Host {
     fn log(&self, level: Level, message: &str);
     fn issuer(&self) -> String;
     fn client(&self, client_id: &str) -> Option<Client>;
+    fn registration(&self, client_id: &str) -> Option<Registration>;
+    /// The login and consent app; none when the operator set none.
+    fn login_flow(&self) -> Option<LoginFlow>;
     fn scopes_supported(&self) -> Vec<String>;
     /// The URL the host serves the endpoint `name` at (`token`, `introspect`, ...).
     fn endpoint_url(&self, name: &str) -> Option<String>;

@@ -17,6 +17,9 @@ struct Active<'a> {
     exp: u64,
     iat: u64,
     iss: &'a str,
+    /// Claims the consent app added (Hydra's `ext`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ext: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -29,7 +32,7 @@ pub fn introspect(host: &impl Host, req: &Request) -> Response {
 }
 
 fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
-    authenticate(host, req)?;
+    authenticate(host, req, false)?;
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
     // `token_type_hint` is only a hint (section 2.1): there is one token type to search.
@@ -45,6 +48,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                 exp: record.expires_at,
                 iat: record.created_at,
                 iss: &host.issuer(),
+                ext: record.ext.as_ref(),
             },
         )),
         // Unknown, expired and revoked tokens look the same (section 2.2).

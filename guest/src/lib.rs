@@ -10,6 +10,7 @@
 //! - [`metadata`]: RFC 8414.
 
 mod client_auth;
+mod flow;
 mod host;
 mod introspect;
 mod metadata;
@@ -26,7 +27,11 @@ pub mod testing;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-pub use host::{Client, Host, Level, Request, Response, StoreError};
+pub use flow::admin::admin;
+pub use flow::authorize::authorize;
+pub use host::{
+    BrowserRequest, Client, Host, Level, LoginFlow, Registration, Request, Response, StoreError,
+};
 pub use introspect::introspect;
 pub use metadata::metadata;
 pub use revoke::revoke;
@@ -37,7 +42,13 @@ pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What this guest serves, as it tells the host (`capabilities`) and clients (metadata).
-pub const GRANT_TYPES: [&str; 1] = [token::CLIENT_CREDENTIALS];
-/// No authorization endpoint, so no response type.
-pub const RESPONSE_TYPES: [&str; 0] = [];
-pub const ENDPOINTS: [&str; 4] = ["token", "introspect", "revoke", "metadata"];
+pub const GRANT_TYPES: [&str; 2] = [token::CLIENT_CREDENTIALS, token::AUTHORIZATION_CODE];
+pub const RESPONSE_TYPES: [&str; 1] = ["code"];
+pub const ENDPOINTS: [&str; 6] = [
+    "token",
+    "introspect",
+    "revoke",
+    "metadata",
+    "authorize",
+    "admin",
+];

@@ -4,36 +4,62 @@ use crate::{Host, Response, GRANT_TYPES, RESPONSE_TYPES};
 use serde::Serialize;
 
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// The token endpoint also takes public clients (`none`), which redeem codes with PKCE.
+const TOKEN_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
     /// The URLs are the host's: it owns the paths (`settings.endpoint-url`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     introspection_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     revocation_endpoint: Option<String>,
-    grant_types_supported: &'static [&'static str],
+    grant_types_supported: Vec<&'static str>,
     response_types_supported: &'static [&'static str],
-    token_endpoint_auth_methods_supported: [&'static str; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_challenge_methods_supported: Option<[&'static str; 1]>,
+    /// RFC 9207: the authorization response carries `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_response_iss_parameter_supported: Option<bool>,
+    token_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
-    revocation_endpoint_auth_methods_supported: [&'static str; 2],
+    revocation_endpoint_auth_methods_supported: &'static [&'static str],
     scopes_supported: Vec<String>,
 }
 
+/// The document; the authorization code flow appears in it only when the operator set a
+/// login app (`oauth.login_url`).
 pub fn metadata(host: &impl Host) -> Response {
+    let flow = host.login_flow().is_some();
     let document = Metadata {
         issuer: host.issuer(),
+        authorization_endpoint: flow.then(|| host.endpoint_url("authorize")).flatten(),
         token_endpoint: host.endpoint_url("token"),
         introspection_endpoint: host.endpoint_url("introspect"),
         revocation_endpoint: host.endpoint_url("revoke"),
-        grant_types_supported: &GRANT_TYPES,
-        response_types_supported: &RESPONSE_TYPES,
-        token_endpoint_auth_methods_supported: AUTH_METHODS,
+        grant_types_supported: GRANT_TYPES
+            .into_iter()
+            .filter(|g| flow || *g != crate::token::AUTHORIZATION_CODE)
+            .collect(),
+        response_types_supported: if flow { &RESPONSE_TYPES } else { &[] },
+        code_challenge_methods_supported: flow.then_some(["S256"]),
+        authorization_response_iss_parameter_supported: flow.then_some(true),
+        token_endpoint_auth_methods_supported: if flow {
+            &TOKEN_AUTH_METHODS
+        } else {
+            &AUTH_METHODS
+        },
         introspection_endpoint_auth_methods_supported: AUTH_METHODS,
-        revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+        revocation_endpoint_auth_methods_supported: if flow {
+            &TOKEN_AUTH_METHODS
+        } else {
+            &AUTH_METHODS
+        },
         scopes_supported: host.scopes_supported(),
     };
     Response {
@@ -67,12 +93,25 @@ mod tests {
             "http://issuer.test/endpoints/revoke"
         );
         assert_eq!(
-            doc["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            doc["authorization_endpoint"],
+            "http://issuer.test/endpoints/authorize"
         );
-        assert_eq!(doc["response_types_supported"], serde_json::json!([]));
+        assert_eq!(
+            doc["grant_types_supported"],
+            serde_json::json!(["client_credentials", "authorization_code"])
+        );
+        assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(
+            doc["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        );
+        assert_eq!(
+            doc["introspection_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
         );
         assert_eq!(

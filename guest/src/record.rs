@@ -31,28 +31,52 @@ pub struct TokenRecord {
     /// Expiry time, Unix seconds.
     pub expires_at: u64,
     pub token_type: String,
+    /// Claims the consent app put in the session's access token (Hydra's `ext`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext: Option<serde_json::Value>,
 }
 
 /// The store key of `token`, or `None` when `token` cannot be one this service issued.
 pub fn access_token_key(token: &str) -> Option<String> {
-    let plausible = !token.is_empty()
-        && token.len() <= MAX_TOKEN_LEN
-        && token
+    secret_key(ACCESS_TOKEN_PREFIX, token)
+}
+
+/// The store key of a secret the service handed out (a token, a code, a challenge, a
+/// verifier, a session id): `<prefix>{<hex sha256(secret)>}`, or `None` when `secret`
+/// cannot be one of ours. The store never holds the secret itself.
+pub fn secret_key(prefix: &str, secret: &str) -> Option<String> {
+    let plausible = !secret.is_empty()
+        && secret.len() <= MAX_TOKEN_LEN
+        && secret
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    plausible.then(|| {
-        let digest = Sha256::digest(token.as_bytes());
-        let mut key = String::with_capacity(ACCESS_TOKEN_PREFIX.len() + 66);
-        key.push_str(ACCESS_TOKEN_PREFIX);
-        key.push('{');
-        for byte in digest {
-            key.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-            key.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-        }
-        key.push('}');
-        key
-    })
+    plausible.then(|| format!("{prefix}{{{}}}", hex_sha256(secret.as_bytes())))
 }
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(bytes) {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    hex
+}
+
+/// 256 random bits from the host, base64url: a token, a code, a challenge or a verifier.
+pub fn new_secret(host: &impl crate::Host) -> String {
+    use base64::Engine as _;
+    let bytes = host.random_bytes(SECRET_BYTES);
+    assert_eq!(
+        bytes.len(),
+        SECRET_BYTES as usize,
+        "host returned short randomness"
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// 256 bits of randomness per secret.
+const SECRET_BYTES: u32 = 32;
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,9 @@ impl OAuthError {
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(400, "invalid_scope", description)
     }
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(400, "invalid_grant", description)
+    }
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
         Self::new(400, "unauthorized_client", description)
     }
@@ -60,7 +63,7 @@ impl OAuthError {
         Self::new(500, "server_error", description)
     }
 
-    fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
         OAuthError {
             status,
             error,

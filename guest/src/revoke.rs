@@ -12,7 +12,7 @@ pub fn revoke(host: &impl Host, req: &Request) -> Response {
 }
 
 fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
-    let client = authenticate(host, req)?;
+    let client = authenticate(host, req, true)?.client;
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
     // Unknown and already invalid tokens answer 200 too (section 2.2). A client revokes only

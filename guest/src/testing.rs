@@ -1,7 +1,7 @@
 //! A native stand-in for the host, for the guest's unit tests: an in-memory store, a clock
 //! the test moves, counter-based randomness, and two registered clients.
 
-use crate::{token, Client, Host, Level, Request, Response, StoreError};
+use crate::{token, Client, Host, Level, LoginFlow, Registration, Request, Response, StoreError};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -11,6 +11,12 @@ pub const DEMO_ID: &str = "demo";
 pub const DEMO_SECRET: &str = "demo-secret-0123456789";
 pub const OTHER_ID: &str = "other";
 pub const OTHER_SECRET: &str = "other-secret-0123456789";
+/// A web app (confidential) and a native app (public) for the authorization code flow.
+pub const WEB_ID: &str = "web";
+pub const WEB_SECRET: &str = "web-secret-0123456789";
+pub const WEB_REDIRECT: &str = "https://app.example/callback";
+pub const NATIVE_ID: &str = "native";
+pub const NATIVE_REDIRECT: &str = "http://127.0.0.1:5555/cb";
 
 pub fn demo_client() -> Client {
     client(DEMO_ID, DEMO_SECRET)
@@ -24,6 +30,15 @@ fn client(id: &str, secret: &str) -> Client {
         default_scopes: vec!["read".into()],
         grant_types: vec!["client_credentials".into()],
         access_token_ttl: 3600,
+    }
+}
+
+/// A client of the authorization code flow; public without a secret.
+fn user_client(id: &str, secret: Option<&str>) -> Client {
+    Client {
+        grant_types: vec!["authorization_code".into()],
+        secret_sha256: secret.map_or(Vec::new(), |s| Sha256::digest(s.as_bytes()).to_vec()),
+        ..client(id, "unused")
     }
 }
 
@@ -52,7 +67,13 @@ impl TestHost {
             now_ms: Cell::new(1_700_000_000_000),
             counter: Cell::new(0),
             repeat_next: Cell::new(false),
-            clients: RefCell::new(vec![demo_client(), client(OTHER_ID, OTHER_SECRET), odd]),
+            clients: RefCell::new(vec![
+                demo_client(),
+                client(OTHER_ID, OTHER_SECRET),
+                odd,
+                user_client(WEB_ID, Some(WEB_SECRET)),
+                user_client(NATIVE_ID, None),
+            ]),
             budget: Cell::new(None),
             authenticated: RefCell::default(),
         }
@@ -116,6 +137,17 @@ impl Host for TestHost {
         self.store_up()?;
         Ok(self.store.borrow_mut().remove(key).is_some())
     }
+    fn store_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
+        self.store_up()?;
+        self.store
+            .borrow_mut()
+            .insert(key.into(), (value.to_vec(), ttl_ms));
+        Ok(())
+    }
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store_up()?;
+        Ok(self.store.borrow_mut().remove(key).map(|(v, _)| v))
+    }
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
         self.store_up()?;
         if self.client(client_id).is_none() {
@@ -177,6 +209,36 @@ impl Host for TestHost {
         scopes.sort();
         scopes.dedup();
         scopes
+    }
+    fn registration(&self, client_id: &str) -> Option<Registration> {
+        let redirect = match client_id {
+            WEB_ID => WEB_REDIRECT,
+            NATIVE_ID => NATIVE_REDIRECT,
+            _ => {
+                return self.client(client_id).map(|_| Registration {
+                    client_name: String::new(),
+                    redirect_uris: Vec::new(),
+                    token_endpoint_auth_method: "client_secret_basic".into(),
+                    skip_consent: false,
+                })
+            }
+        };
+        Some(Registration {
+            client_name: format!("The {client_id} app"),
+            redirect_uris: vec![redirect.into()],
+            token_endpoint_auth_method: match client_id {
+                NATIVE_ID => "none".into(),
+                _ => "client_secret_basic".into(),
+            },
+            skip_consent: false,
+        })
+    }
+    fn login_flow(&self) -> Option<LoginFlow> {
+        Some(LoginFlow {
+            login_url: "https://login.test/login".into(),
+            consent_url: "https://login.test/consent".into(),
+            authorization_code_ttl: 60,
+        })
     }
     fn endpoint_url(&self, name: &str) -> Option<String> {
         Some(format!("{}/endpoints/{name}", self.issuer()))

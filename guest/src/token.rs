@@ -1,19 +1,15 @@
-//! The token endpoint (RFC 6749 section 3.2) with the `client_credentials` grant
-//! (section 4.4).
+//! The token endpoint (RFC 6749 section 3.2): the `client_credentials` grant (section 4.4)
+//! and the `authorization_code` grant (section 4.1.3, with PKCE: [`crate::flow::code`]).
 
-use crate::client_auth::authenticate;
+use crate::client_auth::{authenticate, Authenticated};
 use crate::params::param;
-use crate::record::{access_token_key, TokenRecord};
+use crate::record::{access_token_key, new_secret, TokenRecord};
 use crate::response::{finish, json, store_failure, OAuthError};
-use crate::{scope, Host, Level, Request, Response};
-use base64::Engine as _;
+use crate::{scope, Client, Host, Level, Request, Response};
 use serde::Serialize;
 
-/// The one grant this guest implements; any other answers `unsupported_grant_type`.
 pub(crate) const CLIENT_CREDENTIALS: &str = "client_credentials";
-
-/// 256 bits of randomness per token.
-const TOKEN_BYTES: u32 = 32;
+pub(crate) const AUTHORIZATION_CODE: &str = "authorization_code";
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -30,44 +26,83 @@ pub fn token(host: &impl Host, req: &Request) -> Response {
 fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     let grant_type = param(req, "grant_type")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
-    let client = authenticate(host, req)?;
-    if grant_type != CLIENT_CREDENTIALS {
+    let Authenticated { client, public } = authenticate(host, req, true)?;
+    if !crate::GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
             "grant type {:?} is not supported",
             grant_type.chars().take(64).collect::<String>()
         )));
     }
-    if !client.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
-        return Err(OAuthError::unauthorized_client(
-            "this client may not use the client_credentials grant",
-        ));
+    // A public client proves nothing about itself: it may only redeem codes, which PKCE
+    // binds to the app that asked for them.
+    let allowed = client.grant_types.iter().any(|g| g == grant_type)
+        && !(public && grant_type == CLIENT_CREDENTIALS);
+    if !allowed {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client may not use the {grant_type} grant"
+        )));
     }
-    let scope = scope::grant(&client, param(req, "scope"))?;
-    // Charged only once the client has authenticated, so that no one else can spend its
-    // budget, and before anything is written, so that the budget bounds what it stores.
-    match host.rate_limit(&client.client_id) {
-        Ok(None) => {}
-        Ok(Some(wait_ms)) => return Err(OAuthError::rate_limited(wait_ms)),
-        Err(e) => return Err(store_failure(host, e)),
+    match grant_type {
+        AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req),
+        _ => {
+            let scope = scope::grant(&client, param(req, "scope"))?;
+            charge(host, &client)?;
+            let grant = Grant {
+                user_id: client.client_id.clone(),
+                scope,
+                ext: None,
+            };
+            issue_token(host, &client, grant, &req.client_ip).map(|(_, response)| response)
+        }
     }
+}
 
+/// Charges the client's rate limit: only once it has authenticated, so that no one else can
+/// spend its budget, and before anything is written, so that the budget bounds what it
+/// stores.
+pub(crate) fn charge(host: &impl Host, client: &Client) -> Result<(), OAuthError> {
+    match host.rate_limit(&client.client_id) {
+        Ok(None) => Ok(()),
+        Ok(Some(wait_ms)) => Err(OAuthError::rate_limited(wait_ms)),
+        Err(e) => Err(store_failure(host, e)),
+    }
+}
+
+/// What an access token stands for.
+pub(crate) struct Grant {
+    /// The resource owner: the signed-in user, or for `client_credentials` the client.
+    pub user_id: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Claims the consent app added (Hydra's `session.access_token`).
+    pub ext: Option<serde_json::Value>,
+}
+
+/// Issues an access token for `grant` to `client`: its store key and the token response.
+pub(crate) fn issue_token(
+    host: &impl Host,
+    client: &Client,
+    grant: Grant,
+    client_ip: &str,
+) -> Result<(String, Response), OAuthError> {
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
     let record = TokenRecord {
-        user_id: client.client_id.clone(),
-        scope,
+        user_id: grant.user_id,
+        scope: grant.scope,
         created_at: now,
-        client_ip: req.client_ip.clone(),
+        client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: now + ttl,
         token_type: "Bearer".into(),
+        ext: grant.ext,
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
     // 256 random bits never collide in practice; `insert` (SET NX) makes sure a collision
     // could never overwrite another client's token.
     for _ in 0..3 {
-        let token = new_token(host);
+        let token = new_secret(host);
         let key = access_token_key(&token).expect("issued tokens are well formed");
         match host.store_insert(&key, &value, ttl * 1000) {
             Ok(true) => {
@@ -78,7 +113,7 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                         client.client_id, record.scope
                     ),
                 );
-                return Ok(json(
+                let response = json(
                     200,
                     &TokenResponse {
                         access_token: &token,
@@ -86,23 +121,14 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                         expires_in: ttl,
                         scope: &record.scope,
                     },
-                ));
+                );
+                return Ok((key, response));
             }
             Ok(false) => continue,
             Err(e) => return Err(store_failure(host, e)),
         }
     }
     Err(OAuthError::server_error("could not store a new token"))
-}
-
-fn new_token(host: &impl Host) -> String {
-    let bytes = host.random_bytes(TOKEN_BYTES);
-    assert_eq!(
-        bytes.len(),
-        TOKEN_BYTES as usize,
-        "host returned short randomness"
-    );
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
-use exports::tokenginx::oauth::{capabilities, handler};
+use exports::tokenginx::oauth::{browser, capabilities, handler};
 use tokenginx::oauth::{caller, clock, log, random, rate_limit, settings, store};
 
 struct Component;
@@ -26,6 +26,12 @@ impl crate::Host for Imports {
     }
     fn store_delete(&self, key: &str) -> Result<bool, crate::StoreError> {
         store::delete(key).map_err(Into::into)
+    }
+    fn store_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), crate::StoreError> {
+        store::set(key, value, ttl_ms).map_err(Into::into)
+    }
+    fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, crate::StoreError> {
+        store::take(key).map_err(Into::into)
     }
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, crate::StoreError> {
         rate_limit::charge(client_id).map_err(Into::into)
@@ -55,6 +61,21 @@ impl crate::Host for Imports {
             default_scopes: c.default_scopes,
             grant_types: c.grant_types,
             access_token_ttl: c.access_token_ttl,
+        })
+    }
+    fn registration(&self, client_id: &str) -> Option<crate::Registration> {
+        settings::find_registration(client_id).map(|r| crate::Registration {
+            client_name: r.client_name,
+            redirect_uris: r.redirect_uris,
+            token_endpoint_auth_method: r.token_endpoint_auth_method,
+            skip_consent: r.skip_consent,
+        })
+    }
+    fn login_flow(&self) -> Option<crate::LoginFlow> {
+        settings::login_flow().map(|f| crate::LoginFlow {
+            login_url: f.login_url,
+            consent_url: f.consent_url,
+            authorization_code_ttl: f.authorization_code_ttl,
         })
     }
     fn scopes_supported(&self) -> Vec<String> {
@@ -94,6 +115,37 @@ impl From<crate::Response> for handler::Response {
             headers: r.headers,
             body: r.body,
         }
+    }
+}
+
+impl From<browser::Request> for crate::BrowserRequest {
+    fn from(r: browser::Request) -> Self {
+        crate::BrowserRequest {
+            method: r.method,
+            params: r.params,
+            cookies: r.cookies,
+            body: r.body,
+            client_ip: r.client_ip,
+        }
+    }
+}
+
+impl From<crate::Response> for browser::Response {
+    fn from(r: crate::Response) -> Self {
+        browser::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl browser::Guest for Component {
+    fn authorize(req: browser::Request) -> browser::Response {
+        crate::authorize(&Imports, &req.into()).into()
+    }
+    fn admin(call: String, req: browser::Request) -> browser::Response {
+        crate::admin(&Imports, &call, &req.into()).into()
     }
 }
 

@@ -1,0 +1,370 @@
+//! The authorization endpoint (RFC 6749 section 4.1.1): it checks the request, sends the
+//! browser to the login app, then to the consent app, then back to the client with a code.
+//!
+//! Until the client and its redirect URI are known good, an error is a page of the
+//! service's own and never a redirect (section 4.1.2.1); after, it goes to the redirect URI
+//! with `error`, `state` and `iss`.
+
+use super::{find, put, redirect, with_query, AuthRequest, Flow, Stage};
+use crate::params::browser_param as param;
+use crate::record::{hex_sha256, new_secret, secret_key};
+use crate::response::{store_failure, OAuthError};
+use crate::{BrowserRequest, Host, Level, LoginFlow, Response};
+
+/// The cookie that binds a flow to its browser, and the one of a remembered login.
+const BROWSER_COOKIE: &str = "tokenginx_flow";
+const SESSION_COOKIE: &str = "tokenginx_session";
+/// How long a remembered login lasts when the login app says 0 (for ever, in Hydra).
+const LONGEST_SESSION_S: u64 = 30 * 24 * 3600;
+/// PKCE's code verifier, and so its S256 challenge, is 43 to 128 characters (RFC 7636
+/// section 4.1); an S256 challenge is always 43.
+const S256_CHALLENGE_LEN: usize = 43;
+
+/// `GET` or `POST /api/v1/oauth/authorize`.
+pub fn authorize(host: &impl Host, req: &BrowserRequest) -> Response {
+    let Some(flow) = host.login_flow() else {
+        return page(
+            404,
+            "The authorization endpoint is off: the operator set no login app (oauth.login_url).",
+        );
+    };
+    let result = if let Some(verifier) = param(req, "login_verifier") {
+        after_login(host, req, &flow, verifier)
+    } else if let Some(verifier) = param(req, "consent_verifier") {
+        after_consent(host, req, &flow, verifier)
+    } else {
+        begin(host, req, &flow)
+    };
+    result.unwrap_or_else(|failure| match failure {
+        Failure::Page(status, message) => page(status, &message),
+        Failure::Client(request, error) => to_client(host, &request, Err(error)),
+    })
+}
+
+/// Why the endpoint cannot go on: a page of its own, or an error for the client.
+enum Failure {
+    Page(u16, String),
+    Client(Box<AuthRequest>, OAuthError),
+}
+
+impl From<OAuthError> for Failure {
+    fn from(e: OAuthError) -> Self {
+        Failure::Page(e.status, e.description)
+    }
+}
+
+fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Response, Failure> {
+    let client_id = param(req, "client_id")
+        .ok_or_else(|| Failure::Page(400, "The request names no client (client_id).".into()))?;
+    let unknown = || Failure::Page(400, "The client is not registered.".into());
+    let client = host.client(client_id).ok_or_else(unknown)?;
+    let registration = host.registration(client_id).ok_or_else(unknown)?;
+    let redirect_uri = match (param(req, "redirect_uri"), &registration.redirect_uris[..]) {
+        (Some(uri), registered) if registered.iter().any(|r| r == uri) => uri.to_owned(),
+        (None, [only]) => only.clone(),
+        (Some(_), _) => {
+            return Err(Failure::Page(
+                400,
+                "The redirect_uri is not one registered for this client.".into(),
+            ))
+        }
+        (None, _) => {
+            return Err(Failure::Page(
+                400,
+                "The request must name its redirect_uri (the client has several or none).".into(),
+            ))
+        }
+    };
+    let mut request = AuthRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        scope: Vec::new(),
+        state: param(req, "state").map(str::to_owned),
+        code_challenge: String::new(),
+        request_url: with_query(
+            &host.endpoint_url("authorize").unwrap_or_default(),
+            &req.params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    match check(&client, req) {
+        Ok((scope, challenge)) => {
+            request.scope = scope;
+            request.code_challenge = challenge;
+        }
+        Err(error) => return Err(Failure::Client(Box::new(request), error)),
+    }
+
+    let subject = remembered_subject(host, req)?;
+    let browser = new_secret(host);
+    let state = Flow {
+        request,
+        browser: hex_sha256(browser.as_bytes()),
+        handled: false,
+        login_skip: subject.is_some(),
+        login: subject.map(|subject| super::Login {
+            subject,
+            remember: false,
+            remember_for: 0,
+        }),
+        consent_skip: false,
+        consent: None,
+        rejected: None,
+    };
+    let challenge = new_secret(host);
+    put(host, Stage::LoginChallenge, &challenge, &state)?;
+    Ok(redirect(
+        with_query(&flow.login_url, &[("login_challenge", &challenge)]),
+        vec![cookie(
+            host,
+            BROWSER_COOKIE,
+            &browser,
+            super::FLOW_TTL_MS / 1000,
+        )],
+    ))
+}
+
+/// The request's checks once its client and redirect URI are known: the response type, the
+/// grant, PKCE (S256 only, as RFC 9700 section 2.1.1 advises) and the scope. The scope and
+/// the code challenge, or the error for the client.
+fn check(
+    client: &crate::Client,
+    req: &BrowserRequest,
+) -> Result<(Vec<String>, String), OAuthError> {
+    match param(req, "response_type") {
+        Some("code") => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                400,
+                "unsupported_response_type",
+                "response_type must be code",
+            ))
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "missing parameter response_type",
+            ))
+        }
+    }
+    if !client
+        .grant_types
+        .iter()
+        .any(|g| g == crate::token::AUTHORIZATION_CODE)
+    {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use the authorization_code grant",
+        ));
+    }
+    let challenge = param(req, "code_challenge")
+        .ok_or_else(|| OAuthError::invalid_request("PKCE is required: send code_challenge"))?;
+    if param(req, "code_challenge_method") != Some("S256") {
+        return Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        ));
+    }
+    let well_formed = challenge.len() == S256_CHALLENGE_LEN
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
+        return Err(OAuthError::invalid_request(
+            "code_challenge is not a base64url SHA-256 digest",
+        ));
+    }
+    let scope = crate::scope::grant(client, param(req, "scope"))?;
+    Ok((
+        scope.split(' ').map(str::to_owned).collect(),
+        challenge.to_owned(),
+    ))
+}
+
+/// The subject of the browser's remembered login, if it has one.
+fn remembered_subject(host: &impl Host, req: &BrowserRequest) -> Result<Option<String>, Failure> {
+    let Some(key) = cookie_value(req, SESSION_COOKIE).and_then(|s| secret_key(SESSION_PREFIX, s))
+    else {
+        return Ok(None);
+    };
+    let found = host.store_get(&key).map_err(|e| store_failure(host, e))?;
+    Ok(found.and_then(|bytes| String::from_utf8(bytes).ok()))
+}
+
+const SESSION_PREFIX: &str = "oauth:login_session:";
+
+/// The browser came back from the login app with its verifier: on to the consent app.
+fn after_login(
+    host: &impl Host,
+    req: &BrowserRequest,
+    flow: &LoginFlow,
+    verifier: &str,
+) -> Result<Response, Failure> {
+    let mut state = this_browsers(host, req, Stage::LoginVerifier, verifier)?;
+    if let Some((error, description)) = state.rejected.take() {
+        let request = state.request;
+        return Err(Failure::Client(
+            Box::new(request),
+            OAuthError::new(400, rejection_code(error), description),
+        ));
+    }
+    let Some(login) = &state.login else {
+        return Err(Failure::Page(400, "The login was not accepted.".into()));
+    };
+    let mut cookies = Vec::new();
+    if login.remember {
+        let session = new_secret(host);
+        let ttl = match login.remember_for {
+            0 => LONGEST_SESSION_S,
+            s => s.min(LONGEST_SESSION_S),
+        };
+        let key = secret_key(SESSION_PREFIX, &session).expect("our secrets are well formed");
+        host.store_set(&key, login.subject.as_bytes(), ttl * 1000)
+            .map_err(|e| store_failure(host, e))?;
+        cookies.push(cookie(host, SESSION_COOKIE, &session, ttl));
+    }
+    state.consent_skip = super::admin::remembered_consent(host, &state)?;
+    state.handled = false;
+    let challenge = new_secret(host);
+    put(host, Stage::ConsentChallenge, &challenge, &state)?;
+    Ok(redirect(
+        with_query(&flow.consent_url, &[("consent_challenge", &challenge)]),
+        cookies,
+    ))
+}
+
+/// The browser came back from the consent app with its verifier: the code, to the client.
+fn after_consent(
+    host: &impl Host,
+    req: &BrowserRequest,
+    flow: &LoginFlow,
+    verifier: &str,
+) -> Result<Response, Failure> {
+    let mut state = this_browsers(host, req, Stage::ConsentVerifier, verifier)?;
+    if let Some((error, description)) = state.rejected.take() {
+        return Err(Failure::Client(
+            Box::new(state.request),
+            OAuthError::new(400, rejection_code(error), description),
+        ));
+    }
+    let (Some(login), Some(consent)) = (&state.login, &state.consent) else {
+        return Err(Failure::Page(400, "The consent was not given.".into()));
+    };
+    if consent.remember {
+        super::admin::remember_consent(host, &login.subject, &state.request, consent)?;
+    }
+    let code = super::code::issue(host, &state, flow.authorization_code_ttl)?;
+    host.log(
+        Level::Info,
+        &format!(
+            "issued an authorization code to client {:?}",
+            state.request.client_id
+        ),
+    );
+    Ok(to_client(host, &state.request, Ok(&code)))
+}
+
+/// The flow a verifier names, taken (so used once), if this browser began it.
+fn this_browsers(
+    host: &impl Host,
+    req: &BrowserRequest,
+    stage: Stage,
+    verifier: &str,
+) -> Result<Flow, Failure> {
+    let state = find(host, stage, verifier, true)?.ok_or_else(|| {
+        Failure::Page(
+            400,
+            "This sign-in link is unknown, used or expired: start again from the app.".into(),
+        )
+    })?;
+    let ours = cookie_value(req, BROWSER_COOKIE).is_some_and(|c| {
+        crate::client_auth::constant_time_eq(
+            hex_sha256(c.as_bytes()).as_bytes(),
+            state.browser.as_bytes(),
+        )
+    });
+    if !ours {
+        return Err(Failure::Page(
+            403,
+            "This sign-in was started in another browser: start again from the app.".into(),
+        ));
+    }
+    Ok(state)
+}
+
+/// The redirect to the client: the code, or the error; with `state` and `iss` (RFC 9207).
+fn to_client(
+    host: &impl Host,
+    request: &AuthRequest,
+    result: Result<&str, OAuthError>,
+) -> Response {
+    let issuer = host.issuer();
+    let mut params: Vec<(&str, &str)> = Vec::new();
+    let error;
+    match &result {
+        Ok(code) => params.push(("code", code)),
+        Err(e) => {
+            error = e;
+            params.push(("error", error.error));
+            params.push(("error_description", &error.description));
+        }
+    }
+    if let Some(state) = &request.state {
+        params.push(("state", state));
+    }
+    params.push(("iss", &issuer));
+    redirect(with_query(&request.redirect_uri, &params), Vec::new())
+}
+
+/// A cookie for the authorization endpoint's path: not readable by scripts, sent on the
+/// top-level navigation back from the login app (`SameSite=Lax`), `Secure` on https.
+fn cookie(host: &impl Host, name: &str, value: &str, max_age_s: u64) -> String {
+    let secure = if host.issuer().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}")
+}
+
+fn cookie_value<'a>(req: &'a BrowserRequest, name: &str) -> Option<&'a str> {
+    req.cookies
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The error code of a rejection, if it is one of RFC 6749 section 4.1.2.1's; else
+/// `access_denied`.
+pub(super) fn rejection_code(error: String) -> &'static str {
+    const CODES: [&str; 7] = [
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    CODES
+        .into_iter()
+        .find(|c| *c == error)
+        .unwrap_or("access_denied")
+}
+
+/// The service's own page for an error it cannot send to the client.
+fn page(status: u16, message: &str) -> Response {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    Response {
+        status,
+        headers: vec![
+            ("Content-Type".into(), "text/html; charset=utf-8".into()),
+            ("Cache-Control".into(), "no-store".into()),
+        ],
+        body: format!(
+            "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>{escaped}</p>"
+        ),
+    }
+}

@@ -1,0 +1,132 @@
+//! The authorization code: issued at the end of the flow, redeemed once at the token
+//! endpoint (RFC 6749 section 4.1.3) with its PKCE verifier (RFC 7636 section 4.6).
+//!
+//! A code is taken from the store atomically, so of concurrent redemptions one succeeds.
+//! A redeemed code leaves a marker naming the token it bought: a replay is refused and
+//! revokes that token (section 4.1.2).
+
+use super::Flow;
+use crate::params::param;
+use crate::record::{new_secret, secret_key};
+use crate::response::{store_failure, OAuthError};
+use crate::token::{charge, issue_token, Grant};
+use crate::{Client, Host, Level, Request, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const CODE_PREFIX: &str = "oauth:code:";
+const REDEEMED_PREFIX: &str = "oauth:code_redeemed:";
+
+/// What a code stands for.
+#[derive(Serialize, Deserialize)]
+struct CodeRecord {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    subject: String,
+    /// Granted scopes, space-separated.
+    scope: String,
+    ext: Option<serde_json::Value>,
+}
+
+/// A new code for the flow's consented grant, valid `ttl_s` seconds.
+pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String, OAuthError> {
+    let (Some(login), Some(consent)) = (&flow.login, &flow.consent) else {
+        return Err(OAuthError::server_error(
+            "a code for a flow without consent",
+        ));
+    };
+    let record = CodeRecord {
+        client_id: flow.request.client_id.clone(),
+        redirect_uri: flow.request.redirect_uri.clone(),
+        code_challenge: flow.request.code_challenge.clone(),
+        subject: login.subject.clone(),
+        scope: consent.grant_scope.join(" "),
+        ext: consent.access_token.clone(),
+    };
+    let code = new_secret(host);
+    let key = secret_key(CODE_PREFIX, &code).expect("our secrets are well formed");
+    let value = serde_json::to_vec(&record).expect("codes serialize");
+    match host.store_insert(&key, &value, ttl_s * 1000) {
+        Ok(true) => Ok(code),
+        Ok(false) => Err(OAuthError::server_error("a new code collided")),
+        Err(e) => Err(store_failure(host, e)),
+    }
+}
+
+/// `grant_type=authorization_code`: the code, taken once, for an access token.
+pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
+    let code =
+        param(req, "code").ok_or_else(|| OAuthError::invalid_request("missing parameter code"))?;
+    let verifier = param(req, "code_verifier")
+        .ok_or_else(|| OAuthError::invalid_request("missing parameter code_verifier"))?;
+    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or used");
+    let key = secret_key(CODE_PREFIX, code).ok_or_else(invalid)?;
+    let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
+    let Some(bytes) = taken else {
+        revoke_replayed(host, code)?;
+        return Err(invalid());
+    };
+    let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if record.client_id != client.client_id {
+        return Err(invalid());
+    }
+    if param(req, "redirect_uri") != Some(record.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    if !pkce_matches(verifier, &record.code_challenge) {
+        return Err(OAuthError::invalid_grant(
+            "the code_verifier does not match",
+        ));
+    }
+    charge(host, client)?;
+    let grant = Grant {
+        user_id: record.subject,
+        scope: record.scope,
+        ext: record.ext,
+    };
+    let (token_key, response) = issue_token(host, client, grant, &req.client_ip)?;
+    // The token's lifetime: as long as a replay could still revoke something.
+    let marker = secret_key(REDEEMED_PREFIX, code).expect("checked above");
+    host.store_set(
+        &marker,
+        token_key.as_bytes(),
+        client.access_token_ttl * 1000,
+    )
+    .map_err(|e| store_failure(host, e))?;
+    Ok(response)
+}
+
+/// A code presented again: revokes the token it bought.
+fn revoke_replayed(host: &impl Host, code: &str) -> Result<(), OAuthError> {
+    let Some(marker) = secret_key(REDEEMED_PREFIX, code) else {
+        return Ok(());
+    };
+    let found = host
+        .store_take(&marker)
+        .map_err(|e| store_failure(host, e))?;
+    if let Some(token_key) = found.and_then(|k| String::from_utf8(k).ok()) {
+        host.store_delete(&token_key)
+            .map_err(|e| store_failure(host, e))?;
+        host.log(
+            Level::Warn,
+            "an authorization code was presented again; the token issued for it is revoked",
+        );
+    }
+    Ok(())
+}
+
+/// RFC 7636 section 4.6: `BASE64URL(SHA256(verifier)) == challenge`, the verifier 43 to
+/// 128 unreserved characters.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let computed =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
+    well_formed && crate::client_auth::constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}

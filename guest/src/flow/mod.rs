@@ -1,0 +1,168 @@
+//! The authorization code flow (RFC 6749 section 4.1, PKCE of RFC 7636, the `iss` of RFC
+//! 9207), with sign-in and consent delegated to the operator's app over Ory Hydra v2's login
+//! and consent API.
+//!
+//! A flow moves through secrets the service hands out: a login challenge (to the login
+//! app), a login verifier (back through the browser), a consent challenge and verifier, and
+//! the code. Each is 256 random bits; the store keeps the flow under the SHA-256 of the
+//! current one, never the secret itself. Verifiers and codes are taken atomically, so each
+//! is used once. The browser that began a flow gets a cookie whose digest the flow keeps: a
+//! verifier brought back by another browser is refused.
+//!
+//! - [`authorize`]: the authorization endpoint, where the flow begins and where the browser
+//!   returns with each verifier;
+//! - [`admin`]: the login and consent requests, and their acceptance or rejection;
+//! - [`code`]: the code's redemption at the token endpoint.
+
+pub mod admin;
+pub mod authorize;
+pub mod code;
+
+use crate::record::secret_key;
+use crate::response::{store_failure, OAuthError};
+use crate::{Host, Response};
+use serde::{Deserialize, Serialize};
+
+/// How long a challenge and its verifier stay valid: 10 minutes, as Hydra's default.
+const FLOW_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// What a browser asked for at the authorization endpoint, checked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AuthRequest {
+    client_id: String,
+    redirect_uri: String,
+    /// Requested scopes, checked against the client's.
+    scope: Vec<String>,
+    state: Option<String>,
+    code_challenge: String,
+    /// The authorization URL as the browser sent it, for the login app.
+    request_url: String,
+}
+
+/// A flow's state, stored under the digest of its current challenge or verifier.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Flow {
+    request: AuthRequest,
+    /// Hex SHA-256 of the cookie that binds the flow to its browser.
+    browser: String,
+    /// The login request was answered already (a second answer is 410).
+    handled: bool,
+    /// The browser had a remembered login: the login app may skip asking.
+    login_skip: bool,
+    /// Who signed in, once the login app said so.
+    login: Option<Login>,
+    /// The subject had consented to these scopes for this client before.
+    consent_skip: bool,
+    consent: Option<Consent>,
+    /// The login or consent app refused: `(error, error_description)` for the client.
+    rejected: Option<(String, String)>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Login {
+    subject: String,
+    remember: bool,
+    /// Seconds; 0 for as long as the service keeps sessions.
+    remember_for: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Consent {
+    grant_scope: Vec<String>,
+    remember: bool,
+    remember_for: u64,
+    /// Claims for the access token (Hydra's `session.access_token`).
+    access_token: Option<serde_json::Value>,
+}
+
+/// The stages a flow's secrets name, and their key prefixes.
+#[derive(Clone, Copy)]
+enum Stage {
+    LoginChallenge,
+    LoginVerifier,
+    ConsentChallenge,
+    ConsentVerifier,
+}
+
+impl Stage {
+    fn prefix(self) -> &'static str {
+        match self {
+            Stage::LoginChallenge => "oauth:login_challenge:",
+            Stage::LoginVerifier => "oauth:login_verifier:",
+            Stage::ConsentChallenge => "oauth:consent_challenge:",
+            Stage::ConsentVerifier => "oauth:consent_verifier:",
+        }
+    }
+}
+
+/// Stores `flow` under `secret` at `stage`, for the flow's lifetime.
+fn put(host: &impl Host, stage: Stage, secret: &str, flow: &Flow) -> Result<(), OAuthError> {
+    let key = secret_key(stage.prefix(), secret).expect("our secrets are well formed");
+    let value = serde_json::to_vec(flow).expect("flows serialize");
+    host.store_set(&key, &value, FLOW_TTL_MS)
+        .map_err(|e| store_failure(host, e))
+}
+
+/// The flow at `secret`, read (`take: false`) or taken once (`take: true`); none when the
+/// secret is unknown, expired or used.
+fn find(
+    host: &impl Host,
+    stage: Stage,
+    secret: &str,
+    take: bool,
+) -> Result<Option<Flow>, OAuthError> {
+    let Some(key) = secret_key(stage.prefix(), secret) else {
+        return Ok(None);
+    };
+    let found = match take {
+        true => host.store_take(&key),
+        false => host.store_get(&key),
+    };
+    let found = found.map_err(|e| store_failure(host, e))?;
+    Ok(found.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+/// `url` with `params` appended to its query, form-encoded.
+fn with_query(url: &str, params: &[(&str, &str)]) -> String {
+    let mut out = url.to_owned();
+    let mut separator = if url.contains('?') { '&' } else { '?' };
+    for (name, value) in params {
+        out.push(separator);
+        out.push_str(&encode(name));
+        out.push('=');
+        out.push_str(&encode(value));
+        separator = '&';
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` encoding of one component.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A redirect (302) to `location`, no cache may keep.
+fn redirect(location: String, cookies: Vec<String>) -> Response {
+    let mut headers = vec![
+        ("Location".into(), location),
+        ("Cache-Control".into(), "no-store".into()),
+    ];
+    headers.extend(cookies.into_iter().map(|c| ("Set-Cookie".into(), c)));
+    Response {
+        status: 302,
+        headers,
+        body: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
