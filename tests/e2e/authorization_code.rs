@@ -1,0 +1,262 @@
+//! The authorization code flow over real HTTP: a browser's requests to the authorization
+//! endpoint (cookies kept by hand, redirects read, not followed), a login app's calls to the
+//! admin API on its own listener, and the client at the token endpoint.
+
+use crate::harness::*;
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const WEB_ID: &str = "web";
+const WEB_SECRET: &str = "web-secret-0123456789";
+const WEB_REDIRECT: &str = "https://app.example/callback";
+const ADMIN_KEY: &str = "admin-key-0123456789-0123456789-0123";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A host with a login app configured, the web client, and an admin API key.
+fn flow_host() -> (Host, String) {
+    let text = config(&default_guest(), "")
+        .replace(
+            "  issuer: http://issuer.test\n",
+            "  issuer: http://issuer.test\n  login_url: http://127.0.0.1:1/login\n  consent_url: http://127.0.0.1:1/consent\n",
+        )
+        .replace(
+            "log:\n",
+            &format!(
+                "    - client_id: {WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, write]\n      grant_types: [authorization_code]\n      redirect_uris: [{WEB_REDIRECT}]\n      client_name: Web app\nadmin:\n  port: 0\n  api_key: {ADMIN_KEY}\nlog:\n"
+            ),
+        );
+    let host = Host::with_config(&text);
+    let line = host.wait_for_log("admin API listening", Duration::from_secs(10));
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let admin = format!("http://{}", line["addr"].as_str().unwrap());
+    (host, admin)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of query parameter `name` in `url`.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    parsed
+        .query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A browser: the cookies the service set, sent back on each request. The issuer's name
+/// (`http://issuer.test`) stands for the host's address, as DNS would make it.
+struct Browser {
+    base: String,
+    cookies: Vec<String>,
+}
+
+impl Browser {
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let url = url.replace("http://issuer.test", &self.base);
+        let mut request = http().get(url);
+        if !self.cookies.is_empty() {
+            request = request.header(COOKIE, self.cookies.join("; "));
+        }
+        let response = request.send().await.unwrap();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let pair = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let name = pair.split('=').next().unwrap().to_owned();
+            self.cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            self.cookies.push(pair);
+        }
+        response
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    assert_eq!(response.status(), 302);
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+async fn admin_put(admin: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = http()
+        .put(format!("{admin}{path}"))
+        .header(AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Runs the flow as `alice`, consenting to `read`: the code.
+async fn code_for_alice(host: &Host, admin: &str) -> String {
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
+    let mut browser = Browser {
+        base: host.base.clone(),
+        cookies: Vec::new(),
+    };
+    let start = reqwest::Url::parse_with_params(
+        &host.url("/api/v1/oauth/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", WEB_ID),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "read"),
+            ("state", "s1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let to_login = location(&browser.get(start.as_str()).await);
+    assert!(
+        to_login.starts_with("http://127.0.0.1:1/login?login_challenge="),
+        "{to_login}"
+    );
+    let login_challenge = query_param(&to_login, "login_challenge").unwrap();
+
+    let request: serde_json::Value = http()
+        .get(format!(
+            "{admin}/admin/oauth2/auth/requests/login?login_challenge={login_challenge}"
+        ))
+        .header(AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["client"]["client_name"], "Web app");
+    assert_eq!(request["requested_scope"], serde_json::json!(["read"]));
+
+    let accepted = admin_put(
+        admin,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={login_challenge}"),
+        serde_json::json!({ "subject": "alice" }),
+    )
+    .await;
+    let to_consent = location(&browser.get(accepted["redirect_to"].as_str().unwrap()).await);
+    let consent_challenge = query_param(&to_consent, "consent_challenge").unwrap();
+    let accepted = admin_put(
+        admin,
+        &format!(
+            "/admin/oauth2/auth/requests/consent/accept?consent_challenge={consent_challenge}"
+        ),
+        serde_json::json!({ "grant_scope": ["read"] }),
+    )
+    .await;
+    let back = location(&browser.get(accepted["redirect_to"].as_str().unwrap()).await);
+    assert!(back.starts_with(WEB_REDIRECT), "{back}");
+    assert_eq!(query_param(&back, "state").as_deref(), Some("s1"));
+    assert_eq!(
+        query_param(&back, "iss").as_deref(),
+        Some("http://issuer.test")
+    );
+    query_param(&back, "code").unwrap()
+}
+
+async fn redeem(host: &Host, code: &str) -> Reply {
+    host.post(
+        "/api/v1/oauth/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        Some((WEB_ID, WEB_SECRET)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_user_signs_in_through_the_login_app_and_the_client_gets_a_token() {
+    let (host, admin) = flow_host();
+    let code = code_for_alice(&host, &admin).await;
+    let reply = redeem(&host, &code).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let seen = host.introspect(&token).await;
+    assert_eq!(seen["sub"], "alice");
+    assert_eq!(seen["client_id"], WEB_ID);
+    assert_eq!(seen["scope"], "read");
+    redeem(&host, &code)
+        .await
+        .assert_error(400, "invalid_grant");
+
+    let metadata = host
+        .get("/.well-known/oauth-authorization-server")
+        .await
+        .json();
+    assert_eq!(
+        metadata["authorization_endpoint"],
+        "http://issuer.test/api/v1/oauth/authorize"
+    );
+    assert_eq!(
+        metadata["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+}
+
+#[tokio::test]
+async fn of_eight_concurrent_redemptions_of_a_code_one_succeeds() {
+    let (host, admin) = flow_host();
+    let code = code_for_alice(&host, &admin).await;
+    let attempts = (0..8).map(|_| redeem(&host, &code));
+    let replies = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_key_and_is_never_on_the_public_port() {
+    let (host, admin) = flow_host();
+    let path = "/admin/oauth2/auth/requests/login?login_challenge=x";
+    let without = http().get(format!("{admin}{path}")).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    let wrong = http()
+        .get(format!("{admin}{path}"))
+        .header(AUTHORIZATION, "Bearer not-the-key-0123456789-0123456789-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let unknown = http()
+        .get(format!("{admin}{path}"))
+        .header(AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404, "an unknown challenge");
+    assert_eq!(host.get(path).await.status, 404, "not on the public port");
+    let on_admin = http()
+        .get(format!("{admin}/api/v1/oauth/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_admin.status(),
+        404,
+        "the public routes are not on the admin port"
+    );
+}
