@@ -13,11 +13,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// Whether `req` carries the admin API key (`Authorization: Bearer`), when one is set; else
-/// the 401 to answer. The key is compared as a SHA-256 digest, in constant time.
-pub(super) fn admin_authorized(app: &App, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+/// Whether `req` carries the admin API key (`Authorization: Bearer`), when one is set. The
+/// key is compared as a SHA-256 digest, in constant time.
+pub(super) fn admin_authorized(app: &App, req: &Request<Incoming>) -> bool {
     let Some(expected) = &app.admin_api_key_sha256 else {
-        return Ok(());
+        return true;
     };
     let presented = req
         .headers()
@@ -25,9 +25,11 @@ pub(super) fn admin_authorized(app: &App, req: &Request<Incoming>) -> Result<(),
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|key| Sha256::digest(key.trim().as_bytes()));
-    if presented.is_some_and(|digest| bool::from(digest.as_slice().ct_eq(expected))) {
-        return Ok(());
-    }
+    presented.is_some_and(|digest| bool::from(digest.as_slice().ct_eq(expected)))
+}
+
+/// The answer to an admin request without the key.
+pub(super) fn unauthorized() -> Response<Body> {
     let mut response = json_response(
         StatusCode::UNAUTHORIZED,
         &json!({
@@ -38,7 +40,7 @@ pub(super) fn admin_authorized(app: &App, req: &Request<Incoming>) -> Result<(),
     response
         .headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(response)
+    response
 }
 
 /// `GET` or `POST /api/v1/oauth/authorize`: the parameters from the query string (or from a

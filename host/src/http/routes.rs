@@ -102,7 +102,13 @@ impl Route {
         }
     }
 
-    /// The methods the route answers (a GET route answers HEAD too).
+    /// Whether the route answers `method` (a GET route answers HEAD too).
+    fn allows(self, method: &Method) -> bool {
+        let methods = self.methods();
+        methods.contains(method) || (method == Method::HEAD && methods.contains(&Method::GET))
+    }
+
+    /// The methods the route answers.
     fn methods(self) -> &'static [Method] {
         match self {
             Route::Guest(export) => export.methods(),
@@ -235,9 +241,7 @@ async fn respond(
             )
         }
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
-        _ if !route.methods().contains(method)
-            && !(method == Method::HEAD && route.methods().contains(&Method::GET)) =>
-        {
+        _ if !route.allows(method) => {
             let mut allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
             if allow.contains(&"GET") {
                 allow.insert(1, "HEAD");
@@ -253,10 +257,8 @@ async fn respond(
             }
             response
         }
-        Route::Admin(call) => match browser::admin_authorized(app, &req) {
-            Ok(()) => browser::admin_call(app, call, peer, req, facts).await,
-            Err(response) => response,
-        },
+        Route::Admin(_) if !browser::admin_authorized(app, &req) => browser::unauthorized(),
+        Route::Admin(call) => browser::admin_call(app, call, peer, req, facts).await,
         Route::Guest(Export::Authorize) => browser::authorize_call(app, peer, req, facts).await,
         Route::Guest(Export::Introspect)
             if app.introspect_requires_client_cert && !peer.client_cert =>
