@@ -47,9 +47,10 @@ run: guests py-venv
 	@$(PY_VENV)/bin/python examples/login-consent/app.py & app=$$!; trap "kill $$app" EXIT; \
 		cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
-# The endpoint suite runs against each store; the rest of e2e once.
+# The endpoint suite and the authorization code flow run against each store; the rest of
+# e2e once.
 GUEST_SUITE := endpoints::
-ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched
+ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched authorization_code::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host
