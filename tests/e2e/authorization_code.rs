@@ -194,6 +194,17 @@ async fn a_user_signs_in_through_the_login_app_and_the_client_gets_a_token() {
     redeem(&host, &code)
         .await
         .assert_error(400, "invalid_grant");
+    // The Go guide's token counters count tokens, not the flow's challenges and codes.
+    let metrics = host.get("/metrics").await.body;
+    assert_eq!(
+        metric(&metrics, "tokenginx_token_created_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&metrics, "tokenginx_token_revoked_total", &[]),
+        Some(1.0),
+        "the replay"
+    );
 
     let metadata = host
         .get("/.well-known/oauth-authorization-server")

@@ -91,13 +91,34 @@ async fn timed<T>(
 }
 
 /// The Go guide's token counters a store operation feeds, by the operation's name: `set` and
-/// `insert` create tokens, `get` and `get_many` retrieve them, `delete` revokes them.
+/// `insert` create tokens, `get` and `get_many` retrieve them, `delete` revokes them. Only
+/// operations on access tokens count (see [`TokenKeys`]): not a flow's challenges or codes.
 fn token_counter<'m>(metrics: &'m Metrics, operation: &str) -> Option<&'m IntCounter> {
     match operation {
         "set" | "insert" => Some(&metrics.token_created),
         "get" | "get_many" => Some(&metrics.token_retrieved),
         "delete" => Some(&metrics.token_revoked),
         _ => None,
+    }
+}
+
+/// Whether a store operation's key (or keys) are access tokens': the Go guide's key family
+/// `oauth:access_token:`, which a guest keeps to for its tokens to be counted.
+trait TokenKeys {
+    fn are_tokens(&self) -> bool;
+}
+
+const ACCESS_TOKEN_PREFIX: &str = "oauth:access_token:";
+
+impl TokenKeys for String {
+    fn are_tokens(&self) -> bool {
+        self.starts_with(ACCESS_TOKEN_PREFIX)
+    }
+}
+
+impl TokenKeys for Vec<String> {
+    fn are_tokens(&self) -> bool {
+        !self.is_empty() && self.iter().all(String::are_tokens)
     }
 }
 
@@ -133,9 +154,9 @@ impl<T> Tally for Vec<Option<T>> {
 
 /// The guest's `store` imports, one for each of [`crate::store::store_operations`]: each
 /// calls the store's method of the same name through [`timed`], then feeds the token
-/// counters.
+/// counters. Every operation's first argument is its key or keys.
 macro_rules! store_imports {
-    ($( $(#[$doc:meta])* fn $op:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+    ($( $(#[$doc:meta])* fn $op:ident($key:ident: $kty:ty $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
         // Each method clones the `Arc` first: a future holding `&self` across an await would
         // not be `Send`, as the WASI context inside the instance state is not `Sync`.
         impl store::Host for InstanceState {
@@ -151,14 +172,16 @@ macro_rules! store_imports {
             }
 
             $(
-                async fn $op(&mut self, $($arg: $ty),*) -> StoreResult<$ret> {
+                async fn $op(&mut self, $key: $kty $(, $arg: $ty)*) -> StoreResult<$ret> {
                     let services = self.services.clone();
                     let operation = stringify!($op);
-                    let call = services.store.$op($($arg),*);
+                    let tokens = $key.are_tokens();
+                    let call = services.store.$op($key $(, $arg)*);
                     let result = timed(&services.metrics, self.store_deadline, operation, call)
                         .await?;
-                    if let Some(counter) = token_counter(&services.metrics, operation) {
-                        counter.inc_by(result.tally());
+                    match token_counter(&services.metrics, operation) {
+                        Some(counter) if tokens => counter.inc_by(result.tally()),
+                        _ => {}
                     }
                     Ok(result)
                 }
