@@ -117,4 +117,6 @@ pub trait Host {
     fn endpoint_url(&self, name: &str) -> Option<String>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);
+    /// Counts a step of the authorization code flow (`caller.outcome`).
+    fn outcome(&self, event: &str, result: &str);
 }

@@ -55,6 +55,8 @@ pub struct TestHost {
     budget: Cell<Option<u32>>,
     /// The client the logic last said a request authenticated as.
     authenticated: RefCell<Option<String>>,
+    /// The flow's outcomes the logic reported, as `event:result`.
+    outcomes: RefCell<Vec<String>>,
 }
 
 impl TestHost {
@@ -76,6 +78,7 @@ impl TestHost {
             ]),
             budget: Cell::new(None),
             authenticated: RefCell::default(),
+            outcomes: RefCell::default(),
         }
     }
 
@@ -96,6 +99,10 @@ impl TestHost {
     /// The next two draws of randomness return the same bytes.
     pub fn repeat_randomness_once(&self) {
         self.repeat_next.set(true);
+    }
+    /// The flow's outcomes reported so far, as `event:result`.
+    pub fn outcomes(&self) -> Vec<String> {
+        self.outcomes.borrow().clone()
     }
     /// The client the logic said the last request authenticated as, forgotten once read.
     pub fn take_authenticated(&self) -> Option<String> {
@@ -245,6 +252,9 @@ impl Host for TestHost {
     }
     fn authenticated(&self, client_id: &str) {
         *self.authenticated.borrow_mut() = Some(client_id.into());
+    }
+    fn outcome(&self, event: &str, result: &str) {
+        self.outcomes.borrow_mut().push(format!("{event}:{result}"));
     }
 }
 

@@ -87,6 +87,9 @@ impl crate::Host for Imports {
     fn authenticated(&self, client_id: &str) {
         caller::authenticated(client_id)
     }
+    fn outcome(&self, event: &str, result: &str) {
+        caller::outcome(event, result)
+    }
 }
 
 impl From<store::StoreError> for crate::StoreError {

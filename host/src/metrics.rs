@@ -46,7 +46,17 @@ pub struct Metrics {
     pub guest_info: IntGaugeVec,
     /// Guest reloads by result (`ok`, `refused`, `rolled_back`).
     pub guest_reloads: IntCounterVec,
+    /// Authorization code flows begun, and ended by result (`code`, `access_denied`,
+    /// `error`), as the guest reports them.
+    pub authorizations_started: IntCounter,
+    pub authorizations_ended: IntCounterVec,
+    /// Code redemptions by result (`ok`, `invalid_grant`, `replayed`).
+    pub code_redemptions: IntCounterVec,
 }
+
+/// The results the flow's counters take; anything else a guest reports is not counted.
+pub const AUTHORIZATION_RESULTS: [&str; 3] = ["code", "access_denied", "error"];
+pub const REDEMPTION_RESULTS: [&str; 3] = ["ok", "invalid_grant", "replayed"];
 
 fn counter(name: &str, help: &str) -> IntCounter {
     IntCounter::new(name, help).expect("a valid metric")
@@ -169,8 +179,22 @@ impl Metrics {
                 "Guest reloads, by result (ok, refused, rolled_back).",
                 &["result"],
             ),
+            authorizations_started: counter(
+                "tokenginx_authorizations_started_total",
+                "Authorization code flows begun at the authorization endpoint.",
+            ),
+            authorizations_ended: counters(
+                "tokenginx_authorizations_ended_total",
+                "Authorization code flows ended, by result (code, access_denied, error).",
+                &["result"],
+            ),
+            code_redemptions: counters(
+                "tokenginx_code_redemptions_total",
+                "Authorization code redemptions, by result (ok, invalid_grant, replayed).",
+                &["result"],
+            ),
         };
-        let collectors: [Box<dyn Collector>; 18] = [
+        let collectors: [Box<dyn Collector>; 21] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
@@ -189,6 +213,9 @@ impl Metrics {
             Box::new(metrics.instances_limit.clone()),
             Box::new(metrics.guest_info.clone()),
             Box::new(metrics.guest_reloads.clone()),
+            Box::new(metrics.authorizations_started.clone()),
+            Box::new(metrics.authorizations_ended.clone()),
+            Box::new(metrics.code_redemptions.clone()),
         ];
         for collector in collectors {
             metrics
@@ -202,6 +229,12 @@ impl Metrics {
         }
         for result in ["ok", "refused", "rolled_back"] {
             metrics.guest_reloads.with_label_values(&[result]);
+        }
+        for result in AUTHORIZATION_RESULTS {
+            metrics.authorizations_ended.with_label_values(&[result]);
+        }
+        for result in REDEMPTION_RESULTS {
+            metrics.code_redemptions.with_label_values(&[result]);
         }
         metrics
     }

@@ -205,6 +205,29 @@ async fn a_user_signs_in_through_the_login_app_and_the_client_gets_a_token() {
         Some(1.0),
         "the replay"
     );
+    let count = |name: &str, labels: &[(&str, &str)]| metric(&metrics, name, labels);
+    assert_eq!(
+        count("tokenginx_authorizations_started_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count(
+            "tokenginx_authorizations_ended_total",
+            &[("result", "code")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        count("tokenginx_code_redemptions_total", &[("result", "ok")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count(
+            "tokenginx_code_redemptions_total",
+            &[("result", "replayed")]
+        ),
+        Some(1.0)
+    );
 
     let metadata = host
         .get("/.well-known/oauth-authorization-server")

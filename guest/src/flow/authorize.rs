@@ -33,10 +33,14 @@ pub fn authorize(host: &impl Host, req: &BrowserRequest) -> Response {
     } else if let Some(verifier) = param(req, "consent_verifier") {
         after_consent(host, req, &flow, verifier)
     } else {
+        host.outcome("authorization-started", "");
         begin(host, req, &flow)
     };
     result.unwrap_or_else(|failure| match failure {
-        Failure::Page(status, message) => page(status, &message),
+        Failure::Page(status, message) => {
+            host.outcome("authorization-ended", "error");
+            page(status, &message)
+        }
         Failure::Client(request, error) => to_client(host, &request, Err(error)),
     })
 }
@@ -297,6 +301,12 @@ fn to_client(
     request: &AuthRequest,
     result: Result<&str, OAuthError>,
 ) -> Response {
+    let result_name = match &result {
+        Ok(_) => "code",
+        Err(e) if e.error == "access_denied" => "access_denied",
+        Err(_) => "error",
+    };
+    host.outcome("authorization-ended", result_name);
     let issuer = host.issuer();
     let mut params: Vec<(&str, &str)> = Vec::new();
     let error;

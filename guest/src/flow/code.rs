@@ -65,10 +65,40 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     let key = secret_key(CODE_PREFIX, code).ok_or_else(invalid)?;
     let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = taken else {
-        revoke_replayed(host, code)?;
+        let replayed = revoke_replayed(host, code)?;
+        host.outcome(
+            "code-redeemed",
+            if replayed {
+                "replayed"
+            } else {
+                "invalid_grant"
+            },
+        );
         return Err(invalid());
     };
-    let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let redeemed = redeem_record(host, client, req, &bytes, code, verifier);
+    host.outcome(
+        "code-redeemed",
+        match &redeemed {
+            Ok(_) => "ok",
+            Err(e) if e.error == "invalid_grant" => "invalid_grant",
+            Err(_) => "error",
+        },
+    );
+    redeemed
+}
+
+/// Checks a taken code's record against the request and issues the token.
+fn redeem_record(
+    host: &impl Host,
+    client: &Client,
+    req: &Request,
+    bytes: &[u8],
+    code: &str,
+    verifier: &str,
+) -> Result<Response, OAuthError> {
+    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or used");
+    let record: CodeRecord = serde_json::from_slice(bytes).map_err(|_| invalid())?;
     if record.client_id != client.client_id {
         return Err(invalid());
     }
@@ -100,10 +130,10 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     Ok(response)
 }
 
-/// A code presented again: revokes the token it bought.
-fn revoke_replayed(host: &impl Host, code: &str) -> Result<(), OAuthError> {
+/// A code presented again: revokes the token it bought. Whether it was one.
+fn revoke_replayed(host: &impl Host, code: &str) -> Result<bool, OAuthError> {
     let Some(marker) = secret_key(REDEEMED_PREFIX, code) else {
-        return Ok(());
+        return Ok(false);
     };
     let found = host
         .store_take(&marker)
@@ -115,8 +145,9 @@ fn revoke_replayed(host: &impl Host, code: &str) -> Result<(), OAuthError> {
             Level::Warn,
             "an authorization code was presented again; the token issued for it is revoked",
         );
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// RFC 7636 section 4.6: `BASE64URL(SHA256(verifier)) == challenge`, the verifier 43 to

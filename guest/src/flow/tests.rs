@@ -234,6 +234,15 @@ fn a_user_signs_in_consents_and_the_client_redeems_the_code_once() {
         &form(&[("token", &access_token)], Some(basic(WEB_ID, WEB_SECRET))),
     );
     assert_eq!(body(&seen)["active"], false);
+    assert_eq!(
+        host.outcomes(),
+        [
+            "authorization-started:",
+            "authorization-ended:code",
+            "code-redeemed:ok",
+            "code-redeemed:replayed"
+        ]
+    );
 }
 
 #[test]
@@ -393,4 +402,89 @@ fn requests_that_cannot_be_trusted_get_a_page_and_the_rest_go_back_with_an_error
         assert_eq!(param(&back, "error").as_deref(), Some(error), "{back}");
         assert_eq!(param(&back, "state").as_deref(), Some("s1"));
     }
+}
+
+#[test]
+fn a_remembered_login_and_consent_are_skipped_next_time() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let accepted = call(
+        &host,
+        "login-accept",
+        &[("login_challenge", &challenge)],
+        r#"{"subject":"alice","remember":true,"remember_for":3600}"#,
+    );
+    let to_consent =
+        location(&browser.follow(&host, body(&accepted)["redirect_to"].as_str().unwrap()));
+    let consent_challenge = param(&to_consent, "consent_challenge").unwrap();
+    let first = call(
+        &host,
+        "consent-request",
+        &[("consent_challenge", &consent_challenge)],
+        "",
+    );
+    assert_eq!(body(&first)["skip"], false);
+    let accepted = call(
+        &host,
+        "consent-accept",
+        &[("consent_challenge", &consent_challenge)],
+        r#"{"grant_scope":["read","write"],"remember":true,"remember_for":3600}"#,
+    );
+    location(&browser.follow(&host, body(&accepted)["redirect_to"].as_str().unwrap()));
+
+    // The same browser again: the login app is told who, and that it may skip asking.
+    let again = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let login = body(&call(
+        &host,
+        "login-request",
+        &[("login_challenge", &again)],
+        "",
+    ));
+    assert_eq!(
+        (login["skip"].clone(), login["subject"].clone()),
+        (true.into(), "alice".into())
+    );
+    let other = call(
+        &host,
+        "login-accept",
+        &[("login_challenge", &again)],
+        r#"{"subject":"mallory"}"#,
+    );
+    assert_eq!(
+        other.status, 400,
+        "a remembered login is accepted for its own subject only"
+    );
+    let accepted = call(
+        &host,
+        "login-accept",
+        &[("login_challenge", &again)],
+        r#"{"subject":"alice"}"#,
+    );
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    let to_consent =
+        location(&browser.follow(&host, body(&accepted)["redirect_to"].as_str().unwrap()));
+    let consent_challenge = param(&to_consent, "consent_challenge").unwrap();
+    let consent = call(
+        &host,
+        "consent-request",
+        &[("consent_challenge", &consent_challenge)],
+        "",
+    );
+    assert_eq!(
+        body(&consent)["skip"],
+        true,
+        "read and write were consented to before"
+    );
+
+    // Another browser has no remembered login.
+    let mut fresh = Browser::default();
+    let challenge = start(&mut fresh, &host, WEB_ID, WEB_REDIRECT);
+    let login = body(&call(
+        &host,
+        "login-request",
+        &[("login_challenge", &challenge)],
+        "",
+    ));
+    assert_eq!(login["skip"], false);
 }

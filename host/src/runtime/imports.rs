@@ -323,6 +323,22 @@ impl caller::Host for InstanceState {
             self.authenticated = Some(client_id);
         }
     }
+
+    fn outcome(&mut self, event: String, status: String) {
+        use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS};
+        let metrics = &self.services.metrics;
+        match event.as_str() {
+            "authorization-started" => metrics.authorizations_started.inc(),
+            "authorization-ended" if AUTHORIZATION_RESULTS.contains(&status.as_str()) => metrics
+                .authorizations_ended
+                .with_label_values(&[&status])
+                .inc(),
+            "code-redeemed" if REDEMPTION_RESULTS.contains(&status.as_str()) => {
+                metrics.code_redemptions.with_label_values(&[&status]).inc()
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
