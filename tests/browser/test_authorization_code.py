@@ -1,7 +1,8 @@
 """The authorization code flow as a person goes through it: a real Chromium (headless,
 driven by Selenium) signs in and consents on the example login app, which talks to the
 service's admin API through Ory's own SDK for Hydra; the client side is authlib's OAuth 2
-client with PKCE.
+client with PKCE. Each test runs on the embedded store and on a three-master Redis Cluster
+started on loopback.
 
 Run by `make test` (which installs Chromium, its driver and the pinned packages):
 
@@ -75,18 +76,58 @@ class Callback(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """The service (embedded store, default guest), the login app, and the client's
-    callback, each on a loopback port."""
+def start_cluster(work: pathlib.Path) -> tuple:
+    """Three Redis Cluster masters on loopback, their slots assigned: the processes and the
+    `tokenginx` section that reaches them."""
+    ports = [free_port() for _ in range(3)]
+    nodes = []
+    for port in ports:
+        node_dir = work / f"redis-{port}"
+        node_dir.mkdir()
+        nodes.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--dir", str(node_dir)],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    for port, node in zip(ports, nodes):
+        wait_for_port(port, node)
+    addrs = [f"127.0.0.1:{p}" for p in ports]
+    subprocess.run(
+        ["redis-cli", "--cluster", "create", *addrs, "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + WAIT_S
+    while not all(
+        "cluster_state:ok"
+        in subprocess.run(["redis-cli", "-p", str(p), "cluster", "info"],
+                          capture_output=True, text=True).stdout
+        for p in ports
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cluster did not become ready")
+        time.sleep(0.1)
+    return nodes, ports, f"tokenginx:\n  mode: cluster\n  addrs: [{', '.join(addrs)}]\n"
+
+
+@pytest.fixture(scope="module", params=["memory", "cluster"])
+def service(request, tmp_path_factory):
+    """The service (default guest; the embedded store or a Redis Cluster), the login app,
+    and the client's callback, each on a loopback port."""
     work = tmp_path_factory.mktemp("browser")
+    nodes, ports, store = [], [], ""
+    if request.param == "cluster":
+        nodes, ports, store = start_cluster(work)
     port, admin_port, login_port = free_port(), free_port(), free_port()
     callback = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
     threading.Thread(target=callback.serve_forever, daemon=True).start()
     redirect_uri = f"http://127.0.0.1:{callback.server_address[1]}/cb"
     issuer = f"http://127.0.0.1:{port}"
     (work / "config.yaml").write_text(
-        f"""server:
+        f"""{store}server:
   port: {port}
 guest:
   path: {GUEST}
@@ -120,9 +161,14 @@ log:
     try:
         wait_for_port(port, host)
         wait_for_port(login_port, login)
-        yield {"issuer": issuer, "redirect_uri": redirect_uri, "log": work / "host.log"}
+        yield {
+            "issuer": issuer,
+            "redirect_uri": redirect_uri,
+            "log": work / "host.log",
+            "redis_ports": ports,
+        }
     finally:
-        for process in (login, host):
+        for process in (login, host, *nodes):
             process.terminate()
             process.wait(timeout=WAIT_S)
         callback.shutdown()
@@ -198,6 +244,13 @@ def test_a_person_signs_in_consents_and_the_app_gets_a_token(browser, service):
     assert seen["active"] is True
     assert seen["sub"] == "alice"
     assert seen["ext"] == {"consented_by": "example-login-app"}
+    if service["redis_ports"]:
+        keys = sum(
+            int(subprocess.run(["redis-cli", "-p", str(p), "dbsize"],
+                               capture_output=True, text=True).stdout)
+            for p in service["redis_ports"]
+        )
+        assert keys > 0, "the flow's records are in the cluster"
 
     # The code is single use: authlib's second exchange gets invalid_grant.
     again = requests.post(
