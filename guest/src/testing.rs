@@ -88,7 +88,16 @@ impl TestHost {
     }
 
     pub fn edit_demo(&self, edit: impl FnOnce(&mut Client)) {
-        edit(&mut self.clients.borrow_mut()[0]);
+        self.edit_client(DEMO_ID, edit);
+    }
+    pub fn edit_client(&self, client_id: &str, edit: impl FnOnce(&mut Client)) {
+        let mut clients = self.clients.borrow_mut();
+        edit(
+            clients
+                .iter_mut()
+                .find(|c| c.client_id == client_id)
+                .expect("a test client"),
+        );
     }
     pub fn set_store_down(&self, down: bool) {
         self.store_down.set(down);

@@ -488,3 +488,74 @@ fn a_remembered_login_and_consent_are_skipped_next_time() {
     ));
     assert_eq!(login["skip"], false);
 }
+
+#[test]
+fn a_code_is_bound_to_its_client_and_redirect_uri() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let code = param(&consent(&mut browser, &host, &challenge), "code").unwrap();
+    let by_other = token(
+        &host,
+        &form(
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", NATIVE_ID),
+                ("code", &code),
+                ("redirect_uri", WEB_REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            None,
+        ),
+    );
+    assert_eq!(body(&by_other)["error"], "invalid_grant");
+
+    let challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let code = param(&consent(&mut browser, &host, &challenge), "code").unwrap();
+    let elsewhere = token(
+        &host,
+        &form(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://app.example/other"),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(basic(WEB_ID, WEB_SECRET)),
+        ),
+    );
+    assert_eq!(body(&elsewhere)["error"], "invalid_grant");
+}
+
+#[test]
+fn a_client_without_the_grant_or_asking_too_much_scope_gets_the_error_at_its_redirect_uri() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let pkce = challenge(VERIFIER);
+    let request = |scope| {
+        [
+            ("response_type", "code"),
+            ("client_id", WEB_ID),
+            ("scope", scope),
+            ("state", "s2"),
+            ("code_challenge", pkce.as_str()),
+            ("code_challenge_method", "S256"),
+        ]
+    };
+    let back = location(&browser.get(&host, &request("read admin")));
+    assert_eq!(
+        param(&back, "error").as_deref(),
+        Some("invalid_scope"),
+        "{back}"
+    );
+    host.edit_client(WEB_ID, |c| {
+        c.grant_types = vec!["client_credentials".into()]
+    });
+    let back = location(&browser.get(&host, &request("read")));
+    assert_eq!(
+        param(&back, "error").as_deref(),
+        Some("unauthorized_client"),
+        "{back}"
+    );
+    assert_eq!(param(&back, "state").as_deref(), Some("s2"));
+}
