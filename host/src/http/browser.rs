@@ -4,10 +4,10 @@
 
 use super::form;
 use super::responses::{json_response, oauth_error, Body};
-use super::routes::{guest_call, read_body, App, Facts, Peer};
+use super::routes::{guest_call, is_form, read_body, App, Facts, Peer};
 use crate::runtime::{BrowserRequest, Call};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -111,18 +111,6 @@ pub(super) async fn admin_call(
 
 fn invalid(description: &str) -> Response<Body> {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
-}
-
-fn is_form(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// The request's cookies (RFC 6265 section 5.4), in order; pairs without `=` are dropped.

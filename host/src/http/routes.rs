@@ -336,17 +336,7 @@ async fn oauth_call(
 ) -> Response<Body> {
     let invalid =
         |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description);
-    let is_form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !is_form(&req) {
         return invalid("Content-Type must be application/x-www-form-urlencoded");
     }
     let mut authorizations = req.headers().get_all(AUTHORIZATION).iter();
@@ -372,6 +362,19 @@ async fn oauth_call(
         client_ip: peer.addr.ip().to_string(),
     };
     guest_call(app, Call::Handler(export, request), facts).await
+}
+
+/// Whether `req`'s body is `application/x-www-form-urlencoded`.
+pub(super) fn is_form(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// The body of `req`, within `server.max_body_size` and `server.read_timeout`, or the
