@@ -16,21 +16,32 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// A host with a login app configured, the web client, and an admin API key.
 fn flow_host() -> (Host, String) {
+    flow_host_with("", &format!("admin:\n  port: 0\n  api_key: {ADMIN_KEY}\n"))
+}
+
+/// [`flow_host`] with `oauth_extra` in the `oauth` section and `admin` as the admin
+/// section: the host and the admin API's base URL.
+fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
     let text = config(&default_guest(), "")
         .replace(
             "  issuer: http://issuer.test\n",
-            "  issuer: http://issuer.test\n  login_url: http://127.0.0.1:1/login\n  consent_url: http://127.0.0.1:1/consent\n",
+            &format!("  issuer: http://issuer.test\n  login_url: http://127.0.0.1:1/login\n  consent_url: http://127.0.0.1:1/consent\n{oauth_extra}"),
         )
         .replace(
             "log:\n",
             &format!(
-                "    - client_id: {WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, write]\n      grant_types: [authorization_code]\n      redirect_uris: [{WEB_REDIRECT}]\n      client_name: Web app\nadmin:\n  port: 0\n  api_key: {ADMIN_KEY}\nlog:\n"
+                "    - client_id: {WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, write]\n      grant_types: [authorization_code]\n      redirect_uris: [{WEB_REDIRECT}]\n      client_name: Web app\n{admin}log:\n"
             ),
         );
     let host = Host::with_config(&text);
     let line = host.wait_for_log("admin API listening", Duration::from_secs(10));
     let line: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let admin = format!("http://{}", line["addr"].as_str().unwrap());
+    let scheme = if line["mtls"] == true {
+        "https"
+    } else {
+        "http"
+    };
+    let admin = format!("{scheme}://{}", line["addr"].as_str().unwrap());
     (host, admin)
 }
 
@@ -292,5 +303,70 @@ async fn the_admin_api_needs_its_key_and_is_never_on_the_public_port() {
         on_admin.status(),
         404,
         "the public routes are not on the admin port"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_code_is_invalid_grant() {
+    let (host, admin) = flow_host_with(
+        "  authorization_code_ttl: 1s\n",
+        &format!("admin:\n  port: 0\n  api_key: {ADMIN_KEY}\n"),
+    );
+    let code = code_for_alice(&host, &admin).await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    redeem(&host, &code)
+        .await
+        .assert_error(400, "invalid_grant");
+    let metrics = host.get("/metrics").await.body;
+    assert_eq!(
+        metric(
+            &metrics,
+            "tokenginx_code_redemptions_total",
+            &[("result", "invalid_grant")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn with_mtls_the_admin_api_answers_only_clients_with_a_certificate() {
+    let certs = crate::redis::Certs::generate();
+    let (_host, admin) = flow_host_with(
+        "",
+        &format!(
+            "admin:\n  port: 0\n  tls:\n    cert_file: {}\n    key_file: {}\n    client_ca_file: {}\n",
+            certs.path("server.pem").display(),
+            certs.path("server.key").display(),
+            certs.path("ca.pem").display(),
+        ),
+    );
+    assert!(admin.starts_with("https://"), "{admin}");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path("ca.pem")).unwrap()).unwrap();
+    let client = |with_cert: bool| {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca.clone());
+        if with_cert {
+            let mut pem = std::fs::read(certs.path("client.pem")).unwrap();
+            pem.extend(std::fs::read(certs.path("client.key")).unwrap());
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let url = format!("{admin}/admin/oauth2/auth/requests/login?login_challenge=x");
+    assert!(
+        client(false).get(&url).send().await.is_err(),
+        "no certificate, no connection"
+    );
+    let reply = client(true)
+        .get(&url)
+        .send()
+        .await
+        .expect("with the client certificate");
+    assert_eq!(
+        reply.status(),
+        404,
+        "through to the admin API: an unknown challenge"
     );
 }
