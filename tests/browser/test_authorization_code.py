@@ -24,6 +24,7 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
@@ -43,6 +44,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free and valid too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
 
 
 def wait_for_port(port: int, process: subprocess.Popen):
@@ -79,7 +94,7 @@ class Callback(BaseHTTPRequestHandler):
 def start_cluster(work: pathlib.Path) -> tuple:
     """Three Redis Cluster masters on loopback, their slots assigned: the processes and the
     `tokenginx` section that reaches them."""
-    ports = [free_port() for _ in range(3)]
+    ports = [free_cluster_port() for _ in range(3)]
     nodes = []
     for port in ports:
         node_dir = work / f"redis-{port}"
@@ -278,14 +293,21 @@ def test_a_wrong_password_is_asked_again_and_a_refusal_reaches_the_app(browser, 
     assert "state" in query
 
 
-def test_no_code_challenge_or_subject_reaches_the_log(browser, service):
+def test_no_code_verifier_challenge_or_subject_reaches_the_log(browser, service):
     session, verifier = sign_in(browser, service)
     WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
     browser.find_element(By.ID, "allow").click()
     callback = back_at_the_app(browser, service)
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["code"]
+    token = session.fetch_token(
+        service["issuer"] + "/api/v1/oauth/token",
+        authorization_response=callback,
+        code_verifier=verifier,
+    )
+    code_challenge = create_s256_code_challenge(verifier)
     log = service["log"].read_text()
-    assert code not in log
-    assert verifier not in log
+    assert "issued access token" in log, "the log was written"
+    for secret in (code, verifier, code_challenge, token["access_token"]):
+        assert secret not in log
     assert "login_challenge=" not in log
     assert "alice" not in log, "no subject in the log"

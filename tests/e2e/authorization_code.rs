@@ -292,19 +292,36 @@ async fn the_admin_api_needs_its_key_and_is_never_on_the_public_port() {
         .send()
         .await
         .unwrap();
-    assert_eq!(unknown.status(), 404, "an unknown challenge");
-    assert_eq!(host.get(path).await.status, 404, "not on the public port");
+    assert_eq!(unknown.status(), 404);
+    let unknown: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(
+        unknown["error_description"], UNKNOWN_CHALLENGE,
+        "the guest's answer, so the route was served"
+    );
+    let public = host.get(path).await;
+    assert_eq!(public.status, 404);
+    assert_eq!(
+        public.json()["error_description"],
+        NO_ROUTE,
+        "not on the public port"
+    );
     let on_admin = http()
         .get(format!("{admin}/api/v1/oauth/authorize"))
         .send()
         .await
         .unwrap();
+    assert_eq!(on_admin.status(), 404);
+    let on_admin: serde_json::Value = on_admin.json().await.unwrap();
     assert_eq!(
-        on_admin.status(),
-        404,
+        on_admin["error_description"], NO_ROUTE,
         "the public routes are not on the admin port"
     );
 }
+
+/// The guest's answer for a challenge it does not know, and the host's for a path it does
+/// not serve: telling them apart shows which one answered.
+const UNKNOWN_CHALLENGE: &str = "the challenge is unknown or expired";
+const NO_ROUTE: &str = "no such route";
 
 #[tokio::test]
 async fn an_expired_code_is_invalid_grant() {
@@ -364,9 +381,10 @@ async fn with_mtls_the_admin_api_answers_only_clients_with_a_certificate() {
         .send()
         .await
         .expect("with the client certificate");
+    assert_eq!(reply.status(), 404);
+    let reply: serde_json::Value = reply.json().await.unwrap();
     assert_eq!(
-        reply.status(),
-        404,
-        "through to the admin API: an unknown challenge"
+        reply["error_description"], UNKNOWN_CHALLENGE,
+        "through to the admin API"
     );
 }

@@ -67,7 +67,17 @@ fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Resp
     let challenge = challenge(req, stage)?;
     let flow = find(host, stage, challenge, false)?.ok_or_else(unknown)?;
     if flow.handled {
-        return Err(handled());
+        // As Hydra: where to send the browser (here, to begin again), with the error.
+        let AdminError(status, description) = handled();
+        return Ok(json(
+            status,
+            &value!({
+                "redirect_to": flow.request.request_url,
+                "error": "request_handled",
+                "error_description": description,
+                "status_code": status,
+            }),
+        ));
     }
     let request = &flow.request;
     let subject = flow.login.as_ref().map_or("", |l| l.subject.as_str());
@@ -89,7 +99,8 @@ fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Resp
 }
 
 /// `PUT .../accept` or `.../reject`: applies `apply` to the flow once, then hands the login
-/// app the URL to send the browser to, with the verifier.
+/// app the URL to send the browser to, with the verifier. The challenge is taken while it is
+/// answered: a read or a second answer in that instant gets 404 rather than 410.
 fn answer(
     host: &impl Host,
     req: &BrowserRequest,

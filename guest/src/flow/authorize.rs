@@ -64,7 +64,9 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     let client = host.client(client_id).ok_or_else(unknown)?;
     let registration = host.registration(client_id).ok_or_else(unknown)?;
     let redirect_uri = match (param(req, "redirect_uri"), &registration.redirect_uris[..]) {
-        (Some(uri), registered) if registered.iter().any(|r| r == uri) => uri.to_owned(),
+        (Some(uri), registered) if registered.iter().any(|r| redirect_matches(r, uri)) => {
+            uri.to_owned()
+        }
         (None, [only]) => only.clone(),
         (Some(_), _) => {
             return Err(Failure::Page(
@@ -82,6 +84,7 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     let mut request = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri,
+        redirect_uri_sent: param(req, "redirect_uri").is_some(),
         scope: Vec::new(),
         state: param(req, "state").map(str::to_owned),
         code_challenge: String::new(),
@@ -102,7 +105,12 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     }
 
     let subject = remembered_subject(host, req)?;
-    let browser = new_secret(host);
+    // One binding cookie for all of a browser's flows, so that flows in two tabs do not
+    // undo each other; a new one when it has none.
+    let browser = match cookie_value(req, BROWSER_COOKIE) {
+        Some(value) if secret_key("", value).is_some() && value.len() == 43 => value.to_owned(),
+        _ => new_secret(host),
+    };
     let state = Flow {
         request,
         browser: hex_sha256(browser.as_bytes()),
@@ -128,6 +136,25 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
             super::FLOW_TTL_MS / 1000,
         )],
     ))
+}
+
+/// Whether the redirect URI a request sent matches a registered one: exactly, except that a
+/// loopback one may use any port (RFC 8252 section 7.3: a native app listens on a port the
+/// system hands it).
+fn redirect_matches(registered: &str, sent: &str) -> bool {
+    if registered == sent {
+        return true;
+    }
+    let without_port = |uri: &str| -> Option<String> {
+        let rest = uri.strip_prefix("http://")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        matches!(host, "127.0.0.1" | "[::1]").then(|| format!("http://{host}{path}"))
+    };
+    matches!((without_port(registered), without_port(sent)), (Some(a), Some(b)) if a == b)
 }
 
 /// The request's checks once its client and redirect URI are known: the response type, the

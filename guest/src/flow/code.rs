@@ -23,6 +23,8 @@ const REDEEMED_PREFIX: &str = "oauth:code_redeemed:";
 struct CodeRecord {
     client_id: String,
     redirect_uri: String,
+    /// The authorization request named it, so the token request must too.
+    redirect_uri_sent: bool,
     code_challenge: String,
     subject: String,
     /// Granted scopes, space-separated.
@@ -40,6 +42,7 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
     let record = CodeRecord {
         client_id: flow.request.client_id.clone(),
         redirect_uri: flow.request.redirect_uri.clone(),
+        redirect_uri_sent: flow.request.redirect_uri_sent,
         code_challenge: flow.request.code_challenge.clone(),
         subject: login.subject.clone(),
         scope: consent.grant_scope.join(" "),
@@ -63,6 +66,8 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
         .ok_or_else(|| OAuthError::invalid_request("missing parameter code_verifier"))?;
     let invalid = || OAuthError::invalid_grant("the code is invalid, expired or used");
     let key = secret_key(CODE_PREFIX, code).ok_or_else(invalid)?;
+    // Charged before the code is taken: a client over its limit keeps its code for a retry.
+    charge(host, client)?;
     let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = taken else {
         let replayed = revoke_replayed(host, code)?;
@@ -102,7 +107,8 @@ fn redeem_record(
     if record.client_id != client.client_id {
         return Err(invalid());
     }
-    if param(req, "redirect_uri") != Some(record.redirect_uri.as_str()) {
+    let sent = param(req, "redirect_uri");
+    if sent != Some(record.redirect_uri.as_str()) && (record.redirect_uri_sent || sent.is_some()) {
         return Err(OAuthError::invalid_grant(
             "redirect_uri differs from the authorization request's",
         ));
@@ -112,7 +118,6 @@ fn redeem_record(
             "the code_verifier does not match",
         ));
     }
-    charge(host, client)?;
     let grant = Grant {
         user_id: record.subject,
         scope: record.scope,

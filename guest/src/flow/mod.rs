@@ -31,6 +31,9 @@ const FLOW_TTL_MS: u64 = 10 * 60 * 1000;
 struct AuthRequest {
     client_id: String,
     redirect_uri: String,
+    /// The request named its redirect URI: the token request must name the same (RFC 6749
+    /// section 4.1.3).
+    redirect_uri_sent: bool,
     /// Requested scopes, checked against the client's.
     scope: Vec<String>,
     state: Option<String>,

@@ -559,3 +559,107 @@ fn a_client_without_the_grant_or_asking_too_much_scope_gets_the_error_at_its_red
     );
     assert_eq!(param(&back, "state").as_deref(), Some("s2"));
 }
+
+#[test]
+fn flows_in_two_tabs_of_one_browser_both_finish() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let first = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let second = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    for challenge in [first, second] {
+        let back = consent(&mut browser, &host, &challenge);
+        assert!(param(&back, "code").is_some(), "{back}");
+    }
+}
+
+#[test]
+fn a_loopback_redirect_uri_may_use_any_port_and_nothing_else_differs() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let other_port = "http://127.0.0.1:6000/cb";
+    let challenge = start(&mut browser, &host, NATIVE_ID, other_port);
+    let back = consent(&mut browser, &host, &challenge);
+    assert!(back.starts_with(other_port), "{back}");
+    let other_path = browser.get(
+        &host,
+        &[
+            ("response_type", "code"),
+            ("client_id", NATIVE_ID),
+            ("redirect_uri", "http://127.0.0.1:6000/evil"),
+        ],
+    );
+    assert_eq!(other_path.status, 400);
+    assert!(other_path.header("Location").is_none());
+}
+
+#[test]
+fn an_omitted_redirect_uri_may_be_omitted_at_the_token_endpoint_too() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let response = browser.get(
+        &host,
+        &[
+            ("response_type", "code"),
+            ("client_id", WEB_ID),
+            ("scope", "read"),
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let login_challenge = param(&location(&response), "login_challenge").unwrap();
+    let back = consent(&mut browser, &host, &login_challenge);
+    assert!(
+        back.starts_with(WEB_REDIRECT),
+        "the one registered URI: {back}"
+    );
+    let code = param(&back, "code").unwrap();
+    let issued = token(
+        &host,
+        &form(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+            ],
+            Some(basic(WEB_ID, WEB_SECRET)),
+        ),
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+}
+
+#[test]
+fn a_client_over_its_rate_limit_keeps_its_code_for_a_retry() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let code = param(&consent(&mut browser, &host, &challenge), "code").unwrap();
+    host.set_rate_budget(0);
+    assert_eq!(redeem(&host, &code, VERIFIER).status, 429);
+    host.set_rate_budget(1);
+    let issued = redeem(&host, &code, VERIFIER);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+}
+
+#[test]
+fn reading_an_answered_challenge_is_410_with_where_to_go() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    call(
+        &host,
+        "login-accept",
+        &[("login_challenge", &challenge)],
+        r#"{"subject":"alice"}"#,
+    );
+    let again = call(
+        &host,
+        "login-request",
+        &[("login_challenge", &challenge)],
+        "",
+    );
+    assert_eq!(again.status, 410);
+    assert!(body(&again)["redirect_to"]
+        .as_str()
+        .unwrap()
+        .contains("/endpoints/authorize?"));
+}
