@@ -75,6 +75,14 @@ pub fn new_secret(host: &impl crate::Host) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Whether `value` has the shape of a [`new_secret`]: 43 base64url characters.
+pub fn is_secret(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// 256 bits of randomness per secret.
 const SECRET_BYTES: u32 = 32;
 

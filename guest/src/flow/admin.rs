@@ -114,22 +114,15 @@ fn answer(
         put(host, stage, challenge, &flow)?;
         return Err(handled());
     }
-    let applied = apply(&mut flow, &req.body);
-    let mut handled_flow = flow.clone();
-    handled_flow.handled = true;
-    if let Err(e) = applied {
-        put(
-            host,
-            stage,
-            challenge,
-            &Flow {
-                handled: false,
-                ..flow
-            },
-        )?;
+    if let Err(e) = apply(&mut flow, &req.body) {
+        put(host, stage, challenge, &flow)?;
         return Err(e);
     }
-    put(host, stage, challenge, &handled_flow)?;
+    let handled = Flow {
+        handled: true,
+        ..flow.clone()
+    };
+    put(host, stage, challenge, &handled)?;
     let (verifier_stage, name) = match stage {
         Stage::LoginChallenge => (Stage::LoginVerifier, "login_verifier"),
         _ => (Stage::ConsentVerifier, "consent_verifier"),

@@ -7,7 +7,7 @@
 
 use super::{find, put, redirect, with_query, AuthRequest, Flow, Stage};
 use crate::params::browser_param as param;
-use crate::record::{hex_sha256, new_secret, secret_key};
+use crate::record::{hex_sha256, is_secret, new_secret, secret_key};
 use crate::response::{store_failure, OAuthError};
 use crate::{BrowserRequest, Host, Level, LoginFlow, Response};
 
@@ -108,7 +108,7 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     // One binding cookie for all of a browser's flows, so that flows in two tabs do not
     // undo each other; a new one when it has none.
     let browser = match cookie_value(req, BROWSER_COOKIE) {
-        Some(value) if secret_key("", value).is_some() && value.len() == 43 => value.to_owned(),
+        Some(value) if is_secret(value) => value.to_owned(),
         _ => new_secret(host),
     };
     let state = Flow {
@@ -231,13 +231,6 @@ fn after_login(
     verifier: &str,
 ) -> Result<Response, Failure> {
     let mut state = this_browsers(host, req, Stage::LoginVerifier, verifier)?;
-    if let Some((error, description)) = state.rejected.take() {
-        let request = state.request;
-        return Err(Failure::Client(
-            Box::new(request),
-            OAuthError::new(400, rejection_code(error), description),
-        ));
-    }
     let Some(login) = &state.login else {
         return Err(Failure::Page(400, "The login was not accepted.".into()));
     };
@@ -270,13 +263,7 @@ fn after_consent(
     flow: &LoginFlow,
     verifier: &str,
 ) -> Result<Response, Failure> {
-    let mut state = this_browsers(host, req, Stage::ConsentVerifier, verifier)?;
-    if let Some((error, description)) = state.rejected.take() {
-        return Err(Failure::Client(
-            Box::new(state.request),
-            OAuthError::new(400, rejection_code(error), description),
-        ));
-    }
+    let state = this_browsers(host, req, Stage::ConsentVerifier, verifier)?;
     let (Some(login), Some(consent)) = (&state.login, &state.consent) else {
         return Err(Failure::Page(400, "The consent was not given.".into()));
     };
@@ -294,7 +281,8 @@ fn after_consent(
     Ok(to_client(host, &state.request, Ok(&code)))
 }
 
-/// The flow a verifier names, taken (so used once), if this browser began it.
+/// The flow a verifier names, taken (so used once), if this browser began it and neither
+/// app refused it; a refusal goes to the client.
 fn this_browsers(
     host: &impl Host,
     req: &BrowserRequest,
@@ -319,7 +307,13 @@ fn this_browsers(
             "This sign-in was started in another browser: start again from the app.".into(),
         ));
     }
-    Ok(state)
+    match state.rejected {
+        Some((error, description)) => Err(Failure::Client(
+            Box::new(state.request),
+            OAuthError::new(400, rejection_code(error), description),
+        )),
+        None => Ok(state),
+    }
 }
 
 /// The redirect to the client: the code, or the error; with `state` and `iss` (RFC 9207).

@@ -61,9 +61,7 @@ impl Route {
     fn of(app: &App, listener: Listener, path: &str) -> Route {
         if listener == Listener::Admin {
             return match ADMIN_CALLS.iter().find(|(p, _, _)| *p == path) {
-                Some((_, _, call)) if app.runtime.active().capabilities.serves(Export::Admin) => {
-                    Route::Admin(call)
-                }
+                Some((_, _, call)) if app.runtime.serves(Export::Admin) => Route::Admin(call),
                 _ => Route::NotFound,
             };
         }
@@ -78,7 +76,7 @@ impl Route {
 
     fn of_path(app: &App, path: &str) -> Route {
         if let Some(export) = Export::ALL.into_iter().find(|e| e.path() == Some(path)) {
-            return match app.runtime.active().capabilities.serves(export) {
+            return match app.runtime.serves(export) {
                 true => Route::Guest(export),
                 false => Route::NotFound,
             };

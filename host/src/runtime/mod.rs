@@ -268,6 +268,17 @@ impl Runtime {
         self.slots.read().unwrap().active.clone()
     }
 
+    /// Whether the active guest serves `export`, for routing: read under the lock, without
+    /// taking a reference to the guest.
+    pub fn serves(&self, export: Export) -> bool {
+        self.slots
+            .read()
+            .unwrap()
+            .active
+            .capabilities
+            .serves(export)
+    }
+
     /// Loads `guest.path` again and, if it loads, links and describes itself, makes it the
     /// active guest. On failure the active guest stays and the error says why.
     pub async fn reload(&self) -> anyhow::Result<Arc<Guest>> {
