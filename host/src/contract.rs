@@ -30,8 +30,8 @@ pub mod optional {
         inline: "
             package tokenginx:host;
             world optional {
-                export tokenginx:oauth/capabilities@0.1.2;
-                export tokenginx:oauth/browser@0.1.2;
+                export tokenginx:oauth/capabilities@0.1.3;
+                export tokenginx:oauth/browser@0.1.3;
             }
         ",
         exports: { default: async },

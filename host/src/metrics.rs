@@ -52,11 +52,14 @@ pub struct Metrics {
     pub authorizations_ended: IntCounterVec,
     /// Code redemptions by result (`ok`, `invalid_grant`, `replayed`).
     pub code_redemptions: IntCounterVec,
+    /// Refresh token grants by result (`ok`, `invalid_grant`, `reused`, `replayed`).
+    pub refreshes: IntCounterVec,
 }
 
 /// The results the flow's counters take; anything else a guest reports is not counted.
 pub const AUTHORIZATION_RESULTS: [&str; 3] = ["code", "access_denied", "error"];
 pub const REDEMPTION_RESULTS: [&str; 3] = ["ok", "invalid_grant", "replayed"];
+pub const REFRESH_RESULTS: [&str; 4] = ["ok", "invalid_grant", "reused", "replayed"];
 
 fn counter(name: &str, help: &str) -> IntCounter {
     IntCounter::new(name, help).expect("a valid metric")
@@ -193,8 +196,15 @@ impl Metrics {
                 "Authorization code redemptions, by result (ok, invalid_grant, replayed).",
                 &["result"],
             ),
+            refreshes: counters(
+                "tokenginx_refreshes_total",
+                "Refresh token grants, by result (ok; invalid_grant; reused: a rotated refresh \
+                 token came back and its grant was ended; replayed: it came back within the \
+                 reuse grace and got the answer it missed).",
+                &["result"],
+            ),
         };
-        let collectors: [Box<dyn Collector>; 21] = [
+        let collectors: [Box<dyn Collector>; 22] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
@@ -216,6 +226,7 @@ impl Metrics {
             Box::new(metrics.authorizations_started.clone()),
             Box::new(metrics.authorizations_ended.clone()),
             Box::new(metrics.code_redemptions.clone()),
+            Box::new(metrics.refreshes.clone()),
         ];
         for collector in collectors {
             metrics
@@ -235,6 +246,9 @@ impl Metrics {
         }
         for result in REDEMPTION_RESULTS {
             metrics.code_redemptions.with_label_values(&[result]);
+        }
+        for result in REFRESH_RESULTS {
+            metrics.refreshes.with_label_values(&[result]);
         }
         metrics
     }

@@ -1,6 +1,8 @@
-//! The grammar of OAuth 2.0's parameters (RFC 6749 Appendix A): the one definition of each
-//! rule, used by the host to check the operator's config and by the default guest to check
-//! requests. Syntax only: what a value means is the guest's to decide.
+//! The grammar of OAuth 2.0's parameters (RFC 6749 Appendix A), and of store keys' hash tags:
+//! the one definition of each rule, used by the host (to check the operator's config, and
+//! the keys of a `store.apply`) and by the default guest (to check requests; its test host
+//! checks its transactions as the host does). Syntax only: what a value means is the
+//! guest's to decide.
 
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (section 3.3, A.4).
 pub fn is_scope_token(s: &str) -> bool {
@@ -19,9 +21,38 @@ pub fn is_grant_type(s: &str) -> bool {
     !s.is_empty() && (s.bytes().all(name_char) || uri)
 }
 
+/// The part of a store key that picks its Redis Cluster slot: the hash tag, the text
+/// between the first `{` and the first `}` after it when that is not empty, else the whole
+/// key (the cluster specification's rule). Keys with the same hash tag share a slot, so one
+/// script may change them together.
+pub fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hash_tag_is_the_first_non_empty_braced_text_else_the_key() {
+        assert_eq!(hash_tag("oauth:grant:{abc}"), "abc");
+        assert_eq!(hash_tag("oauth:access_token:{abc}:def"), "abc");
+        assert_eq!(hash_tag("a{b}{c}"), "b");
+        assert_eq!(
+            hash_tag("a{}{c}"),
+            "a{}{c}",
+            "an empty first tag makes the key its own"
+        );
+        assert_eq!(hash_tag("a{b"), "a{b");
+        assert_eq!(hash_tag("plain"), "plain");
+    }
 
     #[test]
     fn scope_tokens_exclude_space_quote_and_backslash() {

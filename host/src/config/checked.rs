@@ -16,6 +16,8 @@ pub struct Client {
     pub record: settings::Client,
     /// What the browser flows need of it (`settings.find-registration`).
     pub registration: settings::Registration,
+    /// How its grants' refresh tokens live (`settings.find-refresh-policy`).
+    pub refresh: settings::RefreshPolicy,
     /// None: `unlimited`.
     pub rate_limit: Option<RateLimit>,
     /// The store key of this client's rate-limit bucket, computed once at load
@@ -141,6 +143,9 @@ pub struct Metrics {
 
 const MIN_SECRET_LEN: usize = 16;
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const MAX_GRANT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Hydra caps its `rotation_grace_period` alike: a longer window is a longer replay.
+const MAX_REUSE_GRACE: Duration = Duration::from_secs(300);
 
 /// Checks `config`, whose relative paths are relative to `base`, into typed values; an
 /// error names the key.
@@ -405,6 +410,26 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
     }
     let default_limit =
         check_rate_limit(oauth.rate_limit).map_err(|m| ("oauth.rate_limit".to_owned(), m))?;
+    let max_lifetime = oauth.grant_max_lifetime;
+    if max_lifetime < Duration::from_secs(1) || max_lifetime > MAX_GRANT_LIFETIME {
+        return bad("oauth.grant_max_lifetime", "must be between 1s and 365d");
+    }
+    // A refresh token outliving its grant would only mislead: the grant ends it anyway.
+    let check_refresh_ttl = |key: String, ttl: Duration| {
+        if ttl < Duration::from_secs(1) || ttl > max_lifetime {
+            return bad(key, "must be between 1s and oauth.grant_max_lifetime");
+        }
+        Ok(ttl)
+    };
+    let default_refresh_ttl =
+        check_refresh_ttl("oauth.refresh_token_ttl".into(), oauth.refresh_token_ttl)?;
+    let grace = oauth.refresh_token_reuse_grace;
+    if grace > MAX_REUSE_GRACE {
+        return bad(
+            "oauth.refresh_token_reuse_grace",
+            "must be at most 5m (0s: off)",
+        );
+    }
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
     for (i, c) in oauth.clients.into_iter().enumerate() {
@@ -495,8 +520,17 @@ fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
             Some(limit) => check_rate_limit(limit).map_err(|m| (key("rate_limit"), m))?,
             None => default_limit,
         };
+        let refresh_token_ttl = match c.refresh_token_ttl {
+            Some(ttl) => check_refresh_ttl(key("refresh_token_ttl"), ttl)?,
+            None => default_refresh_ttl,
+        };
         all_scopes.extend(c.scopes.iter().cloned());
         let client = Client {
+            refresh: settings::RefreshPolicy {
+                refresh_token_ttl: refresh_token_ttl.as_secs(),
+                grant_max_lifetime: max_lifetime.as_secs(),
+                reuse_grace_ms: grace.as_millis() as u64,
+            },
             rate_limit,
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
             registration: settings::Registration {

@@ -358,11 +358,28 @@ pub struct OAuthConfig {
     /// How long an authorization code may wait to be redeemed.
     #[serde(default = "default_code_ttl", deserialize_with = "duration")]
     pub authorization_code_ttl: Duration,
+    /// How long a refresh token may wait to be used, unless the client sets its own.
+    #[serde(default = "default_refresh_ttl", deserialize_with = "duration")]
+    pub refresh_token_ttl: Duration,
+    /// How long a grant lives at most, however often its refresh token is rotated.
+    #[serde(default = "default_grant_lifetime", deserialize_with = "duration")]
+    pub grant_max_lifetime: Duration,
+    /// For how long a rotated refresh token may come back for the answer it missed; zero:
+    /// never (a rotated token that comes back ends its grant).
+    #[serde(default, deserialize_with = "duration")]
+    pub refresh_token_reuse_grace: Duration,
 }
 
 fn default_code_ttl() -> Duration {
     Duration::from_secs(60)
 }
+fn default_refresh_ttl() -> Duration {
+    Duration::from_secs(30 * DAY)
+}
+fn default_grant_lifetime() -> Duration {
+    Duration::from_secs(90 * DAY)
+}
+const DAY: u64 = 24 * 3600;
 
 /// A client's request budget on the endpoints that issue tokens, or `unlimited`.
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -436,6 +453,9 @@ pub struct ClientConfig {
     /// The consent app may skip asking (it is told `skip_consent`).
     #[serde(default)]
     pub skip_consent: bool,
+    /// This client's `oauth.refresh_token_ttl`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub refresh_token_ttl: Option<Duration>,
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -445,8 +465,8 @@ fn default_token_ttl() -> Duration {
     Duration::from_secs(3600)
 }
 
-/// `10s`, `500ms`, `1m30s`, `2h`: a duration with units; a bare number is refused as
-/// ambiguous.
+/// `10s`, `500ms`, `1m30s`, `2h`, `30d`: a duration with units; a bare number is refused
+/// as ambiguous.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let mut total = Duration::ZERO;
@@ -460,7 +480,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let number: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms, 1m30s or 2h"))?;
+            .map_err(|_| format!("{s:?} is not a duration like 10s, 500ms, 1m30s, 2h or 30d"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -470,9 +490,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(1),
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(DAY),
             _ => {
                 return Err(format!(
-                    "{s:?} is not a duration like 10s, 500ms, 1m30s or 2h"
+                    "{s:?} is not a duration like 10s, 500ms, 1m30s, 2h or 30d"
                 ))
             }
         };
@@ -504,6 +525,10 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {

@@ -6,7 +6,6 @@ use crate::contract::{caller, clock, log, random, rate_limit, settings, store};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
-use prometheus::IntCounter;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::ResourceTable;
@@ -90,71 +89,131 @@ async fn timed<T>(
     result
 }
 
-/// The Go guide's token counters a store operation feeds, by the operation's name: `set` and
-/// `insert` create tokens, `get` and `get_many` retrieve them, `delete` revokes them. Only
-/// operations on access tokens count (see [`TokenKeys`]): not a flow's challenges or codes.
-fn token_counter<'m>(metrics: &'m Metrics, operation: &str) -> Option<&'m IntCounter> {
-    match operation {
-        "set" | "insert" => Some(&metrics.token_created),
-        "get" | "get_many" => Some(&metrics.token_retrieved),
-        "delete" => Some(&metrics.token_revoked),
-        _ => None,
+/// What a store key holds, for the Go guide's token counters: an access token (the key
+/// family `oauth:access_token:`, which a guest keeps to for its tokens to be counted), a
+/// grant (`oauth:grant:`, whose removal revokes its tokens), or neither (a flow's
+/// challenges and codes, rate-limit buckets, ...).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    AccessToken,
+    Grant,
+    Other,
+}
+
+impl Kind {
+    fn of(key: &str) -> Kind {
+        if key.starts_with("oauth:access_token:") {
+            Kind::AccessToken
+        } else if key.starts_with("oauth:grant:") {
+            Kind::Grant
+        } else {
+            Kind::Other
+        }
     }
 }
 
-/// Whether a store operation's key (or keys) are access tokens': the Go guide's key family
-/// `oauth:access_token:`, which a guest keeps to for its tokens to be counted.
-trait TokenKeys {
-    fn are_tokens(&self) -> bool;
+/// The kinds of a store operation's keys, taken before the call (which consumes them).
+enum Keys {
+    One(Kind),
+    Many(Vec<Kind>),
+    /// A transaction: the access tokens it writes, and the tokens and grants it removes.
+    Transaction {
+        created: u64,
+        revoked: u64,
+    },
 }
 
-const ACCESS_TOKEN_PREFIX: &str = "oauth:access_token:";
+trait KeysOf {
+    fn kinds(&self) -> Keys;
+}
 
-impl TokenKeys for String {
-    fn are_tokens(&self) -> bool {
-        self.starts_with(ACCESS_TOKEN_PREFIX)
+impl KeysOf for String {
+    fn kinds(&self) -> Keys {
+        Keys::One(Kind::of(self))
     }
 }
 
-impl TokenKeys for Vec<String> {
-    fn are_tokens(&self) -> bool {
-        !self.is_empty() && self.iter().all(String::are_tokens)
+impl KeysOf for Vec<String> {
+    fn kinds(&self) -> Keys {
+        Keys::Many(self.iter().map(|k| Kind::of(k)).collect())
     }
 }
 
-/// How many tokens a store operation's result stands for: one written, found or deleted, or
-/// each found in a batch.
-trait Tally {
-    fn tally(&self) -> u64;
-}
-
-impl Tally for () {
-    fn tally(&self) -> u64 {
-        1
+impl KeysOf for store::Transaction {
+    fn kinds(&self) -> Keys {
+        let count = |written: bool, kinds: &[Kind]| {
+            self.changes
+                .iter()
+                .filter(|c| c.value.is_some() == written && kinds.contains(&Kind::of(&c.key)))
+                .count() as u64
+        };
+        Keys::Transaction {
+            created: count(true, &[Kind::AccessToken]),
+            revoked: count(false, &[Kind::AccessToken, Kind::Grant]),
+        }
     }
 }
 
-impl Tally for bool {
-    fn tally(&self) -> u64 {
-        u64::from(*self)
+/// Which keys of a store operation's result were found, written or removed.
+trait Hits {
+    fn hits(&self) -> Vec<bool>;
+}
+
+impl Hits for () {
+    fn hits(&self) -> Vec<bool> {
+        vec![true]
     }
 }
 
-impl<T> Tally for Option<T> {
-    fn tally(&self) -> u64 {
-        u64::from(self.is_some())
+impl Hits for bool {
+    fn hits(&self) -> Vec<bool> {
+        vec![*self]
     }
 }
 
-impl<T> Tally for Vec<Option<T>> {
-    fn tally(&self) -> u64 {
-        self.iter().filter(|v| v.is_some()).count() as u64
+impl<T> Hits for Option<T> {
+    fn hits(&self) -> Vec<bool> {
+        vec![self.is_some()]
     }
+}
+
+impl<T> Hits for Vec<Option<T>> {
+    fn hits(&self) -> Vec<bool> {
+        self.iter().map(Option::is_some).collect()
+    }
+}
+
+/// Feeds the Go guide's token counters from a store operation: `set`, `insert` and `apply`
+/// create access tokens, `get` and `get_many` retrieve them, and `delete` (or an `apply`'s
+/// removal) revokes an access token or a grant.
+fn count_tokens(metrics: &Metrics, operation: &str, keys: Keys, result: &impl Hits) {
+    let hits = result.hits();
+    let of_kind = |kinds: &[Kind], wanted: &[Kind]| {
+        kinds
+            .iter()
+            .zip(&hits)
+            .filter(|(kind, hit)| **hit && wanted.contains(kind))
+            .count() as u64
+    };
+    let (created, retrieved, revoked) = match (operation, keys) {
+        ("set" | "insert", Keys::One(kind)) => (of_kind(&[kind], &[Kind::AccessToken]), 0, 0),
+        ("get" | "get_many", Keys::One(kind)) => (0, of_kind(&[kind], &[Kind::AccessToken]), 0),
+        ("get_many", Keys::Many(kinds)) => (0, of_kind(&kinds, &[Kind::AccessToken]), 0),
+        ("delete", Keys::One(kind)) => (0, 0, of_kind(&[kind], &[Kind::AccessToken, Kind::Grant])),
+        ("apply", Keys::Transaction { created, revoked }) if hits == [true] => {
+            (created, 0, revoked)
+        }
+        _ => (0, 0, 0),
+    };
+    metrics.token_created.inc_by(created);
+    metrics.token_retrieved.inc_by(retrieved);
+    metrics.token_revoked.inc_by(revoked);
 }
 
 /// The guest's `store` imports, one for each of [`crate::store::store_operations`]: each
 /// calls the store's method of the same name through [`timed`], then feeds the token
-/// counters. Every operation's first argument is its key or keys.
+/// counters ([`count_tokens`]). Every operation's first argument is its key, keys or
+/// transaction.
 macro_rules! store_imports {
     ($( $(#[$doc:meta])* fn $op:ident($key:ident: $kty:ty $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
         // Each method clones the `Arc` first: a future holding `&self` across an await would
@@ -175,14 +234,11 @@ macro_rules! store_imports {
                 async fn $op(&mut self, $key: $kty $(, $arg: $ty)*) -> StoreResult<$ret> {
                     let services = self.services.clone();
                     let operation = stringify!($op);
-                    let tokens = $key.are_tokens();
+                    let keys = $key.kinds();
                     let call = services.store.$op($key $(, $arg)*);
                     let result = timed(&services.metrics, self.store_deadline, operation, call)
                         .await?;
-                    match token_counter(&services.metrics, operation) {
-                        Some(counter) if tokens => counter.inc_by(result.tally()),
-                        _ => {}
-                    }
+                    count_tokens(&services.metrics, operation, keys, &result);
                     Ok(result)
                 }
             )*
@@ -315,6 +371,11 @@ impl settings::Host for InstanceState {
     fn login_flow(&mut self) -> Option<settings::Flow> {
         self.services.oauth.flow.clone()
     }
+
+    fn find_refresh_policy(&mut self, client_id: String) -> Option<settings::RefreshPolicy> {
+        let client = self.services.oauth.clients.get(&client_id)?;
+        Some(client.refresh)
+    }
 }
 
 impl caller::Host for InstanceState {
@@ -325,7 +386,7 @@ impl caller::Host for InstanceState {
     }
 
     fn outcome(&mut self, event: String, status: String) {
-        use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS};
+        use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS, REFRESH_RESULTS};
         let metrics = &self.services.metrics;
         match event.as_str() {
             "authorization-started" => metrics.authorizations_started.inc(),
@@ -335,6 +396,9 @@ impl caller::Host for InstanceState {
                 .inc(),
             "code-redeemed" if REDEMPTION_RESULTS.contains(&status.as_str()) => {
                 metrics.code_redemptions.with_label_values(&[&status]).inc()
+            }
+            "refresh" if REFRESH_RESULTS.contains(&status.as_str()) => {
+                metrics.refreshes.with_label_values(&[&status]).inc()
             }
             _ => {}
         }

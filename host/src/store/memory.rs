@@ -10,7 +10,10 @@
 //! `Unavailable` (HTTP 503) and `/health/ready` says the store is full, rather than the
 //! process growing until it is killed.
 
-use super::{check_batch, check_key, check_write, RateLimit, StoreError, StoreResult, TokenStore};
+use super::{
+    check_batch, check_key, check_transaction, check_write, Expect, RateLimit, StoreError,
+    StoreResult, TokenStore, Transaction,
+};
 use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -48,6 +51,50 @@ struct State {
 struct Entry {
     value: Vec<u8>,
     expires_at: Instant,
+}
+
+impl State {
+    /// The entry at `key`, unless absent or expired at `now`.
+    fn live(&self, key: &str, now: Instant) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| e.expires_at > now)
+    }
+
+    /// Writes `value` at `key` until `expires_at`; refused for a new key when the store
+    /// holds `max_entries`. Whether the purge task must wake for the earlier expiry.
+    fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        expires_at: Instant,
+        max_entries: usize,
+    ) -> StoreResult<bool> {
+        match self.entries.get(&key) {
+            Some(old) => {
+                let old_expiry = old.expires_at;
+                self.expirations.remove(&(old_expiry, key.clone()));
+            }
+            None if self.entries.len() >= max_entries => {
+                return Err(StoreError::Unavailable(format!(
+                    "the embedded store is full (tokenginx.max_entries: {max_entries})"
+                )));
+            }
+            None => {}
+        }
+        let wake = self
+            .expirations
+            .first()
+            .is_none_or(|(next, _)| expires_at < *next);
+        self.expirations.insert((expires_at, key.clone()));
+        self.entries.insert(key, Entry { value, expires_at });
+        Ok(wake)
+    }
+
+    /// Removes `key`, expired or not.
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.expirations.remove(&(entry.expires_at, key.to_owned()));
+        Some(entry)
+    }
 }
 
 /// Stops the purge task when the last [`MemoryStore`] handle is dropped.
@@ -90,30 +137,16 @@ impl MemoryStore {
         only_if_absent: bool,
     ) -> StoreResult<bool> {
         let now = Instant::now();
-        let expires_at = now + Duration::from_millis(ttl_ms);
         let mut state = self.shared.state.lock().unwrap();
-        match state.entries.get(&key) {
-            Some(old) => {
-                if only_if_absent && old.expires_at > now {
-                    return Ok(false);
-                }
-                let old_expiry = old.expires_at;
-                state.expirations.remove(&(old_expiry, key.clone()));
-            }
-            None if state.entries.len() >= self.shared.max_entries => {
-                return Err(StoreError::Unavailable(format!(
-                    "the embedded store is full (tokenginx.max_entries: {})",
-                    self.shared.max_entries
-                )));
-            }
-            None => {}
+        if only_if_absent && state.live(&key, now).is_some() {
+            return Ok(false);
         }
-        let wake = state
-            .expirations
-            .first()
-            .is_none_or(|(next, _)| expires_at < *next);
-        state.expirations.insert((expires_at, key.clone()));
-        state.entries.insert(key, Entry { value, expires_at });
+        let wake = state.put(
+            key,
+            value,
+            now + Duration::from_millis(ttl_ms),
+            self.shared.max_entries,
+        )?;
         drop(state);
         if wake {
             self.shared.purge.notify_one();
@@ -124,11 +157,7 @@ impl MemoryStore {
     fn live<T>(&self, key: &str, read: impl FnOnce(&Entry, Instant) -> T) -> Option<T> {
         let now = Instant::now();
         let state = self.shared.state.lock().unwrap();
-        state
-            .entries
-            .get(key)
-            .filter(|e| e.expires_at > now)
-            .map(|e| read(e, now))
+        state.live(key, now).map(|e| read(e, now))
     }
 }
 
@@ -161,13 +190,7 @@ impl TokenStore for MemoryStore {
         check_key(&key)?;
         let now = Instant::now();
         let mut state = self.shared.state.lock().unwrap();
-        match state.entries.remove(&key) {
-            Some(entry) => {
-                state.expirations.remove(&(entry.expires_at, key));
-                Ok(entry.expires_at > now)
-            }
-            None => Ok(false),
-        }
+        Ok(state.remove(&key).is_some_and(|e| e.expires_at > now))
     }
 
     async fn ttl(&self, key: String) -> StoreResult<Option<u64>> {
@@ -179,11 +202,48 @@ impl TokenStore for MemoryStore {
         check_key(&key)?;
         let now = Instant::now();
         let mut state = self.shared.state.lock().unwrap();
-        let entry = state.entries.remove(&key);
-        if let Some(entry) = &entry {
-            state.expirations.remove(&(entry.expires_at, key));
-        }
+        let entry = state.remove(&key);
         Ok(entry.filter(|e| e.expires_at > now).map(|e| e.value))
+    }
+
+    async fn apply(&self, tx: Transaction) -> StoreResult<bool> {
+        check_transaction(&tx)?;
+        let now = Instant::now();
+        let mut state = self.shared.state.lock().unwrap();
+        let holds =
+            |e: &Expect| state.live(&e.key, now).map(|entry| &entry.value) == e.value.as_ref();
+        if !tx.expect.iter().all(holds) {
+            return Ok(false);
+        }
+        // Room first, so that a full store refuses the whole transaction, not half of it.
+        let new_keys = tx
+            .changes
+            .iter()
+            .filter(|c| c.value.is_some() && !state.entries.contains_key(&c.key))
+            .count();
+        if state.entries.len() + new_keys > self.shared.max_entries {
+            return Err(StoreError::Unavailable(format!(
+                "the embedded store is full (tokenginx.max_entries: {})",
+                self.shared.max_entries
+            )));
+        }
+        let mut wake = false;
+        for change in tx.changes {
+            match change.value {
+                Some(value) => {
+                    let expires_at = now + Duration::from_millis(change.ttl_ms);
+                    wake |= state.put(change.key, value, expires_at, usize::MAX)?;
+                }
+                None => {
+                    state.remove(&change.key);
+                }
+            }
+        }
+        drop(state);
+        if wake {
+            self.shared.purge.notify_one();
+        }
+        Ok(true)
     }
 
     async fn charge(&self, key: &str, limit: RateLimit) -> StoreResult<Option<Duration>> {
@@ -410,6 +470,114 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(store.charge("a", limit).await.unwrap(), None);
         assert_eq!(store.len(), 0, "buckets are not entries");
+    }
+
+    fn change(key: &str, value: Option<&str>) -> crate::contract::store::Change {
+        crate::contract::store::Change {
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            ttl_ms: HOUR,
+        }
+    }
+
+    fn expect(key: &str, value: Option<&str>) -> Expect {
+        Expect {
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_changes_all_keys_when_every_expectation_holds_and_none_otherwise() {
+        let store = MemoryStore::new(UNBOUNDED);
+        store
+            .set("g:{t}".into(), b"1".to_vec(), HOUR)
+            .await
+            .unwrap();
+        store
+            .set("old:{t}".into(), b"x".to_vec(), HOUR)
+            .await
+            .unwrap();
+        let rotate = Transaction {
+            expect: vec![expect("g:{t}", Some("1")), expect("new:{t}", None)],
+            changes: vec![
+                change("g:{t}", Some("2")),
+                change("new:{t}", Some("y")),
+                change("old:{t}", None),
+            ],
+        };
+        assert!(store.apply(rotate.clone()).await.unwrap());
+        assert_eq!(
+            store.get("g:{t}".into()).await.unwrap(),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(
+            store.get("new:{t}".into()).await.unwrap(),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(store.get("old:{t}".into()).await.unwrap(), None);
+        // The same again: "g" now holds 2, so nothing changes.
+        store
+            .set("old:{t}".into(), b"x".to_vec(), HOUR)
+            .await
+            .unwrap();
+        assert!(!store.apply(rotate).await.unwrap());
+        assert_eq!(
+            store.get("old:{t}".into()).await.unwrap(),
+            Some(b"x".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_a_whole_transaction() {
+        let store = MemoryStore::new(2);
+        store
+            .set("a:{t}".into(), b"1".to_vec(), HOUR)
+            .await
+            .unwrap();
+        let tx = Transaction {
+            expect: vec![],
+            changes: vec![
+                change("a:{t}", Some("2")),
+                change("b:{t}", Some("1")),
+                change("c:{t}", Some("1")),
+            ],
+        };
+        assert!(matches!(
+            store.apply(tx).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(
+            store.get("a:{t}".into()).await.unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_compare_and_sets_on_one_value_exactly_one_applies() {
+        let store = MemoryStore::new(UNBOUNDED);
+        store
+            .set("g:{t}".into(), b"0".to_vec(), HOUR)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let tx = Transaction {
+                        expect: vec![expect("g:{t}", Some("0"))],
+                        changes: vec![change("g:{t}", Some(&format!("{}", i + 1)))],
+                    };
+                    store.apply(tx).await
+                })
+            })
+            .collect();
+        let mut applied = 0;
+        for task in tasks {
+            applied += task.await.unwrap().unwrap() as usize;
+        }
+        assert_eq!(applied, 1);
     }
 
     #[tokio::test]

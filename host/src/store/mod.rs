@@ -10,6 +10,8 @@ pub mod redis;
 use async_trait::async_trait;
 use std::time::Duration;
 
+pub use crate::contract::store::{Expect, Transaction};
+
 /// Why a store operation failed. Messages name the operation and the node, never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -92,6 +94,8 @@ macro_rules! store_operations {
             fn ttl(key: String) -> Option<u64>;
             /// Removes `key` and returns its value, atomically.
             fn take(key: String) -> Option<Vec<u8>>;
+            /// Makes `tx`'s changes if its expectations hold, atomically; whether it did.
+            fn apply(tx: crate::store::Transaction) -> bool;
         }
     };
 }
@@ -156,6 +160,42 @@ pub fn check_batch(keys: &[String]) -> StoreResult<()> {
     keys.iter().try_for_each(|k| check_key(k))
 }
 
+/// Checks a transaction before any I/O: at least one change, at most [`MAX_BATCH_KEYS`]
+/// keys, each within the limits, and all with one hash tag (one cluster slot), which every
+/// store requires so that a guest behaves alike on each.
+pub fn check_transaction(tx: &Transaction) -> StoreResult<()> {
+    if tx.changes.is_empty() {
+        return Err(StoreError::Rejected("a transaction without changes".into()));
+    }
+    let keys = tx.expect.len() + tx.changes.len();
+    if keys > MAX_BATCH_KEYS {
+        return Err(StoreError::Rejected(format!(
+            "a transaction of {keys} keys exceeds {MAX_BATCH_KEYS}"
+        )));
+    }
+    for expect in &tx.expect {
+        check_key(&expect.key)?;
+    }
+    for change in &tx.changes {
+        match &change.value {
+            Some(value) => check_write(&change.key, value, change.ttl_ms)?,
+            None => check_key(&change.key)?,
+        }
+    }
+    let mut keys = tx
+        .expect
+        .iter()
+        .map(|e| &e.key)
+        .chain(tx.changes.iter().map(|c| &c.key));
+    let first = tokenginx_syntax::hash_tag(keys.next().expect("a change at least"));
+    if let Some(other) = keys.find(|k| tokenginx_syntax::hash_tag(k) != first) {
+        return Err(StoreError::Rejected(format!(
+            "a transaction's keys must share one hash tag: {other:?} is not in {{{first}}}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::RateLimit;
@@ -183,6 +223,41 @@ mod tests {
             .charge(tat, now + ms(100))
             .expect("one interval later");
         assert_eq!(limit.charge(Some(after), now + ms(100)), Err(ms(100)));
+    }
+
+    #[test]
+    fn a_transaction_spans_one_hash_tag() {
+        use super::{check_transaction, Expect, StoreError, Transaction};
+        use crate::contract::store::Change;
+        let change = |key: &str| Change {
+            key: key.into(),
+            value: Some(b"v".to_vec()),
+            ttl_ms: 1000,
+        };
+        let expect = |key: &str| Expect {
+            key: key.into(),
+            value: None,
+        };
+        let tx = |expect: Vec<Expect>, changes: Vec<Change>| Transaction { expect, changes };
+        assert!(check_transaction(&tx(vec![expect("g:{a}")], vec![change("x:{a}:1")])).is_ok());
+        let mixed = check_transaction(&tx(vec![expect("g:{a}")], vec![change("x:{b}")]));
+        assert!(matches!(mixed, Err(StoreError::Rejected(why)) if why.contains("\"x:{b}\"")));
+        let empty = check_transaction(&tx(vec![expect("g:{a}")], vec![]));
+        assert!(matches!(empty, Err(StoreError::Rejected(_))));
+        let zero_ttl = Change {
+            ttl_ms: 0,
+            ..change("g:{a}")
+        };
+        assert!(check_transaction(&tx(vec![], vec![zero_ttl])).is_err());
+        let delete = Change {
+            value: None,
+            ttl_ms: 0,
+            ..change("g:{a}")
+        };
+        assert!(
+            check_transaction(&tx(vec![], vec![delete])).is_ok(),
+            "a removal has no TTL"
+        );
     }
 
     #[test]

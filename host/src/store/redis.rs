@@ -13,9 +13,15 @@
 //!   `WAITAOF` (`wait_aof`) on the same connection to the key's master, and is acknowledged
 //!   only once enough replicas (and append-only files) have it: a change that would vanish
 //!   in a failover answers `Unavailable` (HTTP 503) instead, and the client retries.
+//! - A transaction (`apply`) is one script, sent with `EVAL` so that it pipelines with the
+//!   durability wait like any change; its keys share a hash tag, so the script runs on one
+//!   master in one atomic step.
 //! - Rate-limit buckets are one key each, charged by a script in one atomic step.
 
-use super::{check_batch, check_key, check_write, RateLimit, StoreError, StoreResult, TokenStore};
+use super::{
+    check_batch, check_key, check_transaction, check_write, RateLimit, StoreError, StoreResult,
+    TokenStore, Transaction,
+};
 use crate::config::Redis as Config;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -279,6 +285,63 @@ return 0
     )
 });
 
+/// A transaction (see `store.apply` in `wit/oauth.wit`): `KEYS` are the expected keys, then
+/// the changed ones; `ARGV[1]` is the number of expected keys; then for each expected key
+/// `1` and the value it must hold, or `0` for absent; then for each change `1`, the value
+/// and its TTL in ms, or `0`, `''`, `''` for a removal. Returns 1 when the changes were made,
+/// 0 (changing nothing) when an expectation failed. Redis runs a script alone, so nothing
+/// comes between the reads and the writes.
+const APPLY: &str = r"
+local expected = tonumber(ARGV[1])
+local a = 2
+for i = 1, expected do
+  local value = redis.call('GET', KEYS[i])
+  if ARGV[a] == '1' then
+    if value ~= ARGV[a + 1] then return 0 end
+  elseif value then
+    return 0
+  end
+  a = a + 2
+end
+for i = expected + 1, #KEYS do
+  if ARGV[a] == '1' then
+    redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[a + 2])
+  else
+    redis.call('DEL', KEYS[i])
+  end
+  a = a + 3
+end
+return 1
+";
+
+/// The `EVAL` of [`APPLY`] for `tx`.
+fn apply_command(tx: &Transaction) -> redis::Cmd {
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(APPLY).arg(tx.expect.len() + tx.changes.len());
+    for key in tx
+        .expect
+        .iter()
+        .map(|e| &e.key)
+        .chain(tx.changes.iter().map(|c| &c.key))
+    {
+        eval.arg(key);
+    }
+    eval.arg(tx.expect.len());
+    for expect in &tx.expect {
+        match &expect.value {
+            Some(value) => eval.arg(1).arg(value.as_slice()),
+            None => eval.arg(0).arg(""),
+        };
+    }
+    for change in &tx.changes {
+        match &change.value {
+            Some(value) => eval.arg(1).arg(value.as_slice()).arg(change.ttl_ms),
+            None => eval.arg(0).arg("").arg(""),
+        };
+    }
+    eval
+}
+
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn get(&self, key: String) -> StoreResult<Option<Vec<u8>>> {
@@ -328,6 +391,16 @@ impl TokenStore for RedisStore {
         match self.change("take", getdel).await? {
             Value::BulkString(value) => Ok(Some(value)),
             _ => Ok(None),
+        }
+    }
+
+    async fn apply(&self, tx: Transaction) -> StoreResult<bool> {
+        check_transaction(&tx)?;
+        match self.change("apply", apply_command(&tx)).await? {
+            Value::Int(applied) => Ok(applied == 1),
+            other => Err(StoreError::Unavailable(format!(
+                "redis apply: unexpected reply {other:?}"
+            ))),
         }
     }
 
