@@ -50,7 +50,7 @@ run: guests py-venv
 # The endpoint suite and the authorization code flow run against each store; the rest of
 # e2e once.
 GUEST_SUITE := endpoints::
-ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched authorization_code::
+ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched authorization_code:: refresh::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host

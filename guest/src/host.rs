@@ -33,6 +33,34 @@ pub struct LoginFlow {
     pub authorization_code_ttl: u64,
 }
 
+/// How the refresh tokens of a client's grants live.
+#[derive(Clone, Copy, Debug)]
+pub struct RefreshPolicy {
+    /// Seconds a refresh token may wait to be used.
+    pub refresh_token_ttl: u64,
+    /// Seconds a grant lives at most, however often it is refreshed.
+    pub grant_max_lifetime: u64,
+    /// Milliseconds after a rotation during which the rotated token gets the same answer
+    /// again; 0: never.
+    pub reuse_grace_ms: u64,
+}
+
+/// A compare-and-set over the keys of one hash tag (`store.apply`): if every expected key
+/// holds its value (none: absent), every change is made, atomically.
+#[derive(Clone, Debug, Default)]
+pub struct Transaction {
+    pub expect: Vec<(String, Option<Vec<u8>>)>,
+    pub changes: Vec<Change>,
+}
+
+/// A change of a [`Transaction`]: a value with its TTL, or none to remove the key.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+    pub ttl_ms: u64,
+}
+
 /// A browser's request to the authorization endpoint, or an admin API call.
 #[derive(Clone, Debug, Default)]
 pub struct BrowserRequest {
@@ -88,10 +116,14 @@ impl Response {
 }
 
 /// What the OAuth logic uses of its host: the imports of `wit/oauth.wit` it calls, and no
-/// more (of `store`, all but `get-many` and `ttl`), so a native test host implements just
-/// what the logic needs.
+/// more (of `store`, all but `ttl`), so a native test host implements just what the logic
+/// needs.
 pub trait Host {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The values at `keys`, in order, in one round trip.
+    fn store_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// Makes the transaction's changes if its expectations hold; whether it did.
+    fn store_apply(&self, tx: Transaction) -> Result<bool, StoreError>;
     /// Writes only if `key` is absent; false when it exists.
     fn store_insert(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<bool, StoreError>;
     fn store_delete(&self, key: &str) -> Result<bool, StoreError>;
@@ -112,11 +144,12 @@ pub trait Host {
     fn registration(&self, client_id: &str) -> Option<Registration>;
     /// The login and consent app; none when the operator set none.
     fn login_flow(&self) -> Option<LoginFlow>;
+    fn refresh_policy(&self, client_id: &str) -> Option<RefreshPolicy>;
     fn scopes_supported(&self) -> Vec<String>;
     /// The URL the host serves the endpoint `name` at (`token`, `introspect`, ...).
     fn endpoint_url(&self, name: &str) -> Option<String>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);
-    /// Counts a step of the authorization code flow (`caller.outcome`).
+    /// Counts a step of the authorization code flow or a refresh (`caller.outcome`).
     fn outcome(&self, event: &str, result: &str);
 }

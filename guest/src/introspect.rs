@@ -1,6 +1,7 @@
 //! Token introspection (RFC 7662).
 
 use crate::client_auth::authenticate;
+use crate::grant::{self, Found, GrantToken};
 use crate::params::param;
 use crate::record::{access_token_key, TokenRecord};
 use crate::response::{finish, json, store_failure, OAuthError};
@@ -14,6 +15,8 @@ struct Active<'a> {
     client_id: &'a str,
     sub: &'a str,
     token_type: &'a str,
+    /// Hydra's name for what the token is for: `access_token` or `refresh_token`.
+    token_use: &'a str,
     exp: u64,
     iat: u64,
     iss: &'a str,
@@ -35,7 +38,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     authenticate(host, req, false)?;
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
-    // `token_type_hint` is only a hint (section 2.1): there is one token type to search.
+    // `token_type_hint` is only a hint (section 2.1): one read finds either kind.
     match live_record(host, token)? {
         Some(record) => Ok(json(
             200,
@@ -45,6 +48,10 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                 client_id: &record.client_id,
                 sub: &record.user_id,
                 token_type: &record.token_type,
+                token_use: match record.token_type == crate::token::REFRESH_TOKEN {
+                    true => "refresh_token",
+                    false => "access_token",
+                },
                 exp: record.expires_at,
                 iat: record.created_at,
                 iss: &host.issuer(),
@@ -56,8 +63,21 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     }
 }
 
-/// The record of `token` if it exists and has not expired.
-pub(crate) fn live_record(
+/// The record of `token` if it is live: a `client_credentials` access token that exists and
+/// has not expired, or a live grant's access token or refresh token (as a record of
+/// `token_type` `refresh_token`).
+fn live_record(host: &impl Host, token: &str) -> Result<Option<TokenRecord>, OAuthError> {
+    if let Some(token) = GrantToken::parse(token) {
+        return Ok(match grant::find(host, &token)? {
+            Found::Access(record) | Found::Refresh(record) => Some(record),
+            Found::Rotated { .. } | Found::None => None,
+        });
+    }
+    client_credentials_record(host, token)
+}
+
+/// The record of a `client_credentials` access token if it exists and has not expired.
+pub(crate) fn client_credentials_record(
     host: &impl Host,
     token: &str,
 ) -> Result<Option<TokenRecord>, OAuthError> {

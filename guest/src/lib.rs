@@ -4,13 +4,16 @@
 //! natively; `wasm.rs` is the thin layer that binds [`Host`] to the component's imports and
 //! exports the endpoints of `wit/oauth.wit`.
 //!
-//! - [`token`]: RFC 6749 section 4.4, the `client_credentials` grant.
+//! - [`token`]: RFC 6749 section 4.4, the `client_credentials` grant; the
+//!   `authorization_code` grant (`flow/`), and the grants it starts, with their refresh
+//!   tokens (`grant/`).
 //! - [`introspect`]: RFC 7662.
 //! - [`revoke`]: RFC 7009.
 //! - [`metadata`]: RFC 8414.
 
 mod client_auth;
 mod flow;
+mod grant;
 mod host;
 mod introspect;
 mod metadata;
@@ -30,7 +33,8 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    BrowserRequest, Client, Host, Level, LoginFlow, Registration, Request, Response, StoreError,
+    BrowserRequest, Change, Client, Host, Level, LoginFlow, RefreshPolicy, Registration, Request,
+    Response, StoreError, Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;
@@ -42,7 +46,11 @@ pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What this guest serves, as it tells the host (`capabilities`) and clients (metadata).
-pub const GRANT_TYPES: [&str; 2] = [token::CLIENT_CREDENTIALS, token::AUTHORIZATION_CODE];
+pub const GRANT_TYPES: [&str; 3] = [
+    token::CLIENT_CREDENTIALS,
+    token::AUTHORIZATION_CODE,
+    token::REFRESH_TOKEN,
+];
 pub const RESPONSE_TYPES: [&str; 1] = ["code"];
 pub const ENDPOINTS: [&str; 6] = [
     "token",

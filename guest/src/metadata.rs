@@ -98,7 +98,7 @@ mod tests {
         );
         assert_eq!(
             doc["grant_types_supported"],
-            serde_json::json!(["client_credentials", "authorization_code"])
+            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
         );
         assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(
@@ -116,7 +116,7 @@ mod tests {
         );
         assert_eq!(
             doc["scopes_supported"],
-            serde_json::json!(["admin", "read", "write"])
+            serde_json::json!(["admin", "offline_access", "read", "write"])
         );
     }
 }

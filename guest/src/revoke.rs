@@ -1,7 +1,8 @@
 //! Token revocation (RFC 7009).
 
 use crate::client_auth::authenticate;
-use crate::introspect::live_record;
+use crate::grant::GrantToken;
+use crate::introspect::client_credentials_record;
 use crate::params::param;
 use crate::record::access_token_key;
 use crate::response::{finish, store_failure, OAuthError};
@@ -17,8 +18,11 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
     // Unknown and already invalid tokens answer 200 too (section 2.2). A client revokes only
     // its own tokens; another's stays active, and the answer does not tell the difference,
-    // so revocation cannot be used to probe for valid tokens.
-    if let Some(record) = live_record(host, token)? {
+    // so revocation cannot be used to probe for valid tokens. `token_type_hint` is only a
+    // hint (section 2.1): one read finds either kind.
+    if let Some(token) = GrantToken::parse(token) {
+        crate::grant::revoke(host, &client, &token)?;
+    } else if let Some(record) = client_credentials_record(host, token)? {
         if record.client_id == client.client_id {
             let key = access_token_key(token).expect("a live token has a key");
             host.store_delete(&key)

@@ -1,7 +1,10 @@
 //! A native stand-in for the host, for the guest's unit tests: an in-memory store, a clock
 //! the test moves, counter-based randomness, and two registered clients.
 
-use crate::{token, Client, Host, Level, LoginFlow, Registration, Request, Response, StoreError};
+use crate::{
+    token, Client, Host, Level, LoginFlow, RefreshPolicy, Registration, Request, Response,
+    StoreError, Transaction,
+};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
@@ -33,14 +36,18 @@ fn client(id: &str, secret: &str) -> Client {
     }
 }
 
-/// A client of the authorization code flow; public without a secret.
+/// A client of the authorization code flow, which may refresh; public without a secret.
 fn user_client(id: &str, secret: Option<&str>) -> Client {
     Client {
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["read".into(), "write".into(), "offline_access".into()],
         secret_sha256: secret.map_or(Vec::new(), |s| Sha256::digest(s.as_bytes()).to_vec()),
         ..client(id, "unused")
     }
 }
+
+/// What another request does meanwhile.
+type Concurrent = Box<dyn FnOnce(&TestHost)>;
 
 pub struct TestHost {
     /// key -> (value, ttl in ms)
@@ -57,6 +64,14 @@ pub struct TestHost {
     authenticated: RefCell<Option<String>>,
     /// The flow's outcomes the logic reported, as `event:result`.
     outcomes: RefCell<Vec<String>>,
+    refresh_policy: Cell<RefreshPolicy>,
+    /// The next `apply` makes its changes but answers false, as a host does that retried
+    /// it after a dropped connection.
+    apply_lands_unseen: Cell<bool>,
+    /// Run just before the next `apply`: another request's changes.
+    before_apply: RefCell<Option<Concurrent>>,
+    /// Warnings the logic logged.
+    warnings: RefCell<Vec<String>>,
 }
 
 impl TestHost {
@@ -79,7 +94,43 @@ impl TestHost {
             budget: Cell::new(None),
             authenticated: RefCell::default(),
             outcomes: RefCell::default(),
+            refresh_policy: Cell::new(RefreshPolicy {
+                refresh_token_ttl: 30 * 24 * 3600,
+                grant_max_lifetime: 90 * 24 * 3600,
+                reuse_grace_ms: 0,
+            }),
+            apply_lands_unseen: Cell::new(false),
+            before_apply: RefCell::default(),
+            warnings: RefCell::default(),
         }
+    }
+
+    pub fn edit_refresh_policy(&self, edit: impl FnOnce(&mut RefreshPolicy)) {
+        let mut policy = self.refresh_policy.get();
+        edit(&mut policy);
+        self.refresh_policy.set(policy);
+    }
+    /// The next `apply` makes its changes but answers false.
+    pub fn next_apply_lands_unseen(&self) {
+        self.apply_lands_unseen.set(true);
+    }
+    /// Runs `change` just before the next `apply`, as a concurrent request would.
+    pub fn before_next_apply(&self, change: impl FnOnce(&TestHost) + 'static) {
+        *self.before_apply.borrow_mut() = Some(Box::new(change));
+    }
+    /// Warnings logged so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.borrow().clone()
+    }
+    /// The keys held now, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.store.borrow().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+    /// The TTL, in ms, `key` was last written with.
+    pub fn ttl_ms(&self, key: &str) -> Option<u64> {
+        self.store.borrow().get(key).map(|(_, ttl)| *ttl)
     }
 
     /// From now on, admit `requests` more requests, then report a wait of 1.5 s.
@@ -139,6 +190,41 @@ impl Host for TestHost {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store_up()?;
         Ok(self.store.borrow().get(key).map(|(v, _)| v.clone()))
+    }
+    fn store_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.store_get(k)).collect()
+    }
+    /// As the host: every key with one hash tag, or `rejected`.
+    fn store_apply(&self, tx: Transaction) -> Result<bool, StoreError> {
+        self.store_up()?;
+        let mut keys = tx
+            .expect
+            .iter()
+            .map(|(k, _)| k)
+            .chain(tx.changes.iter().map(|c| &c.key));
+        let tag = tokenginx_syntax::hash_tag(keys.next().expect("a key"));
+        if keys.any(|k| tokenginx_syntax::hash_tag(k) != tag) || tx.changes.is_empty() {
+            return Err(StoreError::Rejected("keys of several hash tags".into()));
+        }
+        let concurrent = self.before_apply.borrow_mut().take();
+        if let Some(change) = concurrent {
+            change(self);
+        }
+        let mut store = self.store.borrow_mut();
+        let holds = |(key, value): &(String, Option<Vec<u8>>)| {
+            store.get(key).map(|(v, _)| v) == value.as_ref()
+        };
+        if !tx.expect.iter().all(holds) {
+            return Ok(false);
+        }
+        for change in tx.changes {
+            assert!(change.value.is_none() || change.ttl_ms > 0, "a zero TTL");
+            match change.value {
+                Some(value) => store.insert(change.key, (value, change.ttl_ms)),
+                None => store.remove(&change.key),
+            };
+        }
+        Ok(!self.apply_lands_unseen.replace(false))
     }
     fn store_insert(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<bool, StoreError> {
         self.store_up()?;
@@ -204,7 +290,14 @@ impl Host for TestHost {
             .take(len as usize)
             .collect()
     }
-    fn log(&self, _level: Level, _message: &str) {}
+    fn log(&self, level: Level, message: &str) {
+        if matches!(level, Level::Warn) {
+            self.warnings.borrow_mut().push(message.into());
+        }
+    }
+    fn refresh_policy(&self, client_id: &str) -> Option<RefreshPolicy> {
+        self.client(client_id).map(|_| self.refresh_policy.get())
+    }
     fn issuer(&self) -> String {
         "http://issuer.test".into()
     }

@@ -1,5 +1,6 @@
-//! The token endpoint (RFC 6749 section 3.2): the `client_credentials` grant (section 4.4)
-//! and the `authorization_code` grant (section 4.1.3, with PKCE: [`crate::flow::code`]).
+//! The token endpoint (RFC 6749 section 3.2): the `client_credentials` grant (section 4.4),
+//! the `authorization_code` grant (section 4.1.3, with PKCE: [`crate::flow::code`]) and the
+//! `refresh_token` grant (section 6: [`crate::grant`]).
 
 use crate::client_auth::{authenticate, Authenticated};
 use crate::params::param;
@@ -10,13 +11,18 @@ use serde::Serialize;
 
 pub(crate) const CLIENT_CREDENTIALS: &str = "client_credentials";
 pub(crate) const AUTHORIZATION_CODE: &str = "authorization_code";
+pub(crate) const REFRESH_TOKEN: &str = "refresh_token";
 
+/// A successful token response (RFC 6749 section 5.1).
 #[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'a str,
-    expires_in: u64,
-    scope: &'a str,
+pub(crate) struct TokenResponse<'a> {
+    pub access_token: &'a str,
+    pub token_type: &'a str,
+    pub expires_in: u64,
+    pub scope: &'a str,
+    /// Never for `client_credentials` (section 4.4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<&'a str>,
 }
 
 pub fn token(host: &impl Host, req: &Request) -> Response {
@@ -44,15 +50,16 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     }
     match grant_type {
         AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req),
+        REFRESH_TOKEN => crate::grant::refresh(host, &client, req),
         _ => {
             let scope = scope::grant(&client, param(req, "scope"))?;
             charge(host, &client)?;
-            let grant = Grant {
+            let claims = Claims {
                 user_id: client.client_id.clone(),
                 scope,
                 ext: None,
             };
-            issue_token(host, &client, grant, &req.client_ip).map(|(_, response)| response)
+            issue_token(host, &client, claims, &req.client_ip)
         }
     }
 }
@@ -69,7 +76,7 @@ pub(crate) fn charge(host: &impl Host, client: &Client) -> Result<(), OAuthError
 }
 
 /// What an access token stands for.
-pub(crate) struct Grant {
+pub(crate) struct Claims {
     /// The resource owner: the signed-in user, or for `client_credentials` the client.
     pub user_id: String,
     /// Granted scopes, space-separated.
@@ -78,24 +85,24 @@ pub(crate) struct Grant {
     pub ext: Option<serde_json::Value>,
 }
 
-/// Issues an access token for `grant` to `client`: its store key and the token response.
-pub(crate) fn issue_token(
+/// Issues a `client_credentials` access token for `claims` to `client`.
+fn issue_token(
     host: &impl Host,
     client: &Client,
-    grant: Grant,
+    claims: Claims,
     client_ip: &str,
-) -> Result<(String, Response), OAuthError> {
+) -> Result<Response, OAuthError> {
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
     let record = TokenRecord {
-        user_id: grant.user_id,
-        scope: grant.scope,
+        user_id: claims.user_id,
+        scope: claims.scope,
         created_at: now,
         client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: now + ttl,
         token_type: "Bearer".into(),
-        ext: grant.ext,
+        ext: claims.ext,
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
@@ -120,9 +127,10 @@ pub(crate) fn issue_token(
                         token_type: "Bearer",
                         expires_in: ttl,
                         scope: &record.scope,
+                        refresh_token: None,
                     },
                 );
-                return Ok((key, response));
+                return Ok(response);
             }
             Ok(false) => continue,
             Err(e) => return Err(store_failure(host, e)),

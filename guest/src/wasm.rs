@@ -16,6 +16,28 @@ impl crate::Host for Imports {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::StoreError> {
         store::get(key).map_err(Into::into)
     }
+    fn store_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, crate::StoreError> {
+        store::get_many(keys).map_err(Into::into)
+    }
+    fn store_apply(&self, tx: crate::Transaction) -> Result<bool, crate::StoreError> {
+        let tx = store::Transaction {
+            expect: tx
+                .expect
+                .into_iter()
+                .map(|(key, value)| store::Expect { key, value })
+                .collect(),
+            changes: tx
+                .changes
+                .into_iter()
+                .map(|c| store::Change {
+                    key: c.key,
+                    value: c.value,
+                    ttl_ms: c.ttl_ms,
+                })
+                .collect(),
+        };
+        store::apply(&tx).map_err(Into::into)
+    }
     fn store_insert(
         &self,
         key: &str,
@@ -76,6 +98,13 @@ impl crate::Host for Imports {
             login_url: f.login_url,
             consent_url: f.consent_url,
             authorization_code_ttl: f.authorization_code_ttl,
+        })
+    }
+    fn refresh_policy(&self, client_id: &str) -> Option<crate::RefreshPolicy> {
+        settings::find_refresh_policy(client_id).map(|p| crate::RefreshPolicy {
+            refresh_token_ttl: p.refresh_token_ttl,
+            grant_max_lifetime: p.grant_max_lifetime,
+            reuse_grace_ms: p.reuse_grace_ms,
         })
     }
     fn scopes_supported(&self) -> Vec<String> {

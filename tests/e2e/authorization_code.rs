@@ -8,20 +8,22 @@ use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const WEB_ID: &str = "web";
-const WEB_SECRET: &str = "web-secret-0123456789";
-const WEB_REDIRECT: &str = "https://app.example/callback";
-const ADMIN_KEY: &str = "admin-key-0123456789-0123456789-0123";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const WEB_ID: &str = "web";
+pub(crate) const WEB_SECRET: &str = "web-secret-0123456789";
+pub(crate) const WEB_REDIRECT: &str = "https://app.example/callback";
+/// A second web app, to show that one client's tokens are not another's.
+pub(crate) const OTHER_WEB_ID: &str = "other-web";
+pub(crate) const ADMIN_KEY: &str = "admin-key-0123456789-0123456789-0123";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// A host with a login app configured, the web client, and an admin API key.
-fn flow_host() -> (Host, String) {
+pub(crate) fn flow_host() -> (Host, String) {
     flow_host_with("", &format!("admin:\n  port: 0\n  api_key: {ADMIN_KEY}\n"))
 }
 
 /// [`flow_host`] with `oauth_extra` in the `oauth` section and `admin` as the admin
 /// section: the host and the admin API's base URL.
-fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
+pub(crate) fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
     let text = config(&default_guest(), "")
         .replace(
             "  issuer: http://issuer.test\n",
@@ -30,7 +32,7 @@ fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
         .replace(
             "log:\n",
             &format!(
-                "    - client_id: {WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, write]\n      grant_types: [authorization_code]\n      redirect_uris: [{WEB_REDIRECT}]\n      client_name: Web app\n{admin}log:\n"
+                "    - client_id: {WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, write, offline_access]\n      grant_types: [authorization_code, refresh_token]\n      redirect_uris: [{WEB_REDIRECT}]\n      client_name: Web app\n    - client_id: {OTHER_WEB_ID}\n      client_secret: {WEB_SECRET}\n      scopes: [read, offline_access]\n      grant_types: [authorization_code, refresh_token]\n      redirect_uris: [{WEB_REDIRECT}]\n{admin}log:\n"
             ),
         );
     let host = Host::with_config(&text);
@@ -45,7 +47,7 @@ fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
     (host, admin)
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -53,7 +55,7 @@ fn http() -> reqwest::Client {
 }
 
 /// The value of query parameter `name` in `url`.
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).unwrap();
     parsed
         .query_pairs()
@@ -92,12 +94,16 @@ impl Browser {
     }
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), 302);
     response.headers()[LOCATION].to_str().unwrap().to_owned()
 }
 
-async fn admin_put(admin: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+pub(crate) async fn admin_put(
+    admin: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let response = http()
         .put(format!("{admin}{path}"))
         .header(AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
@@ -111,6 +117,12 @@ async fn admin_put(admin: &str, path: &str, body: serde_json::Value) -> serde_js
 
 /// Runs the flow as `alice`, consenting to `read`: the code.
 async fn code_for_alice(host: &Host, admin: &str) -> String {
+    code_for(host, admin, &["read"]).await
+}
+
+/// Runs the flow as `alice` for the web client, asking for `scope` and consenting to all of
+/// it: the code.
+pub(crate) async fn code_for(host: &Host, admin: &str, scope: &[&str]) -> String {
     let challenge =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
     let mut browser = Browser {
@@ -123,7 +135,7 @@ async fn code_for_alice(host: &Host, admin: &str) -> String {
             ("response_type", "code"),
             ("client_id", WEB_ID),
             ("redirect_uri", WEB_REDIRECT),
-            ("scope", "read"),
+            ("scope", &scope.join(" ")),
             ("state", "s1"),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
@@ -149,7 +161,7 @@ async fn code_for_alice(host: &Host, admin: &str) -> String {
         .await
         .unwrap();
     assert_eq!(request["client"]["client_name"], "Web app");
-    assert_eq!(request["requested_scope"], serde_json::json!(["read"]));
+    assert_eq!(request["requested_scope"], serde_json::json!(scope));
 
     let accepted = admin_put(
         admin,
@@ -164,7 +176,7 @@ async fn code_for_alice(host: &Host, admin: &str) -> String {
         &format!(
             "/admin/oauth2/auth/requests/consent/accept?consent_challenge={consent_challenge}"
         ),
-        serde_json::json!({ "grant_scope": ["read"] }),
+        serde_json::json!({ "grant_scope": scope, "session": {"access_token": {"team": "blue"}} }),
     )
     .await;
     let back = location(&browser.get(accepted["redirect_to"].as_str().unwrap()).await);
@@ -177,7 +189,7 @@ async fn code_for_alice(host: &Host, admin: &str) -> String {
     query_param(&back, "code").unwrap()
 }
 
-async fn redeem(host: &Host, code: &str) -> Reply {
+pub(crate) async fn redeem(host: &Host, code: &str) -> Reply {
     host.post(
         "/api/v1/oauth/token",
         &[

@@ -19,3 +19,4 @@ mod https;
 mod lifecycle;
 mod operations;
 mod redis_store;
+mod refresh;

@@ -506,6 +506,40 @@ pub fn shared_store() -> String {
         .clone()
 }
 
+/// The keys matching `pattern` on every node of the shared store (see [`shared_store`]),
+/// sorted, each once (a replica holds its master's); none for the embedded store, which a
+/// test cannot look into.
+pub fn shared_store_keys(pattern: &str) -> Option<Vec<String>> {
+    let section = shared_store();
+    let addrs = section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("addrs: ["))?
+        .trim_end_matches(']');
+    let mut keys = Vec::new();
+    for addr in addrs.split(", ") {
+        let (_, port) = addr.rsplit_once(':').unwrap();
+        let out = Command::new(require("redis-cli"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "--no-auth-warning",
+                "-a",
+                PASSWORD,
+            ])
+            .args(["--scan", "--pattern", pattern])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "redis-cli --scan on {addr}");
+        let out = String::from_utf8_lossy(&out.stdout);
+        keys.extend(out.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+    }
+    keys.sort();
+    keys.dedup();
+    Some(keys)
+}
+
 /// A `tokenginx` config section for a Redis store at `addrs`; `extra` lines are appended.
 pub fn store_section(mode: &str, addrs: &[String], certs: Option<&Certs>, extra: &str) -> String {
     let mut section = format!(

@@ -2,14 +2,14 @@
 //! endpoint (RFC 6749 section 4.1.3) with its PKCE verifier (RFC 7636 section 4.6).
 //!
 //! A code is taken from the store atomically, so of concurrent redemptions one succeeds.
-//! A redeemed code leaves a marker naming the token it bought: a replay is refused and
-//! revokes that token (section 4.1.2).
+//! A redeemed code starts a grant ([`crate::grant`]) and leaves a marker naming it: a replay
+//! is refused and ends the grant, with every token issued from it (section 4.1.2).
 
 use super::Flow;
 use crate::params::param;
 use crate::record::{new_secret, secret_key};
 use crate::response::{store_failure, OAuthError};
-use crate::token::{charge, issue_token, Grant};
+use crate::token::{charge, Claims};
 use crate::{Client, Host, Level, Request, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -118,24 +118,20 @@ fn redeem_record(
             "the code_verifier does not match",
         ));
     }
-    let grant = Grant {
+    let claims = Claims {
         user_id: record.subject,
         scope: record.scope,
         ext: record.ext,
     };
-    let (token_key, response) = issue_token(host, client, grant, &req.client_ip)?;
-    // The token's lifetime: as long as a replay could still revoke something.
+    let started = crate::grant::start(host, client, claims, &req.client_ip)?;
+    // The grant's lifetime: as long as a replay could still end something.
     let marker = secret_key(REDEEMED_PREFIX, code).expect("checked above");
-    host.store_set(
-        &marker,
-        token_key.as_bytes(),
-        client.access_token_ttl * 1000,
-    )
-    .map_err(|e| store_failure(host, e))?;
-    Ok(response)
+    host.store_set(&marker, started.grant_key.as_bytes(), started.ttl_ms)
+        .map_err(|e| store_failure(host, e))?;
+    Ok(started.response)
 }
 
-/// A code presented again: revokes the token it bought. Whether it was one.
+/// A code presented again: ends the grant it started. Whether it was one.
 fn revoke_replayed(host: &impl Host, code: &str) -> Result<bool, OAuthError> {
     let Some(marker) = secret_key(REDEEMED_PREFIX, code) else {
         return Ok(false);
@@ -143,12 +139,13 @@ fn revoke_replayed(host: &impl Host, code: &str) -> Result<bool, OAuthError> {
     let found = host
         .store_take(&marker)
         .map_err(|e| store_failure(host, e))?;
-    if let Some(token_key) = found.and_then(|k| String::from_utf8(k).ok()) {
-        host.store_delete(&token_key)
+    if let Some(grant_key) = found.and_then(|k| String::from_utf8(k).ok()) {
+        host.store_delete(&grant_key)
             .map_err(|e| store_failure(host, e))?;
         host.log(
             Level::Warn,
-            "an authorization code was presented again; the token issued for it is revoked",
+            "an authorization code was presented again; the grant it started is ended, with \
+             every token issued from it",
         );
         return Ok(true);
     }
