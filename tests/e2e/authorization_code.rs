@@ -24,7 +24,12 @@ pub(crate) fn flow_host() -> (Host, String) {
 /// [`flow_host`] with `oauth_extra` in the `oauth` section and `admin` as the admin
 /// section: the host and the admin API's base URL.
 pub(crate) fn flow_host_with(oauth_extra: &str, admin: &str) -> (Host, String) {
-    let text = config(&default_guest(), "")
+    flow_host_on(config(&default_guest(), ""), oauth_extra, admin)
+}
+
+/// [`flow_host_with`] on the host config `base` (the test clients and a store).
+pub(crate) fn flow_host_on(base: String, oauth_extra: &str, admin: &str) -> (Host, String) {
+    let text = base
         .replace(
             "  issuer: http://issuer.test\n",
             &format!("  issuer: http://issuer.test\n  login_url: http://127.0.0.1:1/login\n  consent_url: http://127.0.0.1:1/consent\n{oauth_extra}"),
