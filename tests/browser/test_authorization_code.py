@@ -154,8 +154,8 @@ oauth:
     - client_id: web
       client_secret: {WEB_SECRET}
       client_name: The web app
-      scopes: [read, write]
-      grant_types: [authorization_code]
+      scopes: [read, write, offline_access]
+      grant_types: [authorization_code, refresh_token]
       redirect_uris: [{redirect_uri}]
 admin:
   port: {admin_port}
@@ -201,20 +201,20 @@ def browser():
     driver.quit()
 
 
-def client(service) -> OAuth2Session:
+def client(service, scope) -> OAuth2Session:
     return OAuth2Session(
         "web",
         WEB_SECRET,
         redirect_uri=service["redirect_uri"],
-        scope="read write",
+        scope=scope,
         code_challenge_method="S256",
     )
 
 
-def sign_in(browser, service, password=PASSWORD):
+def sign_in(browser, service, password=PASSWORD, scope="read write"):
     """Starts the flow in the browser and signs in as alice: the authlib session and the
     PKCE verifier."""
-    session, verifier = client(service), generate_token(48)
+    session, verifier = client(service, scope), generate_token(48)
     url, _state = session.create_authorization_url(
         service["issuer"] + "/api/v1/oauth/authorize", code_verifier=verifier
     )
@@ -306,8 +306,56 @@ def test_no_code_verifier_challenge_or_subject_reaches_the_log(browser, service)
     )
     code_challenge = create_s256_code_challenge(verifier)
     log = service["log"].read_text()
-    assert "issued access token" in log, "the log was written"
+    assert "started grant" in log, "the log was written"
     for secret in (code, verifier, code_challenge, token["access_token"]):
         assert secret not in log
     assert "login_challenge=" not in log
     assert "alice" not in log, "no subject in the log"
+
+
+def introspect(service, token: str) -> dict:
+    return requests.post(
+        service["issuer"] + "/api/v1/oauth/introspect",
+        data={"token": token},
+        auth=("web", WEB_SECRET),
+        timeout=WAIT_S,
+    ).json()
+
+
+def test_the_app_stays_signed_in_with_refresh_tokens_and_a_replay_ends_the_grant(
+    browser, service
+):
+    session, verifier = sign_in(browser, service, scope="read offline_access")
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    browser.find_element(By.ID, "allow").click()
+    callback = back_at_the_app(browser, service)
+    token_url = service["issuer"] + "/api/v1/oauth/token"
+    first = session.fetch_token(
+        token_url, authorization_response=callback, code_verifier=verifier
+    )
+    assert first["scope"] == "offline_access read"
+    assert "refresh_token" in first
+
+    # authlib's refresh: a new pair, the used refresh token dead.
+    second = session.refresh_token(token_url, refresh_token=first["refresh_token"])
+    assert second["refresh_token"] != first["refresh_token"]
+    assert introspect(service, second["access_token"])["sub"] == "alice"
+    assert introspect(service, second["refresh_token"])["token_type"] == "refresh_token"
+    assert introspect(service, first["refresh_token"]) == {"active": False}
+
+    # Someone replays the first refresh token: the grant ends, the app's tokens with it.
+    replay = requests.post(
+        token_url,
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=("web", WEB_SECRET),
+        timeout=WAIT_S,
+    )
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    for token in (second["access_token"], second["refresh_token"]):
+        assert introspect(service, token) == {"active": False}
+    with pytest.raises(Exception, match="invalid_grant"):
+        session.refresh_token(token_url, refresh_token=second["refresh_token"])
+    log = service["log"].read_text()
+    assert "came back" in log
+    for token in (first["refresh_token"], second["refresh_token"]):
+        assert token.split(".")[1] not in log
