@@ -28,6 +28,10 @@ server: { port: $PORT }
 guest: { path: $2 }
 oauth:
   issuer: http://127.0.0.1:$PORT
+  # The authorization code flow, for the grants the refresh runs rotate: bench/grants.py
+  # plays the browser and the login app (nothing listens at these URLs).
+  login_url: http://127.0.0.1:1/login
+  consent_url: http://127.0.0.1:1/consent
   clients:
     # A budget no run reaches: the rate limiter is charged on every token request and never
     # refuses, so its cost is in the numbers.
@@ -42,6 +46,14 @@ oauth:
       scopes: [read]
       default_scopes: [read]
       rate_limit: unlimited
+    # A web app that signs users in and refreshes, with the same budget as bench.
+    - client_id: bench-web
+      client_secret: $SECRET
+      scopes: [read, offline_access]
+      grant_types: [authorization_code, refresh_token]
+      redirect_uris: [https://app.example/cb]
+      rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
+admin: { port: $((PORT + 1)) }
 log: { level: warn }
 YAML
   target/release/tokenginx-host serve --config "$work/config.yaml" &

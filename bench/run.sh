@@ -9,7 +9,12 @@
 # tokenginx.wait_replicas: 1, so every change (issuance, revocation) waits for the replica.
 #
 # "token" is charged to the client's rate limit (a budget no run reaches); "token, no limit"
-# is the same for a client with `rate_limit: unlimited`.
+# is the same for a client with `rate_limit: unlimited`. "refresh" rotates refresh tokens:
+# each connection trades the refresh token its last answer brought for the next pair, over
+# grants started beforehand through the authorization code flow (bench/grants.py).
+#
+# On standalone Redis each run also prints the Redis commands it executed per request, and
+# which (INFO commandstats: the commands a script runs count too).
 #
 # For each run it prints requests/s, p50, p99 (wrk -t2 --latency), the CPU the server
 # process used per request (utime + stime from /proc, in microseconds) and its peak RSS
@@ -44,16 +49,25 @@ cpu_ticks() { # pids... -> utime+stime summed
   echo "$total"
 }
 
+# Redis' command counts on $commands_port (when set), as `name calls` lines.
+command_counts() {
+  [ -n "${commands_port:-}" ] || return 0
+  redis-cli -p "$commands_port" -a "$PASSWORD" --no-auth-warning info commandstats |
+    sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p'
+}
+
 # wrk with a Lua script, then one result line.
 load() { # label, connections, script, url, server pids (space separated), redis pids
   local label=$1 conns=$2 script=$3 url=$4 server=$5 store=${6:-}
   local before store_before
   before=$(cpu_ticks $server)
   store_before=$( [ -n "$store" ] && cpu_ticks $store || echo 0)
+  command_counts > "$work/commands-before.txt"
   wrk -t2 -c"$conns" -d"$DURATION" --latency -s "$script" "$url" > "$work/wrk.txt"
   local after store_after requests
   after=$(cpu_ticks $server)
   store_after=$( [ -n "$store" ] && cpu_ticks $store || echo 0)
+  command_counts > "$work/commands-after.txt"
   requests=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
   local rss=0 pid
   for pid in $server; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
@@ -65,6 +79,18 @@ load() { # label, connections, script, url, server pids (space separated), redis
     "$( [ -n "$store" ] && echo $(( (store_after - store_before) * 1000000 / hz / requests )) || echo -)" \
     "$((rss / 1024))MiB" \
     "$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$work/wrk.txt")"
+  if [ -n "${commands_port:-}" ]; then
+    # Per request: every command, and each one's share (the commands of the store's own
+    # calls, e.g. `info`, are a handful against hundreds of thousands).
+    awk -v n="$requests" -v label="$label" '
+      NR == FNR { before[$1] = $2; next }
+      { d = $2 - before[$1]; if (d > 0) { total += d; each[$1] = d } }
+      END {
+        line = sprintf("#   %s: %.2f Redis commands per request:", label, total / n)
+        for (c in each) if (each[c] / n >= 0.01) line = line sprintf(" %s %.2f", c, each[c] / n)
+        print line
+      }' "$work/commands-before.txt" "$work/commands-after.txt"
+  fi
 }
 
 header() {
@@ -149,6 +175,31 @@ function request()
 end
 LUA
 
+# Each thread takes every other refresh token of the file; a request draws one from the
+# thread's pool and its answer puts the next one back, so no token is ever used twice.
+cat > "$work/refresh.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $(printf 'bench-web:%s' "$SECRET" | base64 -w0)"
+local pool, threads = {}, 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args)
+  local n = 0
+  for line in io.lines("$work/refresh-tokens.txt") do
+    if n % 2 == id - 1 then pool[#pool + 1] = line end
+    n = n + 1
+  end
+end
+function request()
+  local token = table.remove(pool) or "the-pool-ran-dry"
+  return wrk.format(nil, nil, nil, "grant_type=refresh_token&refresh_token=" .. token)
+end
+function response(status, headers, body)
+  local token = body:match('"refresh_token":"([^"]+)"')
+  if token then pool[#pool + 1] = token end
+end
+LUA
+
 bench_store() { # label, tokenginx section, store pids
   local label=$1 store=$2 store_pids=${3:-}
   start_host "$store" "$guest"
@@ -169,6 +220,10 @@ bench_store() { # label, tokenginx section, store pids
     cat "$work"/tokens-* > "$work/tokens.txt"
     load "$label revoke" "$c" "$work/revoke.lua" "$url/revoke" "$hpid" "$store_pids"
     echo "#   (revocation cycled through $(wc -l < "$work/tokens.txt") fresh tokens, then revoked ones again)"
+    # Two grants per connection: each thread's connections draw from a pool of its own.
+    python3 bench/grants.py "http://127.0.0.1:$PORT" "http://127.0.0.1:$((PORT + 1))" \
+      bench-web "$SECRET" https://app.example/cb $((2 * c)) > "$work/refresh-tokens.txt"
+    load "$label refresh" "$c" "$work/refresh.lua" "$url/token" "$hpid" "$store_pids"
   done
   kill "$hpid"; wait "$hpid" 2>/dev/null || true
 }
@@ -178,9 +233,11 @@ for store in $STORES; do
     memory) bench_store memory "tokenginx: { mode: memory }" ;;
     standalone)
       redis 17000
+      commands_port=17000
       bench_store standalone \
         "tokenginx: { mode: standalone, addrs: [127.0.0.1:17000], password: $PASSWORD }" \
         "$(pgrep -f 'redis-server 127.0.0.1:17000')"
+      commands_port=
       ;;
     standalone-wait)
       redis 17010

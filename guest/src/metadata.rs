@@ -42,9 +42,10 @@ pub fn metadata(host: &impl Host) -> Response {
         token_endpoint: host.endpoint_url("token"),
         introspection_endpoint: host.endpoint_url("introspect"),
         revocation_endpoint: host.endpoint_url("revoke"),
+        // Codes come from the flow, and refresh tokens from codes.
         grant_types_supported: GRANT_TYPES
             .into_iter()
-            .filter(|g| flow || *g != crate::token::AUTHORIZATION_CODE)
+            .filter(|g| flow || *g == crate::token::CLIENT_CREDENTIALS)
             .collect(),
         response_types_supported: if flow { &RESPONSE_TYPES } else { &[] },
         code_challenge_methods_supported: flow.then_some(["S256"]),

@@ -217,7 +217,7 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
         stderr.contains(
             "client \"demo\" is configured with the grant type \
              \"urn:ietf:params:oauth:grant-type:device_code\", which this guest does not serve \
-             (it serves: client_credentials, authorization_code)"
+             (it serves: client_credentials, authorization_code, refresh_token)"
         ),
         "{stderr}"
     );
@@ -230,7 +230,8 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
     assert!(
         line.contains(
             "client \"demo\" is configured with the grant type \"client_credentials\", which \
-             this guest does not serve (it serves: urn:test:grant:abc, authorization_code)"
+             this guest does not serve (it serves: urn:test:grant:abc, authorization_code, \
+             refresh_token)"
         ),
         "{line}"
     );

@@ -436,9 +436,21 @@ oauth:
         assert_eq!(c.oauth.clients["web"].refresh.reuse_grace_ms, 2000);
         for (oauth, client, key) in [
             ("  grant_max_lifetime: 1d\n", WEB, "oauth.refresh_token_ttl"),
-            ("  grant_max_lifetime: 400d\n", WEB, "oauth.grant_max_lifetime"),
-            ("  refresh_token_reuse_grace: 10m\n", WEB, "oauth.refresh_token_reuse_grace"),
-            ("", own.replace("1h", "100d").as_str(), "oauth.clients[0].refresh_token_ttl"),
+            (
+                "  grant_max_lifetime: 400d\n",
+                WEB,
+                "oauth.grant_max_lifetime",
+            ),
+            (
+                "  refresh_token_reuse_grace: 10m\n",
+                WEB,
+                "oauth.refresh_token_reuse_grace",
+            ),
+            (
+                "",
+                own.replace("1h", "100d").as_str(),
+                "oauth.clients[0].refresh_token_ttl",
+            ),
         ] {
             let e = error(&with_flow(client, oauth));
             assert!(e.contains(key), "{key}: {e}");
@@ -454,7 +466,10 @@ oauth:
     fn durations_and_sizes_parse_with_units() {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10 s").is_err());
         assert_eq!(parse_byte_size("64KiB").unwrap(), 65536);

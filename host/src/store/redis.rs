@@ -7,8 +7,9 @@
 //! - Every operation is bounded: a failed attempt is retried 3 times with backoff from 8 ms
 //!   to 512 ms (the Go guide's policy), and the whole operation is abandoned after
 //!   `pool_timeout`, answering `Unavailable` (HTTP 503) rather than hanging.
-//! - Batched reads are concurrent single-key GETs, each routed to its own slot, so keys from
-//!   different slots never meet in one command (no CROSSSLOT).
+//! - Batched reads are one MGET per hash tag (a GET for a lone key), all sent at once, each
+//!   routed to its slot, so keys from different slots never meet in one command (no
+//!   CROSSSLOT).
 //! - Every change (a write, a delete) is pipelined with `WAIT` (`wait_replicas`) or
 //!   `WAITAOF` (`wait_aof`) on the same connection to the key's master, and is acknowledged
 //!   only once enough replicas (and append-only files) have it: a change that would vanish
@@ -353,7 +354,35 @@ impl TokenStore for RedisStore {
 
     async fn get_many(&self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
         check_batch(&keys)?;
-        futures_util::future::try_join_all(keys.into_iter().map(|key| self.get(key))).await
+        // One MGET per hash tag (one slot each), all at once; answers put back in order.
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let tag = tokenginx_syntax::hash_tag(key);
+            match groups.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((tag, vec![i])),
+            }
+        }
+        let reads = groups.iter().map(|(_, members)| {
+            let group: Vec<&String> = members.iter().map(|&i| &keys[i]).collect();
+            self.run("get", move |mut c| {
+                let group = group.clone();
+                async move {
+                    match group.as_slice() {
+                        [key] => c.get(*key).await.map(|v| vec![v]),
+                        _ => c.mget(group).await,
+                    }
+                }
+            })
+        });
+        let answers = futures_util::future::try_join_all(reads).await?;
+        let mut values = vec![None; keys.len()];
+        for ((_, members), answer) in groups.iter().zip(answers) {
+            for (&i, value) in members.iter().zip(answer) {
+                values[i] = value;
+            }
+        }
+        Ok(values)
     }
 
     async fn set(&self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
