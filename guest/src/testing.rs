@@ -50,8 +50,9 @@ fn user_client(id: &str, secret: Option<&str>) -> Client {
 type Concurrent = Box<dyn FnOnce(&TestHost)>;
 
 pub struct TestHost {
-    /// key -> (value, ttl in ms)
-    store: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+    /// key -> (value, ttl in ms, expiry in ms of the clock below); expired entries go at
+    /// the next store operation, as a store's TTL removes them.
+    store: RefCell<HashMap<String, (Vec<u8>, u64, u64)>>,
     store_down: Cell<bool>,
     now_ms: Cell<u64>,
     counter: Cell<u64>,
@@ -130,7 +131,7 @@ impl TestHost {
     }
     /// The TTL, in ms, `key` was last written with.
     pub fn ttl_ms(&self, key: &str) -> Option<u64> {
-        self.store.borrow().get(key).map(|(_, ttl)| *ttl)
+        self.store.borrow().get(key).map(|(_, ttl, _)| *ttl)
     }
 
     /// From now on, admit `requests` more requests, then report a wait of 1.5 s.
@@ -174,22 +175,32 @@ impl TestHost {
     pub fn only_entry(&self) -> (String, Vec<u8>, u64) {
         let store = self.store.borrow();
         assert_eq!(store.len(), 1);
-        let (k, (v, ttl)) = store.iter().next().unwrap();
+        let (k, (v, ttl, _)) = store.iter().next().unwrap();
         (k.clone(), v.clone(), *ttl)
     }
 
+    /// Fails when the store is down; else lets the TTLs that ran out remove their entries.
     fn store_up(&self) -> Result<(), StoreError> {
-        match self.store_down.get() {
-            true => Err(StoreError::Unavailable("test store is down".into())),
-            false => Ok(()),
+        if self.store_down.get() {
+            return Err(StoreError::Unavailable("test store is down".into()));
         }
+        let now = self.now_ms.get();
+        self.store
+            .borrow_mut()
+            .retain(|_, (_, _, expires)| *expires > now);
+        Ok(())
+    }
+
+    /// An entry written now with `ttl_ms`.
+    fn entry(&self, value: Vec<u8>, ttl_ms: u64) -> (Vec<u8>, u64, u64) {
+        (value, ttl_ms, self.now_ms.get() + ttl_ms)
     }
 }
 
 impl Host for TestHost {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store_up()?;
-        Ok(self.store.borrow().get(key).map(|(v, _)| v.clone()))
+        Ok(self.store.borrow().get(key).map(|(v, _, _)| v.clone()))
     }
     fn store_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|k| self.store_get(k)).collect()
@@ -212,7 +223,7 @@ impl Host for TestHost {
         }
         let mut store = self.store.borrow_mut();
         let holds = |(key, value): &(String, Option<Vec<u8>>)| {
-            store.get(key).map(|(v, _)| v) == value.as_ref()
+            store.get(key).map(|(v, _, _)| v) == value.as_ref()
         };
         if !tx.expect.iter().all(holds) {
             return Ok(false);
@@ -220,7 +231,7 @@ impl Host for TestHost {
         for change in tx.changes {
             assert!(change.value.is_none() || change.ttl_ms > 0, "a zero TTL");
             match change.value {
-                Some(value) => store.insert(change.key, (value, change.ttl_ms)),
+                Some(value) => store.insert(change.key, self.entry(value, change.ttl_ms)),
                 None => store.remove(&change.key),
             };
         }
@@ -232,7 +243,7 @@ impl Host for TestHost {
         if store.contains_key(key) {
             return Ok(false);
         }
-        store.insert(key.into(), (value.to_vec(), ttl_ms));
+        store.insert(key.into(), self.entry(value.to_vec(), ttl_ms));
         Ok(true)
     }
     fn store_delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -241,14 +252,13 @@ impl Host for TestHost {
     }
     fn store_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
         self.store_up()?;
-        self.store
-            .borrow_mut()
-            .insert(key.into(), (value.to_vec(), ttl_ms));
+        let entry = self.entry(value.to_vec(), ttl_ms);
+        self.store.borrow_mut().insert(key.into(), entry);
         Ok(())
     }
     fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store_up()?;
-        Ok(self.store.borrow_mut().remove(key).map(|(v, _)| v))
+        Ok(self.store.borrow_mut().remove(key).map(|(v, _, _)| v))
     }
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError> {
         self.store_up()?;

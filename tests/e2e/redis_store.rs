@@ -448,17 +448,18 @@ async fn refresh_tokens_rotated_through_a_master_failover_lose_no_acknowledged_r
     const GRANTS: usize = 12;
     // Each grant's refresh tokens, in the order they were acknowledged.
     let mut chains = Vec::new();
+    let mut access_tokens = Vec::new();
     for _ in 0..GRANTS {
         let code = code_for(&host, &admin, &["offline_access", "read"]).await;
         let reply = redeem(&host, &code).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        chains.push(vec![reply.json()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()]);
+        let field = |name: &str| reply.json()[name].as_str().unwrap().to_owned();
+        chains.push(vec![field("refresh_token")]);
+        access_tokens.push(field("access_token"));
     }
-    // The hash tag of the first grant: its records' shard is the one that fails over.
-    let tag = sha256_hex(chains[0][0].split_once('.').unwrap().0.as_bytes());
+    // The hash tag of the first grant (the digest of its access tokens' first part): its
+    // records' shard is the one that fails over.
+    let tag = sha256_hex(access_tokens[0].split_once('.').unwrap().0.as_bytes());
     let victim = cluster.master_of(&format!("oauth:grant:{{{tag}}}"));
     let heir = cluster.replica_of(victim);
 

@@ -2,22 +2,32 @@
 //! carry on (RFC 6749 section 6), rotated at every use with reuse detection (RFC 9700
 //! section 4.14).
 //!
-//! A grant's tokens are `<grant id>.<secret>`, each half 256 random bits in base64url: the
-//! id names the grant, so a token leads to its grant's keys without a lookup. Everything
-//! stored of a grant carries the hash tag `{g}`, `g` the hex SHA-256 of the grant id, so
-//! it lives in one cluster slot and every change to it is one `store.apply`:
+//! A grant has an id, 256 random bits, and its tokens lead to its records without a lookup:
+//!
+//! - a refresh token is `<grant id>.<generation>.<secret>`: the generation counts the
+//!   grant's rotations, so a token of an earlier generation is one the grant rotated out;
+//! - an access token is `<access id>.<secret>`, the access id the SHA-256 of the grant id
+//!   (base64url): an access token names the grant's records but cannot make a refresh
+//!   token, so a resource server that sees access tokens cannot end a grant.
+//!
+//! Secrets are 256 random bits (or, at a rotation, derived from the presented token and a
+//! random nonce: see [`derive`]). Everything stored of a grant carries the hash tag `{g}`,
+//! `g` the hex SHA-256 of the access id, so it lives in one cluster slot and every change to
+//! it is one `store.apply`:
 //!
 //! | key | holds | expires |
 //! |---|---|---|
-//! | `oauth:grant:{g}` | the grant: client, subject, scope, claims, its refresh token's digest and expiry | with the last of its tokens |
+//! | `oauth:grant:{g}` | the grant: client, subject, scope, claims, generation, its refresh token's digest and expiry | with the last of its tokens |
 //! | `oauth:access_token:{g}:<digest>` | an access token issued from it | with the token |
-//! | `oauth:refresh_token:{g}:<digest>` | a refresh token rotated out, and what replaced it | when it would have expired |
-//! | `oauth:refresh_grace:{g}:<digest>` | with a reuse grace, how to rebuild the answer that replaced it | after the grace |
+//! | `oauth:refresh_grace:{g}` | with a reuse grace, how to rebuild the last rotation's answer | after the grace |
 //!
-//! `<digest>` is the token's hex SHA-256: no token is stored. A grant's access tokens are
-//! live only while its record is, so ending a grant (a rotated refresh token presented
-//! again, its refresh token revoked, its code replayed) is one removal, however many access
-//! tokens it issued.
+//! `<digest>` is the token's hex SHA-256: no token is stored. A grant keeps no record of the
+//! tokens it rotated out, however often it is refreshed: their generation tells them. Only
+//! someone who held one of the grant's refresh tokens knows its id, and such a one could
+//! present that token, so a stale generation is a reuse whoever wrote the rest. A grant's
+//! access tokens are live only while its record is, so ending a grant (a rotated refresh
+//! token presented again, its refresh token revoked, its code replayed) is one removal,
+//! however many access tokens it issued.
 
 use crate::params::param;
 use crate::record::{hex_sha256, is_secret, new_secret, TokenRecord};
@@ -44,6 +54,8 @@ struct GrantRecord {
     ext: Option<serde_json::Value>,
     /// When the grant ends however often it is refreshed, ms since the epoch.
     ends_at_ms: u64,
+    /// The generation of its live refresh token: its rotations so far.
+    generation: u64,
     /// The digest of its live refresh token; none for a grant without one.
     refresh: Option<String>,
     /// When that refresh token was issued and when it expires, ms since the epoch.
@@ -53,19 +65,13 @@ struct GrantRecord {
     expires_at_ms: u64,
 }
 
-/// What a rotated refresh token left behind at `oauth:refresh_token:{g}:<digest>`.
-#[derive(Serialize, Deserialize)]
-struct Rotated {
-    /// The digest of the refresh token that replaced it.
-    successor: String,
-    rotated_at_ms: u64,
-}
-
-/// With a reuse grace: what rebuilds the answer a rotation gave, at
-/// `oauth:refresh_grace:{g}:<digest>`. Not the tokens: the nonce they were derived with,
-/// which yields them only with the rotated token itself (see [`derive`]).
+/// With a reuse grace: what rebuilds the last rotation's answer, at `oauth:refresh_grace:{g}`.
+/// Not the tokens: the nonce they were derived with, which yields them only with the rotated
+/// token itself (see [`derive`]).
 #[derive(Serialize, Deserialize)]
 struct Grace {
+    /// The digest of the refresh token that rotation took.
+    rotated: String,
     nonce: String,
     scope: String,
     /// The access token's expiry, Unix seconds.
@@ -75,22 +81,47 @@ struct Grace {
 /// A token of a grant, as its keys see it.
 pub(crate) struct GrantToken<'t> {
     token: &'t str,
-    /// The grant id: the token up to its `.`.
-    id: &'t str,
-    /// The hex SHA-256 of the grant id: the grant's hash tag.
+    kind: Kind<'t>,
+    /// The grant's access id, and its hex SHA-256: the grant's hash tag.
+    access_id: String,
     tag: String,
     /// The hex SHA-256 of the whole token.
     digest: String,
 }
 
+enum Kind<'t> {
+    Access,
+    Refresh { grant_id: &'t str, generation: u64 },
+}
+
 impl<'t> GrantToken<'t> {
     /// `token` as a grant's, or none when it cannot be one.
     pub fn parse(token: &'t str) -> Option<Self> {
-        let (id, secret) = token.split_once('.')?;
-        (is_secret(id) && is_secret(secret)).then(|| GrantToken {
+        let mut parts = token.split('.');
+        let (kind, access_id) = match (parts.next()?, parts.next()?, parts.next(), parts.next()) {
+            (access_id, secret, None, None) if is_secret(access_id) && is_secret(secret) => {
+                (Kind::Access, access_id.to_owned())
+            }
+            (grant_id, generation, Some(secret), None)
+                if is_secret(grant_id) && is_secret(secret) =>
+            {
+                let parsed: u64 = generation.parse().ok()?;
+                if parsed.to_string() != generation {
+                    return None;
+                }
+                let kind = Kind::Refresh {
+                    grant_id,
+                    generation: parsed,
+                };
+                (kind, access_id(grant_id))
+            }
+            _ => return None,
+        };
+        Some(GrantToken {
             token,
-            id,
-            tag: hex_sha256(id.as_bytes()),
+            kind,
+            tag: hex_sha256(access_id.as_bytes()),
+            access_id,
             digest: hex_sha256(token.as_bytes()),
         })
     }
@@ -101,12 +132,18 @@ impl<'t> GrantToken<'t> {
     fn access_key(&self) -> String {
         format!("oauth:access_token:{{{}}}:{}", self.tag, self.digest)
     }
-    fn rotated_key(&self) -> String {
-        format!("oauth:refresh_token:{{{}}}:{}", self.tag, self.digest)
-    }
     fn grace_key(&self) -> String {
-        format!("oauth:refresh_grace:{{{}}}:{}", self.tag, self.digest)
+        format!("oauth:refresh_grace:{{{}}}", self.tag)
     }
+}
+
+/// The access id of a grant: what its access tokens name it by.
+fn access_id(grant_id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"tokenginx access id v1\0")
+        .chain_update(grant_id.as_bytes())
+        .finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
 fn grant_key(tag: &str) -> String {
@@ -145,13 +182,14 @@ pub(crate) fn start(
         .any(|g| g == crate::token::REFRESH_TOKEN)
         && claims.scope.split(' ').any(|s| s == OFFLINE_ACCESS);
     let now = host.now_ms();
-    let id = new_secret(host);
-    let tag = hex_sha256(id.as_bytes());
+    let grant_id = new_secret(host);
+    let access_id = access_id(&grant_id);
+    let tag = hex_sha256(access_id.as_bytes());
     let ends_at_ms = now + policy.grant_max_lifetime * 1000;
-    let access_token = format!("{id}.{}", new_secret(host));
+    let access_token = format!("{access_id}.{}", new_secret(host));
     let access = GrantToken::parse(&access_token).expect("issued tokens are well formed");
     let access_expires_at_ms = (now + client.access_token_ttl * 1000).min(ends_at_ms);
-    let refresh_token = offline.then(|| format!("{id}.{}", new_secret(host)));
+    let refresh_token = offline.then(|| format!("{grant_id}.0.{}", new_secret(host)));
     let refresh_expires_at_ms = match offline {
         true => (now + policy.refresh_token_ttl * 1000).min(ends_at_ms),
         false => 0,
@@ -162,6 +200,7 @@ pub(crate) fn start(
         scope: claims.scope.clone(),
         ext: claims.ext.clone(),
         ends_at_ms,
+        generation: 0,
         refresh: refresh_token.as_deref().map(|t| hex_sha256(t.as_bytes())),
         refresh_issued_at_ms: now,
         refresh_expires_at_ms,
@@ -206,8 +245,12 @@ pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Respo
     let presented = param(req, "refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter refresh_token"))?;
     let answer = match GrantToken::parse(presented) {
-        None => Err(invalid()),
-        Some(token) => {
+        Some(
+            token @ GrantToken {
+                kind: Kind::Refresh { .. },
+                ..
+            },
+        ) => {
             // Charged before anything is read or written: a client over its limit keeps
             // its token.
             charge(host, client)?;
@@ -221,6 +264,7 @@ pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Respo
             };
             refresh.answer()
         }
+        _ => Err(invalid()),
     };
     let (result, outcome) = match answer {
         Ok(Answer::Rotated(response)) => (Ok(response), "ok"),
@@ -248,7 +292,7 @@ struct Attempt {
     response: Response,
 }
 
-/// A refresh request of an authenticated client.
+/// A refresh request of an authenticated client, with a refresh token.
 struct Refresh<'r, H> {
     host: &'r H,
     client: &'r Client,
@@ -260,12 +304,15 @@ struct Refresh<'r, H> {
 impl<H: Host> Refresh<'_, H> {
     fn answer(&self) -> Result<Answer, OAuthError> {
         let (host, token) = (self.host, &self.token);
+        let Kind::Refresh { generation, .. } = token.kind else {
+            return Err(invalid());
+        };
         let mut attempt: Option<Attempt> = None;
         // Each lost compare-and-set means the grant changed; after one, the presented token
-        // is rotated or the grant gone, so the second read decides.
+        // is of an earlier generation or the grant gone, so the second read decides.
         for _ in 0..3 {
             // The grace record only when there may be one: a read less per refresh.
-            let mut keys = vec![token.grant_key(), token.rotated_key()];
+            let mut keys = vec![token.grant_key()];
             if self.policy.reuse_grace_ms > 0 {
                 keys.push(token.grace_key());
             }
@@ -273,11 +320,7 @@ impl<H: Host> Refresh<'_, H> {
                 .store_get_many(&keys)
                 .map_err(|e| store_failure(host, e))?
                 .into_iter();
-            let (bytes, rotated, grace) = (
-                found.next().flatten(),
-                found.next().flatten(),
-                found.next().flatten(),
-            );
+            let (bytes, grace) = (found.next().flatten(), found.next().flatten());
             let Some(bytes) = bytes else {
                 return Err(invalid());
             };
@@ -293,9 +336,19 @@ impl<H: Host> Refresh<'_, H> {
                 );
                 return Err(invalid());
             }
+            // Our own rotation, which the host's retry of a dropped connection found done.
+            if let Some(tried) = attempt.take() {
+                if grant.refresh.as_deref() == Some(tried.successor.as_str()) {
+                    return Ok(Answer::Rotated(tried.response));
+                }
+            }
             let now = host.now_ms();
-            if grant.refresh.as_deref() == Some(token.digest.as_str()) {
-                if now >= grant.refresh_expires_at_ms {
+            if generation > grant.generation {
+                return Err(invalid());
+            }
+            if generation == grant.generation {
+                let live = grant.refresh.as_deref() == Some(token.digest.as_str());
+                if !live || now >= grant.refresh_expires_at_ms {
                     return Err(invalid());
                 }
                 let (tx, tried) = self.rotation(&grant, &bytes, now)?;
@@ -305,24 +358,13 @@ impl<H: Host> Refresh<'_, H> {
                 attempt = Some(tried);
                 continue;
             }
-            let rotated = rotated.and_then(|r| serde_json::from_slice::<Rotated>(&r).ok());
-            let Some(rotated) = rotated else {
-                return Err(invalid());
-            };
-            // Our own rotation, which the host's retry of a dropped connection found done.
-            if let Some(tried) = attempt.take() {
-                if tried.successor == rotated.successor {
-                    return Ok(Answer::Rotated(tried.response));
-                }
-            }
-            let successor_is_live = grant.refresh.as_deref() == Some(rotated.successor.as_str());
-            let within_grace = now < rotated.rotated_at_ms + self.policy.reuse_grace_ms;
-            if let (true, true, Some(grace)) = (successor_is_live, within_grace, grace) {
-                if let Some(response) = replay(token, &grace, &rotated, now) {
+            // An earlier generation: rotated out. Within the grace, the answer it missed.
+            if generation + 1 == grant.generation {
+                if let Some(response) = grace.and_then(|g| replay(token, &g, &grant, now)) {
                     return Ok(Answer::Replayed(response));
                 }
             }
-            self.end(&token.grant_key())?;
+            self.end()?;
             return Ok(Answer::Reused);
         }
         Err(OAuthError::temporarily_unavailable())
@@ -339,13 +381,13 @@ impl<H: Host> Refresh<'_, H> {
         let (client, policy, token) = (self.client, &self.policy, &self.token);
         let scope = scope::narrow(&grant.scope, param(self.req, "scope"))?;
         let nonce = new_secret(self.host);
-        let refresh_token = derive(token, &nonce, "refresh");
-        let access_token = derive(token, &nonce, "access");
+        let (access_token, refresh_token) = successors(token, &nonce);
         let access = GrantToken::parse(&access_token).expect("derived tokens are well formed");
         let access_expires_at_ms = (now + client.access_token_ttl * 1000).min(grant.ends_at_ms);
         let refresh_expires_at_ms = (now + policy.refresh_token_ttl * 1000).min(grant.ends_at_ms);
         let successor = hex_sha256(refresh_token.as_bytes());
         let next = GrantRecord {
+            generation: grant.generation + 1,
             refresh: Some(successor.clone()),
             refresh_issued_at_ms: now,
             refresh_expires_at_ms,
@@ -367,22 +409,14 @@ impl<H: Host> Refresh<'_, H> {
             now,
             access_expires_at_ms,
         );
-        let rotated = Rotated {
-            successor: successor.clone(),
-            rotated_at_ms: now,
-        };
         let key = token.grant_key();
         let mut changes = vec![
             write(&key, &next, next.expires_at_ms - now),
-            write(
-                &token.rotated_key(),
-                &rotated,
-                grant.refresh_expires_at_ms - now,
-            ),
             write(&access.access_key(), &record, access_expires_at_ms - now),
         ];
         if policy.reuse_grace_ms > 0 {
             let grace = Grace {
+                rotated: token.digest.clone(),
                 nonce,
                 scope: record.scope.clone(),
                 expires_at: record.expires_at,
@@ -403,10 +437,10 @@ impl<H: Host> Refresh<'_, H> {
         ))
     }
 
-    /// Ends the grant at `key`: a rotated refresh token came back.
-    fn end(&self, key: &str) -> Result<(), OAuthError> {
+    /// Ends the grant: a rotated refresh token came back.
+    fn end(&self) -> Result<(), OAuthError> {
         self.host
-            .store_delete(key)
+            .store_delete(&self.token.grant_key())
             .map_err(|e| store_failure(self.host, e))?;
         self.host.log(
             Level::Warn,
@@ -421,15 +455,18 @@ impl<H: Host> Refresh<'_, H> {
     }
 }
 
-/// The answer a rotation within the grace gave, rebuilt from the rotated token and the
-/// nonce; none if it no longer holds (its access token has expired).
-fn replay(token: &GrantToken, grace: &[u8], rotated: &Rotated, now: u64) -> Option<Response> {
+/// The answer of the grant's last rotation, rebuilt from the token it took and the nonce,
+/// when `token` is that token, the grace record is still there (the grace has not run out)
+/// and the rotation's refresh token is still the grant's live one.
+fn replay(token: &GrantToken, grace: &[u8], grant: &GrantRecord, now: u64) -> Option<Response> {
     let grace: Grace = serde_json::from_slice(grace).ok()?;
-    let refresh_token = derive(token, &grace.nonce, "refresh");
-    if hex_sha256(refresh_token.as_bytes()) != rotated.successor || grace.expires_at * 1000 <= now {
+    if grace.rotated != token.digest || grace.expires_at * 1000 <= now {
         return None;
     }
-    let access_token = derive(token, &grace.nonce, "access");
+    let (access_token, refresh_token) = successors(token, &grace.nonce);
+    if grant.refresh.as_deref() != Some(hex_sha256(refresh_token.as_bytes()).as_str()) {
+        return None;
+    }
     Some(json(
         200,
         &TokenResponse {
@@ -442,19 +479,39 @@ fn replay(token: &GrantToken, grace: &[u8], rotated: &Rotated, now: u64) -> Opti
     ))
 }
 
-/// A successor of `token`, of its grant: `<grant id>.<secret>`, the secret the SHA-256 of
-/// the token and a fresh `nonce`. Random to anyone without both; with both (a client that
-/// presents its rotated token within the grace, which keeps the nonce), the same again.
+/// The access token and the refresh token that succeed the refresh token `token` at a
+/// rotation with `nonce`.
+fn successors(token: &GrantToken, nonce: &str) -> (String, String) {
+    let Kind::Refresh {
+        grant_id,
+        generation,
+    } = token.kind
+    else {
+        unreachable!("only refresh tokens rotate");
+    };
+    (
+        format!("{}.{}", token.access_id, derive(token, nonce, "access")),
+        format!(
+            "{grant_id}.{}.{}",
+            generation + 1,
+            derive(token, nonce, "refresh")
+        ),
+    )
+}
+
+/// A secret derived from `token` and a fresh `nonce`: the SHA-256 of both, base64url.
+/// Random to anyone without both; with both (a client that presents its rotated token
+/// within the grace, which keeps the nonce), the same again.
 fn derive(token: &GrantToken, nonce: &str, label: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(b"tokenginx refresh rotation v1\0");
-    hash.update(label.as_bytes());
-    hash.update(b"\0");
-    hash.update(token.token.as_bytes());
-    hash.update(b"\0");
-    hash.update(nonce.as_bytes());
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash.finalize());
-    format!("{}.{secret}", token.id)
+    let digest = Sha256::new()
+        .chain_update(b"tokenginx refresh rotation v1\0")
+        .chain_update(label.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(token.token.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(nonce.as_bytes())
+        .finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
 /// What a grant's token is, as introspection and revocation see it.
@@ -463,7 +520,7 @@ pub(crate) enum Found {
     Access(TokenRecord),
     /// The grant's live refresh token.
     Refresh(TokenRecord),
-    /// A refresh token the grant rotated out.
+    /// A refresh token of an earlier generation of a live grant.
     Rotated {
         client_id: String,
     },
@@ -472,40 +529,44 @@ pub(crate) enum Found {
 
 /// Looks `token` up in one read of its grant's keys.
 pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthError> {
-    let keys = [token.grant_key(), token.access_key(), token.rotated_key()];
-    let found = host
+    let mut keys = vec![token.grant_key()];
+    if let Kind::Access = token.kind {
+        keys.push(token.access_key());
+    }
+    let mut found = host
         .store_get_many(&keys)
-        .map_err(|e| store_failure(host, e))?;
-    let [grant, access, rotated] = <[_; 3]>::try_from(found)
-        .map_err(|_| OAuthError::server_error("get-many answered the wrong count"))?;
+        .map_err(|e| store_failure(host, e))?
+        .into_iter();
+    let (grant, access) = (found.next().flatten(), found.next().flatten());
     let Some(grant) = grant.and_then(|g| serde_json::from_slice::<GrantRecord>(&g).ok()) else {
         return Ok(Found::None);
     };
     let now = host.now_ms();
-    if let Some(access) = access.and_then(|a| serde_json::from_slice::<TokenRecord>(&a).ok()) {
-        return Ok(match access.expires_at * 1000 > now {
-            true => Found::Access(access),
-            false => Found::None,
-        });
-    }
-    if grant.refresh.as_deref() == Some(token.digest.as_str()) && now < grant.refresh_expires_at_ms
-    {
-        return Ok(Found::Refresh(TokenRecord {
-            user_id: grant.subject,
-            scope: grant.scope,
-            created_at: grant.refresh_issued_at_ms / 1000,
-            client_ip: String::new(),
-            client_id: grant.client_id,
-            expires_at: grant.refresh_expires_at_ms / 1000,
-            token_type: crate::token::REFRESH_TOKEN.into(),
-            ext: grant.ext,
-        }));
-    }
-    Ok(match rotated {
-        Some(_) => Found::Rotated {
+    Ok(match token.kind {
+        Kind::Access => match access.and_then(|a| serde_json::from_slice::<TokenRecord>(&a).ok()) {
+            Some(record) if record.expires_at * 1000 > now => Found::Access(record),
+            _ => Found::None,
+        },
+        Kind::Refresh { generation, .. } if generation < grant.generation => Found::Rotated {
             client_id: grant.client_id,
         },
-        None => Found::None,
+        Kind::Refresh { generation, .. }
+            if generation == grant.generation
+                && grant.refresh.as_deref() == Some(token.digest.as_str())
+                && now < grant.refresh_expires_at_ms =>
+        {
+            Found::Refresh(TokenRecord {
+                user_id: grant.subject,
+                scope: grant.scope,
+                created_at: grant.refresh_issued_at_ms / 1000,
+                client_ip: String::new(),
+                client_id: grant.client_id,
+                expires_at: grant.refresh_expires_at_ms / 1000,
+                token_type: crate::token::REFRESH_TOKEN.into(),
+                ext: grant.ext,
+            })
+        }
+        Kind::Refresh { .. } => Found::None,
     })
 }
 

@@ -150,14 +150,66 @@ fn a_rotated_token_presented_again_ends_the_whole_grant() {
 }
 
 #[test]
-fn a_forged_secret_in_a_real_grant_id_is_unknown_and_ends_nothing() {
+fn a_forged_secret_of_the_live_generation_is_unknown_and_ends_nothing() {
     let host = TestHost::new();
     let first = started(&host, "offline_access read");
     let refresh_token = first["refresh_token"].as_str().unwrap();
-    let (id, _) = refresh_token.split_once('.').unwrap();
-    let forged = format!("{id}.{}", "A".repeat(43));
+    let (id, rest) = refresh_token.split_once('.').unwrap();
+    assert!(rest.starts_with("0."), "generation 0: {refresh_token}");
+    let forged = format!("{id}.0.{}", "A".repeat(43));
     assert_eq!(body(&refresh(&host, &forged))["error"], "invalid_grant");
+    let ahead = format!("{id}.1.{}", "A".repeat(43));
+    assert_eq!(body(&refresh(&host, &ahead))["error"], "invalid_grant");
     assert_eq!(refresh(&host, refresh_token).status, 200);
+    assert_eq!(
+        host.outcomes(),
+        [
+            "refresh:invalid_grant",
+            "refresh:invalid_grant",
+            "refresh:ok"
+        ]
+    );
+}
+
+#[test]
+fn an_access_token_can_neither_refresh_nor_be_made_into_a_refresh_token() {
+    let host = TestHost::new();
+    let first = started(&host, "offline_access read");
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(access.matches('.').count(), 1);
+    assert_eq!(body(&refresh(&host, access))["error"], "invalid_grant");
+    // Its id names the grant's records, but is not the grant id a refresh token carries.
+    let (access_id, _) = access.split_once('.').unwrap();
+    let made = format!("{access_id}.0.{}", "A".repeat(43));
+    assert_eq!(body(&refresh(&host, &made))["error"], "invalid_grant");
+    assert_eq!(
+        refresh(&host, first["refresh_token"].as_str().unwrap()).status,
+        200
+    );
+}
+
+#[test]
+fn a_grant_keeps_no_record_of_the_tokens_it_rotated_out() {
+    let host = TestHost::new();
+    let first = started(&host, "offline_access read");
+    let mut refresh_token = first["refresh_token"].as_str().unwrap().to_owned();
+    let mut rotated = Vec::new();
+    for _ in 0..50 {
+        let next = tokens(&refresh(&host, &refresh_token)).1;
+        rotated.push(std::mem::replace(&mut refresh_token, next));
+    }
+    let keys = host.keys();
+    assert_eq!(
+        keys.iter()
+            .filter(|k| !k.starts_with("oauth:access_token:"))
+            .count(),
+        1,
+        "the grant's one record: {keys:?}"
+    );
+    assert!(refresh_token.contains(".50."), "{refresh_token}");
+    // Any of them, come back, is told by its generation.
+    assert_eq!(body(&refresh(&host, &rotated[7]))["error"], "invalid_grant");
+    assert!(!active(&host, &refresh_token));
 }
 
 #[test]
@@ -281,11 +333,7 @@ fn the_store_holds_digests_under_one_hash_tag_never_a_token() {
     let first = started(&host, "offline_access read");
     let (access, refresh_token) = tokens(&refresh(&host, first["refresh_token"].as_str().unwrap()));
     let keys = host.keys();
-    assert_eq!(
-        keys.len(),
-        5,
-        "grant, 2 access tokens, a rotated token, its grace: {keys:?}"
-    );
+    assert_eq!(keys.len(), 4, "grant, 2 access tokens, the grace: {keys:?}");
     let tag = tokenginx_syntax::hash_tag(&keys[0]);
     assert!(
         keys.iter().all(|k| tokenginx_syntax::hash_tag(k) == tag),
