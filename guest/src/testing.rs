@@ -46,13 +46,16 @@ fn user_client(id: &str, secret: Option<&str>) -> Client {
     }
 }
 
+/// A stored value, the TTL it was written with and when it expires (ms).
+type Entry = (Vec<u8>, u64, u64);
+
 /// What another request does meanwhile.
 type Concurrent = Box<dyn FnOnce(&TestHost)>;
 
 pub struct TestHost {
     /// key -> (value, ttl in ms, expiry in ms of the clock below); expired entries go at
     /// the next store operation, as a store's TTL removes them.
-    store: RefCell<HashMap<String, (Vec<u8>, u64, u64)>>,
+    store: RefCell<HashMap<String, Entry>>,
     store_down: Cell<bool>,
     now_ms: Cell<u64>,
     counter: Cell<u64>,
@@ -192,7 +195,7 @@ impl TestHost {
     }
 
     /// An entry written now with `ttl_ms`.
-    fn entry(&self, value: Vec<u8>, ttl_ms: u64) -> (Vec<u8>, u64, u64) {
+    fn entry(&self, value: Vec<u8>, ttl_ms: u64) -> Entry {
         (value, ttl_ms, self.now_ms.get() + ttl_ms)
     }
 }

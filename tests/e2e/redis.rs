@@ -457,6 +457,40 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no master holds {key}"))
     }
 
+    /// Stalls `replica` (SIGSTOP) behind 40 MB of writes to its `master` under the hash tag
+    /// `tag`: more than the kernel's socket buffers hold, so what the master takes from then
+    /// on stays in the master's memory until the replica wakes.
+    pub fn stall_replica(&self, replica: usize, master: usize, tag: &str) {
+        self.nodes[replica].pause();
+        let backlog =
+            "for i = 1, 400 do redis.call('SET', KEYS[1] .. i, string.rep('x', 100000)) end";
+        let key = format!("{{{tag}}}:backlog:");
+        let filled = self.nodes[master].cli(&["EVAL", backlog, "1", &key]);
+        assert!(!filled.contains("ERR"), "{filled}");
+    }
+
+    /// Kills `master` and wakes `heir` (stalled or not); waits, without blocking the
+    /// runtime, until the heir is promoted (60 s at most), then brings the old master back
+    /// as the heir's replica. Returns the time from the kill to the promotion.
+    pub async fn fail_over(&mut self, master: usize, heir: usize) -> Duration {
+        self.nodes[master].kill();
+        self.nodes[heir].resume();
+        let killed = Instant::now();
+        while !self.is_master(heir) {
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "no failover within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let promoted = killed.elapsed();
+        self.wait_settled();
+        self.nodes[master].restart();
+        self.wait_settled();
+        self.wait_replicas_attached();
+        promoted
+    }
+
     /// Whether node `index` is a master now.
     pub fn is_master(&self, index: usize) -> bool {
         self.nodes[index].cli(&["ROLE"]).starts_with("master")

@@ -243,13 +243,8 @@ async fn an_acknowledged_revocation_survives_a_master_failover() {
     let master = cluster.master_of(&format!("oauth:access_token:{{{tag}}}"));
     let replica = cluster.replica_of(master);
 
-    // The shard's replica stalls, and 40 MB of writes pile up for it: more than the
-    // kernel's socket buffers hold, so what follows stays in its master's memory.
-    cluster.nodes[replica].pause();
-    let backlog = "for i = 1, 400 do redis.call('SET', KEYS[1] .. i, string.rep('x', 100000)) end";
-    let key = format!("{{{tag}}}:backlog:");
-    let filled = cluster.nodes[master].cli(&["EVAL", backlog, "1", &key]);
-    assert!(!filled.contains("ERR"), "{filled}");
+    // The shard's replica stalls, and what follows stays in its master's memory.
+    cluster.stall_replica(replica, master, &tag);
     let revoke = || async {
         host.post(
             "/api/v1/oauth/revoke",
@@ -267,20 +262,8 @@ async fn an_acknowledged_revocation_survives_a_master_failover() {
     );
 
     // The master dies; the stalled replica wakes and takes over with what it had.
-    cluster.nodes[master].kill();
-    cluster.nodes[replica].resume();
     let killed = Instant::now();
-    while !cluster.is_master(replica) {
-        assert!(
-            killed.elapsed() < Duration::from_secs(60),
-            "no failover within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    cluster.wait_settled();
-    cluster.nodes[master].restart();
-    cluster.wait_settled();
-    cluster.wait_replicas_attached();
+    cluster.fail_over(master, replica).await;
 
     if first.status == 503 {
         // The client was told to retry; its retry goes through once the shard has a
@@ -491,29 +474,12 @@ async fn refresh_tokens_rotated_through_a_master_failover_lose_no_acknowledged_r
     };
     let conductor = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        // As in the revocation's test above: the heir stalls behind 40 MB of writes, so what
-        // its master takes from now on stays in the master's memory, then the master dies.
-        cluster.nodes[heir].pause();
-        let backlog =
-            "for i = 1, 400 do redis.call('SET', KEYS[1] .. i, string.rep('x', 100000)) end";
-        let filled =
-            cluster.nodes[victim].cli(&["EVAL", backlog, "1", &format!("{{{tag}}}:backlog:")]);
-        assert!(!filled.contains("ERR"), "{filled}");
+        // As in the revocation's test above: the heir stalls, so what its master takes from
+        // now on stays in the master's memory, then the master dies.
+        cluster.stall_replica(heir, victim, &tag);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        cluster.nodes[victim].kill();
-        cluster.nodes[heir].resume();
         let killed = Instant::now();
-        while !cluster.is_master(heir) {
-            assert!(
-                killed.elapsed() < Duration::from_secs(60),
-                "no failover within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        cluster.wait_settled();
-        cluster.nodes[victim].restart();
-        cluster.wait_settled();
-        cluster.wait_replicas_attached();
+        cluster.fail_over(victim, heir).await;
         // Storm on a while with the shard whole again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.store(true, Relaxed);

@@ -312,15 +312,8 @@ impl<H: Host> Refresh<'_, H> {
         // is of an earlier generation or the grant gone, so the second read decides.
         for _ in 0..3 {
             // The grace record only when there may be one: a read less per refresh.
-            let mut keys = vec![token.grant_key()];
-            if self.policy.reuse_grace_ms > 0 {
-                keys.push(token.grace_key());
-            }
-            let mut found = host
-                .store_get_many(&keys)
-                .map_err(|e| store_failure(host, e))?
-                .into_iter();
-            let (bytes, grace) = (found.next().flatten(), found.next().flatten());
+            let grace_key = (self.policy.reuse_grace_ms > 0).then(|| token.grace_key());
+            let (bytes, grace) = read(host, token, grace_key)?;
             let Some(bytes) = bytes else {
                 return Err(invalid());
             };
@@ -514,6 +507,17 @@ fn derive(token: &GrantToken, nonce: &str, label: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
+/// The grant's record and, when `also` names one, another of its keys: one read.
+type Read = (Option<Vec<u8>>, Option<Vec<u8>>);
+fn read(host: &impl Host, token: &GrantToken, also: Option<String>) -> Result<Read, OAuthError> {
+    let keys: Vec<String> = std::iter::once(token.grant_key()).chain(also).collect();
+    let mut found = host
+        .store_get_many(&keys)
+        .map_err(|e| store_failure(host, e))?
+        .into_iter();
+    Ok((found.next().flatten(), found.next().flatten()))
+}
+
 /// What a grant's token is, as introspection and revocation see it.
 pub(crate) enum Found {
     /// A live access token of a live grant.
@@ -529,15 +533,8 @@ pub(crate) enum Found {
 
 /// Looks `token` up in one read of its grant's keys.
 pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthError> {
-    let mut keys = vec![token.grant_key()];
-    if let Kind::Access = token.kind {
-        keys.push(token.access_key());
-    }
-    let mut found = host
-        .store_get_many(&keys)
-        .map_err(|e| store_failure(host, e))?
-        .into_iter();
-    let (grant, access) = (found.next().flatten(), found.next().flatten());
+    let access_key = matches!(token.kind, Kind::Access).then(|| token.access_key());
+    let (grant, access) = read(host, token, access_key)?;
     let Some(grant) = grant.and_then(|g| serde_json::from_slice::<GrantRecord>(&g).ok()) else {
         return Ok(Found::None);
     };

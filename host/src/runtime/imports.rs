@@ -197,7 +197,7 @@ fn count_tokens(metrics: &Metrics, operation: &str, keys: Keys, result: &impl Hi
     };
     let (created, retrieved, revoked) = match (operation, keys) {
         ("set" | "insert", Keys::One(kind)) => (of_kind(&[kind], &[Kind::AccessToken]), 0, 0),
-        ("get" | "get_many", Keys::One(kind)) => (0, of_kind(&[kind], &[Kind::AccessToken]), 0),
+        ("get", Keys::One(kind)) => (0, of_kind(&[kind], &[Kind::AccessToken]), 0),
         ("get_many", Keys::Many(kinds)) => (0, of_kind(&kinds, &[Kind::AccessToken]), 0),
         ("delete", Keys::One(kind)) => (0, 0, of_kind(&[kind], &[Kind::AccessToken, Kind::Grant])),
         ("apply", Keys::Transaction { created, revoked }) if hits == [true] => {

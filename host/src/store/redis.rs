@@ -355,15 +355,18 @@ impl TokenStore for RedisStore {
     async fn get_many(&self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
         check_batch(&keys)?;
         // One MGET per hash tag (one slot each), all at once; answers put back in order.
-        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_tag: std::collections::HashMap<&str, usize> = Default::default();
         for (i, key) in keys.iter().enumerate() {
-            let tag = tokenginx_syntax::hash_tag(key);
-            match groups.iter_mut().find(|(t, _)| *t == tag) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((tag, vec![i])),
-            }
+            let group = *by_tag
+                .entry(tokenginx_syntax::hash_tag(key))
+                .or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+            groups[group].push(i);
         }
-        let reads = groups.iter().map(|(_, members)| {
+        let reads = groups.iter().map(|members| {
             let group: Vec<&String> = members.iter().map(|&i| &keys[i]).collect();
             self.run("get", move |mut c| {
                 let group = group.clone();
@@ -377,7 +380,7 @@ impl TokenStore for RedisStore {
         });
         let answers = futures_util::future::try_join_all(reads).await?;
         let mut values = vec![None; keys.len()];
-        for ((_, members), answer) in groups.iter().zip(answers) {
+        for (members, answer) in groups.iter().zip(answers) {
             for (&i, value) in members.iter().zip(answer) {
                 values[i] = value;
             }
