@@ -72,6 +72,8 @@ pub struct TestHost {
     /// The next `apply` makes its changes but answers false, as a host does that retried
     /// it after a dropped connection.
     apply_lands_unseen: Cell<bool>,
+    /// The next `apply` fails as an unavailable store does, changing nothing.
+    apply_fails: Cell<bool>,
     /// Run just before the next `apply`: another request's changes.
     before_apply: RefCell<Option<Concurrent>>,
     /// Warnings the logic logged.
@@ -104,6 +106,7 @@ impl TestHost {
                 reuse_grace_ms: 0,
             }),
             apply_lands_unseen: Cell::new(false),
+            apply_fails: Cell::new(false),
             before_apply: RefCell::default(),
             warnings: RefCell::default(),
         }
@@ -117,6 +120,10 @@ impl TestHost {
     /// The next `apply` makes its changes but answers false.
     pub fn next_apply_lands_unseen(&self) {
         self.apply_lands_unseen.set(true);
+    }
+    /// The next `apply` answers `unavailable` and changes nothing.
+    pub fn next_apply_fails(&self) {
+        self.apply_fails.set(true);
     }
     /// Runs `change` just before the next `apply`, as a concurrent request would.
     pub fn before_next_apply(&self, change: impl FnOnce(&TestHost) + 'static) {
@@ -219,6 +226,11 @@ impl Host for TestHost {
         let tag = tokenginx_syntax::hash_tag(keys.next().expect("a key"));
         if keys.any(|k| tokenginx_syntax::hash_tag(k) != tag) || tx.changes.is_empty() {
             return Err(StoreError::Rejected("keys of several hash tags".into()));
+        }
+        if self.apply_fails.replace(false) {
+            return Err(StoreError::Unavailable(
+                "the change was not acknowledged".into(),
+            ));
         }
         let concurrent = self.before_apply.borrow_mut().take();
         if let Some(change) = concurrent {

@@ -40,7 +40,8 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
         )));
     }
     // A public client proves nothing about itself: it may only redeem codes, which PKCE
-    // binds to the app that asked for them.
+    // binds to the app that asked for them, and refresh the grants those start (rotated at
+    // each use, RFC 9700 section 4.14).
     let allowed = client.grant_types.iter().any(|g| g == grant_type)
         && !(public && grant_type == CLIENT_CREDENTIALS);
     if !allowed {

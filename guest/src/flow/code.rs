@@ -2,8 +2,9 @@
 //! endpoint (RFC 6749 section 4.1.3) with its PKCE verifier (RFC 7636 section 4.6).
 //!
 //! A code is taken from the store atomically, so of concurrent redemptions one succeeds.
-//! A redeemed code starts a grant ([`crate::grant`]) and leaves a marker naming it: a replay
-//! is refused and ends the grant, with every token issued from it (section 4.1.2).
+//! A redeemed code starts a grant ([`crate::grant`]) and leaves a marker naming it and its
+//! client: a replay is refused and, from that client within the access token's lifetime,
+//! ends the grant, with every token issued from it (section 4.1.2).
 
 use super::Flow;
 use crate::params::param;
@@ -70,7 +71,7 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     charge(host, client)?;
     let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = taken else {
-        let replayed = revoke_replayed(host, code)?;
+        let replayed = revoke_replayed(host, client, code)?;
         host.outcome(
             "code-redeemed",
             if replayed {
@@ -124,32 +125,58 @@ fn redeem_record(
         ext: record.ext,
     };
     let started = crate::grant::start(host, client, claims, &req.client_ip)?;
-    // The grant's lifetime: as long as a replay could still end something.
+    // Kept as long as the access token lives: a replay soon after the redemption is a sign
+    // the code leaked; a replay days later is more likely someone wanting the user signed
+    // out, which a used code from a browser's history must not allow.
     let marker = secret_key(REDEEMED_PREFIX, code).expect("checked above");
-    host.store_set(&marker, started.grant_key.as_bytes(), started.ttl_ms)
+    let redeemed = Redeemed {
+        grant: started.grant_key,
+        client_id: client.client_id.clone(),
+    };
+    let value = serde_json::to_vec(&redeemed).expect("markers serialize");
+    let ttl_ms = started.ttl_ms.min(client.access_token_ttl * 1000);
+    host.store_set(&marker, &value, ttl_ms)
         .map_err(|e| store_failure(host, e))?;
     Ok(started.response)
 }
 
-/// A code presented again: ends the grant it started. Whether it was one.
-fn revoke_replayed(host: &impl Host, code: &str) -> Result<bool, OAuthError> {
+/// What a redeemed code leaves behind: the grant it started, and for which client.
+#[derive(Serialize, Deserialize)]
+struct Redeemed {
+    grant: String,
+    client_id: String,
+}
+
+/// A code presented again by the client it was issued to: ends the grant it started.
+/// Whether it did.
+fn revoke_replayed(host: &impl Host, client: &Client, code: &str) -> Result<bool, OAuthError> {
     let Some(marker) = secret_key(REDEEMED_PREFIX, code) else {
         return Ok(false);
     };
-    let found = host
-        .store_take(&marker)
-        .map_err(|e| store_failure(host, e))?;
-    if let Some(grant_key) = found.and_then(|k| String::from_utf8(k).ok()) {
-        host.store_delete(&grant_key)
-            .map_err(|e| store_failure(host, e))?;
-        host.log(
-            Level::Warn,
-            "an authorization code was presented again; the grant it started is ended, with \
-             every token issued from it",
-        );
-        return Ok(true);
+    let Some(found) = host
+        .store_get(&marker)
+        .map_err(|e| store_failure(host, e))?
+    else {
+        return Ok(false);
+    };
+    let key = match serde_json::from_slice::<Redeemed>(&found) {
+        Ok(redeemed) if redeemed.client_id == client.client_id => redeemed.grant,
+        Ok(_) => return Ok(false),
+        // Written before grants, by an earlier guest: the key of the token the code bought.
+        Err(_) => match String::from_utf8(found) {
+            Ok(token_key) => token_key,
+            Err(_) => return Ok(false),
+        },
+    };
+    for key in [&key, &marker] {
+        host.store_delete(key).map_err(|e| store_failure(host, e))?;
     }
-    Ok(false)
+    host.log(
+        Level::Warn,
+        "an authorization code was presented again; the grant it started is ended, with \
+         every token issued from it",
+    );
+    Ok(true)
 }
 
 /// RFC 7636 section 4.6: `BASE64URL(SHA256(verifier)) == challenge`, the verifier 43 to

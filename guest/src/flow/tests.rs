@@ -663,3 +663,39 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
         .unwrap()
         .contains("/endpoints/authorize?"));
 }
+
+#[test]
+fn only_the_codes_own_client_ends_the_grant_by_replaying_the_code() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let login_challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let code = param(&consent(&mut browser, &host, &login_challenge), "code").unwrap();
+    let issued = redeem(&host, &code, VERIFIER);
+    let access_token = body(&issued)["access_token"].as_str().unwrap().to_owned();
+    let active = |token: &str| {
+        let seen = introspect(
+            &host,
+            &form(&[("token", token)], Some(basic(WEB_ID, WEB_SECRET))),
+        );
+        body(&seen)["active"] == true
+    };
+    // A used code from a browser's history, replayed under a public client's id.
+    let elsewhere = token(
+        &host,
+        &form(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", NATIVE_REDIRECT),
+                ("code_verifier", VERIFIER),
+                ("client_id", NATIVE_ID),
+            ],
+            None,
+        ),
+    );
+    assert_eq!(body(&elsewhere)["error"], "invalid_grant");
+    assert!(active(&access_token), "another client cannot end the grant");
+    let again = redeem(&host, &code, VERIFIER);
+    assert_eq!(body(&again)["error"], "invalid_grant");
+    assert!(!active(&access_token), "its own client's replay ends it");
+}

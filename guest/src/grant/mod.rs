@@ -329,13 +329,16 @@ impl<H: Host> Refresh<'_, H> {
                 );
                 return Err(invalid());
             }
+            let now = host.now_ms();
             // Our own rotation, which the host's retry of a dropped connection found done.
             if let Some(tried) = attempt.take() {
                 if grant.refresh.as_deref() == Some(tried.successor.as_str()) {
+                    if !self.confirm(&bytes, &grant, now)? {
+                        continue;
+                    }
                     return Ok(Answer::Rotated(tried.response));
                 }
             }
-            let now = host.now_ms();
             if generation > grant.generation {
                 return Err(invalid());
             }
@@ -354,6 +357,9 @@ impl<H: Host> Refresh<'_, H> {
             // An earlier generation: rotated out. Within the grace, the answer it missed.
             if generation + 1 == grant.generation {
                 if let Some(response) = grace.and_then(|g| replay(token, &g, &grant, now)) {
+                    if !self.confirm(&bytes, &grant, now)? {
+                        continue;
+                    }
                     return Ok(Answer::Replayed(response));
                 }
             }
@@ -414,7 +420,8 @@ impl<H: Host> Refresh<'_, H> {
                 scope: record.scope.clone(),
                 expires_at: record.expires_at,
             };
-            changes.push(write(&token.grace_key(), &grace, policy.reuse_grace_ms));
+            let ttl = policy.reuse_grace_ms.min(next.expires_at_ms - now);
+            changes.push(write(&token.grace_key(), &grace, ttl));
         }
         let tx = Transaction {
             expect: vec![(key, Some(bytes.to_vec()))],
@@ -428,6 +435,27 @@ impl<H: Host> Refresh<'_, H> {
                 response,
             },
         ))
+    }
+
+    /// Makes sure the grant, as read in `bytes`, is as durable as a change: a rotation is
+    /// answered only once the store acknowledged it (with `wait_replicas`, once replicas
+    /// have it), and one read back (the rotation a retry found done, or a grace's replay)
+    /// may not have been. Rewriting the record unchanged is a change the store waits for,
+    /// and replicas apply changes in order. False when the grant changed meanwhile.
+    fn confirm(&self, bytes: &[u8], grant: &GrantRecord, now: u64) -> Result<bool, OAuthError> {
+        let key = self.token.grant_key();
+        let unchanged = Change {
+            key: key.clone(),
+            value: Some(bytes.to_vec()),
+            ttl_ms: grant.expires_at_ms.saturating_sub(now).max(1),
+        };
+        let tx = Transaction {
+            expect: vec![(key, Some(bytes.to_vec()))],
+            changes: vec![unchanged],
+        };
+        self.host
+            .store_apply(tx)
+            .map_err(|e| store_failure(self.host, e))
     }
 
     /// Ends the grant: a rotated refresh token came back.

@@ -301,6 +301,37 @@ fn within_the_grace_a_rotated_token_gets_the_same_answer_and_after_it_ends_the_g
 }
 
 #[test]
+fn an_answer_read_back_is_sent_only_once_the_store_acknowledges_it() {
+    // A replay within the grace, and a rotation a retry found done, were read, not written:
+    // the store must acknowledge them (with wait_replicas, replicas must have them) first.
+    let host = TestHost::new();
+    host.edit_refresh_policy(|p| p.reuse_grace_ms = 10_000);
+    let first = started(&host, "offline_access read");
+    let old_refresh = first["refresh_token"].as_str().unwrap();
+    let answer = refresh(&host, old_refresh);
+    host.next_apply_fails();
+    assert_eq!(
+        refresh(&host, old_refresh).status,
+        503,
+        "not acknowledged: try again"
+    );
+    assert_eq!(tokens(&refresh(&host, old_refresh)), tokens(&answer));
+
+    // The rotation lands but the host, retrying, answers false; confirming it then fails.
+    let (_, refresh_token) = tokens(&answer);
+    host.next_apply_lands_unseen();
+    host.before_next_apply(|host| host.next_apply_fails());
+    assert_eq!(refresh(&host, &refresh_token).status, 503);
+    // The client retries: within the grace, it gets the rotation that landed.
+    let retried = refresh(&host, &refresh_token);
+    assert!(tokens(&retried).1.contains(".2."), "{}", retried.body);
+    assert_eq!(
+        host.outcomes(),
+        ["refresh:ok", "refresh:replayed", "refresh:replayed"]
+    );
+}
+
+#[test]
 fn within_the_grace_a_token_whose_successor_was_rotated_too_is_a_reuse() {
     let host = TestHost::new();
     host.edit_refresh_policy(|p| p.reuse_grace_ms = 10_000);
@@ -339,17 +370,24 @@ fn the_store_holds_digests_under_one_hash_tag_never_a_token() {
         keys.iter().all(|k| tokenginx_syntax::hash_tag(k) == tag),
         "{keys:?}"
     );
+    // Each id and secret of every token, apart: none is in a key or a value.
+    let tokens = [
+        first["refresh_token"].as_str().unwrap(),
+        first["access_token"].as_str().unwrap(),
+        &access,
+        &refresh_token,
+    ];
+    let parts: Vec<&str> = tokens
+        .iter()
+        .flat_map(|t| t.split('.'))
+        .filter(|p| p.len() == 43)
+        .collect();
+    assert_eq!(parts.len(), 8, "two parts of 43 characters in each token");
     for key in host.keys() {
         let value = String::from_utf8(host.store_get(&key).unwrap().unwrap()).unwrap();
-        for token in [
-            first["refresh_token"].as_str().unwrap(),
-            first["access_token"].as_str().unwrap(),
-            &access,
-            &refresh_token,
-        ] {
-            let (_, secret) = token.split_once('.').unwrap();
+        for part in &parts {
             assert!(
-                !key.contains(secret) && !value.contains(secret),
+                !key.contains(part) && !value.contains(part),
                 "{key}: {value}"
             );
         }

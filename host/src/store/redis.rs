@@ -667,3 +667,158 @@ async fn cluster(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::store::{Change, Expect};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+
+    /// A redis-server of its own on a free loopback port, killed when dropped.
+    struct Server {
+        child: Child,
+        port: u16,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (`make test-setup` installs it)");
+        let server = Server { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn config(port: u16) -> Config {
+        Config {
+            cluster: false,
+            addrs: vec![format!("127.0.0.1:{port}")],
+            username: None,
+            password: None,
+            pool_size: 4,
+            dial_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            pool_timeout: Duration::from_secs(5),
+            wait_replicas: 0,
+            wait_aof: false,
+            wait_timeout: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+
+    fn change(key: &str, value: Option<&str>) -> Change {
+        Change {
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            ttl_ms: 60_000,
+        }
+    }
+
+    fn expect(key: &str, value: Option<&str>) -> Expect {
+        Expect {
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    /// The script, not the guest, is what makes a rotation atomic: 64 transactions at once,
+    /// pipelined on the pool's connections, each expecting the same value; one applies, and
+    /// only its changes are made. Twenty rounds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_compare_and_sets_on_one_value_exactly_one_applies() {
+        let server = server();
+        let store = RedisStore::connect(&config(server.port), Box::new(|_, _| {}))
+            .await
+            .unwrap();
+        let store = Arc::new(store);
+        store
+            .set("g:{t}".into(), b"0".to_vec(), 60_000)
+            .await
+            .unwrap();
+        for round in 0..20 {
+            let (now, next) = (round.to_string(), (round + 1).to_string());
+            let attempts = (0..64).map(|i| {
+                let store = store.clone();
+                let tx = Transaction {
+                    expect: vec![expect("g:{t}", Some(&now))],
+                    changes: vec![
+                        change("g:{t}", Some(&next)),
+                        change(&format!("w:{{t}}:{round}"), Some(&i.to_string())),
+                    ],
+                };
+                tokio::spawn(async move { store.apply(tx).await })
+            });
+            let mut winners = Vec::new();
+            for (i, attempt) in futures_util::future::join_all(attempts)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                if attempt.unwrap().unwrap() {
+                    winners.push(i.to_string().into_bytes());
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}");
+            let written = store.get(format!("w:{{t}}:{round}")).await.unwrap();
+            assert_eq!(written, winners.pop(), "the winner's changes, and only its");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_checks_absence_and_removes_keys() {
+        let server = server();
+        let store = RedisStore::connect(&config(server.port), Box::new(|_, _| {}))
+            .await
+            .unwrap();
+        let start = Transaction {
+            expect: vec![expect("g:{t}", None)],
+            changes: vec![change("g:{t}", Some("1")), change("a:{t}", Some("x"))],
+        };
+        assert!(store.apply(start.clone()).await.unwrap());
+        assert!(!store.apply(start).await.unwrap(), "g:{{t}} exists now");
+        let end = Transaction {
+            expect: vec![expect("g:{t}", Some("1"))],
+            changes: vec![change("g:{t}", None)],
+        };
+        assert!(store.apply(end).await.unwrap());
+        assert_eq!(store.get("g:{t}".into()).await.unwrap(), None);
+        assert_eq!(
+            store
+                .ttl("a:{t}".into())
+                .await
+                .unwrap()
+                .map(|ms| ms > 50_000),
+            Some(true)
+        );
+        let mixed = Transaction {
+            expect: vec![],
+            changes: vec![change("g:{t}", Some("1")), change("other", Some("1"))],
+        };
+        assert!(matches!(
+            store.apply(mixed).await,
+            Err(StoreError::Rejected(_))
+        ));
+    }
+}
