@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The key family of access tokens (the Go guide's `oauth:access_token:`).
-const ACCESS_TOKEN_PREFIX: &str = "oauth:access_token:";
+pub(crate) const ACCESS_TOKEN_PREFIX: &str = "oauth:access_token:";
 
 /// Tokens are 43 base64url characters; anything much longer is not one of ours and is not
 /// worth a store round trip.

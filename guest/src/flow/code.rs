@@ -2,9 +2,10 @@
 //! endpoint (RFC 6749 section 4.1.3) with its PKCE verifier (RFC 7636 section 4.6).
 //!
 //! A code is taken from the store atomically, so of concurrent redemptions one succeeds.
-//! A redeemed code starts a grant ([`crate::grant`]) and leaves a marker naming it and its
-//! client: a replay is refused and, from that client within the access token's lifetime,
-//! ends the grant, with every token issued from it (section 4.1.2).
+//! A redeemed code starts a grant ([`crate::grant`]) and leaves a marker naming it, its
+//! client and the code's challenge: a replay is refused and, from that client with the
+//! code's verifier within the access token's lifetime, ends the grant, with every token
+//! issued from it (section 4.1.2).
 
 use super::Flow;
 use crate::params::param;
@@ -71,7 +72,7 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     charge(host, client)?;
     let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = taken else {
-        let replayed = revoke_replayed(host, client, code)?;
+        let replayed = revoke_replayed(host, client, code, verifier)?;
         host.outcome(
             "code-redeemed",
             if replayed {
@@ -132,6 +133,7 @@ fn redeem_record(
     let redeemed = Redeemed {
         grant: started.grant_key,
         client_id: client.client_id.clone(),
+        code_challenge: record.code_challenge,
     };
     let value = serde_json::to_vec(&redeemed).expect("markers serialize");
     let ttl_ms = started.ttl_ms.min(client.access_token_ttl * 1000);
@@ -140,16 +142,25 @@ fn redeem_record(
     Ok(started.response)
 }
 
-/// What a redeemed code leaves behind: the grant it started, and for which client.
+/// What a redeemed code leaves behind: the grant it started, for which client, and the
+/// code's PKCE challenge.
 #[derive(Serialize, Deserialize)]
 struct Redeemed {
     grant: String,
     client_id: String,
+    code_challenge: String,
 }
 
-/// A code presented again by the client it was issued to: ends the grant it started.
-/// Whether it did.
-fn revoke_replayed(host: &impl Host, client: &Client, code: &str) -> Result<bool, OAuthError> {
+/// A code presented again with its own client and its PKCE verifier: someone holds both
+/// the code and the verifier, which never travels in a URL, so the code leaked. Ends the
+/// grant the code started. A used code alone (from a browser's history, a log) ends
+/// nothing. Whether it ended the grant; of concurrent replays, one does.
+fn revoke_replayed(
+    host: &impl Host,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> Result<bool, OAuthError> {
     let Some(marker) = secret_key(REDEEMED_PREFIX, code) else {
         return Ok(false);
     };
@@ -160,21 +171,31 @@ fn revoke_replayed(host: &impl Host, client: &Client, code: &str) -> Result<bool
         return Ok(false);
     };
     let key = match serde_json::from_slice::<Redeemed>(&found) {
-        Ok(redeemed) if redeemed.client_id == client.client_id => redeemed.grant,
+        Ok(redeemed)
+            if redeemed.client_id == client.client_id
+                && pkce_matches(verifier, &redeemed.code_challenge) =>
+        {
+            redeemed.grant
+        }
         Ok(_) => return Ok(false),
-        // Written before grants, by an earlier guest: the key of the token the code bought.
+        // The previous guest's marker: the key of the access token the code bought.
         Err(_) => match String::from_utf8(found) {
-            Ok(token_key) => token_key,
-            Err(_) => return Ok(false),
+            Ok(key) if key.starts_with(crate::record::ACCESS_TOKEN_PREFIX) => key,
+            _ => return Ok(false),
         },
     };
-    for key in [&key, &marker] {
-        host.store_delete(key).map_err(|e| store_failure(host, e))?;
+    if !host
+        .store_delete(&marker)
+        .map_err(|e| store_failure(host, e))?
+    {
+        return Ok(false);
     }
+    host.store_delete(&key)
+        .map_err(|e| store_failure(host, e))?;
     host.log(
         Level::Warn,
-        "an authorization code was presented again; the grant it started is ended, with \
-         every token issued from it",
+        "an authorization code was presented again with its verifier; the grant it started \
+         is ended, with every token issued from it",
     );
     Ok(true)
 }
@@ -189,4 +210,39 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     let computed =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
     well_formed && crate::client_auth::constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::access_token_key;
+    use crate::testing::{basic, body, form, issue, TestHost, WEB_ID, WEB_SECRET};
+    use crate::{introspect, token};
+
+    /// A guest swapped in keeps honouring what the one before it wrote.
+    #[test]
+    fn a_marker_the_previous_guest_left_still_revokes_the_token_it_names() {
+        let host = TestHost::new();
+        let access_token = issue(&host, "read");
+        let code = "c".repeat(43);
+        let marker = secret_key(REDEEMED_PREFIX, &code).unwrap();
+        let token_key = access_token_key(&access_token).unwrap();
+        host.store_set(&marker, token_key.as_bytes(), 3_600_000)
+            .unwrap();
+        let replay = form(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &"v".repeat(43)),
+            ],
+            Some(basic(WEB_ID, WEB_SECRET)),
+        );
+        assert_eq!(body(&token(&host, &replay))["error"], "invalid_grant");
+        let seen = introspect(
+            &host,
+            &form(&[("token", &access_token)], Some(basic(WEB_ID, WEB_SECRET))),
+        );
+        assert_eq!(body(&seen)["active"], false);
+        assert_eq!(host.outcomes(), ["code-redeemed:replayed"]);
+    }
 }

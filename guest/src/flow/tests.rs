@@ -665,7 +665,7 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
 }
 
 #[test]
-fn only_the_codes_own_client_ends_the_grant_by_replaying_the_code() {
+fn only_the_codes_own_client_with_its_verifier_ends_the_grant_by_replaying_the_code() {
     let host = TestHost::new();
     let mut browser = Browser::default();
     let login_challenge = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
@@ -695,6 +695,11 @@ fn only_the_codes_own_client_ends_the_grant_by_replaying_the_code() {
     );
     assert_eq!(body(&elsewhere)["error"], "invalid_grant");
     assert!(active(&access_token), "another client cannot end the grant");
+    // Nor can the code alone, under its own client: the verifier never was in a URL.
+    let other_verifier = "x".repeat(43);
+    let without = redeem(&host, &code, &other_verifier);
+    assert_eq!(body(&without)["error"], "invalid_grant");
+    assert!(active(&access_token), "a used code alone ends nothing");
     let again = redeem(&host, &code, VERIFIER);
     assert_eq!(body(&again)["error"], "invalid_grant");
     assert!(!active(&access_token), "its own client's replay ends it");
