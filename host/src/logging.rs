@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides `log.level`.
+/// Installs the global subscriber. `log.level` applies to the host's own lines and the
+/// guest's (target `guest`); the libraries beneath (wasmtime and Cranelift, hyper, the Redis
+/// client) log warnings and errors only, so `debug` shows the service's debug lines rather
+/// than a compiler's. `RUST_LOG`, when set, overrides all of it.
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     let writer = match config.output.as_str() {
         "stdout" => BoxMakeWriter::new(std::io::stdout),
@@ -20,8 +23,9 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
             BoxMakeWriter::new(Mutex::new(file))
         }
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let level = &config.level;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,tokenginx_host={level},guest={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

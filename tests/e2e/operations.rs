@@ -338,3 +338,22 @@ async fn with_metrics_port_set_metrics_and_health_leave_the_public_port() {
         "the management listener reports the public listener's traffic"
     );
 }
+
+/// `log.level: debug` shows the service's and the guest's debug lines, not those of the
+/// libraries beneath: with Cranelift's and wasmtime's debug output on, compiling the guest
+/// alone wrote hundreds of megabytes.
+#[tokio::test]
+async fn debug_logging_is_the_services_own_not_its_libraries() {
+    let text = config(&default_guest(), "").replace("  level: info\n", "  level: debug\n");
+    let host = Host::with_config(&text);
+    for _ in 0..10 {
+        host.issue((DEMO_ID, DEMO_SECRET), None).await;
+    }
+    let log = host.log();
+    assert!(
+        log.contains("issued access token"),
+        "the guest's lines are there"
+    );
+    let lines = log.lines().count();
+    assert!(lines < 200, "{lines} lines for a start and 10 requests");
+}

@@ -302,12 +302,14 @@ impl log::Host for InstanceState {
     fn log(&mut self, level: log::Level, message: String) {
         let message = sanitize(&message);
         let guest = &*self.guest;
+        // Target `guest`: `log.level` and `RUST_LOG` (`guest=debug`) reach the guest's lines
+        // apart from the host's and the libraries'.
         match level {
-            log::Level::Trace => tracing::trace!(guest, "{message}"),
-            log::Level::Debug => tracing::debug!(guest, "{message}"),
-            log::Level::Info => tracing::info!(guest, "{message}"),
-            log::Level::Warn => tracing::warn!(guest, "{message}"),
-            log::Level::Error => tracing::error!(guest, "{message}"),
+            log::Level::Trace => tracing::trace!(target: "guest", guest, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "guest", guest, "{message}"),
+            log::Level::Info => tracing::info!(target: "guest", guest, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "guest", guest, "{message}"),
+            log::Level::Error => tracing::error!(target: "guest", guest, "{message}"),
         }
     }
 }
