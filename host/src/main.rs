@@ -34,9 +34,10 @@ const USAGE: &str = "usage:
   tokenginx-host check-config --config FILE  check a config file and exit
   tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
                                              precompile a guest for this host (and for the
-                                             guest limits in FILE, if given)
+                                             guest limits in FILE's guest section, if given)
   tokenginx-host bench-guest GUEST [--config FILE]
-                                             time calls into a guest (embedded store)
+                                             time calls into a guest (embedded store; the
+                                             limits of FILE's guest section, if given)
   tokenginx-host --version";
 
 enum Command {
@@ -139,7 +140,7 @@ fn main() -> ExitCode {
                 .expect("building the tokio runtime");
             let run = async {
                 let mut limits = match &config {
-                    Some(file) => config::load(file)?.guest,
+                    Some(file) => config::load_guest(file)?,
                     None => config::GuestConfig::with_defaults(&guest),
                 };
                 limits.path = guest.clone();
@@ -195,7 +196,7 @@ fn compile_guest(
     config: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let guest = match config {
-        Some(file) => config::load(file)?.guest,
+        Some(file) => config::load_guest(file)?,
         None => config::GuestConfig::with_defaults(input),
     };
     runtime::precompile(&guest, input, output)

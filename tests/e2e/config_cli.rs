@@ -156,3 +156,43 @@ fn check_config_warns_of_keys_that_have_no_effect() {
         "{stderr}"
     );
 }
+
+/// `compile-guest --config` needs the guest's limits, not the clients' secrets: it reads the
+/// `guest` section alone (config/dev.yaml's secret variable is unset here).
+#[test]
+fn compile_guest_reads_only_the_guest_section_of_its_config() {
+    let output = scratch_dir().join("guest.cwasm");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
+        .arg("compile-guest")
+        .arg(default_guest())
+        .arg("-o")
+        .arg(&output)
+        .arg("--config")
+        .arg(repo_file("config/dev.yaml"))
+        .env_remove("DEMO_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(output.exists());
+    let broken = write_config("guest:\n  path: g.wasm\n  deadline: 0s\noauth: {}\n");
+    let out = host_cmd(
+        &[
+            "compile-guest",
+            default_guest().to_str().unwrap(),
+            "-o",
+            "x.cwasm",
+            "--config",
+        ],
+        &broken,
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.yaml: guest.deadline: must be greater than zero"),
+        "{stderr}"
+    );
+}

@@ -369,7 +369,10 @@ fn check_metrics(metrics: MetricsConfig, server: &Server) -> Result<Metrics, (St
     })
 }
 
-fn check_guest(mut guest: GuestConfig, base: &Path) -> Result<GuestConfig, (String, String)> {
+pub(super) fn check_guest(
+    mut guest: GuestConfig,
+    base: &Path,
+) -> Result<GuestConfig, (String, String)> {
     guest.path = base.join(&guest.path);
     if guest.memory_limit < 1024 * 1024 {
         return bad("guest.memory_limit", "must be at least 1MiB");

@@ -47,6 +47,47 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     parse(file, &text, &|name| std::env::var(name).ok())
 }
 
+/// Reads the `guest` section of the config file at `file` alone, expanded and checked: what
+/// `compile-guest` and `bench-guest` need, without the clients' secrets or the store's
+/// variables.
+pub fn load_guest(file: &Path) -> Result<GuestConfig, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        key: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_guest(file, &text, &|name| std::env::var(name).ok())
+}
+
+/// [`load_guest`] on config `text` that came from `file`.
+pub fn parse_guest(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GuestConfig, ConfigError> {
+    let err = |key: &str, message: String| ConfigError {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        message,
+    };
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
+    let mut guest = doc
+        .get("guest")
+        .cloned()
+        .ok_or_else(|| err("", "missing field `guest`".into()))?;
+    expand::expand(&mut guest, "guest", env).map_err(|(key, message)| err(&key, message))?;
+    let guest: GuestConfig = serde_path_to_error::deserialize(guest).map_err(|e| {
+        let key = match e.path().to_string() {
+            root if root == "." => "guest".to_owned(),
+            inner => format!("guest.{inner}"),
+        };
+        err(&key, e.into_inner().to_string())
+    })?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    checked::check_guest(guest, base).map_err(|(key, message)| err(&key, message))
+}
+
 /// Parses config `text` that came from `file`, reading variables through `env`.
 pub fn parse(
     file: &Path,
@@ -455,6 +496,28 @@ oauth:
             let e = error(&with_flow(client, oauth));
             assert!(e.contains(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn the_guest_section_is_read_alone_without_the_clients_variables() {
+        let none = |_: &str| None;
+        let guest = parse_guest(Path::new("conf/test.yaml"), MINIMAL, &none).unwrap();
+        assert_eq!(guest.path, Path::new("conf/guest.wasm"));
+        assert!(
+            parse(Path::new("conf/test.yaml"), MINIMAL, &none).is_err(),
+            "the whole file needs SECRET"
+        );
+        let bad = MINIMAL.replace(
+            "  path: guest.wasm\n",
+            "  path: guest.wasm\n  deadline: 0s\n",
+        );
+        let e = parse_guest(Path::new("conf/test.yaml"), &bad, &none).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "conf/test.yaml: guest.deadline: must be greater than zero"
+        );
+        let e = parse_guest(Path::new("c.yaml"), "oauth: {}\n", &none).unwrap_err();
+        assert!(e.to_string().contains("missing field `guest`"), "{e}");
     }
 
     #[test]
