@@ -162,16 +162,15 @@ fn check_config_warns_of_keys_that_have_no_effect() {
 #[test]
 fn compile_guest_reads_only_the_guest_section_of_its_config() {
     let output = scratch_dir().join("guest.cwasm");
-    let out = Command::new(env!("CARGO_BIN_EXE_tokenginx-host"))
-        .arg("compile-guest")
-        .arg(default_guest())
-        .arg("-o")
-        .arg(&output)
-        .arg("--config")
-        .arg(repo_file("config/dev.yaml"))
-        .env_remove("DEMO_CLIENT_SECRET")
-        .output()
-        .unwrap();
+    let guest = default_guest();
+    let args = [
+        "compile-guest",
+        guest.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--config",
+    ];
+    let out = host_cmd(&args, &repo_file("config/dev.yaml"), &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -179,17 +178,7 @@ fn compile_guest_reads_only_the_guest_section_of_its_config() {
     );
     assert!(output.exists());
     let broken = write_config("guest:\n  path: g.wasm\n  deadline: 0s\noauth: {}\n");
-    let out = host_cmd(
-        &[
-            "compile-guest",
-            default_guest().to_str().unwrap(),
-            "-o",
-            "x.cwasm",
-            "--config",
-        ],
-        &broken,
-        &[],
-    );
+    let out = host_cmd(&args, &broken, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("config.yaml: guest.deadline: must be greater than zero"),

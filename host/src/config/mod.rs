@@ -39,53 +39,14 @@ impl std::error::Error for ConfigError {}
 
 /// Reads, expands, parses and checks the config file at `file`.
 pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        key: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(file, &text, &|name| std::env::var(name).ok())
+    parse(file, &read(file)?, &|name| std::env::var(name).ok())
 }
 
 /// Reads the `guest` section of the config file at `file` alone, expanded and checked: what
 /// `compile-guest` and `bench-guest` need, without the clients' secrets or the store's
 /// variables.
 pub fn load_guest(file: &Path) -> Result<GuestConfig, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        key: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse_guest(file, &text, &|name| std::env::var(name).ok())
-}
-
-/// [`load_guest`] on config `text` that came from `file`.
-pub fn parse_guest(
-    file: &Path,
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<GuestConfig, ConfigError> {
-    let err = |key: &str, message: String| ConfigError {
-        file: file.to_owned(),
-        key: key.to_owned(),
-        message,
-    };
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
-    let mut guest = doc
-        .get("guest")
-        .cloned()
-        .ok_or_else(|| err("", "missing field `guest`".into()))?;
-    expand::expand(&mut guest, "guest", env).map_err(|(key, message)| err(&key, message))?;
-    let guest: GuestConfig = serde_path_to_error::deserialize(guest).map_err(|e| {
-        let key = match e.path().to_string() {
-            root if root == "." => "guest".to_owned(),
-            inner => format!("guest.{inner}"),
-        };
-        err(&key, e.into_inner().to_string())
-    })?;
-    let base = file.parent().unwrap_or(Path::new("."));
-    checked::check_guest(guest, base).map_err(|(key, message)| err(&key, message))
+    parse_guest(file, &read(file)?, &|name| std::env::var(name).ok())
 }
 
 /// Parses config `text` that came from `file`, reading variables through `env`.
@@ -94,23 +55,63 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    let err = |key: &str, message: String| ConfigError {
+    let config: Config = section(file, text, env, "")?;
+    checked::check(config, base(file)).map_err(|(key, message)| error(file, &key, message))
+}
+
+/// [`load_guest`] on config `text` that came from `file`.
+pub fn parse_guest(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<GuestConfig, ConfigError> {
+    let guest: GuestConfig = section(file, text, env, "guest")?;
+    checked::check_guest(guest, base(file)).map_err(|(key, message)| error(file, &key, message))
+}
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|e| error(file, "", format!("cannot read: {e}")))
+}
+
+/// The section of `text` at top-level key `name` (the whole document for ""), its
+/// variables expanded, deserialized; errors name the file and the key.
+fn section<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<T, ConfigError> {
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| error(file, "", format!("invalid YAML: {e}")))?;
+    let mut value = match name {
+        "" => doc,
+        name => doc
+            .get(name)
+            .cloned()
+            .ok_or_else(|| error(file, "", format!("missing field `{name}`")))?,
+    };
+    expand::expand(&mut value, name, env).map_err(|(key, message)| error(file, &key, message))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = match (name, e.path().to_string()) {
+            (name, inner) if inner == "." => name.to_owned(),
+            ("", inner) => inner,
+            (name, inner) => format!("{name}.{inner}"),
+        };
+        error(file, &key, e.into_inner().to_string())
+    })
+}
+
+/// Relative paths in the file are relative to its directory.
+fn base(file: &Path) -> &Path {
+    file.parent().unwrap_or(Path::new("."))
+}
+
+fn error(file: &Path, key: &str, message: String) -> ConfigError {
+    ConfigError {
         file: file.to_owned(),
         key: key.to_owned(),
         message,
-    };
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| err("", format!("invalid YAML: {e}")))?;
-    expand::expand(&mut doc, "", env).map_err(|(key, message)| err(&key, message))?;
-    let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
-        let key = e.path().to_string();
-        err(
-            if key == "." { "" } else { &key },
-            e.into_inner().to_string(),
-        )
-    })?;
-    let base = file.parent().unwrap_or(Path::new("."));
-    checked::check(config, base).map_err(|(key, message)| err(&key, message))
+    }
 }
 
 #[cfg(test)]
