@@ -25,7 +25,7 @@ test-setup: py-venv
 
 # The login app's and the browser tests' Python packages, pinned, in target/py-venv.
 PY_VENV := target/py-venv
-PY_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2
+PY_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2 jsonschema==4.26.0
 py-venv:
 	@[ -f $(PY_VENV)/.installed ] && [ "$$(cat $(PY_VENV)/.installed)" = "$(PY_PACKAGES)" ] || { rm -rf $(PY_VENV) && \
 		python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && \
@@ -47,10 +47,9 @@ run: guests py-venv
 	@$(PY_VENV)/bin/python examples/login-consent/app.py & app=$$!; trap "kill $$app" EXIT; \
 		cargo run --release -p tokenginx-host -- serve --config config/dev.yaml
 
-# The endpoint suite and the authorization code flow run against each store; the rest of
-# e2e once.
-GUEST_SUITE := endpoints::
-ENDPOINT_SUITE := $(GUEST_SUITE) guest_failures::batched authorization_code:: refresh::
+# The endpoint suite (with `test-guest` on the default guest) and the authorization code
+# flow run against each store; the rest of e2e once.
+ENDPOINT_SUITE := endpoints:: guest_failures::batched authorization_code:: refresh::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host
@@ -60,6 +59,6 @@ test: guests test-setup
 	TOKENGINX_TEST_STORE=standalone cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
-	TOKENGINX_TEST_GUEST=$(CURDIR)/$(PYTHON_GUEST).cwasm cargo test --release -p tokenginx-host --test e2e -- $(GUEST_SUITE)
+	target/release/tokenginx-host test-guest $(PYTHON_GUEST).cwasm
 	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh

@@ -4,6 +4,8 @@
 //! tokenginx-host serve --config FILE         run the service
 //! tokenginx-host check-config --config FILE  check a config file and exit
 //! tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
+//! tokenginx-host bench-guest GUEST [--config FILE]
+//! tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
 //! ```
 
 /// jemalloc rather than the C library's malloc. A request is served across tokio's worker
@@ -22,6 +24,7 @@ mod metrics;
 mod runtime;
 mod services;
 mod store;
+mod testkit;
 
 use anyhow::Context as _;
 use config::Loaded;
@@ -38,6 +41,13 @@ const USAGE: &str = "usage:
   tokenginx-host bench-guest GUEST [--config FILE]
                                              time calls into a guest (embedded store; the
                                              limits of FILE's guest section, if given)
+  tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
+                                             run the endpoint suite of docs/behaviour.md on
+                                             a guest, in this process on a loopback port;
+                                             STORE: memory (the default),
+                                             redis://[user:password@]host:port or
+                                             redis-cluster://host:port,host:port,...;
+                                             --only: the cases whose name or endpoint has TEXT
   tokenginx-host --version";
 
 enum Command {
@@ -51,6 +61,11 @@ enum Command {
     BenchGuest {
         guest: PathBuf,
         config: Option<PathBuf>,
+    },
+    TestGuest {
+        guest: PathBuf,
+        store: testkit::Store,
+        only: Option<String>,
     },
 }
 
@@ -80,6 +95,24 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 rest => Some(config(rest)?),
             },
         }),
+        [cmd, guest, rest @ ..] if cmd == "test-guest" => {
+            let mut command = Command::TestGuest {
+                guest: guest.into(),
+                store: testkit::Store::Memory,
+                only: None,
+            };
+            let Command::TestGuest { store, only, .. } = &mut command else {
+                unreachable!()
+            };
+            for pair in rest.chunks(2) {
+                match pair {
+                    [flag, value] if flag == "--store" => *store = value.parse()?,
+                    [flag, value] if flag == "--only" => *only = Some(value.clone()),
+                    _ => return Err(format!("test-guest: unexpected {:?}", pair.join(" "))),
+                }
+            }
+            Ok(command)
+        }
         [] => Err("no command given".to_owned()),
         [cmd, ..] => Err(format!("unknown command {cmd:?}")),
     }
@@ -157,6 +190,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::TestGuest { guest, store, only } => {
+            let log = config::LogConfig {
+                level: "warn".into(),
+                format: config::LogFormat::Text,
+                output: "stderr".into(),
+            };
+            if let Err(e) = logging::init(&log) {
+                eprintln!("tokenginx-host: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("building the tokio runtime");
+            match runtime.block_on(testkit::run(&guest, &store, only.as_deref())) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("tokenginx-host: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(path) => {
             let config = match config::load(&path) {
                 Ok(config) => config,
@@ -206,6 +262,24 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
     // Before anything slow: SIGHUP's default action would end the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
+    let started = start(config).await?;
+    spawn_reloader(started.app.clone(), hangups);
+    started.serving.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A service listening on its ports.
+struct Started {
+    /// The public listener's address.
+    public: std::net::SocketAddr,
+    app: Arc<http::App>,
+    /// Serves every listener until SIGINT or SIGTERM, then drains.
+    serving: futures_util::future::BoxFuture<'static, ()>,
+}
+
+/// Connects the store, loads the guest and binds every listener of `config`.
+async fn start(config: Loaded) -> anyhow::Result<Started> {
     let metrics = Arc::new(metrics::Metrics::new());
     let store: Arc<dyn store::TokenStore> = match &config.store {
         config::Store::Memory { max_entries } => {
@@ -283,7 +357,6 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         introspect_requires_client_cert: config.server.introspect_requires_client_cert,
         admin_api_key_sha256: config.admin.as_ref().and_then(|a| a.api_key_sha256),
     });
-    spawn_reloader(app.clone(), hangups);
     let timeouts = http::Timeouts {
         read: config.server.read_timeout,
         write: config.server.write_timeout,
@@ -294,9 +367,14 @@ async fn serve(config: Loaded) -> anyhow::Result<()> {
         let shutdown = http::signal();
         http::serve(listener, kind, app.clone(), tls, timeouts, shutdown, drain)
     });
-    futures_util::future::join_all(serving).await;
-    tracing::info!("stopped");
-    Ok(())
+    let serving = futures_util::future::join_all(serving);
+    Ok(Started {
+        public: local,
+        app,
+        serving: Box::pin(async move {
+            serving.await;
+        }),
+    })
 }
 
 /// Reloads the guest on every SIGHUP; a guest that fails to load is refused and the
@@ -352,5 +430,15 @@ mod tests {
             })
         ));
         assert!(parse_args(&args("compile-guest g.wasm")).is_err());
+        assert!(matches!(
+            parse_args(&args("test-guest g.wasm --store redis://:pw@127.0.0.1:6379 --only token")),
+            Ok(Command::TestGuest {
+                store: testkit::Store::Redis(_),
+                only: Some(_),
+                ..
+            })
+        ));
+        let refused = parse_args(&args("test-guest g.wasm --store mysql://x")).err();
+        assert!(refused.is_some_and(|e| e.contains("expected memory, redis://")));
     }
 }

@@ -44,7 +44,7 @@ pub fn guest_path(crate_name: &str) -> PathBuf {
 }
 
 /// The guest under test: the default Rust guest, or the component named by
-/// `TOKENGINX_TEST_GUEST` (how `make test` runs the endpoint suite on the Python guest).
+/// `TOKENGINX_TEST_GUEST` (to run the e2e suites on another guest by hand).
 pub fn default_guest() -> PathBuf {
     match std::env::var_os("TOKENGINX_TEST_GUEST") {
         Some(path) => {

@@ -540,6 +540,25 @@ pub fn shared_store() -> String {
         .clone()
 }
 
+/// The shared store as `tokenginx-host test-guest --store` takes it.
+pub fn shared_store_url() -> String {
+    let section = shared_store();
+    let Some(addrs) = section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("addrs: ["))
+    else {
+        return "memory".into();
+    };
+    let scheme = match section.contains("mode: cluster") {
+        true => "redis-cluster",
+        false => "redis",
+    };
+    format!(
+        "{scheme}://:{PASSWORD}@{}",
+        addrs.trim_end_matches(']').replace(", ", ",")
+    )
+}
+
 /// The keys matching `pattern` on every node of the shared store (see [`shared_store`]),
 /// sorted, each once (a replica holds its master's); none for the embedded store, which a
 /// test cannot look into.
