@@ -18,8 +18,10 @@ import sys
 import threading
 import time
 import urllib.parse
+import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jsonschema
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -34,6 +36,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOST_BIN = ROOT / "target/release/tokenginx-host"
 GUEST = ROOT / "target/wasm32-wasip2/release/tokenginx_guest.wasm"
 LOGIN_APP = ROOT / "examples/login-consent/app.py"
+STORAGE_SCHEMA = ROOT / "docs/storage.schema.json"
 WEB_SECRET = "web-secret-0123456789"
 ADMIN_KEY = "browser-test-admin-key-0123456789abcdef"
 PASSWORD = "alice-password-for-the-test"
@@ -151,6 +154,9 @@ oauth:
   login_url: http://127.0.0.1:{login_port}/login
   consent_url: http://127.0.0.1:{login_port}/consent
   clients:
+    - client_id: machine
+      client_secret: {WEB_SECRET}
+      scopes: [read]
     - client_id: web
       client_secret: {WEB_SECRET}
       client_name: The web app
@@ -359,3 +365,54 @@ def test_the_app_stays_signed_in_with_refresh_tokens_and_a_replay_ends_the_grant
     assert "came back" in log
     for token in (first["refresh_token"], second["refresh_token"]):
         assert token.rsplit(".", 1)[1] not in log
+
+
+def test_every_record_in_the_store_matches_the_storage_schema(browser, service):
+    """docs/storage.schema.json against what the default guest wrote: a machine token, a
+    user's grant with a refreshed token, a redeemed code, and whatever the earlier tests of
+    this module left. Every key on every node matches exactly one pattern, and its value
+    validates."""
+    if not service["redis_ports"]:
+        pytest.skip("the embedded store cannot be listed from outside; the cluster run checks")
+    machine = requests.post(
+        service["issuer"] + "/api/v1/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "read"},
+        auth=("machine", WEB_SECRET),
+        timeout=WAIT_S,
+    )
+    assert machine.status_code == 200, machine.text
+    session, verifier = sign_in(browser, service, scope="read offline_access")
+    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    browser.find_element(By.ID, "allow").click()
+    token_url = service["issuer"] + "/api/v1/oauth/token"
+    first = session.fetch_token(
+        token_url, authorization_response=back_at_the_app(browser, service), code_verifier=verifier
+    )
+    session.refresh_token(token_url, refresh_token=first["refresh_token"])
+
+    schema = json.loads(STORAGE_SCHEMA.read_text())
+    families = [(re.compile(k["pattern"]), k) for k in schema["x-tokenginx-keys"]]
+    seen = set()
+    for port in service["redis_ports"]:
+        keys = subprocess.run(
+            ["redis-cli", "-p", str(port), "--scan"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for key in keys:
+            matching = [k for pattern, k in families if pattern.match(key)]
+            assert len(matching) == 1, f"{key} matches {len(matching)} patterns of the schema"
+            family = matching[0]
+            raw = subprocess.run(
+                ["redis-cli", "-p", str(port), "--raw", "get", key],
+                capture_output=True, check=True,
+            ).stdout.removesuffix(b"\n")
+            text = raw.decode("utf-8")
+            value = json.loads(text) if family["encoding"] == "json" else text
+            record = {"$ref": "#/$defs/" + family["record"]}
+            jsonschema.validate(
+                value,
+                {**schema, **record},
+                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            )
+            seen.add(family["kind"])
+    for kind in ("access_token", "grant", "grant_access_token", "code_redeemed"):
+        assert kind in seen, f"no {kind} record was found to check"
