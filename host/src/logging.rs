@@ -40,3 +40,13 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Text lines on stderr at `level`: for the commands a person runs at a terminal
+/// (`bench-guest`, `test-guest`), whose own report goes to stdout.
+pub fn init_stderr(level: &str) -> anyhow::Result<()> {
+    init(&LogConfig {
+        level: level.into(),
+        format: LogFormat::Text,
+        output: "stderr".into(),
+    })
+}

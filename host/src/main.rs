@@ -38,9 +38,13 @@ const USAGE: &str = "usage:
   tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
                                              precompile a guest for this host (and for the
                                              guest limits in FILE's guest section, if given)
-  tokenginx-host bench-guest GUEST [--config FILE]
+  tokenginx-host bench-guest GUEST [--config FILE] [--calls N] [--phases LIST]
                                              time calls into a guest (embedded store; the
-                                             limits of FILE's guest section, if given)
+                                             limits of FILE's guest section, if given);
+                                             N calls a phase (20000); LIST of token,
+                                             introspect (each call a fresh instance, as
+                                             `serve` runs) and reused (one instance, replaced
+                                             at half the memory limit); all by default
   tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
                                              run the endpoint suite of docs/behaviour.md on
                                              a guest, in this process on a loopback port;
@@ -61,6 +65,8 @@ enum Command {
     BenchGuest {
         guest: PathBuf,
         config: Option<PathBuf>,
+        calls: usize,
+        phases: Vec<runtime::Phase>,
     },
     TestGuest {
         guest: PathBuf,
@@ -88,13 +94,33 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             })
         }
         [cmd, ..] if cmd == "compile-guest" => Err("expected IN.wasm -o OUT.cwasm".to_owned()),
-        [cmd, guest, rest @ ..] if cmd == "bench-guest" => Ok(Command::BenchGuest {
-            guest: guest.into(),
-            config: match rest {
-                [] => None,
-                rest => Some(config(rest)?),
-            },
-        }),
+        [cmd, guest, rest @ ..] if cmd == "bench-guest" => {
+            let (mut config, mut calls, mut phases) = (None, 20_000, runtime::Phase::ALL.to_vec());
+            for pair in rest.chunks(2) {
+                match pair {
+                    [flag, path] if flag == "--config" || flag == "-c" => {
+                        config = Some(PathBuf::from(path))
+                    }
+                    [flag, n] if flag == "--calls" => {
+                        calls = n
+                            .parse()
+                            .ok()
+                            .filter(|&n: &usize| n > 0)
+                            .ok_or_else(|| format!("--calls {n:?}: expected a positive number"))?
+                    }
+                    [flag, list] if flag == "--phases" => {
+                        phases = list.split(',').map(str::parse).collect::<Result<_, _>>()?
+                    }
+                    _ => return Err(format!("bench-guest: unexpected {:?}", pair.join(" "))),
+                }
+            }
+            Ok(Command::BenchGuest {
+                guest: guest.into(),
+                config,
+                calls,
+                phases,
+            })
+        }
         [cmd, guest, rest @ ..] if cmd == "test-guest" => {
             let mut command = Command::TestGuest {
                 guest: guest.into(),
@@ -120,10 +146,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if matches!(
-        args.first().map(String::as_str),
-        Some("--help" | "-h" | "help")
-    ) {
+    // `--help` anywhere: `tokenginx-host bench-guest --help` is as good as `--help`.
+    if args.first().is_some_and(|a| a == "help")
+        || args.iter().any(|a| a == "--help" || a == "-h")
+    {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
@@ -166,7 +192,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::BenchGuest { guest, config } => {
+        Command::BenchGuest {
+            guest,
+            config,
+            calls,
+            phases,
+        } => {
+            // The guest's warnings and errors (its `log` import; a trap's backtrace) and the
+            // host's, on stderr; not each call's info line, which would drown the report.
+            if let Err(e) = logging::init_stderr("warn") {
+                eprintln!("tokenginx-host: {e:#}");
+                return ExitCode::FAILURE;
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -177,13 +214,11 @@ fn main() -> ExitCode {
                     None => config::GuestConfig::with_defaults(&guest),
                 };
                 limits.path = guest.clone();
-                runtime::bench_guest(&limits, 20_000).await
+                runtime::bench_guest(&limits, &phases, calls).await
             };
             match runtime.block_on(run) {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("tokenginx-host: {e:#}");
                     ExitCode::FAILURE
@@ -191,12 +226,7 @@ fn main() -> ExitCode {
             }
         }
         Command::TestGuest { guest, store, only } => {
-            let log = config::LogConfig {
-                level: "warn".into(),
-                format: config::LogFormat::Text,
-                output: "stderr".into(),
-            };
-            if let Err(e) = logging::init(&log) {
+            if let Err(e) = logging::init_stderr("warn") {
                 eprintln!("tokenginx-host: {e:#}");
                 return ExitCode::FAILURE;
             }

@@ -185,3 +185,34 @@ fn compile_guest_reads_only_the_guest_section_of_its_config() {
         "{stderr}"
     );
 }
+
+/// `bench-guest` runs the phases asked for, prints each, and replaces its reused instance
+/// once the guest's memory passes half the limit (here at once: a 2 MiB limit, and the
+/// default guest starts with more than 1 MiB), so a guest whose heap only grows completes.
+#[test]
+fn bench_guest_runs_the_phases_asked_for_and_recycles_the_reused_instance() {
+    let guest = default_guest();
+    let small = write_config("guest:\n  path: unused.wasm\n  memory_limit: 2MiB\n");
+    let args = [
+        "bench-guest",
+        guest.to_str().unwrap(),
+        "--calls",
+        "20",
+        "--phases",
+        "token,reused",
+        "--config",
+    ];
+    let out = host_cmd(&args, &small, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("(20 calls a phase, embedded store, memory limit 2 MiB)"), "{stdout}");
+    assert!(stdout.contains("token, fresh instance"), "{stdout}");
+    assert!(!stdout.contains("introspect, fresh instance"), "{stdout}");
+    assert!(
+        stdout.contains("introspect, one reused instance") && stdout.contains("(instance replaced 20 times)"),
+        "{stdout}"
+    );
+    let out = host_cmd(&["bench-guest", "g.wasm", "--phases", "warmup", "--config"], &small, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown phase \"warmup\""));
+}

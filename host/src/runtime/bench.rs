@@ -1,11 +1,11 @@
 //! `tokenginx-host bench-guest`: what a call into a guest costs in this host, on the
 //! embedded store, with a client made up for the run.
 //!
-//! It times the real call path (a free instance slot, a fresh instance, the call,
-//! teardown, metrics) for token issuance and introspection, and for comparison the same
-//! introspection repeated in one reused instance, which the service never does. The
-//! guest's logic alone, natively, is `cargo run --release -p tokenginx-guest --features
-//! testing --example native_bench`.
+//! Phases (see [`Phase`]): token issuance and introspection through the real call path (a
+//! free instance slot, a fresh instance, the call, teardown, metrics), as `serve` makes
+//! every call; then, for comparison, introspection repeated in one reused instance, which
+//! the service never does. The guest's logic alone, natively, is `cargo run --release -p
+//! tokenginx-guest --features testing --example native_bench`.
 
 use super::{Call, CallError, Export, Request, Runtime};
 use crate::config::GuestConfig;
@@ -21,8 +21,54 @@ use std::time::{Duration, Instant};
 const CLIENT_ID: &str = "bench";
 const SECRET: &str = "bench-secret-0123456789";
 
-/// Runs `calls` calls of each kind and returns the report.
-pub async fn bench_guest(config: &GuestConfig, calls: usize) -> anyhow::Result<String> {
+/// What `bench-guest` measures, in this order by default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Phase {
+    /// Token issuance, each call in a fresh instance: how `serve` runs every call.
+    Token,
+    /// Introspection, each call in a fresh instance.
+    Introspect,
+    /// Introspection repeated in one instance, which the service never does: the guest's
+    /// own cost without instantiation. The instance is replaced once its memory has grown
+    /// past half of `guest.memory_limit`, so a guest whose heap grows call after call (a
+    /// garbage-collected runtime) completes it.
+    Reused,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Token, Phase::Introspect, Phase::Reused];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Token => "token, fresh instance",
+            Phase::Introspect => "introspect, fresh instance",
+            Phase::Reused => "introspect, one reused instance",
+        }
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Phase, String> {
+        match s {
+            "token" => Ok(Phase::Token),
+            "introspect" => Ok(Phase::Introspect),
+            "reused" => Ok(Phase::Reused),
+            other => Err(format!(
+                "unknown phase {other:?}: expected token, introspect or reused"
+            )),
+        }
+    }
+}
+
+/// Runs `calls` calls of each of `phases`, printing each phase's line as it finishes (a
+/// phase that fails prints how far it got and why, and the next one runs). True when every
+/// phase completed.
+pub async fn bench_guest(
+    config: &GuestConfig,
+    phases: &[Phase],
+    calls: usize,
+) -> anyhow::Result<bool> {
     // Checked as an operator's file would be. A budget never reached: the benchmark charges
     // it on every token call.
     let settings = format!(
@@ -61,86 +107,143 @@ oauth:
         .call(Call::Handler(Export::Token, issue.clone()), |a| {
             Ok(a.response.body)
         })
-        .await?;
-    let token: serde_json::Value = serde_json::from_str(&first)?;
+        .await
+        .map_err(|e| anyhow::anyhow!("the first token call failed: {e}"))?;
+    let token: serde_json::Value = serde_json::from_str(&first)
+        .map_err(|e| anyhow::anyhow!("the first token call answered no JSON ({e}): {first}"))?;
     let token = token["access_token"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the guest issued no token: {first}"))?
         .to_owned();
     let introspect = request(&[("token", &token)]);
 
-    let mut report = format!(
-        "guest {} ({} calls each, embedded store)\n",
+    println!(
+        "guest {} ({calls} calls a phase, embedded store, memory limit {} MiB)",
         runtime.active().label,
-        calls
+        config.memory_limit >> 20
     );
-    for (name, export, req) in [
-        ("token, fresh instance", Export::Token, &issue),
-        (
-            "introspect, fresh instance",
-            Export::Introspect,
-            &introspect,
-        ),
-    ] {
-        let mut times = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            let start = Instant::now();
-            runtime
-                .call(Call::Handler(export, req.clone()), |a| {
-                    match a.response.status {
-                        200 => Ok(()),
-                        status => Err(format!("status {status}: {}", a.response.body)),
-                    }
-                })
-                .await?;
-            times.push(start.elapsed());
-        }
-        line(&mut report, name, times);
+    let mut completed = true;
+    for &phase in phases {
+        let run = match phase {
+            Phase::Token => runtime.bench_fresh(Export::Token, &issue, calls).await,
+            Phase::Introspect => {
+                runtime
+                    .bench_fresh(Export::Introspect, &introspect, calls)
+                    .await
+            }
+            Phase::Reused => {
+                let recycle_at = (config.memory_limit / 2) as usize;
+                runtime.bench_reused(&introspect, calls, recycle_at).await
+            }
+        };
+        print!("{}", line(phase.name(), &run));
+        completed &= run.failure.is_none();
     }
-    let times = runtime.bench_reused(&introspect, calls).await?;
-    line(&mut report, "introspect, one reused instance", times);
-    Ok(report)
+    Ok(completed)
 }
 
-fn line(report: &mut String, name: &str, mut times: Vec<Duration>) {
-    times.sort();
-    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let _ = writeln!(
-        report,
-        "  {name:<32} median {:>7.2} us   p99 {:>7.2} us",
-        us(at(0.5)),
-        us(at(0.99))
-    );
+/// A phase's timings, how often its instance was replaced, and why it stopped early.
+struct Run {
+    times: Vec<Duration>,
+    recycled: usize,
+    failure: Option<CallError>,
+}
+
+fn line(name: &str, run: &Run) -> String {
+    let mut out = String::new();
+    if !run.times.is_empty() {
+        let mut times = run.times.clone();
+        times.sort();
+        let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let _ = write!(
+            out,
+            "  {name:<32} median {:>7.2} us   p99 {:>7.2} us",
+            us(at(0.5)),
+            us(at(0.99))
+        );
+        if run.recycled > 0 {
+            let _ = write!(out, "   (instance replaced {} times)", run.recycled);
+        }
+        out.push('\n');
+    }
+    if let Some(failure) = &run.failure {
+        let _ = writeln!(
+            out,
+            "  {name:<32} FAILED after {} calls: {failure}",
+            run.times.len()
+        );
+    }
+    out
 }
 
 impl Runtime {
-    /// For `bench-guest` only: `calls` introspections in one instance, each timed. The
-    /// service never reuses an instance (see the module's isolation guarantee).
-    async fn bench_reused(
-        &self,
-        request: &Request,
-        calls: usize,
-    ) -> Result<Vec<Duration>, CallError> {
-        let guest = self.active();
-        let mut store = self
-            .sandbox
-            .store(guest.label.clone(), Duration::from_secs(3600));
-        let instance = guest
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| CallError::Trap(format!("{e:#}")))?;
-        let handler = instance.tokenginx_oauth_handler();
-        let mut times = Vec::with_capacity(calls);
+    /// `calls` calls of `export`, each through the real call path: a free slot, a fresh
+    /// instance, the call, teardown and metrics.
+    async fn bench_fresh(&self, export: Export, request: &Request, calls: usize) -> Run {
+        let mut run = Run {
+            times: Vec::with_capacity(calls),
+            recycled: 0,
+            failure: None,
+        };
         for _ in 0..calls {
             let start = Instant::now();
-            handler
-                .call_introspect(&mut store, request)
-                .await
-                .map_err(|e| CallError::Trap(format!("{e:#}")))?;
-            times.push(start.elapsed());
+            let call = Call::Handler(export, request.clone());
+            let answered = self
+                .call(call, |a| match a.response.status {
+                    200 => Ok(()),
+                    status => Err(format!("status {status}: {}", a.response.body)),
+                })
+                .await;
+            if let Err(e) = answered {
+                run.failure = Some(e);
+                break;
+            }
+            run.times.push(start.elapsed());
         }
-        Ok(times)
+        run
+    }
+
+    /// For `bench-guest` only: `calls` introspections in one instance, each timed; a new
+    /// instance replaces it once its memory has grown past `recycle_at` bytes. The service
+    /// never reuses an instance (see the module's isolation guarantee).
+    async fn bench_reused(&self, request: &Request, calls: usize, recycle_at: usize) -> Run {
+        let mut run = Run {
+            times: Vec::with_capacity(calls),
+            recycled: 0,
+            failure: None,
+        };
+        let trap = |e: wasmtime::Error| CallError::Trap(format!("{e:#}"));
+        let guest = self.active();
+        let mut instance = None;
+        while run.times.len() < calls {
+            let (store, handler) = match &mut instance {
+                Some(live) => live,
+                None => {
+                    let mut store = self
+                        .sandbox
+                        .store(guest.label.clone(), Duration::from_secs(3600));
+                    store.limiter(|state| state);
+                    match guest.pre.instantiate_async(&mut store).await {
+                        Ok(new) => instance.insert((store, new.tokenginx_oauth_handler().clone())),
+                        Err(e) => {
+                            run.failure = Some(trap(e));
+                            break;
+                        }
+                    }
+                }
+            };
+            let start = Instant::now();
+            if let Err(e) = handler.call_introspect(&mut *store, request).await {
+                run.failure = Some(trap(e));
+                break;
+            }
+            run.times.push(start.elapsed());
+            if store.data().memory_peak > recycle_at {
+                instance = None;
+                run.recycled += 1;
+            }
+        }
+        run
     }
 }

@@ -28,6 +28,31 @@ pub struct InstanceState {
     store_deadline: tokio::time::Instant,
     wasi: WasiCtx,
     table: ResourceTable,
+    /// The most bytes any of its linear memories asked to grow to, where the store watches
+    /// (`bench-guest`'s reused instance, via [`wasmtime::ResourceLimiter`]).
+    pub memory_peak: usize,
+}
+
+/// Watches memory growth only; the pooling allocator enforces `guest.memory_limit`.
+impl wasmtime::ResourceLimiter for InstanceState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.memory_peak = self.memory_peak.max(desired);
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
 }
 
 impl InstanceState {
@@ -46,6 +71,7 @@ impl InstanceState {
             store_deadline: tokio::time::Instant::now() + call_deadline - margin,
             wasi,
             table: ResourceTable::new(),
+            memory_peak: 0,
         }
     }
 }

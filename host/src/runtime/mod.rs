@@ -18,7 +18,7 @@ mod loader;
 
 pub use crate::contract::optional::browser::Request as BrowserRequest;
 pub use crate::contract::{Request, Response};
-pub use bench::bench_guest;
+pub use bench::{bench_guest, Phase};
 pub use capabilities::Capabilities;
 pub use loader::precompile;
 
