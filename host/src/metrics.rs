@@ -46,6 +46,8 @@ pub struct Metrics {
     pub guest_info: IntGaugeVec,
     /// Guest reloads by result (`ok`, `refused`, `rolled_back`).
     pub guest_reloads: IntCounterVec,
+    /// How long a reload took, from the signal to the swap (or the refusal), by result.
+    pub guest_reload_duration: HistogramVec,
     /// Authorization code flows begun, and ended by result (`code`, `access_denied`,
     /// `error`), as the guest reports them.
     pub authorizations_started: IntCounter,
@@ -182,6 +184,13 @@ impl Metrics {
                 "Guest reloads, by result (ok, refused, rolled_back).",
                 &["result"],
             ),
+            guest_reload_duration: histograms(
+                "tokenginx_guest_reload_duration_seconds",
+                "How long a guest reload took, reading, compiling and checking the guest \
+                 included, by result (ok, refused).",
+                exponential_buckets(0.001, 4.0, 9).expect("valid buckets"),
+                &["result"],
+            ),
             authorizations_started: counter(
                 "tokenginx_authorizations_started_total",
                 "Authorization code flows begun at the authorization endpoint.",
@@ -204,7 +213,7 @@ impl Metrics {
                 &["result"],
             ),
         };
-        let collectors: [Box<dyn Collector>; 22] = [
+        let collectors: [Box<dyn Collector>; 23] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
@@ -223,6 +232,7 @@ impl Metrics {
             Box::new(metrics.instances_limit.clone()),
             Box::new(metrics.guest_info.clone()),
             Box::new(metrics.guest_reloads.clone()),
+            Box::new(metrics.guest_reload_duration.clone()),
             Box::new(metrics.authorizations_started.clone()),
             Box::new(metrics.authorizations_ended.clone()),
             Box::new(metrics.code_redemptions.clone()),

@@ -103,6 +103,16 @@ async fn sighup_swaps_the_guest_under_load_without_losing_a_request() {
         ),
         Some(6.0)
     );
+    // Each reload's duration, so a swap's completion is visible without reading the log.
+    let reload_duration = |part: &str| {
+        metric(
+            &metrics,
+            &format!("tokenginx_guest_reload_duration_seconds_{part}"),
+            &[("result", "ok")],
+        )
+    };
+    assert_eq!(reload_duration("count"), Some(6.0), "{metrics}");
+    assert!(reload_duration("sum").is_some_and(|s| s > 0.0), "{metrics}");
     let active = sha256_hex(&last);
     assert_eq!(
         metric(&metrics, "tokenginx_guest_info", &[("sha256", &active)]),

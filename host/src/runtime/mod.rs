@@ -284,6 +284,13 @@ impl Runtime {
     pub async fn reload(&self) -> anyhow::Result<Arc<Guest>> {
         let _one_at_a_time = self.reloading.lock().await;
         let metrics = &self.sandbox.services.metrics;
+        let started = std::time::Instant::now();
+        let took = |result: &str| {
+            metrics
+                .guest_reload_duration
+                .with_label_values(&[result])
+                .observe(started.elapsed().as_secs_f64());
+        };
         let loaded = load_guest(
             &self.sandbox,
             &self.linker,
@@ -301,6 +308,7 @@ impl Runtime {
                     old
                 };
                 metrics.guest_reloads.with_label_values(&["ok"]).inc();
+                took("ok");
                 tracing::info!(
                     guest = %guest.label,
                     sha256 = %guest.sha256,
@@ -311,6 +319,7 @@ impl Runtime {
             }
             Err(e) => {
                 metrics.guest_reloads.with_label_values(&["refused"]).inc();
+                took("refused");
                 tracing::error!(
                     guest = %self.active().label,
                     "guest reload refused, the current guest keeps serving: {e:#}"
