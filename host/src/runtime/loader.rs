@@ -343,6 +343,15 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
     let ty = component.component_type();
     for (name, _) in ty.imports(engine) {
         if name.starts_with("wasi:") {
+            if !linked_wasi(name) {
+                bail!(
+                    "it imports {name}, which this host does not link; a guest may import \
+                     wasi:{{{}}}@0.2.x, which give it nothing outside the instance (the \
+                     guide's WASI section; a JavaScript guest needs componentize-js's \
+                     --disable http fetch-event)",
+                    LINKED_WASI.join(",")
+                );
+            }
             continue;
         }
         match ours(name) {
@@ -387,6 +396,23 @@ fn exports_interface(engine: &Engine, component: &Component, interface: &str) ->
 }
 
 /// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.
+/// The WASI 0.2 packages `wasmtime_wasi::p2::add_to_linker_async` links (see
+/// `InstanceState::new` for what each gives a guest: nothing outside the instance).
+const LINKED_WASI: [&str; 6] = ["cli", "clocks", "filesystem", "io", "random", "sockets"];
+
+/// Whether `name`, a `wasi:` import, is one of [`LINKED_WASI`] at a 0.2 version: the linker
+/// matches any 0.2.x by semver.
+fn linked_wasi(name: &str) -> bool {
+    let Some((package, version)) = name
+        .strip_prefix("wasi:")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(package, rest)| Some((package, rest.split_once('@')?.1)))
+    else {
+        return false;
+    };
+    LINKED_WASI.contains(&package) && version.starts_with("0.2.")
+}
+
 fn ours(name: &str) -> Option<(&str, Option<&str>)> {
     let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
     Some(match rest.split_once('@') {
@@ -460,5 +486,16 @@ mod tests {
         assert_eq!(ours("tokenginx:oauth/handler"), Some(("handler", None)));
         assert_eq!(ours("wasi:io/streams@0.2.0"), None);
         assert_eq!(ours("tokenginx:oauthx/store@0.1.0"), None);
+    }
+
+    #[test]
+    fn only_the_wasi_0_2_packages_the_linker_has_are_accepted() {
+        assert!(linked_wasi("wasi:io/streams@0.2.0"));
+        assert!(linked_wasi("wasi:cli/environment@0.2.6"));
+        assert!(linked_wasi("wasi:sockets/tcp@0.2.12"));
+        assert!(!linked_wasi("wasi:http/types@0.2.0"));
+        assert!(!linked_wasi("wasi:io/streams@0.3.0"));
+        assert!(!linked_wasi("wasi:keyvalue/store@0.2.0"));
+        assert!(!linked_wasi("wasi:io/streams"));
     }
 }
