@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they need.
 #   make run    the service on 127.0.0.1:8080 (embedded store, default guest)
 #   make test   the whole test suite
-.PHONY: setup test-setup py-venv guests python-guest run test
+.PHONY: setup test-setup py-venv guests python-guest js-guest run test
 
 GUEST_TARGET := wasm32-wasip2
 # The demo client's secret for config/dev.yaml; for local use only.
@@ -42,6 +42,15 @@ python-guest:
 	@[ $(PYTHON_GUEST).cwasm -nt $(PYTHON_GUEST).wasm ] && [ $(PYTHON_GUEST).cwasm -nt target/release/tokenginx-host ] || \
 		{ echo "python guest: precompiling"; target/release/tokenginx-host compile-guest $(PYTHON_GUEST).wasm -o $(PYTHON_GUEST).cwasm; }
 
+# The same guest in JavaScript (componentize-js from npm, pinned and cached by build.sh; Node
+# and npm from Debian when missing), precompiled like the Python guest.
+JS_GUEST := target/js-guest/tokenginx_js_guest
+js-guest:
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	bash examples/js-guest/build.sh
+	@[ $(JS_GUEST).cwasm -nt $(JS_GUEST).wasm ] && [ $(JS_GUEST).cwasm -nt target/release/tokenginx-host ] || \
+		{ echo "js guest: precompiling"; target/release/tokenginx-host compile-guest $(JS_GUEST).wasm -o $(JS_GUEST).cwasm; }
+
 # The service, and beside it the example login and consent app (stopped with the service).
 run: guests py-venv
 	@$(PY_VENV)/bin/python examples/login-consent/app.py & app=$$!; trap "kill $$app" EXIT; \
@@ -60,5 +69,7 @@ test: guests test-setup
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
 	target/release/tokenginx-host test-guest $(PYTHON_GUEST).cwasm
+	$(MAKE) js-guest
+	target/release/tokenginx-host test-guest $(JS_GUEST).cwasm
 	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh
