@@ -102,11 +102,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                         config = Some(PathBuf::from(path))
                     }
                     [flag, n] if flag == "--calls" => {
-                        calls = n
-                            .parse()
-                            .ok()
-                            .filter(|&n: &usize| n > 0)
-                            .ok_or_else(|| format!("--calls {n:?}: expected a positive number"))?
+                        calls =
+                            n.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| {
+                                format!("--calls {n:?}: expected a positive number")
+                            })?
                     }
                     [flag, list] if flag == "--phases" => {
                         phases = list.split(',').map(str::parse).collect::<Result<_, _>>()?
@@ -147,8 +146,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `--help` anywhere: `tokenginx-host bench-guest --help` is as good as `--help`.
-    if args.first().is_some_and(|a| a == "help")
-        || args.iter().any(|a| a == "--help" || a == "-h")
+    if args.first().is_some_and(|a| a == "help") || args.iter().any(|a| a == "--help" || a == "-h")
     {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
@@ -461,7 +459,9 @@ mod tests {
         ));
         assert!(parse_args(&args("compile-guest g.wasm")).is_err());
         assert!(matches!(
-            parse_args(&args("test-guest g.wasm --store redis://:pw@127.0.0.1:6379 --only token")),
+            parse_args(&args(
+                "test-guest g.wasm --store redis://:pw@127.0.0.1:6379 --only token"
+            )),
             Ok(Command::TestGuest {
                 store: testkit::Store::Redis(_),
                 only: Some(_),

@@ -204,15 +204,27 @@ fn bench_guest_runs_the_phases_asked_for_and_recycles_the_reused_instance() {
     ];
     let out = host_cmd(&args, &small, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("(20 calls a phase, embedded store, memory limit 2 MiB)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(20 calls a phase, embedded store, memory limit 2 MiB)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("token, fresh instance"), "{stdout}");
     assert!(!stdout.contains("introspect, fresh instance"), "{stdout}");
     assert!(
-        stdout.contains("introspect, one reused instance") && stdout.contains("(instance replaced 20 times)"),
+        stdout.contains("introspect, one reused instance")
+            && stdout.contains("(instance replaced 20 times)"),
         "{stdout}"
     );
-    let out = host_cmd(&["bench-guest", "g.wasm", "--phases", "warmup", "--config"], &small, &[]);
+    let out = host_cmd(
+        &["bench-guest", "g.wasm", "--phases", "warmup", "--config"],
+        &small,
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown phase \"warmup\""));
 }

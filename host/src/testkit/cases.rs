@@ -179,7 +179,9 @@ async fn no_grant_type(kit: Kit) -> Outcome {
 }
 
 async fn unsupported_grant_type(kit: Kit) -> Outcome {
-    let reply = kit.post(TOKEN, &[("grant_type", "password")], Some(DEMO)).await?;
+    let reply = kit
+        .post(TOKEN, &[("grant_type", "password")], Some(DEMO))
+        .await?;
     oauth_error(&reply, 400, "unsupported_grant_type")
 }
 
@@ -216,7 +218,9 @@ async fn repeated_parameter(kit: Kit) -> Outcome {
     oauth_error(&reply, 400, "invalid_request")?;
     let description = reply.json()?["error_description"].clone();
     ensure(
-        description.as_str().is_some_and(|d| d.contains("grant_type")),
+        description
+            .as_str()
+            .is_some_and(|d| d.contains("grant_type")),
         "an error_description naming grant_type",
         &reply,
     )
@@ -230,7 +234,9 @@ async fn rate_limited(kit: Kit) -> Outcome {
     }
     let reply = kit.post(TOKEN, &[CLIENT_CREDENTIALS], Some(client)).await?;
     oauth_error(&reply, 429, "temporarily_unavailable")?;
-    let wait = reply.header("retry-after").and_then(|s| s.parse::<u64>().ok());
+    let wait = reply
+        .header("retry-after")
+        .and_then(|s| s.parse::<u64>().ok());
     ensure(
         wait.is_some_and(|s| (1..=3600).contains(&s)),
         "Retry-After: the seconds until the budget allows one more (1 to 3600)",
@@ -277,7 +283,12 @@ async fn live_token(kit: Kit) -> Outcome {
         equal(field, &body[field], &expected, &reply)?;
     }
     if body.get("token_use").is_some() {
-        equal("token_use", &body["token_use"], &json!("access_token"), &reply)?;
+        equal(
+            "token_use",
+            &body["token_use"],
+            &json!("access_token"),
+            &reply,
+        )?;
     }
     let (iat, exp) = (body["iat"].as_u64(), body["exp"].as_u64());
     let now = std::time::SystemTime::now()
@@ -288,7 +299,12 @@ async fn live_token(kit: Kit) -> Outcome {
         "iat: the issue time, Unix seconds",
         &reply,
     )?;
-    equal("exp - iat", exp.zip(iat).map(|(e, i)| e - i), Some(3600), &reply)
+    equal(
+        "exp - iat",
+        exp.zip(iat).map(|(e, i)| e - i),
+        Some(3600),
+        &reply,
+    )
 }
 
 async fn unknown_tokens(kit: Kit) -> Outcome {
@@ -315,8 +331,14 @@ async fn expired_token(kit: Kit) -> Outcome {
 async fn introspect_unauthenticated(kit: Kit) -> Outcome {
     let token = issue(&kit, DEMO, None).await?;
     let params = [("token", token.as_str())];
-    oauth_error(&kit.post(INTROSPECT, &params, None).await?, 401, "invalid_client")?;
-    let reply = kit.post(INTROSPECT, &params, Some((DEMO.0, "wrong"))).await?;
+    oauth_error(
+        &kit.post(INTROSPECT, &params, None).await?,
+        401,
+        "invalid_client",
+    )?;
+    let reply = kit
+        .post(INTROSPECT, &params, Some((DEMO.0, "wrong")))
+        .await?;
     oauth_error(&reply, 401, "invalid_client")
 }
 
@@ -336,7 +358,9 @@ async fn revoke_own_token(kit: Kit) -> Outcome {
 }
 
 async fn revoke_unknown_token(kit: Kit) -> Outcome {
-    let reply = kit.post(REVOKE, &[("token", "never-issued")], Some(DEMO)).await?;
+    let reply = kit
+        .post(REVOKE, &[("token", "never-issued")], Some(DEMO))
+        .await?;
     status(&reply, 200)
 }
 
@@ -350,7 +374,11 @@ async fn revoke_other_clients_token(kit: Kit) -> Outcome {
 async fn revoke_unauthenticated(kit: Kit) -> Outcome {
     let token = issue(&kit, DEMO, None).await?;
     let params = [("token", token.as_str())];
-    oauth_error(&kit.post(REVOKE, &params, None).await?, 401, "invalid_client")?;
+    oauth_error(
+        &kit.post(REVOKE, &params, None).await?,
+        401,
+        "invalid_client",
+    )?;
     let reply = kit.post(REVOKE, &params, Some((DEMO.0, "wrong"))).await?;
     oauth_error(&reply, 401, "invalid_client")?;
     active(&kit, &token).await
@@ -372,12 +400,18 @@ async fn metadata_document(kit: Kit) -> Outcome {
     for (field, expected) in [
         ("issuer", json!(ISSUER)),
         ("token_endpoint", json!(format!("{ISSUER}{TOKEN}"))),
-        ("introspection_endpoint", json!(format!("{ISSUER}{INTROSPECT}"))),
+        (
+            "introspection_endpoint",
+            json!(format!("{ISSUER}{INTROSPECT}")),
+        ),
         ("revocation_endpoint", json!(format!("{ISSUER}{REVOKE}"))),
         ("grant_types_supported", json!(["client_credentials"])),
         ("response_types_supported", json!([])),
         ("token_endpoint_auth_methods_supported", methods.clone()),
-        ("introspection_endpoint_auth_methods_supported", methods.clone()),
+        (
+            "introspection_endpoint_auth_methods_supported",
+            methods.clone(),
+        ),
         ("revocation_endpoint_auth_methods_supported", methods),
         ("scopes_supported", json!(["admin", "read", "write"])),
     ] {

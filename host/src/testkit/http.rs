@@ -45,7 +45,11 @@ impl fmt::Display for Reply {
             }
         }
         let body: String = self.body.chars().take(400).collect();
-        let more = if body.len() < self.body.len() { "..." } else { "" };
+        let more = if body.len() < self.body.len() {
+            "..."
+        } else {
+            ""
+        };
         write!(f, ", body: {body:?}{more}")
     }
 }
@@ -83,7 +87,12 @@ pub async fn send(
     let headers = response
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = response
         .into_body()

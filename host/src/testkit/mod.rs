@@ -165,11 +165,10 @@ oauth:
 
 /// Runs every case against `guest`; true when all passed. Prints as it goes.
 pub async fn run(guest: &Path, store: &Store, only: Option<&str>) -> anyhow::Result<bool> {
-    let guest = std::fs::canonicalize(guest)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", guest.display()))?;
-    let limited: &'static str = Box::leak(
-        format!("limited-{}", hex::encode(random_id())).into_boxed_str(),
-    );
+    let guest =
+        std::fs::canonicalize(guest).map_err(|e| anyhow::anyhow!("{}: {e}", guest.display()))?;
+    let limited: &'static str =
+        Box::leak(format!("limited-{}", hex::encode(random_id())).into_boxed_str());
     let text = config_text(&guest, store, limited);
     let config = config::parse(Path::new("test-guest"), &text, &|_| None)?;
     let started = crate::start(config).await?;
@@ -250,7 +249,12 @@ fn header(reply: &Reply, name: &str, expected: Option<&str>) -> Outcome {
 }
 
 /// Fails unless `what` is `expected`, naming the reply it came from.
-fn equal<T: PartialEq + std::fmt::Debug>(what: &str, got: T, expected: T, reply: &Reply) -> Outcome {
+fn equal<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: T,
+    expected: T,
+    reply: &Reply,
+) -> Outcome {
     if got == expected {
         return Ok(());
     }

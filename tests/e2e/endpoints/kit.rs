@@ -16,8 +16,8 @@ fn test_guest(guest: &std::path::Path, only: Option<&str>) -> (bool, String) {
         command.args(["--only", only]);
     }
     let out = command.output().expect("running test-guest");
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), printed)
 }
 
