@@ -132,19 +132,6 @@ for c in $CONNECTIONS; do
 done
 kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
 
-redis() { # port, extra args...
-  local port=$1; shift
-  if redis-cli -p "$port" ping >/dev/null 2>&1; then
-    echo "port $port is taken by a running Redis; stop it first" >&2
-    exit 1
-  fi
-  mkdir -p "$work/$port"
-  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --requirepass "$PASSWORD" \
-    --masterauth "$PASSWORD" --dir "$work/$port" --logfile "" "$@" >/dev/null &
-  pids+=($!)
-  until redis-cli -p "$port" -a "$PASSWORD" --no-auth-warning ping 2>/dev/null | grep -q PONG; do sleep 0.05; done
-}
-
 # Tokens for the revocation runs, collected from a priming load on the token endpoint.
 cat > "$work/collect.lua" <<LUA
 wrk.method = "POST"
