@@ -166,6 +166,39 @@ async fn nothing_a_request_leaves_in_guest_memory_reaches_the_next() {
     }
 }
 
+/// The same for the guest's shadow stack: a secret one request left in a stack frame is not
+/// below the next request's frames, though the guest finds its own there (the search works).
+#[tokio::test]
+async fn nothing_a_request_leaves_on_the_guest_stack_reaches_the_next() {
+    let host = misbehaving_host();
+    let secrets = [
+        "stack-secret-one-0123456789",
+        "stack-secret-two-0123456789",
+        "stack-three",
+    ];
+    let mut probe = "";
+    for secret in secrets {
+        let reply = host
+            .post(
+                "/api/v1/oauth/token",
+                &[("behave", "stack"), ("secret", secret), ("probe", probe)],
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let found = reply.json();
+        assert_eq!(
+            found["found_own"], true,
+            "the search must find this call's own secret"
+        );
+        assert_eq!(
+            found["found_probe"], false,
+            "{probe:?} survived its request"
+        );
+        probe = secret;
+    }
+}
+
 #[tokio::test]
 async fn a_huge_value_is_refused_by_the_store_limits_and_the_host_serves_on() {
     let host = misbehaving_host();

@@ -13,6 +13,9 @@
 //! - `huge-value`: writes a 1 MiB value to the store and reports how the store answered;
 //! - `remember`: keeps the parameter `secret` in a static and in a heap buffer, and answers
 //!   what an earlier request left in them (to show that nothing survives a request);
+//! - `stack`: looks for the parameter `probe` (an earlier request's secret) in the shadow
+//!   stack below its frame, then leaves `secret` in a deeper frame and looks for that too,
+//!   which proves the search finds what a call leaves there;
 //! - anything else: answers 200 `{"ok":true}`, proving the host still serves.
 //!
 //! It is built against `wit/oauth.wit` here: the contract frozen as it was at 0.1.0, so the
@@ -49,6 +52,53 @@ fn remember(req: &Request) -> Response {
     ok(&format!(
         r#"{{"found":{}}}"#,
         found.map_or("null".to_owned(), |f| format!("{f:?}"))
+    ))
+}
+
+/// Writes `secret` into a stack buffer of a frame of its own, which ends on return.
+#[inline(never)]
+fn leave_on_stack(secret: &[u8]) {
+    let mut buffer = [0u8; 256];
+    let n = secret.len().min(buffer.len());
+    buffer[..n].copy_from_slice(&secret[..n]);
+    // Its address escapes: the buffer lives in linear memory, in the shadow stack.
+    std::hint::black_box(&mut buffer);
+}
+
+/// Whether `needle` is in the 64 KiB of linear memory below this frame: where the frames of
+/// calls made from here (or of an earlier call at this depth) were.
+#[inline(never)]
+fn on_stack_below(needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let marker = 0u8;
+    let top = std::hint::black_box(&marker) as *const u8 as usize;
+    let low = top.saturating_sub(64 * 1024);
+    (low..top.saturating_sub(needle.len())).any(|at| {
+        // SAFETY: linear memory below the stack pointer is mapped and readable; the bytes
+        // are read, never written.
+        needle
+            .iter()
+            .enumerate()
+            .all(|(i, b)| unsafe { std::ptr::read_volatile((at + i) as *const u8) } == *b)
+    })
+}
+
+fn stack(req: &Request) -> Response {
+    let param = |name: &str| {
+        req.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (secret, probe) = (param("secret"), param("probe"));
+    let found_probe = on_stack_below(probe.as_bytes());
+    leave_on_stack(secret.as_bytes());
+    let found_own = on_stack_below(secret.as_bytes());
+    ok(&format!(
+        r#"{{"found_probe":{found_probe},"found_own":{found_own}}}"#
     ))
 }
 
@@ -108,6 +158,7 @@ fn act(req: &Request) -> Response {
             ))
         }
         "remember" => remember(req),
+        "stack" => stack(req),
         "huge-value" => {
             let answer = match store::set("test:huge", &vec![7u8; 1 << 20], 60_000) {
                 Ok(()) => "stored".to_owned(),
