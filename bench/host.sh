@@ -54,9 +54,9 @@ oauth:
       redirect_uris: [https://app.example/cb]
       rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
 admin: { port: $((PORT + 1)) }
-log: { level: warn }
+log: { level: ${LOG_LEVEL:-warn}, output: ${LOG_OUTPUT:-stdout} }
 YAML
-  target/release/tokenginx-host serve --config "$work/config.yaml" &
+  "${HOST_BIN:-target/release/tokenginx-host}" serve --config "$work/config.yaml" &
   hpid=$!
   pids+=("$hpid")
   until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
