@@ -199,6 +199,10 @@ bench_store() { # label, tokenginx section, store pids
     "Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)"
   form_script "$work/introspect.lua" "token=$token"
   for c in $CONNECTIONS; do
+    if [ -z "${http_layer_measured:-}" ]; then
+      # The HTTP layer alone (hyper and tokio, routing, metrics, a 405): no guest, no store.
+      load "HTTP layer (POST /health/live)" "$c" "$work/token.lua" "http://127.0.0.1:$PORT/health/live" "$hpid"
+    fi
     load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, no limit" "$c" "$work/token-unlimited.lua" "$url/token" "$hpid" "$store_pids"
     load "$label introspect" "$c" "$work/introspect.lua" "$url/introspect" "$hpid" "$store_pids"
@@ -213,6 +217,7 @@ bench_store() { # label, tokenginx section, store pids
     load "$label refresh" "$c" "$work/refresh.lua" "$url/token" "$hpid" "$store_pids"
   done
   kill "$hpid"; wait "$hpid" 2>/dev/null || true
+  http_layer_measured=1
 }
 
 for store in $STORES; do
@@ -289,3 +294,7 @@ echo "# start-up to ready, median of 5:"
 echo "#   component, compiled at start: $(ready "$guest" "")"
 echo "#   component, from guest.cache_dir: $(ready "$guest" "  cache_dir: $work/cache")"
 echo "#   precompiled .cwasm: $(ready "$work/guest.cwasm" "")"
+
+# The guest call path alone (embedded store, no HTTP): each call a fresh instance, as served.
+echo "# guest call path ($host bench-guest, 20,000 calls a phase):"
+"$host" bench-guest "$guest" --phases token,introspect 2>/dev/null | sed 's/^/#   /'
