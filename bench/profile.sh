@@ -5,8 +5,8 @@
 #
 #   bash bench/profile.sh      # ENDPOINT=introspect|token DURATION=10s CONNECTIONS=64
 #
-# The guest is precompiled (.cwasm) so its code is named in the samples. perf's own cost is
-# in the numbers: sampling at 499 Hz adds about 1% to the host's CPU.
+# perf's own cost is in the numbers: sampling at 499 Hz with DWARF stacks added 13% to the
+# host's CPU per request in one pair of runs (91.0 against 80.7 µs), so read the shares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENDPOINT=${ENDPOINT:-introspect} DURATION=${DURATION:-10s} CONNECTIONS=${CONNECTIONS:-64}

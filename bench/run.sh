@@ -222,7 +222,8 @@ bench_store() { # label, tokenginx section, store pids
 
 for store in $STORES; do
   case $store in
-    memory) bench_store memory "tokenginx: { mode: memory }" ;;
+    # Room for every token the memory runs issue (about 1.5 million at 64 connections).
+    memory) bench_store memory "tokenginx: { mode: memory, max_entries: 10000000 }" ;;
     standalone)
       redis 17000
       commands_port=17000
