@@ -4,7 +4,7 @@
 //! tokenginx-host serve --config FILE         run the service
 //! tokenginx-host check-config --config FILE  check a config file and exit
 //! tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
-//! tokenginx-host bench-guest GUEST [--config FILE]
+//! tokenginx-host bench-guest GUEST [--config FILE] [--calls N] [--phases LIST]
 //! tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
 //! ```
 
@@ -51,7 +51,9 @@ const USAGE: &str = "usage:
                                              STORE: memory (the default),
                                              redis://[user:password@]host:port or
                                              redis-cluster://host:port,host:port,...;
-                                             --only: the cases whose name or endpoint has TEXT
+                                             --only: the cases whose name or endpoint has TEXT;
+                                             on Redis it writes tokens for its test clients:
+                                             use a scratch Redis
   tokenginx-host --version";
 
 enum Command {

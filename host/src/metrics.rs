@@ -46,7 +46,8 @@ pub struct Metrics {
     pub guest_info: IntGaugeVec,
     /// Guest reloads by result (`ok`, `refused`, `rolled_back`).
     pub guest_reloads: IntCounterVec,
-    /// How long a reload took, from the signal to the swap (or the refusal), by result.
+    /// How long a reload took, from taking the reload lock to the swap (or the refusal), by
+    /// result.
     pub guest_reload_duration: HistogramVec,
     /// Authorization code flows begun, and ended by result (`code`, `access_denied`,
     /// `error`), as the guest reports them.
@@ -250,6 +251,9 @@ impl Metrics {
         }
         for result in ["ok", "refused", "rolled_back"] {
             metrics.guest_reloads.with_label_values(&[result]);
+        }
+        for result in ["ok", "refused"] {
+            metrics.guest_reload_duration.with_label_values(&[result]);
         }
         for result in AUTHORIZATION_RESULTS {
             metrics.authorizations_ended.with_label_values(&[result]);

@@ -27,7 +27,7 @@ pub struct InstanceState {
     /// guest can still answer 503 instead of being cut off with a 500.
     store_deadline: tokio::time::Instant,
     /// Built on the guest's first WASI call: most calls make none, and building one costs
-    /// about 2,300 instructions (seeding its random generators), 1.2% of a fresh call.
+    /// about 2,500 instructions (seeding its random generators), 1.3% of a fresh call.
     wasi: Option<WasiCtx>,
     table: ResourceTable,
     /// The most bytes any of its linear memories asked to grow to, where the store watches

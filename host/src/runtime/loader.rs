@@ -360,8 +360,9 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
             }
             _ => bail!(
                 "it imports {name}, which this host does not provide; a guest may import \
-                 {PACKAGE}/{{{}}}@{CONTRACT_VERSION} and wasi:*",
-                HOST_INTERFACES.join(",")
+                 {PACKAGE}/{{{}}}@{CONTRACT_VERSION} and wasi:{{{}}}@0.2.x",
+                HOST_INTERFACES.join(","),
+                LINKED_WASI.join(",")
             ),
         }
     }
@@ -395,9 +396,8 @@ fn exports_interface(engine: &Engine, component: &Component, interface: &str) ->
         .any(|(name, _)| ours(name).is_some_and(|(i, _)| i == interface))
 }
 
-/// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.
 /// The WASI 0.2 packages `wasmtime_wasi::p2::add_to_linker_async` links (see
-/// `InstanceState::new` for what each gives a guest: nothing outside the instance).
+/// `InstanceState`'s `WasiView` for what each gives a guest: nothing outside the instance).
 const LINKED_WASI: [&str; 6] = ["cli", "clocks", "filesystem", "io", "random", "sockets"];
 
 /// Whether `name`, a `wasi:` import, is one of [`LINKED_WASI`] at a 0.2 version: the linker
@@ -413,6 +413,7 @@ fn linked_wasi(name: &str) -> bool {
     LINKED_WASI.contains(&package) && version.starts_with("0.2.")
 }
 
+/// `tokenginx:oauth/store@0.1.0` as `("store", Some("0.1.0"))`.
 fn ours(name: &str) -> Option<(&str, Option<&str>)> {
     let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
     Some(match rest.split_once('@') {

@@ -90,13 +90,14 @@ fn stack(req: &Request) -> Response {
         req.params
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+            .map_or("", |(_, v)| v.as_str())
     };
-    let (secret, probe) = (param("secret"), param("probe"));
-    let found_probe = on_stack_below(probe.as_bytes());
-    leave_on_stack(secret.as_bytes());
-    let found_own = on_stack_below(secret.as_bytes());
+    // First thing, before anything of this call's own could land below this frame.
+    let found_probe = on_stack_below(param("probe").as_bytes());
+    leave_on_stack(param("secret").as_bytes());
+    // The control: the same lookups as between one request's frame and the next's search,
+    // then the same search, for what this call left.
+    let found_own = on_stack_below(std::hint::black_box(param("secret")).as_bytes());
     ok(&format!(
         r#"{{"found_probe":{found_probe},"found_own":{found_own}}}"#
     ))
