@@ -198,16 +198,6 @@ fn main() -> ExitCode {
             calls,
             phases,
         } => {
-            // The guest's warnings and errors (its `log` import; a trap's backtrace) and the
-            // host's, on stderr; not each call's info line, which would drown the report.
-            if let Err(e) = logging::init_stderr("warn") {
-                eprintln!("tokenginx-host: {e:#}");
-                return ExitCode::FAILURE;
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("building the tokio runtime");
             let run = async {
                 let mut limits = match &config {
                     Some(file) => config::load_guest(file)?,
@@ -216,32 +206,10 @@ fn main() -> ExitCode {
                 limits.path = guest.clone();
                 runtime::bench_guest(&limits, &phases, calls).await
             };
-            match runtime.block_on(run) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("tokenginx-host: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_tool(run)
         }
         Command::TestGuest { guest, store, only } => {
-            if let Err(e) = logging::init_stderr("warn") {
-                eprintln!("tokenginx-host: {e:#}");
-                return ExitCode::FAILURE;
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("building the tokio runtime");
-            match runtime.block_on(testkit::run(&guest, &store, only.as_deref())) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("tokenginx-host: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_tool(testkit::run(&guest, &store, only.as_deref()))
         }
         Command::Serve(path) => {
             let config = match config::load(&path) {
@@ -270,6 +238,29 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a tool command (`bench-guest`, `test-guest`) that prints its report on stdout:
+/// warnings and errors, the guest's (its `log` import, a trap's backtrace) among them, go to
+/// stderr, but not each call's info line, which would drown the report. Exit status 0 when
+/// `work` answers true.
+fn run_tool(work: impl std::future::Future<Output = anyhow::Result<bool>>) -> ExitCode {
+    if let Err(e) = logging::init_stderr("warn") {
+        eprintln!("tokenginx-host: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    match runtime.block_on(work) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("tokenginx-host: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

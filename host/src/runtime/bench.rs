@@ -149,6 +149,16 @@ struct Run {
     failure: Option<CallError>,
 }
 
+impl Run {
+    fn new(calls: usize) -> Run {
+        Run {
+            times: Vec::with_capacity(calls),
+            recycled: 0,
+            failure: None,
+        }
+    }
+}
+
 fn line(name: &str, run: &Run) -> String {
     let mut out = String::new();
     if !run.times.is_empty() {
@@ -181,11 +191,7 @@ impl Runtime {
     /// `calls` calls of `export`, each through the real call path: a free slot, a fresh
     /// instance, the call, teardown and metrics.
     async fn bench_fresh(&self, export: Export, request: &Request, calls: usize) -> Run {
-        let mut run = Run {
-            times: Vec::with_capacity(calls),
-            recycled: 0,
-            failure: None,
-        };
+        let mut run = Run::new(calls);
         for _ in 0..calls {
             let start = Instant::now();
             let call = Call::Handler(export, request.clone());
@@ -208,11 +214,7 @@ impl Runtime {
     /// instance replaces it once its memory has grown past `recycle_at` bytes. The service
     /// never reuses an instance (see the module's isolation guarantee).
     async fn bench_reused(&self, request: &Request, calls: usize, recycle_at: usize) -> Run {
-        let mut run = Run {
-            times: Vec::with_capacity(calls),
-            recycled: 0,
-            failure: None,
-        };
+        let mut run = Run::new(calls);
         let trap = |e: wasmtime::Error| CallError::Trap(format!("{e:#}"));
         let guest = self.active();
         let mut instance = None;

@@ -328,18 +328,22 @@ async fn expired_token(kit: Kit) -> Outcome {
     inactive(&kit, &token).await
 }
 
-async fn introspect_unauthenticated(kit: Kit) -> Outcome {
-    let token = issue(&kit, DEMO, None).await?;
+/// A live token of the demo client, sent to `path` with no credentials and with a wrong
+/// secret: 401 `invalid_client` both times. Returns the token.
+async fn refused_without_credentials(kit: &Kit, path: &str) -> Result<String, String> {
+    let token = issue(kit, DEMO, None).await?;
     let params = [("token", token.as_str())];
-    oauth_error(
-        &kit.post(INTROSPECT, &params, None).await?,
-        401,
-        "invalid_client",
-    )?;
-    let reply = kit
-        .post(INTROSPECT, &params, Some((DEMO.0, "wrong")))
-        .await?;
-    oauth_error(&reply, 401, "invalid_client")
+    for credentials in [None, Some((DEMO.0, "wrong"))] {
+        let reply = kit.post(path, &params, credentials).await?;
+        oauth_error(&reply, 401, "invalid_client")?;
+    }
+    Ok(token)
+}
+
+async fn introspect_unauthenticated(kit: Kit) -> Outcome {
+    refused_without_credentials(&kit, INTROSPECT)
+        .await
+        .map(drop)
 }
 
 async fn introspect_without_token(kit: Kit) -> Outcome {
@@ -372,15 +376,7 @@ async fn revoke_other_clients_token(kit: Kit) -> Outcome {
 }
 
 async fn revoke_unauthenticated(kit: Kit) -> Outcome {
-    let token = issue(&kit, DEMO, None).await?;
-    let params = [("token", token.as_str())];
-    oauth_error(
-        &kit.post(REVOKE, &params, None).await?,
-        401,
-        "invalid_client",
-    )?;
-    let reply = kit.post(REVOKE, &params, Some((DEMO.0, "wrong"))).await?;
-    oauth_error(&reply, 401, "invalid_client")?;
+    let token = refused_without_credentials(&kit, REVOKE).await?;
     active(&kit, &token).await
 }
 
