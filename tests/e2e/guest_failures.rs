@@ -202,6 +202,25 @@ async fn nothing_a_request_leaves_on_the_guest_stack_reaches_the_next() {
     }
 }
 
+/// And for the guest's table: a function reference one request stores in it, and the slot it
+/// grows it by, are gone for the next, though the guest sees its own (the check works).
+#[tokio::test]
+async fn nothing_a_request_leaves_in_the_guest_table_reaches_the_next() {
+    let guest = crate::table_guest::table_guest(&scratch_dir());
+    let host = Host::with_config(&config(&guest, ""));
+    for path in ["token", "introspect", "revoke", "introspect"] {
+        let reply = host
+            .post(&format!("/api/v1/oauth/{path}"), &[("token", "x")], None)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            reply.json(),
+            serde_json::json!({ "size": 1, "slot": 0, "size_after": 2, "slot_after": 1 }),
+            "{path}: on entry, the table must be as the module declares it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_huge_value_is_refused_by_the_store_limits_and_the_host_serves_on() {
     let host = misbehaving_host();

@@ -9,6 +9,7 @@
 mod h2;
 mod harness;
 mod redis;
+mod table_guest;
 
 mod authorization_code;
 mod config_cli;
