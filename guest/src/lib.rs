@@ -24,6 +24,8 @@ mod revoke;
 mod scope;
 mod token;
 
+#[cfg(target_arch = "wasm32")]
+mod arena;
 /// A native stand-in for the host: the unit tests' and the native benchmark's.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
