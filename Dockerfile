@@ -23,7 +23,7 @@ FROM ${RUST_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-RUN rustup target add "$(uname -m)-unknown-linux-musl" wasm32-wasip2
+RUN rustup target add "$(uname -m)-unknown-linux-musl" wasm32-unknown-unknown
 WORKDIR /src
 COPY . .
 # Registry and target directory persist between builds (BuildKit cache mounts), so a
@@ -36,11 +36,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     set -eu; \
     target="$(uname -m)-unknown-linux-musl"; \
     export CARGO_PROFILE_RELEASE_DEBUG=false; \
-    cargo build --release --locked --target wasm32-wasip2 -p tokenginx-guest; \
+    cargo build --release --locked --target wasm32-unknown-unknown -p tokenginx-guest; \
     cargo build --release --locked --target "$target" -p tokenginx-host; \
     mkdir /out; \
     cp "target/$target/release/tokenginx-host" \
-       target/wasm32-wasip2/release/tokenginx_guest.wasm \
+       target/wasm32-unknown-unknown/release/tokenginx_guest.wasm \
        /etc/ssl/certs/ca-certificates.crt \
        /out/
 

@@ -16,8 +16,7 @@ command -v redis-server >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server curl
 }
 cargo build --release -q -p tokenginx-host
-cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
-guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
+make -s guests >/dev/null
 
 redis-server --bind 127.0.0.1 --port 17030 --save "" --appendonly no --requirepass "$PASSWORD" \
   --dir "$work" --logfile "" >/dev/null &

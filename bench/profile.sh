@@ -18,15 +18,14 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk redis-server curl linux-perf
 fi
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --release -q -p tokenginx-host
-cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
+make -s guests >/dev/null
 host=$PWD/target/release/tokenginx-host
 hz=$(getconf CLK_TCK)
 source bench/host.sh
 
 redis 17200
-"$host" compile-guest target/wasm32-wasip2/release/tokenginx_guest.wasm -o "$work/guest.cwasm" >/dev/null
+"$host" compile-guest "$guest" -o "$work/guest.cwasm" >/dev/null
 start_host "tokenginx: { mode: standalone, addrs: [127.0.0.1:17200], password: $PASSWORD }" "$work/guest.cwasm"
 url="http://127.0.0.1:$PORT/api/v1/oauth"
 case $ENDPOINT in

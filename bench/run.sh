@@ -34,11 +34,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl
 fi
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --release -q -p tokenginx-host
-cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
+make -s guests >/dev/null
 host=$PWD/target/release/tokenginx-host
-guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
 hz=$(getconf CLK_TCK)
 
 cpu_ticks() { # pids... -> utime+stime summed

@@ -15,8 +15,7 @@ command -v wrk >/dev/null && command -v redis-server >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk redis-server curl
 }
 cargo build --release -q -p tokenginx-host
-cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
-guest=$PWD/target/wasm32-wasip2/release/tokenginx_guest.wasm
+make -s guests >/dev/null
 form_script "$work/token.lua" "grant_type=client_credentials"
 
 created() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^tokenginx_token_created_total/ {print $2}'; }

@@ -16,8 +16,7 @@ PORT=18092
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -q -p tokenginx-host
-cargo build --release -q --target wasm32-wasip2 -p tokenginx-guest
-guest=target/wasm32-wasip2/release/tokenginx_guest.wasm
+make -s guests >/dev/null
 cp "$guest" "$work/a.wasm"
 # A custom section (id 0, size, name length, name, payload) makes a second, equivalent guest.
 { cat "$guest"; printf '\x00\x0c\x0bswap-test-b'; } > "$work/b.wasm"

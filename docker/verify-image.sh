@@ -31,12 +31,12 @@ command -v musl-gcc >/dev/null || die "musl-gcc not found: apt-get install musl-
 
 # The build stage's commands.
 target="$(uname -m)-unknown-linux-musl"
-rustup target add "$target" wasm32-wasip2
+rustup target add "$target" wasm32-unknown-unknown
 export CARGO_PROFILE_RELEASE_DEBUG=false
-cargo build --release --locked --target wasm32-wasip2 -p tokenginx-guest
+cargo build --release --locked --target wasm32-unknown-unknown -p tokenginx-guest
 cargo build --release --locked --target "$target" -p tokenginx-host
 host="$CARGO_TARGET_DIR/$target/release/tokenginx-host"
-guest="$CARGO_TARGET_DIR/wasm32-wasip2/release/tokenginx_guest.wasm"
+guest="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/tokenginx_guest.wasm"
 
 file "$host" | grep -Eq 'statically linked|static-pie linked' || die "not static: $(file "$host")"
 "$host" --version

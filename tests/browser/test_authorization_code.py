@@ -34,7 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOST_BIN = ROOT / "target/release/tokenginx-host"
-GUEST = ROOT / "target/wasm32-wasip2/release/tokenginx_guest.wasm"
+GUEST = ROOT / "target/wasm32-unknown-unknown/release/tokenginx_guest.wasm"
 LOGIN_APP = ROOT / "examples/login-consent/app.py"
 STORAGE_SCHEMA = ROOT / "docs/storage.schema.json"
 WEB_SECRET = "web-secret-0123456789"

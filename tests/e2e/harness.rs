@@ -32,9 +32,9 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// A guest component built by `make guests`.
-pub fn guest_path(crate_name: &str) -> PathBuf {
-    let path = target_dir().join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
+/// A guest component built by `make guests` for `target`.
+pub fn guest_path(target: &str, crate_name: &str) -> PathBuf {
+    let path = target_dir().join(format!("{target}/release/{crate_name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the guests first (`make guests`)",
@@ -56,12 +56,12 @@ pub fn default_guest() -> PathBuf {
             );
             path
         }
-        None => guest_path("tokenginx_guest"),
+        None => guest_path("wasm32-unknown-unknown", "tokenginx_guest"),
     }
 }
 
 pub fn misbehaving_guest() -> PathBuf {
-    guest_path("tokenginx_test_guest")
+    guest_path("wasm32-wasip2", "tokenginx_test_guest")
 }
 
 /// Runs `serve` with the config `text`, which must fail at start (exit code 1); returns
