@@ -21,7 +21,7 @@ use super::{
     StoreResult, TokenStore, Transaction,
 };
 use async_trait::async_trait;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,8 +30,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 const SHARDS: usize = 64;
-/// The purge task's shortest sleep: each pass looks at every shard, so under a steady stream
-/// of expiries it runs every 10 ms, not at each one.
+/// The time between two passes of the purge task at least: each pass looks at every shard,
+/// so under a steady stream of expiries (or of writes that expire before the rest of their
+/// shard) it runs every 10 ms, not at each one. Meanwhile expired entries are hidden, and
+/// count against `max_entries` until purged.
 const PURGE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A handle to the embedded store; clones share it. The purge task stops when the last
@@ -183,10 +185,18 @@ impl MemoryStore {
         }
     }
 
-    /// How many entries are held, expired or not: lets tests see that nothing piles up.
+    /// How many entries are held, expired or not: lets tests see that nothing piles up, and
+    /// that the count `max_entries` is checked against is the shards' own.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.shared.len.load(Ordering::Relaxed)
+        let held: usize = self
+            .shared
+            .shards
+            .iter()
+            .map(|shard| shard.lock().unwrap().entries.len())
+            .sum();
+        assert_eq!(held, self.shared.len.load(Ordering::Relaxed));
+        held
     }
 
     fn write(
@@ -276,13 +286,18 @@ impl TokenStore for MemoryStore {
         if !tx.expect.iter().all(holds) {
             return Ok(false);
         }
-        // Room first, so that a full store refuses the whole transaction, not half of it.
-        let new_keys = tx
+        // Room first, so that a full store refuses the whole transaction, not half of it: a
+        // place for each key it writes that is not there yet (a key may come twice), and the
+        // places it did not use back after.
+        let absent: HashSet<&str> = tx
             .changes
             .iter()
             .filter(|c| c.value.is_some() && !shard.entries.contains_key(&c.key))
-            .count();
-        self.shared.reserve(new_keys)?;
+            .map(|c| c.key.as_str())
+            .collect();
+        let reserved = absent.len();
+        self.shared.reserve(reserved)?;
+        let before = shard.entries.len();
         let mut wake = false;
         for change in tx.changes {
             match change.value {
@@ -291,10 +306,11 @@ impl TokenStore for MemoryStore {
                     wake |= shard.put(change.key, value, expires_at);
                 }
                 None => {
-                    self.shared.remove(&mut shard, &change.key);
+                    shard.remove(&change.key);
                 }
             }
         }
+        self.shared.release(before + reserved - shard.entries.len());
         drop(shard);
         if wake {
             self.shared.purge.notify_one();
@@ -340,14 +356,18 @@ async fn purge_expired(shared: Arc<Shared>) {
                 next = Some(next.map_or(*when, |next| next.min(*when)));
             }
         }
+        let next_pass = now + PURGE_INTERVAL;
         match next {
             Some(when) => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(when.max(now + PURGE_INTERVAL)) => {}
-                    _ = shared.purge.notified() => {}
+                    _ = tokio::time::sleep_until(when.max(next_pass)) => {}
+                    _ = shared.purge.notified() => tokio::time::sleep_until(next_pass).await,
                 }
             }
-            None => shared.purge.notified().await,
+            None => {
+                shared.purge.notified().await;
+                tokio::time::sleep_until(next_pass).await;
+            }
         }
     }
 }
@@ -605,6 +625,34 @@ mod tests {
             Some(b"1".to_vec())
         );
         assert_eq!(store.len(), 1);
+    }
+
+    /// A key a transaction names twice, written twice or deleted then written, takes one
+    /// place: the count stays the shards' own, and the last place can still be filled.
+    #[tokio::test]
+    async fn a_key_named_twice_in_a_transaction_takes_one_place() {
+        let store = MemoryStore::new(2);
+        store
+            .set("a:{t}".into(), b"1".to_vec(), HOUR)
+            .await
+            .unwrap();
+        let twice = |first, second| Transaction {
+            expect: vec![],
+            changes: vec![change("b:{t}", first), change("b:{t}", second)],
+        };
+        assert!(store.apply(twice(Some("1"), Some("2"))).await.unwrap());
+        assert_eq!(store.len(), 2);
+        assert!(store.apply(twice(None, Some("3"))).await.unwrap());
+        assert_eq!(store.len(), 2);
+        assert!(store.is_full());
+        assert!(store.delete("b:{t}".into()).await.unwrap());
+        assert!(store.delete("a:{t}".into()).await.unwrap());
+        assert_eq!(store.len(), 0);
+        assert!(store.apply(twice(Some("1"), Some("2"))).await.unwrap());
+        assert_eq!(
+            store.get("b:{t}".into()).await.unwrap(),
+            Some(b"2".to_vec())
+        );
     }
 
     #[tokio::test]
