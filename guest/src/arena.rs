@@ -43,24 +43,26 @@ static ARENA: Arena = Arena {
 };
 
 impl Arena {
-    fn base(&self) -> usize {
-        BYTES.0.get() as usize
+    fn base(&self) -> *mut u8 {
+        BYTES.0.get().cast()
     }
 
     /// The offset of `ptr` in the arena, if it is there.
     fn offset(&self, ptr: *mut u8) -> Option<usize> {
-        (ptr as usize)
-            .checked_sub(self.base())
+        ptr.addr()
+            .checked_sub(self.base().addr())
             .filter(|&offset| offset < ARENA_BYTES)
     }
 
     /// A block of `size` bytes aligned to `align`, or `None` when the arena is out of room.
     fn bump(&self, size: usize, align: usize) -> Option<*mut u8> {
-        let start = (self.base() + self.next.get()).next_multiple_of(align) - self.base();
+        let base = self.base().addr();
+        let start = (base + self.next.get()).checked_next_multiple_of(align)? - base;
         let end = start.checked_add(size).filter(|&end| end <= ARENA_BYTES)?;
         self.next.set(end);
         self.last.set(Some(start));
-        Some((self.base() + start) as *mut u8)
+        // SAFETY: `start + size` is within the arena.
+        Some(unsafe { self.base().add(start) })
     }
 }
 
@@ -92,6 +94,10 @@ unsafe impl GlobalAlloc for Arena {
                 self.next.set(offset + new_size);
                 return ptr;
             }
+            // Any other shrinks where it is (its tail is lost until the instance ends).
+            if new_size <= layout.size() {
+                return ptr;
+            }
         } else {
             // SAFETY: not the arena's, so the system allocator's.
             return unsafe { System.realloc(ptr, layout, new_size) };
@@ -101,8 +107,9 @@ unsafe impl GlobalAlloc for Arena {
         // SAFETY: as for `alloc`.
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
-            // SAFETY: both blocks are at least this long and do not overlap (the old one is
-            // not the newest, so the new one starts past its end).
+            // SAFETY: both blocks are at least this long and do not overlap: an arena block
+            // that is not the newest ends before the new one starts, and the newest reaches
+            // here only when the arena has no room, so the new block is the system's.
             unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
         }
         new
