@@ -207,7 +207,11 @@ async fn nothing_a_request_leaves_on_the_guest_stack_reaches_the_next() {
 #[tokio::test]
 async fn nothing_a_request_leaves_in_the_guest_table_reaches_the_next() {
     let guest = crate::table_guest::table_guest(&scratch_dir());
-    let host = Host::with_config(&config(&guest, ""));
+    // One call at a time (the pool keeps one more slot, for a reload's `info`), so each
+    // request takes a slot an earlier one used.
+    let one_slot = config(&guest, "").replace("max_instances: 64", "max_instances: 1");
+    assert!(one_slot.contains("max_instances: 1\n"));
+    let host = Host::with_config(&one_slot);
     for path in ["token", "introspect", "revoke", "introspect"] {
         let reply = host
             .post(&format!("/api/v1/oauth/{path}"), &[("token", "x")], None)
