@@ -1,13 +1,14 @@
 # Sourced by the bench scripts: the bench client's secret and the Redis password, a scratch
 # directory ($work) removed at exit together with every process the script started ($pids),
-# the default guest as `make guests` builds it ($guest), and start_host.
+# the default guest as `make guests` builds it or the one GUEST names ($guest), and
+# start_host.
 SECRET=bench-secret-0123456789
 PASSWORD=bench-redis-password
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-guest=$PWD/target/wasm32-unknown-unknown/release/tokenginx_guest.wasm
+guest=${GUEST:-$PWD/target/wasm32-unknown-unknown/release/tokenginx_guest.wasm}
 
 # The bench client's Basic credentials, and a wrk script POSTing a form with them.
 basic="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
