@@ -21,30 +21,49 @@ const ARENA_BYTES: usize = 256 << 10;
 #[repr(align(16))]
 struct Bytes(UnsafeCell<[u8; ARENA_BYTES]>);
 
-// SAFETY: a guest instance runs on one thread; the bytes are handed out by `Arena` only.
+impl Bytes {
+    const fn new() -> Self {
+        Bytes(UnsafeCell::new([0; ARENA_BYTES]))
+    }
+}
+
+// SAFETY: a guest instance runs on one thread; the bytes are handed out by one `Arena` only.
 unsafe impl Sync for Bytes {}
 
-static BYTES: Bytes = Bytes(UnsafeCell::new([0; ARENA_BYTES]));
-
 struct Arena {
+    bytes: &'static Bytes,
     /// Offset of the first free byte.
     next: Cell<usize>,
     /// Offset of the newest block, the one `dealloc` and `realloc` may work on in place.
     last: Cell<Option<usize>>,
 }
 
-// SAFETY: a guest instance runs on one thread.
-unsafe impl Sync for Arena {}
+impl Arena {
+    const fn new(bytes: &'static Bytes) -> Self {
+        Arena {
+            bytes,
+            next: Cell::new(0),
+            last: Cell::new(None),
+        }
+    }
+}
 
-#[global_allocator]
-static ARENA: Arena = Arena {
-    next: Cell::new(0),
-    last: Cell::new(None),
-};
+#[cfg(target_arch = "wasm32")]
+mod global {
+    use super::{Arena, Bytes};
+
+    static BYTES: Bytes = Bytes::new();
+
+    // SAFETY: a guest instance runs on one thread.
+    unsafe impl Sync for Arena {}
+
+    #[global_allocator]
+    static ARENA: Arena = Arena::new(&BYTES);
+}
 
 impl Arena {
     fn base(&self) -> *mut u8 {
-        BYTES.0.get().cast()
+        self.bytes.0.get().cast()
     }
 
     /// The offset of `ptr` in the arena, if it is there.
@@ -113,5 +132,87 @@ unsafe impl GlobalAlloc for Arena {
             unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
         }
         new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh arena over bytes of its own (leaked: a test's arena lives as long as it).
+    fn arena() -> Arena {
+        Arena::new(Box::leak(Box::new(Bytes::new())))
+    }
+
+    fn layout(size: usize, align: usize) -> Layout {
+        Layout::from_size_align(size, align).unwrap()
+    }
+
+    fn in_arena(arena: &Arena, ptr: *mut u8) -> bool {
+        arena.offset(ptr).is_some()
+    }
+
+    #[test]
+    fn blocks_are_aligned_apart_and_the_newest_is_given_back() {
+        let arena = arena();
+        unsafe {
+            let a = arena.alloc(layout(3, 1));
+            let b = arena.alloc(layout(8, 8));
+            assert_eq!(b.addr() % 8, 0);
+            assert!(b.addr() >= a.addr() + 3);
+            let c = arena.alloc(layout(32, 16));
+            assert_eq!(c.addr() % 16, 0);
+            assert!(c.addr() >= b.addr() + 8);
+            // The newest freed is reused; an older one freed is not.
+            arena.dealloc(c, layout(32, 16));
+            assert_eq!(arena.alloc(layout(32, 16)), c);
+            arena.dealloc(a, layout(3, 1));
+            assert!(arena.alloc(layout(1, 1)).addr() >= c.addr() + 32);
+        }
+    }
+
+    #[test]
+    fn the_newest_block_grows_in_place_and_another_moves_with_its_bytes() {
+        let arena = arena();
+        unsafe {
+            let old = arena.alloc(layout(4, 1));
+            old.copy_from_nonoverlapping(b"abcd".as_ptr(), 4);
+            let grown = arena.realloc(old, layout(4, 1), 100);
+            assert_eq!(grown, old);
+            let newer = arena.alloc(layout(1, 1));
+            let moved = arena.realloc(old, layout(100, 1), 200);
+            assert!(moved.addr() > newer.addr());
+            assert_eq!(std::slice::from_raw_parts(moved, 4), b"abcd");
+            // Shrinking a block that is not the newest keeps it where it is.
+            let _newest = arena.alloc(layout(1, 1));
+            assert_eq!(arena.realloc(moved, layout(200, 1), 2), moved);
+        }
+    }
+
+    #[test]
+    fn past_the_arena_the_system_allocator_serves_and_takes_its_blocks_back() {
+        let arena = arena();
+        unsafe {
+            let most = arena.alloc(layout(ARENA_BYTES - 8, 8));
+            assert!(in_arena(&arena, most));
+            let outside = arena.alloc(layout(64, 8));
+            assert!(!outside.is_null() && !in_arena(&arena, outside));
+            outside.write_bytes(7, 64);
+            let outside = arena.realloc(outside, layout(64, 8), 4096);
+            assert!(!in_arena(&arena, outside));
+            assert_eq!(*outside.add(63), 7);
+            arena.dealloc(outside, layout(4096, 8));
+            // The newest arena block grows up to the end, not past it: then it moves out,
+            // bytes and all.
+            most.write_bytes(9, 16);
+            assert_eq!(
+                arena.realloc(most, layout(ARENA_BYTES - 8, 8), ARENA_BYTES),
+                most
+            );
+            let moved = arena.realloc(most, layout(ARENA_BYTES, 8), ARENA_BYTES + 1);
+            assert!(!in_arena(&arena, moved));
+            assert_eq!(*moved.add(15), 9);
+            arena.dealloc(moved, layout(ARENA_BYTES + 1, 8));
+        }
     }
 }

@@ -25,7 +25,7 @@ mod scope;
 mod token;
 
 // Single-threaded guests only: the arena has no locks.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[cfg(any(test, all(target_arch = "wasm32", not(target_feature = "atomics"))))]
 mod arena;
 /// A native stand-in for the host: the unit tests' and the native benchmark's.
 #[cfg(any(test, feature = "testing"))]
