@@ -80,6 +80,12 @@ pub struct TestHost {
     warnings: RefCell<Vec<String>>,
 }
 
+impl Default for TestHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestHost {
     pub fn new() -> Self {
         let mut odd = client("odd id:+%", "s\u{e9}cret & more");

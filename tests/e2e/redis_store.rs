@@ -34,7 +34,7 @@ fn redis_config(section: &str) -> String {
 fn a_wrong_password_is_refused_at_start_naming_the_node() {
     let server = redis::standalone();
     let addr = format!("127.0.0.1:{}", server.port);
-    let section = store_section("standalone", &[addr.clone()], None, "")
+    let section = store_section("standalone", std::slice::from_ref(&addr), None, "")
         .replace(PASSWORD, "not-the-password");
     let stderr = start_error(&redis_config(&section));
     assert!(
@@ -337,7 +337,12 @@ fn wait_aof_is_refused_at_start_where_the_server_cannot_serve_it() {
     // Debian's Redis 7.0 has no WAITAOF.
     let old = redis::standalone();
     let addr = format!("127.0.0.1:{}", old.port);
-    let section = store_section("standalone", &[addr.clone()], None, "  wait_aof: true\n");
+    let section = store_section(
+        "standalone",
+        std::slice::from_ref(&addr),
+        None,
+        "  wait_aof: true\n",
+    );
     let stderr = start_error(&redis_config(&section));
     assert!(
         stderr.contains(&format!("tokenginx.wait_aof: {addr}"))
@@ -347,7 +352,12 @@ fn wait_aof_is_refused_at_start_where_the_server_cannot_serve_it() {
     // Valkey has it, but not without an append-only file.
     let no_aof = redis::valkey(&[]);
     let addr = format!("127.0.0.1:{}", no_aof.port);
-    let section = store_section("standalone", &[addr.clone()], None, "  wait_aof: true\n");
+    let section = store_section(
+        "standalone",
+        std::slice::from_ref(&addr),
+        None,
+        "  wait_aof: true\n",
+    );
     let stderr = start_error(&redis_config(&section));
     assert!(
         stderr.contains(&format!("tokenginx.wait_aof: {addr}")) && stderr.contains("appendonly no"),
