@@ -48,7 +48,7 @@ impl Arena {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 mod global {
     use super::{Arena, Bytes};
 

@@ -207,8 +207,8 @@ async fn nothing_a_request_leaves_on_the_guest_stack_reaches_the_next() {
 #[tokio::test]
 async fn nothing_a_request_leaves_in_the_guest_table_reaches_the_next() {
     let guest = crate::table_guest::table_guest(&scratch_dir());
-    // One call at a time (the pool keeps one more slot, for a reload's `info`), so each
-    // request takes a slot an earlier one used.
+    // One call at a time (the pool keeps one more slot, for a reload's `info`), so later
+    // requests take slots earlier ones used.
     let one_slot = config(&guest, "").replace("max_instances: 64", "max_instances: 1");
     assert!(one_slot.contains("max_instances: 1\n"));
     let host = Host::with_config(&one_slot);

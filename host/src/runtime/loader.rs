@@ -47,7 +47,7 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
         .total_stacks(instances)
-        // A Rust wasip2 component is 3 core instances (its code, the lowering shims), a
+        // A Rust `wasm32-wasip2` component is 3 core instances (its code, the lowering shims), a
         // componentize-py one 14; each has one linear memory and a couple of tables. A
         // guest with more core instances than this is refused at load.
         .max_core_instances_per_component(MAX_CORE_INSTANCES)
