@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "tokenginx:oauth/store": async | trappable,
         "tokenginx:oauth/rate-limit": async | trappable,
         "tokenginx:oauth/random.bytes": trappable,
+        "tokenginx:oauth/seal.seal": trappable,
     },
     exports: { default: async },
     // Store imports return the host's own error; `convert_store_error` (imports.rs) is the
@@ -30,8 +31,8 @@ pub mod optional {
         inline: "
             package tokenginx:host;
             world optional {
-                export tokenginx:oauth/capabilities@0.1.3;
-                export tokenginx:oauth/browser@0.1.3;
+                export tokenginx:oauth/capabilities@0.1.4;
+                export tokenginx:oauth/browser@0.1.4;
             }
         ",
         exports: { default: async },
@@ -41,7 +42,7 @@ pub mod optional {
 }
 
 pub use exports::tokenginx::oauth::handler::{Request, Response};
-pub use tokenginx::oauth::{caller, clock, log, random, rate_limit, settings, store};
+pub use tokenginx::oauth::{caller, clock, log, random, rate_limit, seal, settings, store};
 
 /// An empty request, for exports that take none (`metadata`).
 impl Default for Request {

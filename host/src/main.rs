@@ -19,6 +19,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod config;
 mod contract;
 mod http;
+mod keys;
 mod logging;
 mod metrics;
 mod runtime;
@@ -316,10 +317,21 @@ async fn start(config: Loaded) -> anyhow::Result<Started> {
             Arc::new(store::redis::RedisStore::connect(redis, on_pool_change).await?)
         }
     };
+    let keys = match &config.keys.secret {
+        Some(secret) => {
+            let ring = keys::Keyring::load(store.clone(), secret, config.keys.rotate_after)
+                .await
+                .context("keys.secret")?;
+            keys::spawn_refresh(&ring);
+            Some(ring)
+        }
+        None => None,
+    };
     let services = Arc::new(services::Services {
         store,
         oauth: Arc::new(config.oauth),
         metrics,
+        keys,
     });
     let runtime = runtime::Runtime::load(&config.guest, services.clone()).await?;
     let tls = config
@@ -377,7 +389,13 @@ async fn start(config: Loaded) -> anyhow::Result<Started> {
         metrics_path: config.metrics.path,
         introspect_requires_client_cert: config.server.introspect_requires_client_cert,
         admin_api_key_sha256: config.admin.as_ref().and_then(|a| a.api_key_sha256),
+        address_budget: config
+            .server
+            .address_rate_limit
+            .map(http::AddressBudget::new),
+        trusted_proxies: config.server.trusted_proxies.clone(),
     });
+    spawn_budget_purge(&app);
     let timeouts = http::Timeouts {
         read: config.server.read_timeout,
         write: config.server.write_timeout,
@@ -396,6 +414,21 @@ async fn start(config: Loaded) -> anyhow::Result<Started> {
             serving.await;
         }),
     })
+}
+
+/// Forgets the address budgets that have refilled, every 10 s, while the app lives.
+fn spawn_budget_purge(app: &Arc<http::App>) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            ticks.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if let Some(budget) = &app.address_budget {
+                budget.purge(std::time::Instant::now());
+            }
+        }
+    });
 }
 
 /// Reloads the guest on every SIGHUP; a guest that fails to load is refused and the

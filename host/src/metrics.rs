@@ -57,6 +57,12 @@ pub struct Metrics {
     pub code_redemptions: IntCounterVec,
     /// Refresh token grants by result (`ok`, `invalid_grant`, `reused`, `replayed`).
     pub refreshes: IntCounterVec,
+    /// Requests refused for being over their address's budget, by route.
+    pub address_rate_limited: IntCounterVec,
+    /// Addresses whose budget this replica holds now.
+    pub address_budgets: IntGauge,
+    /// 1 while the embedded store refuses new entries (`tokenginx.max_entries`).
+    pub store_full: IntGauge,
 }
 
 /// The results the flow's counters take; anything else a guest reports is not counted.
@@ -213,8 +219,22 @@ impl Metrics {
                  reuse grace and got the answer it missed).",
                 &["result"],
             ),
+            address_rate_limited: counters(
+                "tokenginx_address_rate_limited_total",
+                "Requests refused (429) for being over their client address's budget on an \
+                 endpoint that takes no credentials (server.address_rate_limit), by route.",
+                &["route"],
+            ),
+            address_budgets: gauge(
+                "tokenginx_address_budgets",
+                "Client addresses whose budget this replica holds now (at most 65,536).",
+            ),
+            store_full: gauge(
+                "tokenginx_store_full",
+                "1 while the embedded store refuses new entries (tokenginx.max_entries).",
+            ),
         };
-        let collectors: [Box<dyn Collector>; 23] = [
+        let collectors: [Box<dyn Collector>; 26] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
@@ -238,6 +258,9 @@ impl Metrics {
             Box::new(metrics.authorizations_ended.clone()),
             Box::new(metrics.code_redemptions.clone()),
             Box::new(metrics.refreshes.clone()),
+            Box::new(metrics.address_rate_limited.clone()),
+            Box::new(metrics.address_budgets.clone()),
+            Box::new(metrics.store_full.clone()),
         ];
         for collector in collectors {
             metrics
@@ -264,6 +287,9 @@ impl Metrics {
         for result in REFRESH_RESULTS {
             metrics.refreshes.with_label_values(&[result]);
         }
+        metrics
+            .address_rate_limited
+            .with_label_values(&["authorize"]);
         metrics
     }
 

@@ -3,6 +3,7 @@
 //! each instance's imports.
 
 use crate::config::OAuthSettings;
+use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::store::TokenStore;
 use std::sync::Arc;
@@ -11,4 +12,6 @@ pub struct Services {
     pub store: Arc<dyn TokenStore>,
     pub oauth: Arc<OAuthSettings>,
     pub metrics: Arc<Metrics>,
+    /// What the guest's `seal` import seals with; none without `keys.secret` on Redis.
+    pub keys: Option<Arc<Keyring>>,
 }

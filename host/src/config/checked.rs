@@ -46,9 +46,61 @@ pub struct Loaded {
     pub oauth: OAuthSettings,
     /// The admin API's listener; none without browser flows (`oauth.login_url`).
     pub admin: Option<Admin>,
+    pub keys: Keys,
     /// Keys that were accepted but do nothing, each with why: `check-config` prints them and
     /// `serve` logs them.
     pub warnings: Vec<String>,
+}
+
+/// The host's keys (`keys`).
+#[derive(Debug)]
+pub struct Keys {
+    /// The secret the keyring is kept under; none: no keys (a Redis store without a login
+    /// app and without `keys.secret`). On the embedded store without a secret, one made up at
+    /// start.
+    pub secret: Option<Vec<u8>>,
+    pub rotate_after: Duration,
+}
+
+/// An IP address block, for `server.trusted_proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or one with `/n`.
+    fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.parse().ok()?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        (prefix <= bits).then_some(Cidr { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let mask = |bits: u32, len: u8| -> u128 {
+            match len {
+                0 => 0,
+                n => (!0u128 << (bits - u32::from(n))) & (!0u128 >> (128 - bits)),
+            }
+        };
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let m = mask(32, self.prefix);
+                u128::from(u32::from(net)) & m == u128::from(u32::from(ip)) & m
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let m = mask(128, self.prefix);
+                u128::from(net) & m == u128::from(ip) & m
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The public listener (`server`).
@@ -65,6 +117,10 @@ pub struct Server {
     /// Introspection only for clients that presented a verified certificate; only with
     /// client certificates asked for.
     pub introspect_requires_client_cert: bool,
+    /// Each client address's budget on the anonymous endpoints; none: `unlimited`.
+    pub address_rate_limit: Option<RateLimit>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// HTTPS on the public listener (`server.tls`).
@@ -158,6 +214,7 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         guest,
         oauth,
         admin,
+        keys,
     } = config;
     let mut warnings = Vec::new();
     let server = check_server(server, base)?;
@@ -167,8 +224,11 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         Some(_) => Some(check_admin(admin, base, &server, &metrics)?),
         None => None,
     };
+    let store = check_store(store, base, &mut warnings)?;
+    let keys = check_keys(keys, &store, oauth.flow.is_some())?;
     Ok(Loaded {
-        store: check_store(store, base, &mut warnings)?,
+        store,
+        keys,
         log: check_log(log, base)?,
         metrics,
         server,
@@ -211,8 +271,24 @@ fn check_server(server: ServerConfig, base: &Path) -> Result<Server, (String, St
             "needs server.tls.enabled and client_auth optional or required",
         );
     }
+    let address_rate_limit = check_rate_limit(server.address_rate_limit)
+        .map_err(|m| ("server.address_rate_limit".to_owned(), m))?;
+    let trusted_proxies = server
+        .trusted_proxies
+        .iter()
+        .map(|text| {
+            Cidr::parse(text).ok_or_else(|| {
+                (
+                    "server.trusted_proxies".to_owned(),
+                    format!("{text:?} is not an IP address or a CIDR block (10.0.0.0/8)"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Server {
         addr,
+        address_rate_limit,
+        trusted_proxies,
         read_timeout: server.read_timeout,
         write_timeout: server.write_timeout,
         idle_timeout: server.idle_timeout,
@@ -689,6 +765,42 @@ fn check_admin(
         addr,
         api_key_sha256,
         tls,
+    })
+}
+
+/// The keys: a secret of at least 32 characters; required where replicas share a store and
+/// something needs sealing (a login app); made up at start on the embedded store.
+fn check_keys(keys: KeysConfig, store: &Store, flow: bool) -> Result<Keys, (String, String)> {
+    let day = Duration::from_secs(24 * 3600);
+    if keys.rotate_after < Duration::from_secs(3600) || keys.rotate_after > 7 * day {
+        return bad("keys.rotate_after", "must be between 1h and 7d");
+    }
+    let secret =
+        match (keys.secret, store) {
+            (Some(secret), _) if secret.chars().count() < 32 => {
+                return bad(
+                    "keys.secret",
+                    "must be at least 32 characters (is its variable set?)",
+                )
+            }
+            (Some(secret), _) => Some(secret.into_bytes()),
+            (None, Store::Redis(_)) if flow => return bad(
+                "keys.secret",
+                "is required on a Redis store once oauth.login_url is set: every replica seals \
+                 and opens the sign-in flow's challenges with keys kept in the store under it \
+                 (at least 32 characters, the same on every replica, e.g. ${KEYS_SECRET})",
+            ),
+            (None, Store::Redis(_)) => None,
+            (None, Store::Memory { .. }) => {
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret)
+                    .map_err(|e| ("keys.secret".to_owned(), format!("cannot make one up: {e}")))?;
+                Some(secret)
+            }
+        };
+    Ok(Keys {
+        secret,
+        rotate_after: keys.rotate_after,
     })
 }
 

@@ -522,6 +522,73 @@ oauth:
     }
 
     #[test]
+    fn a_redis_store_with_a_login_app_needs_a_keys_secret_of_32_characters() {
+        let redis = "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n";
+        let e = error(&format!("{redis}{}", with_flow(WEB, "")));
+        assert!(
+            e.starts_with("conf/test.yaml: keys.secret: is required on a Redis store"),
+            "{e}"
+        );
+        let short = "keys:\n  secret: too-short\n";
+        let e = error(&format!("{redis}{short}{}", with_flow(WEB, "")));
+        assert!(
+            e.contains("keys.secret: must be at least 32 characters"),
+            "{e}"
+        );
+        let good = "keys:\n  secret: ${SECRET}${SECRET}\n";
+        let c = parse_str(&format!("{redis}{good}{}", with_flow(WEB, ""))).unwrap();
+        assert_eq!(c.keys.secret.unwrap().len(), 50);
+        assert_eq!(c.keys.rotate_after, Duration::from_secs(86400));
+        // No login app: nothing to seal yet, nothing required.
+        assert!(parse_str(&format!("{redis}{MINIMAL}"))
+            .unwrap()
+            .keys
+            .secret
+            .is_none());
+        // The embedded store makes one up: its keys need no sharing.
+        assert_eq!(
+            parse_str(&with_flow(WEB, ""))
+                .unwrap()
+                .keys
+                .secret
+                .unwrap()
+                .len(),
+            32
+        );
+        let e = error(&format!("keys:\n  rotate_after: 10m\n{MINIMAL}"));
+        assert!(e.contains("keys.rotate_after"), "{e}");
+    }
+
+    #[test]
+    fn the_address_budget_defaults_on_and_trusted_proxies_are_addresses_or_blocks() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(
+            c.server.address_rate_limit,
+            Some(crate::store::RateLimit {
+                interval: Duration::from_millis(50),
+                burst: 60
+            })
+        );
+        let proxies = "server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"2001:db8::/32\"]\n  address_rate_limit: unlimited\n";
+        let c = parse_str(&format!("{proxies}{MINIMAL}")).unwrap();
+        assert_eq!(c.server.address_rate_limit, None);
+        let proxies = &c.server.trusted_proxies;
+        let inside = |ip: &str| proxies.iter().any(|p| p.contains(ip.parse().unwrap()));
+        assert!(inside("10.1.2.3") && inside("192.0.2.1") && inside("2001:db8::9"));
+        assert!(
+            inside("::ffff:10.9.9.9"),
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        assert!(!inside("192.0.2.2") && !inside("11.0.0.1") && !inside("2001:db9::1"));
+        for bad in ["10.0.0.0/33", "example.com", "10.0.0/8"] {
+            let e = error(&format!(
+                "server:\n  trusted_proxies: [\"{bad}\"]\n{MINIMAL}"
+            ));
+            assert!(e.contains("server.trusted_proxies"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn missing_sections_are_named() {
         assert!(error("guest:\n  path: x.wasm\n").contains("missing field `oauth`"));
     }

@@ -23,8 +23,10 @@ pub(super) fn admin_authorized(app: &App, req: &Request<Incoming>) -> bool {
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|key| Sha256::digest(key.trim().as_bytes()));
+        // RFC 6750 section 2.1 after RFC 9110 section 11.1: the scheme is case-insensitive.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| Sha256::digest(key.trim().as_bytes()));
     presented.is_some_and(|digest| bool::from(digest.as_slice().ct_eq(expected)))
 }
 

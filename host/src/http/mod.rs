@@ -1,6 +1,7 @@
 //! The HTTP side: accepting connections (HTTP/1.1 and HTTP/2, in the clear or over TLS),
 //! routing, and turning requests into guest calls.
 
+mod address_budget;
 mod body;
 mod browser;
 mod form;
@@ -10,6 +11,7 @@ mod server;
 mod timeouts;
 mod tls;
 
+pub use address_budget::AddressBudget;
 pub use routes::{App, Listener};
 pub use server::{serve, signal};
 pub use timeouts::Timeouts;

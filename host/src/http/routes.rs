@@ -1,10 +1,12 @@
 //! Routing: which path does what, and the HTTP checks in front of every guest call (method,
 //! content type, body size and read time, strict form parsing).
 
+use super::address_budget::AddressBudget;
 use super::body::{self, BodyError};
 use super::browser;
 use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
+use crate::config::Cidr;
 use crate::runtime::{
     Answer, Call, CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
 };
@@ -24,6 +26,7 @@ use tracing::Instrument as _;
 
 /// The header carrying a request's id, taken from the caller when it sends a sane one.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// How long `/health/ready` waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +43,10 @@ pub struct App {
     pub introspect_requires_client_cert: bool,
     /// SHA-256 of `admin.api_key`, when the admin API asks for one.
     pub admin_api_key_sha256: Option<[u8; 32]>,
+    /// Each client address's budget on the anonymous endpoints; none: unlimited.
+    pub address_budget: Option<AddressBudget>,
+    /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// The routes, as metric labels: a fixed set whatever the request says.
@@ -186,6 +193,10 @@ pub(super) struct Facts {
 /// Answers one request; never fails, whatever the request or the guest does.
 pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
+    let peer = Peer {
+        addr: SocketAddr::new(client_address(&app, peer, &req), peer.addr.port()),
+        ..peer
+    };
     let route = Route::of(&app, peer.listener, req.uri().path());
     let method = req.method().clone();
     let request_id = request_id(&req);
@@ -238,6 +249,18 @@ async fn respond(
                 "an HTTP/1.1 request needs exactly one Host header",
             )
         }
+        // RFC 9110 section 7.2 and RFC 3986 section 3.2: a Host is an authority, no more.
+        _ if req
+            .headers()
+            .get(HOST)
+            .is_some_and(|host| !valid_host(host.as_bytes())) =>
+        {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the Host header is not a valid host[:port]",
+            )
+        }
         Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
         _ if !route.allows(method) => {
             let mut allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
@@ -257,7 +280,10 @@ async fn respond(
         }
         Route::Admin(_) if !browser::admin_authorized(app, &req) => browser::unauthorized(),
         Route::Admin(call) => browser::admin_call(app, call, peer, req, facts).await,
-        Route::Guest(Export::Authorize) => browser::authorize_call(app, peer, req, facts).await,
+        Route::Guest(Export::Authorize) => match over_budget(app, route, peer) {
+            Some(response) => response,
+            None => browser::authorize_call(app, peer, req, facts).await,
+        },
         Route::Guest(Export::Introspect)
             if app.introspect_requires_client_cert && !peer.client_cert =>
         {
@@ -274,12 +300,102 @@ async fn respond(
         Route::Guest(export) => oauth_call(app, export, peer, req, facts).await,
         Route::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         Route::Ready => ready(app).await,
-        Route::Metrics => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            app.services.metrics.render(),
-        ),
+        Route::Metrics => {
+            let metrics = &app.services.metrics;
+            metrics
+                .store_full
+                .set(i64::from(app.services.store.is_full()));
+            if let Some(budget) = &app.address_budget {
+                metrics.address_budgets.set(budget.len() as i64);
+            }
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render(),
+            )
+        }
     }
+}
+
+/// Whether `host` is `host[:port]` as RFC 3986 writes an authority without user info: a
+/// registered name, an IPv4 address or a bracketed IPv6 one, and digits for the port.
+fn valid_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.starts_with('[') || name.ends_with(']') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        }
+    };
+    port_ok && name_ok
+}
+
+/// The client's address: the connection's peer, or where a trusted proxy
+/// (`server.trusted_proxies`) says the request came from: the last address in
+/// `X-Forwarded-For` that is not itself a trusted proxy, as each proxy appends the address it
+/// received the request from.
+fn client_address<B>(app: &App, peer: Peer, req: &Request<B>) -> std::net::IpAddr {
+    let direct = peer.addr.ip().to_canonical();
+    let trusted = |ip: std::net::IpAddr| app.trusted_proxies.iter().any(|c| c.contains(ip));
+    if !trusted(direct) {
+        return direct;
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = direct;
+    for hop in forwarded.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !trusted(client) {
+                    break;
+                }
+            }
+            // A hop no trusted proxy wrote: stop at the last address one did.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// The 429 for a request over its address's budget (`server.address_rate_limit`), if it is.
+fn over_budget(app: &App, route: Route, peer: Peer) -> Option<Response<Body>> {
+    let wait = app
+        .address_budget
+        .as_ref()?
+        .charge(peer.addr.ip(), Instant::now())?;
+    app.services
+        .metrics
+        .address_rate_limited
+        .with_label_values(&[route.label()])
+        .inc();
+    let mut response = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        "too many requests from this address; try again later",
+    );
+    let seconds = wait.as_millis().div_ceil(1000).max(1);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, value);
+    }
+    Some(response)
 }
 
 /// The caller's `X-Request-Id` if it is a plausible id (1 to 128 characters from
@@ -473,21 +589,31 @@ fn into_http(guest: GuestResponse) -> Result<Response<Body>, String> {
     Ok(response)
 }
 
-/// Ready when the store answers within 2 s, has room for new tokens, and a guest is loaded
-/// (it is, once serving).
+/// Ready when the store answers within 2 s and a guest is loaded (it is, once serving).
+///
+/// A full embedded store is reported (`"store":"full"`) but stays ready: the replica still
+/// introspects and revokes what it holds, and its tokens live only in it, so taking it out
+/// of a Service would turn a partial outage (no new tokens until entries expire) into a
+/// whole one. `tokenginx_store_full` is there to alert on. A store that does not answer
+/// is not ready: then the replica cannot serve anything.
 async fn ready(app: &App) -> Response<Body> {
-    if app.services.store.is_full() {
-        tracing::warn!("readiness: the embedded store is full (tokenginx.max_entries)");
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "status": "unavailable", "store": "full" }),
-        );
-    }
     match tokio::time::timeout(READY_TIMEOUT, app.services.store.ping()).await {
-        Ok(Ok(())) => json_response(
-            StatusCode::OK,
-            &json!({ "status": "ready", "store": "ok", "guest": &*app.runtime.active().label }),
-        ),
+        Ok(Ok(())) => {
+            let store = match app.services.store.is_full() {
+                true => {
+                    tracing::warn!(
+                        "readiness: the embedded store is full (tokenginx.max_entries): new \
+                         tokens are refused until entries expire"
+                    );
+                    "full"
+                }
+                false => "ok",
+            };
+            json_response(
+                StatusCode::OK,
+                &json!({ "status": "ready", "store": store, "guest": &*app.runtime.active().label }),
+            )
+        }
         Ok(Err(e)) => {
             tracing::warn!("readiness: {e}");
             json_response(
@@ -508,6 +634,31 @@ async fn ready(app: &App) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_is_an_authority() {
+        for good in [
+            "issuer.test",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "[::1]",
+            "a-b.example:1",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "a b",
+            "",
+            "[::1",
+            "host:80a",
+            "host:123456",
+            "a/b",
+            "a@b",
+            "[zz]:1",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn new_request_ids_are_distinct_hex() {

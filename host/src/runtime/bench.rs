@@ -88,6 +88,7 @@ oauth:
         store: Arc::new(MemoryStore::new(usize::MAX)),
         oauth: Arc::new(oauth),
         metrics: Arc::new(Metrics::new()),
+        keys: None,
     });
     let runtime = Runtime::load(config, services).await?;
     let authorization = Some(format!(

@@ -2,7 +2,7 @@
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
 use super::Export;
-use crate::contract::{caller, clock, log, random, rate_limit, settings, store};
+use crate::contract::{caller, clock, log, random, rate_limit, seal, settings, store};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
@@ -304,6 +304,21 @@ impl rate_limit::Host for InstanceState {
         }
         // Whole milliseconds, rounded up: a client that waits that long is admitted.
         Ok(wait.map(|w| w.as_micros().div_ceil(1000) as u64))
+    }
+}
+
+impl seal::Host for InstanceState {
+    fn seal(&mut self, purpose: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<String> {
+        let Some(keys) = &self.services.keys else {
+            return Err(StoreError::Unavailable(
+                "seal: the host has no sealing keys (keys.secret is not set)".into(),
+            ));
+        };
+        keys.seal(&purpose, &value, Duration::from_millis(ttl_ms))
+    }
+
+    fn open(&mut self, purpose: String, sealed: String) -> Option<Vec<u8>> {
+        self.services.keys.as_ref()?.open(&purpose, &sealed)
     }
 }
 

@@ -18,10 +18,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.3";
+pub const CONTRACT_VERSION: &str = "0.1.4";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
-const HOST_INTERFACES: [&str; 7] = [
+const HOST_INTERFACES: [&str; 8] = [
     "store",
     "rate-limit",
     "clock",
@@ -29,6 +29,7 @@ const HOST_INTERFACES: [&str; 7] = [
     "log",
     "settings",
     "caller",
+    "seal",
 ];
 
 /// Bytes of each memory and table slot reset in place (only the dirtied pages) rather than
