@@ -134,6 +134,12 @@ pub trait Host {
     /// Charges one request to the rate limit of registered client `client_id`: none when
     /// admitted, or the milliseconds to wait.
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, StoreError>;
+    /// `value` sealed for `purpose` under the host's keys (`seal.seal`): URL-safe text that
+    /// [`Host::open`] turns back into `value` for `ttl_ms` milliseconds, and that no one
+    /// else can read or forge.
+    fn seal(&self, purpose: &str, value: &[u8], ttl_ms: u64) -> Result<String, StoreError>;
+    /// The value `sealed` holds, if the host sealed it for `purpose` and it has not expired.
+    fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     /// Secure random bytes.

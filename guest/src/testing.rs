@@ -78,6 +78,10 @@ pub struct TestHost {
     before_apply: RefCell<Option<Concurrent>>,
     /// Warnings the logic logged.
     warnings: RefCell<Vec<String>>,
+    /// What `seal` handed out: text -> (purpose, value, expiry in ms of the clock above).
+    /// The host seals with a key; here the text is a handle, which keeps a test's sealed
+    /// values as opaque as the host's.
+    sealed: RefCell<HashMap<String, (String, Vec<u8>, u64)>>,
 }
 
 impl Default for TestHost {
@@ -115,7 +119,13 @@ impl TestHost {
             apply_fails: Cell::new(false),
             before_apply: RefCell::default(),
             warnings: RefCell::default(),
+            sealed: RefCell::default(),
         }
+    }
+
+    /// How many values were sealed.
+    pub fn seals(&self) -> usize {
+        self.sealed.borrow().len()
     }
 
     pub fn edit_refresh_policy(&self, edit: impl FnOnce(&mut RefreshPolicy)) {
@@ -296,6 +306,21 @@ impl Host for TestHost {
                 Ok(None)
             }
         }
+    }
+    fn seal(&self, purpose: &str, value: &[u8], ttl_ms: u64) -> Result<String, StoreError> {
+        assert!(value.len() <= 16 * 1024, "seal: a value over 16 KiB");
+        assert!((1..=3_600_000).contains(&ttl_ms), "seal: ttl out of range");
+        let text = format!("sealed{}", crate::record::new_secret(self));
+        let expiry = self.now_ms.get() + ttl_ms;
+        self.sealed
+            .borrow_mut()
+            .insert(text.clone(), (purpose.into(), value.into(), expiry));
+        Ok(text)
+    }
+    fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        let map = self.sealed.borrow();
+        let (p, value, expiry) = map.get(sealed)?;
+        (p == purpose && self.now_ms.get() < *expiry).then(|| value.clone())
     }
     fn now_ms(&self) -> u64 {
         self.now_ms.get()

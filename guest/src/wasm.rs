@@ -4,7 +4,7 @@
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
 use exports::tokenginx::oauth::{browser, capabilities, handler};
-use tokenginx::oauth::{caller, clock, log, random, rate_limit, settings, store};
+use tokenginx::oauth::{caller, clock, log, random, rate_limit, seal, settings, store};
 
 struct Component;
 export!(Component);
@@ -57,6 +57,12 @@ impl crate::Host for Imports {
     }
     fn rate_limit(&self, client_id: &str) -> Result<Option<u64>, crate::StoreError> {
         rate_limit::charge(client_id).map_err(Into::into)
+    }
+    fn seal(&self, purpose: &str, value: &[u8], ttl_ms: u64) -> Result<String, crate::StoreError> {
+        seal::seal(purpose, value, ttl_ms).map_err(Into::into)
+    }
+    fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
+        seal::open(purpose, sealed)
     }
     fn now_ms(&self) -> u64 {
         clock::now_ms()

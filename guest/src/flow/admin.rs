@@ -2,10 +2,13 @@
 //! and its JSON shapes, so a login and consent app written for Hydra works unchanged.
 //!
 //! A challenge is answered once: reading it again after an answer is 410, as is a second
-//! answer; an unknown or expired one is 404.
+//! answer; an unknown, altered or expired one is 404.
 
 use super::authorize::rejection_code;
-use super::{find, put, with_query, AuthRequest, Consent, Flow, Login, Stage};
+use super::{
+    answered_key, open_challenge, put, with_query, AuthRequest, Consent, Flow, Login, Stage,
+    FLOW_TTL_MS,
+};
 use crate::params::browser_param as param;
 use crate::record::new_secret;
 use crate::response::{json, store_failure, OAuthError};
@@ -65,8 +68,11 @@ fn challenge(req: &BrowserRequest, stage: Stage) -> Result<&str, AdminError> {
 /// `GET .../login?login_challenge=` or `.../consent?consent_challenge=`.
 fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Response, AdminError> {
     let challenge = challenge(req, stage)?;
-    let flow = find(host, stage, challenge, false)?.ok_or_else(unknown)?;
-    if flow.handled {
+    let flow = open_challenge(host, stage, challenge).ok_or_else(unknown)?;
+    let answered = host
+        .store_get(&answered_key(stage, challenge))
+        .map_err(|e| store_failure(host, e))?;
+    if answered.is_some() {
         // As Hydra: where to send the browser (here, to begin again), with the error.
         let AdminError(status, description) = handled();
         return Ok(json(
@@ -98,9 +104,10 @@ fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Resp
     Ok(json(200, &body))
 }
 
-/// `PUT .../accept` or `.../reject`: applies `apply` to the flow once, then hands the login
-/// app the URL to send the browser to, with the verifier. The challenge is taken while it is
-/// answered: a read or a second answer in that instant gets 404 rather than 410.
+/// `PUT .../accept` or `.../reject`: applies `apply` to the flow the challenge holds, marks
+/// the challenge answered (atomically: of two answers, one wins; the other is 410), then
+/// hands the app the URL to send the browser to, with a verifier that holds the result. An
+/// answer the app got wrong (a bad body) leaves the challenge unanswered.
 fn answer(
     host: &impl Host,
     req: &BrowserRequest,
@@ -108,21 +115,16 @@ fn answer(
     apply: fn(&mut Flow, &str) -> Result<(), AdminError>,
 ) -> Result<Response, AdminError> {
     let challenge = challenge(req, stage)?;
-    // Taken, so that of two concurrent answers one wins; put back as handled.
-    let mut flow = find(host, stage, challenge, true)?.ok_or_else(unknown)?;
-    if flow.handled {
-        put(host, stage, challenge, &flow)?;
+    let mut flow = open_challenge(host, stage, challenge).ok_or_else(unknown)?;
+    apply(&mut flow, &req.body)?;
+    let marker =
+        serde_json::to_vec(&value!({ "answered_ms": host.now_ms() })).expect("markers serialize");
+    let first = host
+        .store_insert(&answered_key(stage, challenge), &marker, FLOW_TTL_MS)
+        .map_err(|e| store_failure(host, e))?;
+    if !first {
         return Err(handled());
     }
-    if let Err(e) = apply(&mut flow, &req.body) {
-        put(host, stage, challenge, &flow)?;
-        return Err(e);
-    }
-    let handled = Flow {
-        handled: true,
-        ..flow.clone()
-    };
-    put(host, stage, challenge, &handled)?;
     let (verifier_stage, name) = match stage {
         Stage::LoginChallenge => (Stage::LoginVerifier, "login_verifier"),
         _ => (Stage::ConsentVerifier, "consent_verifier"),

@@ -5,14 +5,21 @@
 //! service's own and never a redirect (section 4.1.2.1); after, it goes to the redirect URI
 //! with `error`, `state` and `iss`.
 
-use super::{find, put, redirect, with_query, AuthRequest, Flow, Stage};
+use super::{
+    find, redirect, seal_challenge, with_query, AuthRequest, Flow, Stage, FLOW_TTL_MS,
+    MAX_NONCE_BYTES, MAX_QUERY_BYTES, MAX_SCOPE_BYTES, MAX_STATE_BYTES,
+};
 use crate::params::browser_param as param;
-use crate::record::{hex_sha256, is_secret, new_secret, secret_key};
+use crate::record::{hex_sha256, new_secret, secret_key};
 use crate::response::{store_failure, OAuthError};
 use crate::{BrowserRequest, Host, Level, LoginFlow, Response};
 
-/// The cookie that binds a flow to its browser, and the one of a remembered login.
+/// The cookie that binds a flow to its browser (a random id, sealed for
+/// [`BROWSER_PURPOSE`]), and the one of a remembered login.
 const BROWSER_COOKIE: &str = "tokenginx_flow";
+const BROWSER_PURPOSE: &str = "browser";
+/// The bytes of a browser's id.
+const BROWSER_ID_BYTES: u32 = 32;
 const SESSION_COOKIE: &str = "tokenginx_session";
 /// How long a remembered login lasts when the login app says 0 (for ever, in Hydra).
 const LONGEST_SESSION_S: u64 = 30 * 24 * 3600;
@@ -81,22 +88,28 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
             ))
         }
     };
+    let endpoint = host.endpoint_url("authorize").unwrap_or_default();
+    let request_url = with_query(
+        &endpoint,
+        &req.params
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let query_bytes = request_url.len() - endpoint.len();
+    let state = param(req, "state");
     let mut request = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri,
         redirect_uri_sent: param(req, "redirect_uri").is_some(),
         scope: Vec::new(),
-        state: param(req, "state").map(str::to_owned),
+        // A state that is not one (RFC 6749 appendix A.5) is not sent back.
+        state: state.filter(|s| valid_state(s)).map(str::to_owned),
         code_challenge: String::new(),
-        request_url: with_query(
-            &host.endpoint_url("authorize").unwrap_or_default(),
-            &req.params
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect::<Vec<_>>(),
-        ),
+        request_url,
     };
-    match check(&client, req) {
+    let checked = within_limits(req, query_bytes, state).and_then(|()| check(&client, req));
+    match checked {
         Ok((scope, challenge)) => {
             request.scope = scope;
             request.code_challenge = challenge;
@@ -105,15 +118,10 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     }
 
     let subject = remembered_subject(host, req)?;
-    // One binding cookie for all of a browser's flows, so that flows in two tabs do not
-    // undo each other; a new one when it has none.
-    let browser = match cookie_value(req, BROWSER_COOKIE) {
-        Some(value) if is_secret(value) => value.to_owned(),
-        _ => new_secret(host),
-    };
+    let (browser, browser_cookie) = browser_id(host, req)?;
     let state = Flow {
         request,
-        browser: hex_sha256(browser.as_bytes()),
+        browser: hex_sha256(&browser),
         handled: false,
         login_skip: subject.is_some(),
         login: subject.map(|subject| super::Login {
@@ -125,17 +133,58 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
         consent: None,
         rejected: None,
     };
-    let challenge = new_secret(host);
-    put(host, Stage::LoginChallenge, &challenge, &state)?;
+    let challenge = seal_challenge(host, Stage::LoginChallenge, &state)?;
     Ok(redirect(
         with_query(&flow.login_url, &[("login_challenge", &challenge)]),
-        vec![cookie(
-            host,
-            BROWSER_COOKIE,
-            &browser,
-            super::FLOW_TTL_MS / 1000,
-        )],
+        vec![browser_cookie],
     ))
+}
+
+/// The browser's id, and its cookie sealed anew for the flow's lifetime: the id its cookie
+/// holds, if the service sealed it, so that flows in two tabs share one; else a new one.
+/// A value the browser (or someone who set its cookie) chose is never adopted.
+fn browser_id(host: &impl Host, req: &BrowserRequest) -> Result<(Vec<u8>, String), OAuthError> {
+    let id = cookie_value(req, BROWSER_COOKIE)
+        .and_then(|c| host.open(BROWSER_PURPOSE, c))
+        .filter(|id| id.len() == BROWSER_ID_BYTES as usize)
+        .unwrap_or_else(|| host.random_bytes(BROWSER_ID_BYTES));
+    let sealed = host
+        .seal(BROWSER_PURPOSE, &id, FLOW_TTL_MS)
+        .map_err(|e| store_failure(host, e))?;
+    let cookie = cookie(host, BROWSER_COOKIE, &sealed, FLOW_TTL_MS / 1000);
+    Ok((id, cookie))
+}
+
+/// RFC 6749 appendix A.5: `state` is one or more visible ASCII characters or spaces.
+fn valid_state(state: &str) -> bool {
+    state.len() <= MAX_STATE_BYTES && state.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// The sizes docs/behaviour.md allows an authorization request: the whole query (as the
+/// service writes it again) and its `state`, `scope` and `nonce`.
+fn within_limits(
+    req: &BrowserRequest,
+    query_bytes: usize,
+    state: Option<&str>,
+) -> Result<(), OAuthError> {
+    if query_bytes > MAX_QUERY_BYTES {
+        return Err(OAuthError::invalid_request(format!(
+            "the request's parameters exceed {MAX_QUERY_BYTES} bytes"
+        )));
+    }
+    if state.is_some_and(|s| !valid_state(s)) {
+        return Err(OAuthError::invalid_request(format!(
+            "state must be at most {MAX_STATE_BYTES} visible ASCII characters"
+        )));
+    }
+    for (name, max) in [("scope", MAX_SCOPE_BYTES), ("nonce", MAX_NONCE_BYTES)] {
+        if param(req, name).is_some_and(|v| v.len() > max) {
+            return Err(OAuthError::invalid_request(format!(
+                "{name} exceeds {max} bytes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the redirect URI a request sent matches a registered one: exactly, except that a
@@ -149,7 +198,9 @@ fn redirect_matches(registered: &str, sent: &str) -> bool {
         let rest = uri.strip_prefix("http://")?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let host = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            // A port is 1 to 65535 (RFC 6335 section 6); an empty one is no port at all.
+            Some((host, port)) if port.parse::<u16>().is_ok_and(|p| p > 0) => host,
+            Some(_) if !authority.ends_with(']') => return None,
             _ => authority,
         };
         matches!(host, "127.0.0.1" | "[::1]").then(|| format!("http://{host}{path}"))
@@ -234,7 +285,9 @@ fn after_login(
     let Some(login) = &state.login else {
         return Err(Failure::Page(400, "The login was not accepted.".into()));
     };
-    let mut cookies = Vec::new();
+    // The binding cookie lives on for the consent step.
+    let (_, browser_cookie) = browser_id(host, req)?;
+    let mut cookies = vec![browser_cookie];
     if login.remember {
         let session = new_secret(host);
         let ttl = match login.remember_for {
@@ -247,9 +300,7 @@ fn after_login(
         cookies.push(cookie(host, SESSION_COOKIE, &session, ttl));
     }
     state.consent_skip = super::admin::remembered_consent(host, &state)?;
-    state.handled = false;
-    let challenge = new_secret(host);
-    put(host, Stage::ConsentChallenge, &challenge, &state)?;
+    let challenge = seal_challenge(host, Stage::ConsentChallenge, &state)?;
     Ok(redirect(
         with_query(&flow.consent_url, &[("consent_challenge", &challenge)]),
         cookies,
@@ -282,31 +333,37 @@ fn after_consent(
 }
 
 /// The flow a verifier names, taken (so used once), if this browser began it and neither
-/// app refused it; a refusal goes to the client.
+/// app refused it; a refusal goes to the client. Another browser's attempt is refused before
+/// anything is taken: the verifier stays for its own browser.
 fn this_browsers(
     host: &impl Host,
     req: &BrowserRequest,
     stage: Stage,
     verifier: &str,
 ) -> Result<Flow, Failure> {
-    let state = find(host, stage, verifier, true)?.ok_or_else(|| {
+    let unknown = || {
         Failure::Page(
             400,
             "This sign-in link is unknown, used or expired: start again from the app.".into(),
         )
-    })?;
-    let ours = cookie_value(req, BROWSER_COOKIE).is_some_and(|c| {
-        crate::client_auth::constant_time_eq(
-            hex_sha256(c.as_bytes()).as_bytes(),
-            state.browser.as_bytes(),
-        )
-    });
+    };
+    let state = find(host, stage, verifier, false)?.ok_or_else(unknown)?;
+    let ours = cookie_value(req, BROWSER_COOKIE)
+        .and_then(|c| host.open(BROWSER_PURPOSE, c))
+        .is_some_and(|id| {
+            crate::client_auth::constant_time_eq(
+                hex_sha256(&id).as_bytes(),
+                state.browser.as_bytes(),
+            )
+        });
     if !ours {
         return Err(Failure::Page(
             403,
             "This sign-in was started in another browser: start again from the app.".into(),
         ));
     }
+    // Of two uses of the verifier by its browser (a double submit), one goes on.
+    let state = find(host, stage, verifier, true)?.ok_or_else(unknown)?;
     match state.rejected {
         Some((error, description)) => Err(Failure::Client(
             Box::new(state.request),
@@ -393,6 +450,13 @@ fn page(status: u16, message: &str) -> Response {
         headers: vec![
             ("Content-Type".into(), "text/html; charset=utf-8".into()),
             ("Cache-Control".into(), "no-store".into()),
+            // A page of text: no script, style, frame or form of anyone's.
+            (
+                "Content-Security-Policy".into(),
+                "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+                    .into(),
+            ),
+            ("X-Content-Type-Options".into(), "nosniff".into()),
         ],
         body: format!(
             "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>{escaped}</p>"

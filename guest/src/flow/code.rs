@@ -61,17 +61,21 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
 }
 
 /// `grant_type=authorization_code`: the code, taken once, for an access token.
+///
+/// The code is checked before it is taken: a request that fails a check (another client, a
+/// wrong `redirect_uri` or PKCE verifier) is refused and leaves the code to the client it
+/// was issued to, who alone holds the verifier. Of concurrent redemptions that pass, the
+/// one that takes the code goes on.
 pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
     let code =
         param(req, "code").ok_or_else(|| OAuthError::invalid_request("missing parameter code"))?;
     let verifier = param(req, "code_verifier")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter code_verifier"))?;
-    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or used");
     let key = secret_key(CODE_PREFIX, code).ok_or_else(invalid)?;
     // Charged before the code is taken: a client over its limit keeps its code for a retry.
     charge(host, client)?;
-    let taken = host.store_take(&key).map_err(|e| store_failure(host, e))?;
-    let Some(bytes) = taken else {
+    let found = host.store_get(&key).map_err(|e| store_failure(host, e))?;
+    let Some(bytes) = found else {
         let replayed = revoke_replayed(host, client, code, verifier)?;
         host.outcome(
             "code-redeemed",
@@ -83,7 +87,13 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
         );
         return Err(invalid());
     };
-    let redeemed = redeem_record(host, client, req, &bytes, code, verifier);
+    let redeemed = check_record(client, req, &bytes, verifier).and_then(|record| {
+        match host.store_take(&key).map_err(|e| store_failure(host, e))? {
+            Some(_) => issue_tokens(host, client, req, record, code),
+            // Another redemption took it in between.
+            None => Err(invalid()),
+        }
+    });
     host.outcome(
         "code-redeemed",
         match &redeemed {
@@ -95,16 +105,18 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     redeemed
 }
 
-/// Checks a taken code's record against the request and issues the token.
-fn redeem_record(
-    host: &impl Host,
+fn invalid() -> OAuthError {
+    OAuthError::invalid_grant("the code is invalid, expired or used")
+}
+
+/// A code's record, if the request may redeem it: the client it was issued to, the same
+/// `redirect_uri`, and the PKCE verifier of its challenge.
+fn check_record(
     client: &Client,
     req: &Request,
     bytes: &[u8],
-    code: &str,
     verifier: &str,
-) -> Result<Response, OAuthError> {
-    let invalid = || OAuthError::invalid_grant("the code is invalid, expired or used");
+) -> Result<CodeRecord, OAuthError> {
     let record: CodeRecord = serde_json::from_slice(bytes).map_err(|_| invalid())?;
     if record.client_id != client.client_id {
         return Err(invalid());
@@ -120,6 +132,17 @@ fn redeem_record(
             "the code_verifier does not match",
         ));
     }
+    Ok(record)
+}
+
+/// Starts the grant a taken code stands for, and leaves the marker a replay finds.
+fn issue_tokens(
+    host: &impl Host,
+    client: &Client,
+    req: &Request,
+    record: CodeRecord,
+    code: &str,
+) -> Result<Response, OAuthError> {
     let claims = Claims {
         user_id: record.subject,
         scope: record.scope,

@@ -2,12 +2,20 @@
 //! 9207), with sign-in and consent delegated to the operator's app over Ory Hydra v2's login
 //! and consent API.
 //!
-//! A flow moves through secrets the service hands out: a login challenge (to the login
-//! app), a login verifier (back through the browser), a consent challenge and verifier, and
-//! the code. Each is 256 random bits; the store keeps the flow under the SHA-256 of the
-//! current one, never the secret itself. Verifiers and codes are taken atomically, so each
-//! is used once. The browser that began a flow gets a cookie whose digest the flow keeps: a
-//! verifier brought back by another browser is refused.
+//! A flow moves through what the service hands out: a login challenge (to the login app),
+//! a login verifier (back through the browser), a consent challenge and verifier, and the
+//! code.
+//!
+//! - A challenge is the flow itself, sealed by the host (`seal`): anyone may start a flow,
+//!   so starting one writes nothing to the store. Answering a challenge (the login or
+//!   consent app, behind the admin credential) writes a marker under the challenge's
+//!   SHA-256, so a challenge is answered once.
+//! - A verifier and a code are 256 random bits; the store keeps the flow under the SHA-256
+//!   of each, never the secret itself, and takes it atomically, so each is used once, and
+//!   only by its own browser or client: a wrong one's attempt leaves it for its owner.
+//! - The browser that began a flow gets a cookie, a random id sealed by the host, whose
+//!   digest the flow keeps: a verifier brought back by another browser is refused, and a
+//!   cookie the service did not seal is replaced, never adopted.
 //!
 //! - [`authorize`]: the authorization endpoint, where the flow begins and where the browser
 //!   returns with each verifier;
@@ -25,6 +33,13 @@ use serde::{Deserialize, Serialize};
 
 /// How long a challenge and its verifier stay valid: 10 minutes, as Hydra's default.
 const FLOW_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// The limits of an authorization request (docs/behaviour.md): over any, it is answered
+/// `invalid_request`. They keep a sealed challenge, which carries the request, a few KiB.
+pub const MAX_QUERY_BYTES: usize = 4096;
+pub const MAX_STATE_BYTES: usize = 2048;
+pub const MAX_SCOPE_BYTES: usize = 1024;
+pub const MAX_NONCE_BYTES: usize = 512;
 
 /// What a browser asked for at the authorization endpoint, checked.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,7 +63,8 @@ struct Flow {
     request: AuthRequest,
     /// Hex SHA-256 of the cookie that binds the flow to its browser.
     browser: String,
-    /// The login request was answered already (a second answer is 410).
+    /// Always false now that an answered challenge is marked in the store; kept so that a
+    /// guest from before 0.1.4, swapped back in, still reads the verifiers this one wrote.
     handled: bool,
     /// The browser had a remembered login: the login app may skip asking.
     login_skip: bool,
@@ -88,6 +104,7 @@ enum Stage {
 }
 
 impl Stage {
+    /// For a challenge, the key prefix of its answered marker; for a verifier, of its flow.
     fn prefix(self) -> &'static str {
         match self {
             Stage::LoginChallenge => "oauth:login_challenge:",
@@ -96,6 +113,30 @@ impl Stage {
             Stage::ConsentVerifier => "oauth:consent_verifier:",
         }
     }
+}
+
+/// A new challenge at `stage` (a login or consent challenge): `flow`, sealed for the flow's
+/// lifetime. Nothing is stored.
+fn seal_challenge(host: &impl Host, stage: Stage, flow: &Flow) -> Result<String, OAuthError> {
+    let value = serde_json::to_vec(flow).expect("flows serialize");
+    host.seal(stage.prefix(), &value, FLOW_TTL_MS)
+        .map_err(|e| store_failure(host, e))
+}
+
+/// The flow `challenge` holds, if it is a challenge of `stage` the host sealed and its time
+/// has not run out.
+fn open_challenge(host: &impl Host, stage: Stage, challenge: &str) -> Option<Flow> {
+    let value = host.open(stage.prefix(), challenge)?;
+    serde_json::from_slice(&value).ok()
+}
+
+/// Where the marker of an answered challenge is kept: under its SHA-256.
+fn answered_key(stage: Stage, challenge: &str) -> String {
+    format!(
+        "{}{{{}}}",
+        stage.prefix(),
+        crate::record::hex_sha256(challenge.as_bytes())
+    )
 }
 
 /// Stores `flow` under `secret` at `stage`, for the flow's lifetime.
