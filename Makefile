@@ -62,7 +62,7 @@ run: guests py-venv
 
 # The endpoint suite (with `test-guest` on the default guest) and the authorization code
 # flow run against each store; the rest of e2e once.
-ENDPOINT_SUITE := endpoints:: guest_failures::batched authorization_code:: refresh::
+ENDPOINT_SUITE := endpoints:: guest_failures::batched authorization_code:: refresh:: anonymous::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host

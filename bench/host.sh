@@ -26,8 +26,11 @@ LUA
 start_host() { # tokenginx section, guest path
   cat > "$work/config.yaml" <<YAML
 $1
-server: { port: $PORT }
+# No per-address budget: every request of a run comes from 127.0.0.1.
+server: { port: $PORT, address_rate_limit: unlimited }
 guest: { path: $2 }
+# The sealing keys' secret, which a Redis store with a login app needs.
+keys: { secret: bench-keys-secret-0123456789-0123456789 }
 oauth:
   issuer: http://127.0.0.1:$PORT
   # The authorization code flow, for the grants the refresh runs rotate: bench/grants.py

@@ -13,6 +13,13 @@
 # each connection trades the refresh token its last answer brought for the next pair, over
 # grants started beforehand through the authorization code flow (bench/grants.py).
 #
+# "authorize" is an anonymous GET of the authorization endpoint: the flow sealed into the
+# login challenge and the browser cookie, nothing stored (a 302). "login request" is the
+# login app's GET of that challenge on the admin API (opened, and one store read for its
+# answered marker); "login accept" its PUT on fresh challenges collected beforehand (opened,
+# a marker inserted, the verifier's flow stored), cycling back to answered ones (410) if the
+# run outlasts them.
+#
 # On standalone Redis each run also prints the Redis commands it executed per request, and
 # which (INFO commandstats: the commands a script runs count too).
 #
@@ -29,10 +36,10 @@ STORES=${STORES:-memory standalone cluster}
 PORT=18090
 
 need=()
-for tool in wrk nginx redis-server curl python3; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool in wrk nginx redis-server curl python3 openssl; do command -v "$tool" >/dev/null || need+=("$tool"); done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl openssl
 fi
 cargo build --release -q -p tokenginx-host
 make -s guests >/dev/null
@@ -185,6 +192,32 @@ function response(status, headers, body)
 end
 LUA
 
+# Login challenges, collected from the Location of authorization requests.
+cat > "$work/collect-challenges.lua" <<LUA
+local out
+function init(args) out = io.open("$work/challenges-" .. tostring(math.random(1e9)), "w") end
+function response(status, headers, body)
+  local c = (headers["Location"] or ""):match("login_challenge=([^&]+)")
+  if c then out:write(c, "\n") end
+end
+LUA
+cat > "$work/accept.lua" <<LUA
+wrk.method = "PUT"
+wrk.body = '{"subject":"bench"}'
+wrk.headers["Content-Type"] = "application/json"
+local challenges, i = {}, 0
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args)
+  for line in io.lines("$work/challenges.txt") do challenges[#challenges + 1] = line end
+  i = id or 0
+end
+function request()
+  i = i + 2
+  return wrk.format(nil, "/admin/oauth2/auth/requests/login/accept?login_challenge=" .. challenges[(i % #challenges) + 1])
+end
+LUA
+
 bench_store() { # label, tokenginx section, store pids
   local label=$1 store=$2 store_pids=${3:-}
   start_host "$store" "$guest"
@@ -196,6 +229,12 @@ bench_store() { # label, tokenginx section, store pids
   form_script "$work/token-unlimited.lua" "grant_type=client_credentials" \
     "Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)"
   form_script "$work/introspect.lua" "token=$token"
+  echo 'wrk.method = "GET"' > "$work/get.lua"
+  local admin="http://127.0.0.1:$((PORT + 1))"
+  local pkce
+  pkce=$(printf %s "bench-verifier-0123456789-0123456789-0123456789" | openssl dgst -sha256 -binary |
+    openssl base64 -A | tr '+/' '-_' | tr -d '=')
+  local authorize="$url/authorize?response_type=code&client_id=bench-web&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=read&state=bench-state&code_challenge=$pkce&code_challenge_method=S256"
   for c in $CONNECTIONS; do
     if [ -z "${http_layer_measured:-}" ]; then
       # The HTTP layer alone (hyper and tokio, routing, metrics, a 405): no guest, no store.
@@ -213,6 +252,15 @@ bench_store() { # label, tokenginx section, store pids
     python3 bench/grants.py "http://127.0.0.1:$PORT" "http://127.0.0.1:$((PORT + 1))" \
       bench-web "$SECRET" https://app.example/cb $((2 * c)) > "$work/refresh-tokens.txt"
     load "$label refresh" "$c" "$work/refresh.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label authorize" "$c" "$work/get.lua" "$authorize" "$hpid" "$store_pids"
+    rm -f "$work"/challenges-*
+    wrk -t2 -c16 -d"$DURATION" -s "$work/collect-challenges.lua" "$authorize" >/dev/null
+    cat "$work"/challenges-* > "$work/challenges.txt"
+    load "$label login request" "$c" "$work/get.lua" \
+      "$admin/admin/oauth2/auth/requests/login?login_challenge=$(head -1 "$work/challenges.txt")" \
+      "$hpid" "$store_pids"
+    load "$label login accept" "$c" "$work/accept.lua" "$admin" "$hpid" "$store_pids"
+    echo "#   (login accept cycled through $(wc -l < "$work/challenges.txt") fresh challenges, then answered ones again)"
   done
   kill "$hpid"; wait "$hpid" 2>/dev/null || true
   http_layer_measured=1

@@ -166,11 +166,16 @@ oauth:
 admin:
   port: {admin_port}
   api_key: {ADMIN_KEY}
+keys:
+  secret: ${{KEYS_SECRET}}
 log:
   output: {work / "host.log"}
 """
     )
-    host = subprocess.Popen([str(HOST_BIN), "serve", "--config", str(work / "config.yaml")])
+    host = subprocess.Popen(
+        [str(HOST_BIN), "serve", "--config", str(work / "config.yaml")],
+        env=dict(os.environ, KEYS_SECRET="the browser tests' keys secret, 32+ characters"),
+    )
     env = dict(
         os.environ,
         TOKENGINX_ADMIN_URL=f"http://127.0.0.1:{admin_port}",
@@ -414,5 +419,6 @@ def test_every_record_in_the_store_matches_the_storage_schema(browser, service):
                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
             )
             seen.add(family["kind"])
-    for kind in ("access_token", "grant", "grant_access_token", "code_redeemed"):
+    for kind in ("access_token", "grant", "grant_access_token", "code_redeemed",
+                 "challenge_answered", "keyring"):
         assert kind in seen, f"no {kind} record was found to check"

@@ -132,6 +132,8 @@ pub fn config_with_store(guest: &Path, server_extra: &str, store: &str) -> Strin
   port: 0
   shutdown_timeout: 10s
 {server_extra}
+keys:
+  secret: {KEYS_SECRET}
 guest:
   path: {guest}
   memory_limit: 16MiB
@@ -180,6 +182,9 @@ log:
         guest = guest.display(),
     )
 }
+
+/// The `keys.secret` of the test configs: every host of a test run shares it, as replicas do.
+pub const KEYS_SECRET: &str = "the e2e suite's keys secret, 32 characters or more";
 
 /// A running host process; killed on drop.
 pub struct Host {
@@ -332,6 +337,17 @@ impl Host {
             .await;
         assert_eq!(revoked.status, 200, "{}", revoked.body);
         token
+    }
+
+    /// The process's resident memory now, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
     }
 
     /// Sends SIGTERM.

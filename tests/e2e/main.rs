@@ -11,6 +11,7 @@ mod harness;
 mod redis;
 mod table_guest;
 
+mod anonymous;
 mod authorization_code;
 mod config_cli;
 mod endpoints;

@@ -563,12 +563,41 @@ pub fn shared_store_url() -> String {
 /// sorted, each once (a replica holds its master's); none for the embedded store, which a
 /// test cannot look into.
 pub fn shared_store_keys(pattern: &str) -> Option<Vec<String>> {
+    let mut keys: Vec<String> = on_shared_store_nodes(&["--scan", "--pattern", pattern])?
+        .iter()
+        .flat_map(|out| out.lines().filter(|l| !l.is_empty()).map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Some(keys)
+}
+
+/// The memory the shared store's nodes use, summed (`INFO memory`'s `used_memory`); none for
+/// the embedded store.
+pub fn shared_store_used_memory() -> Option<u64> {
+    let outputs = on_shared_store_nodes(&["info", "memory"])?;
+    Some(
+        outputs
+            .iter()
+            .map(|out| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix("used_memory:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .expect("used_memory in INFO memory")
+            })
+            .sum(),
+    )
+}
+
+/// What `redis-cli ARGS` prints on each node of the shared store; none for the embedded
+/// store.
+fn on_shared_store_nodes(args: &[&str]) -> Option<Vec<String>> {
     let section = shared_store();
     let addrs = section
         .lines()
         .find_map(|l| l.trim().strip_prefix("addrs: ["))?
         .trim_end_matches(']');
-    let mut keys = Vec::new();
+    let mut outputs = Vec::new();
     for addr in addrs.split(", ") {
         let (_, port) = addr.rsplit_once(':').unwrap();
         let out = Command::new(require("redis-cli"))
@@ -581,16 +610,13 @@ pub fn shared_store_keys(pattern: &str) -> Option<Vec<String>> {
                 "-a",
                 PASSWORD,
             ])
-            .args(["--scan", "--pattern", pattern])
+            .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "redis-cli --scan on {addr}");
-        let out = String::from_utf8_lossy(&out.stdout);
-        keys.extend(out.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+        assert!(out.status.success(), "redis-cli {args:?} on {addr}");
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    keys.sort();
-    keys.dedup();
-    Some(keys)
+    Some(outputs)
 }
 
 /// A `tokenginx` config section for a Redis store at `addrs`; `extra` lines are appended.

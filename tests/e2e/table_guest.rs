@@ -71,11 +71,11 @@ const MODULE: &str = r#"
     (local.get $ptr))
 
   (export "cabi_realloc" (func $realloc))
-  (export "tokenginx:oauth/handler@0.1.3#info" (func $info))
-  (export "tokenginx:oauth/handler@0.1.3#token" (func $probe))
-  (export "tokenginx:oauth/handler@0.1.3#introspect" (func $probe))
-  (export "tokenginx:oauth/handler@0.1.3#revoke" (func $probe))
-  (export "tokenginx:oauth/handler@0.1.3#metadata" (func $metadata)))
+  (export "tokenginx:oauth/handler@VERSION#info" (func $info))
+  (export "tokenginx:oauth/handler@VERSION#token" (func $probe))
+  (export "tokenginx:oauth/handler@VERSION#introspect" (func $probe))
+  (export "tokenginx:oauth/handler@VERSION#revoke" (func $probe))
+  (export "tokenginx:oauth/handler@VERSION#metadata" (func $metadata)))
 "#;
 
 /// The component, written into `dir`.
@@ -84,7 +84,9 @@ pub fn table_guest(dir: &Path) -> PathBuf {
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve.push_path(&wit).unwrap();
     let world = resolve.select_world(&[package], Some("base")).unwrap();
-    let mut module = wat::parse_str(MODULE).unwrap();
+    // The exports are named by the contract's version, whatever it is now.
+    let version = resolve.packages[package].name.version.as_ref().unwrap();
+    let mut module = wat::parse_str(MODULE.replace("VERSION", &version.to_string())).unwrap();
     wit_component::embed_component_metadata(
         &mut module,
         &resolve,

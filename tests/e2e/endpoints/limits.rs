@@ -67,11 +67,12 @@ async fn every_host_on_one_store_shares_a_clients_budget() {
 }
 
 #[tokio::test]
-async fn a_full_embedded_store_refuses_new_tokens_with_503_and_ready_says_why() {
+async fn a_full_embedded_store_refuses_new_tokens_with_503_and_stays_ready_saying_why() {
     let config = config_with_store(
         &default_guest(),
         "",
-        "tokenginx:\n  mode: memory\n  max_entries: 3\n",
+        // Three tokens, and the host's sealing keys.
+        "tokenginx:\n  mode: memory\n  max_entries: 4\n",
     );
     let host = Host::with_config(&config);
     let tokens = [
@@ -82,9 +83,13 @@ async fn a_full_embedded_store_refuses_new_tokens_with_503_and_ready_says_why() 
     host.request_token((DEMO_ID, DEMO_SECRET), None)
         .await
         .assert_error(503, "temporarily_unavailable");
+    // Still ready: it introspects and revokes what it holds, and no other replica holds
+    // its tokens. The store's state is in the answer and in a metric, for alerts.
     let ready = host.get("/health/ready").await;
-    assert_eq!(ready.status, 503);
+    assert_eq!(ready.status, 200);
     assert_eq!(ready.json()["store"], "full");
+    let metrics = host.get("/metrics").await.body;
+    assert_eq!(metric(&metrics, "tokenginx_store_full", &[]), Some(1.0));
     // Nothing held is lost, and what is held can still be read and revoked.
     for token in &tokens {
         assert_eq!(host.introspect(token).await["active"], true);
@@ -97,6 +102,6 @@ async fn a_full_embedded_store_refuses_new_tokens_with_503_and_ready_says_why() 
         )
         .await;
     assert_eq!(revoked.status, 200);
-    assert_eq!(host.get("/health/ready").await.status, 200);
+    assert_eq!(host.get("/health/ready").await.json()["store"], "ok");
     host.issue((DEMO_ID, DEMO_SECRET), None).await;
 }

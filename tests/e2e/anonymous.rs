@@ -1,0 +1,263 @@
+//! What a request without credentials can make the service hold: nothing in the store, a
+//! bounded table of address budgets in memory. Floods of the authorization endpoint, on the
+//! store `TOKENGINX_TEST_STORE` names (the embedded one with room for 200 entries).
+
+use crate::authorization_code::{flow_host_on, http, location, query_param, WEB_ID, WEB_REDIRECT};
+use crate::harness::*;
+use crate::redis::{shared_store, shared_store_keys, shared_store_used_memory};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FLOOD_CONNECTIONS: usize = 32;
+const FLOOD_TIME: Duration = Duration::from_secs(4);
+/// A bound on each connection's requests, so the flood stops by itself on a fast machine.
+const FLOOD_MAX_PER_CONNECTION: u64 = 50_000;
+const MIB: u64 = 1024 * 1024;
+
+/// The flow host on the shared store, or on an embedded one with room for 200 entries;
+/// `server_extra` goes in the `server` section.
+fn flood_host(server_extra: &str) -> (Host, String) {
+    let store = match shared_store().contains("mode: memory") {
+        true => "tokenginx:\n  mode: memory\n  max_entries: 200\n".to_owned(),
+        false => shared_store(),
+    };
+    let base = config_with_store(&default_guest(), server_extra, &store);
+    flow_host_on(base, "", "admin:\n  port: 0\n")
+}
+
+/// An authorization request of the web client with a fresh PKCE challenge and `state`.
+fn authorize_url(host: &Host, state: &str) -> String {
+    let mut verifier = [0u8; 32];
+    getrandom::fill(&mut verifier).unwrap();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(verifier),
+    ));
+    reqwest::Url::parse_with_params(
+        &host.url("/api/v1/oauth/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", WEB_ID),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "read"),
+            ("state", state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap()
+    .to_string()
+}
+
+/// Floods the authorization endpoint from [`FLOOD_CONNECTIONS`] connections for
+/// [`FLOOD_TIME`] with `state`, while the demo client asks for a token and a probe asks
+/// `/health/ready` every 100 ms: how many flood requests were answered (each must be a
+/// 302), and the statuses the client and the probe got.
+async fn flood(host: &Host, state: &str) -> (u64, Vec<u16>, Vec<u16>) {
+    let deadline = Instant::now() + FLOOD_TIME;
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..FLOOD_CONNECTIONS {
+        let (url, answered) = (authorize_url(host, state), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = http();
+            for _ in 0..FLOOD_MAX_PER_CONNECTION {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 302);
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let (mut tokens, mut probes) = (Vec::new(), Vec::new());
+    while Instant::now() < deadline {
+        tokens.push(
+            host.request_token((DEMO_ID, DEMO_SECRET), None)
+                .await
+                .status,
+        );
+        probes.push(host.get("/health/ready").await.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (answered.load(Ordering::Relaxed), tokens, probes)
+}
+
+/// The issue's attack: an anonymous flood of authorization requests, with 30 KB states
+/// (each refused at once) and with small ones (each sent on to the login app). Before
+/// challenges were sealed, each request stored a flow for 10 minutes: the 30 KB ones grew
+/// the store by GiBs, the small ones filled a bounded store and stopped every client's
+/// tokens. Now the store holds nothing more, other clients keep getting tokens, the
+/// replica stays ready, and its memory and Redis's stay flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_flood_of_authorize_holds_nothing_and_stops_no_one() {
+    let (host, _) = flood_host("  address_rate_limit: unlimited\n");
+    // The login app's address is the redirect's; a request the flood sends must go there.
+    let first = http().get(authorize_url(&host, "s")).send().await.unwrap();
+    assert!(query_param(&location(&first), "login_challenge").is_some());
+    let challenges_before = shared_store_keys("oauth:login_challenge:*").map(|k| k.len());
+    let rss_before = host.rss_bytes();
+    let redis_before = shared_store_used_memory();
+
+    for (name, state) in [
+        ("30 KB state", "s".repeat(30_000)),
+        ("small state", "s".into()),
+    ] {
+        let (answered, tokens, probes) = flood(&host, &state).await;
+        println!("{name}: {answered} authorization requests answered in {FLOOD_TIME:?}");
+        assert!(answered > 1000, "{name}: only {answered} requests answered");
+        assert!(
+            tokens.iter().all(|s| *s == 200),
+            "{name}: tokens {tokens:?}"
+        );
+        assert!(probes.iter().all(|s| *s == 200), "{name}: ready {probes:?}");
+        let grown = host.rss_bytes().saturating_sub(rss_before);
+        println!("{name}: the host's RSS grew by {} KiB", grown / 1024);
+        assert!(grown < 64 * MIB, "{name}: RSS grew by {grown} bytes");
+        if let (Some(before), Some(now)) = (redis_before, shared_store_used_memory()) {
+            let grown = now.saturating_sub(before);
+            println!("{name}: Redis used_memory grew by {} KiB", grown / 1024);
+            assert!(grown < 64 * MIB, "{name}: Redis grew by {grown} bytes");
+        }
+    }
+    // Not one challenge was stored (other tests on the shared store answer a few).
+    if let (Some(before), Some(now)) = (
+        challenges_before,
+        shared_store_keys("oauth:login_challenge:*").map(|k| k.len()),
+    ) {
+        assert!(
+            now < before + 100,
+            "{before} challenge keys before, {now} after"
+        );
+    }
+    assert_eq!(host.get("/health/ready").await.json()["store"], "ok");
+}
+
+/// One address over its budget gets 429 with `Retry-After` and a metric; another address
+/// is untouched. Loopback has many addresses: 127.0.0.2 is another client.
+#[tokio::test]
+async fn one_address_over_its_budget_does_not_starve_another() {
+    let (host, _) = flood_host("  address_rate_limit: {requests: 1, per: 1h, burst: 5}\n");
+    let url = authorize_url(&host, "s");
+    for _ in 0..5 {
+        assert_eq!(http().get(&url).send().await.unwrap().status(), 302);
+    }
+    let refused = http().get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(other.get(&url).send().await.unwrap().status(), 302);
+    // Tokens are not the anonymous budget's: the demo client still gets one.
+    host.issue((DEMO_ID, DEMO_SECRET), None).await;
+    let metrics = host.get("/metrics").await.body;
+    let labels = [("route", "authorize")];
+    assert_eq!(
+        metric(&metrics, "tokenginx_address_rate_limited_total", &labels),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&metrics, "tokenginx_address_budgets", &[]),
+        Some(2.0)
+    );
+}
+
+/// Behind a trusted proxy, the budget is the address `X-Forwarded-For` names; from anyone
+/// else, the header is ignored.
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    let (host, _) = flood_host(
+        "  address_rate_limit: {requests: 1, per: 1h, burst: 2}\n  trusted_proxies: [127.0.0.1/32]\n",
+    );
+    let url = authorize_url(&host, "s");
+    let from = |client: &'static str| {
+        let url = url.clone();
+        async move {
+            http()
+                .get(&url)
+                .header("X-Forwarded-For", format!("203.0.113.9, {client}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(from("198.51.100.7").await, 302);
+    assert_eq!(from("198.51.100.7").await, 302);
+    assert_eq!(from("198.51.100.7").await, 429);
+    assert_eq!(from("198.51.100.8").await, 302);
+    // 127.0.0.2 is no trusted proxy: what it forwards is its own request.
+    let untrusted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    for expected in [302, 302, 429] {
+        let status = untrusted
+            .get(&url)
+            .header("X-Forwarded-For", "198.51.100.10")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, expected);
+    }
+}
+
+/// A 40-60 KB query used to answer 500: now the client gets `invalid_request` at its
+/// redirect URI, and nothing is stored.
+#[tokio::test]
+async fn an_oversized_authorization_request_is_invalid_request_at_the_redirect_uri() {
+    let (host, _) = flood_host("");
+    for size in [5_000, 40_000, 60_000] {
+        let url = format!("{}&padding={}", authorize_url(&host, "s"), "p".repeat(size));
+        let back = location(&http().get(url).send().await.unwrap());
+        assert!(back.starts_with(WEB_REDIRECT), "{back}");
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_request")
+        );
+        assert_eq!(query_param(&back, "state").as_deref(), Some("s"));
+    }
+    let back = location(
+        &http()
+            .get(authorize_url(&host, &"s".repeat(3000)))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("invalid_request")
+    );
+    assert_eq!(query_param(&back, "state"), None);
+}
+
+/// The host's own HTTP hygiene in front of the flow: a Host that is no authority is 400.
+#[tokio::test]
+async fn an_invalid_host_header_is_400() {
+    let host = Host::start();
+    let mut stream = tokio::net::TcpStream::connect(&host.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
