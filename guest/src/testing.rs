@@ -128,6 +128,14 @@ impl TestHost {
         self.sealed.borrow().len()
     }
 
+    /// The length of the value `text` seals.
+    pub fn sealed_len(&self, text: &str) -> Option<usize> {
+        self.sealed
+            .borrow()
+            .get(text)
+            .map(|(_, value, _)| value.len())
+    }
+
     pub fn edit_refresh_policy(&self, edit: impl FnOnce(&mut RefreshPolicy)) {
         let mut policy = self.refresh_policy.get();
         edit(&mut policy);

@@ -11,9 +11,11 @@
 //! before it meets a text sealed with it; a key that stopped sealing is kept for
 //! [`MAX_SEAL_TTL`] more, so that no sealed text still in its time is lost to a rotation.
 //!
-//! A sealed text is `base64url(version ‖ key id ‖ expiry ‖ nonce ‖ ciphertext ‖ tag)`, the
+//! A sealed text is `base64url(version ‖ key id ‖ expiry ‖ salt ‖ ciphertext ‖ tag)`, the
 //! purpose, version, key id and expiry authenticated with it: it opens for one purpose, until
-//! its expiry, and not after a byte of it changed.
+//! its expiry, and not after a byte of it changed. Each text is sealed under a key of its
+//! own, derived (HKDF-SHA256) from the ring's key and its 128-bit random salt, so a key may
+//! seal any number of texts: no GCM nonce is ever used twice under one key.
 
 use crate::store::{StoreError, StoreResult, TokenStore, Transaction};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -41,6 +43,8 @@ const VERSION: u8 = 1;
 const KID_LEN: usize = 8;
 /// Version, key id and expiry (ms since the epoch, big-endian).
 const HEADER_LEN: usize = 1 + KID_LEN + 8;
+/// The salt of a text's own key.
+const SALT_LEN: usize = 16;
 const TAG_LEN: usize = 16;
 
 /// The keys one replica seals and opens with, refreshed from the store.
@@ -49,7 +53,9 @@ pub struct Keyring {
     wrapping: LessSafeKey,
     rotate_after: Duration,
     store: Arc<dyn TokenStore>,
-    keys: RwLock<Vec<Key>>,
+    /// The keys, unwrapped, and the ring as the store had them, to write back if the store
+    /// lost it (a flush, a restart without persistence).
+    keys: RwLock<(Vec<Key>, Stored)>,
 }
 
 /// One sealing key, unwrapped.
@@ -57,11 +63,12 @@ struct Key {
     id: [u8; KID_LEN],
     /// From when it seals (ms since the epoch); before, it only opens.
     seals_from_ms: u64,
-    aead: LessSafeKey,
+    /// What each text's own key is derived from.
+    prk: ring::hkdf::Prk,
 }
 
 /// The ring as the store keeps it.
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, Default)]
 struct Stored {
     keys: Vec<StoredKey>,
 }
@@ -82,8 +89,8 @@ pub enum KeyringError {
     #[error("the keyring in the store ({KEYRING_KEY}): {0}")]
     Store(#[from] StoreError),
     #[error(
-        "keys.secret does not open the keyring in the store ({KEYRING_KEY}): it was written \
-         under another secret; give every replica the same keys.secret"
+        "it does not open the keyring in the store ({KEYRING_KEY}), which was written under \
+         another secret: give every replica the same keys.secret"
     )]
     WrongSecret,
     #[error("the keyring in the store ({KEYRING_KEY}) is not one this host wrote: {0}")]
@@ -103,64 +110,61 @@ impl Keyring {
             wrapping: wrapping_key(secret),
             rotate_after,
             store,
-            keys: RwLock::new(Vec::new()),
+            keys: RwLock::default(),
         });
         ring.refresh().await?;
         Ok(ring)
     }
 
-    /// Reads the ring again, first adding a key (and retiring old ones) when the newest is
-    /// due; keeps the keys it has when the store fails.
+    /// Reads the ring again and, when the newest key is due, adds one (and retires old ones)
+    /// with compare-and-set. Every key is unwrapped before anything is written, so a replica
+    /// with another secret changes nothing; a ring the store lost is written back from the
+    /// keys held. On an error the keys held stay in use.
     pub async fn refresh(&self) -> Result<(), KeyringError> {
-        let now = now_ms();
-        let (bytes, stored) = match self.store.get(KEYRING_KEY.to_owned()).await? {
+        let (bytes, mut stored) = match self.store.get(KEYRING_KEY.to_owned()).await? {
             Some(bytes) => {
-                let stored: Stored = serde_json::from_slice(&bytes)
-                    .map_err(|e| KeyringError::Malformed(e.to_string()))?;
+                let stored = parse(&bytes)?;
                 (Some(bytes), stored)
             }
-            None => (None, Stored { keys: Vec::new() }),
+            None => (None, self.keys.read().expect("keyring lock").1.clone()),
         };
-        let next = self.rotated(&stored, now);
-        let stored = match next {
-            Some(next) => {
-                let value = serde_json::to_vec(&next).expect("rings serialize");
-                let tx = Transaction {
-                    expect: vec![crate::store::Expect {
-                        key: KEYRING_KEY.to_owned(),
-                        value: bytes,
-                    }],
-                    changes: vec![crate::contract::store::Change {
-                        key: KEYRING_KEY.to_owned(),
-                        value: Some(value),
-                        ttl_ms: KEYRING_TTL.as_millis() as u64,
-                    }],
-                };
-                if self.store.apply(tx).await? {
-                    tracing::info!(keys = next.keys.len(), "sealing keys rotated");
+        let mut keys = self.unwrap_all(&stored)?;
+        let lost = bytes.is_none() && !stored.keys.is_empty();
+        if let Some(next) = self
+            .rotated(&stored, now_ms())
+            .or(lost.then(|| stored.clone()))
+        {
+            let value = serde_json::to_vec(&next).expect("rings serialize");
+            let tx = Transaction {
+                expect: vec![crate::store::Expect {
+                    key: KEYRING_KEY.to_owned(),
+                    value: bytes,
+                }],
+                changes: vec![crate::contract::store::Change {
+                    key: KEYRING_KEY.to_owned(),
+                    value: Some(value),
+                    ttl_ms: KEYRING_TTL.as_millis() as u64,
+                }],
+            };
+            stored = match self.store.apply(tx).await? {
+                true => {
+                    tracing::info!(keys = next.keys.len(), "sealing keys written to the store");
                     next
-                } else {
-                    // Another replica rotated first: take what it wrote.
-                    let bytes = self
-                        .store
-                        .get(KEYRING_KEY.to_owned())
-                        .await?
-                        .ok_or_else(|| {
-                            KeyringError::Malformed("removed while being rotated".into())
-                        })?;
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| KeyringError::Malformed(e.to_string()))?
                 }
-            }
-            None => stored,
-        };
-        let keys = stored
-            .keys
-            .iter()
-            .map(|k| self.unwrap_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
-        *self.keys.write().expect("keyring lock") = keys;
+                // Another replica wrote first: take what it wrote.
+                false => match self.store.get(KEYRING_KEY.to_owned()).await? {
+                    Some(bytes) => parse(&bytes)?,
+                    None => return Err(KeyringError::Malformed("removed while written".into())),
+                },
+            };
+            keys = self.unwrap_all(&stored)?;
+        }
+        *self.keys.write().expect("keyring lock") = (keys, stored);
         Ok(())
+    }
+
+    fn unwrap_all(&self, stored: &Stored) -> Result<Vec<Key>, KeyringError> {
+        stored.keys.iter().map(|k| self.unwrap_key(k)).collect()
     }
 
     /// The ring with a new key when the newest is older than `rotate_after` (or there is
@@ -237,7 +241,7 @@ impl Keyring {
         Ok(Key {
             id,
             seals_from_ms: stored.seals_from_ms,
-            aead: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, secret).expect("32 bytes")),
+            prk: ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, secret),
         })
     }
 
@@ -256,25 +260,27 @@ impl Keyring {
             )));
         }
         let now = now_ms();
-        let keys = self.keys.read().expect("keyring lock");
+        let held = self.keys.read().expect("keyring lock");
         // The newest key that seals already; the ring always has one (the first seals at
         // once, and a successor's predecessor stays).
-        let key = keys
+        let key = held
+            .0
             .iter()
             .filter(|k| k.seals_from_ms <= now)
             .max_by_key(|k| k.seals_from_ms)
-            .or_else(|| keys.first())
+            .or_else(|| held.0.first())
             .ok_or_else(|| StoreError::Unavailable("seal: the keyring is empty".into()))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + value.len() + TAG_LEN);
+        let mut out = Vec::with_capacity(HEADER_LEN + SALT_LEN + value.len() + TAG_LEN);
         out.push(VERSION);
         out.extend_from_slice(&key.id);
         out.extend_from_slice(&(now + ttl.as_millis() as u64).to_be_bytes());
-        let nonce = random_nonce();
-        out.extend_from_slice(&nonce);
+        let mut salt = [0u8; SALT_LEN];
+        getrandom::fill(&mut salt).expect("the OS random source");
+        out.extend_from_slice(&salt);
         let mut sealed = value.to_vec();
-        key.aead
+        text_key(key, &salt)
             .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
+                Nonce::assume_unique_for_key([0; NONCE_LEN]),
                 Aad::from(aad(purpose, &out[..HEADER_LEN])),
                 &mut sealed,
             )
@@ -286,12 +292,12 @@ impl Keyring {
     /// The value of `sealed`, if this ring sealed it for `purpose` and it has not expired.
     pub fn open(&self, purpose: &str, sealed: &str) -> Option<Vec<u8>> {
         // A text longer than the largest seal is not ours: refuse it before decoding.
-        let max = (HEADER_LEN + NONCE_LEN + MAX_SEAL_BYTES + TAG_LEN).div_ceil(3) * 4;
+        let max = (HEADER_LEN + SALT_LEN + MAX_SEAL_BYTES + TAG_LEN).div_ceil(3) * 4;
         if sealed.len() > max {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-        if bytes.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || bytes[0] != VERSION {
+        if bytes.len() < HEADER_LEN + SALT_LEN + TAG_LEN || bytes[0] != VERSION {
             return None;
         }
         let (header, rest) = bytes.split_at(HEADER_LEN);
@@ -299,14 +305,13 @@ impl Keyring {
         if now_ms() >= expires {
             return None;
         }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let keys = self.keys.read().expect("keyring lock");
-        let key = keys.iter().find(|k| k.id[..] == header[1..1 + KID_LEN])?;
+        let (salt, ciphertext) = rest.split_at(SALT_LEN);
+        let held = self.keys.read().expect("keyring lock");
+        let key = held.0.iter().find(|k| k.id[..] == header[1..1 + KID_LEN])?;
         let mut plaintext = ciphertext.to_vec();
-        let opened = key
-            .aead
+        let opened = text_key(key, salt)
             .open_in_place(
-                Nonce::try_assume_unique_for_key(nonce).ok()?,
+                Nonce::assume_unique_for_key([0; NONCE_LEN]),
                 Aad::from(aad(purpose, header)),
                 &mut plaintext,
             )
@@ -317,7 +322,7 @@ impl Keyring {
     /// Keys in the ring now.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.keys.read().expect("keyring lock").len()
+        self.keys.read().expect("keyring lock").0.len()
     }
 }
 
@@ -346,6 +351,21 @@ fn wrapping_key(secret: &[u8]) -> LessSafeKey {
         .expand(info, &AES_256_GCM)
         .expect("32 bytes from HKDF-SHA256");
     LessSafeKey::new(UnboundKey::from(okm))
+}
+
+/// The key of one text: HKDF-SHA256 of the ring's key with the text's salt. Used for that
+/// text alone, so its GCM nonce may be fixed.
+fn text_key(key: &Key, salt: &[u8]) -> LessSafeKey {
+    let info: [&[u8]; 2] = [b"tokenginx seal v1", salt];
+    let okm = key
+        .prk
+        .expand(&info, &AES_256_GCM)
+        .expect("32 bytes from HKDF-SHA256");
+    LessSafeKey::new(UnboundKey::from(okm))
+}
+
+fn parse(bytes: &[u8]) -> Result<Stored, KeyringError> {
+    serde_json::from_slice(bytes).map_err(|e| KeyringError::Malformed(e.to_string()))
 }
 
 /// What a seal authenticates besides its ciphertext: the purpose (so a text sealed for one
@@ -449,12 +469,31 @@ mod tests {
         assert_eq!(stored.keys.len(), 1);
     }
 
+    /// A replica given another secret is refused, and writes nothing, even when a rotation
+    /// is due: the replicas with the right secret keep their ring.
     #[tokio::test]
-    async fn another_secret_is_refused_naming_the_problem() {
+    async fn another_secret_is_refused_and_changes_nothing() {
         let store = memory();
         ring(&store).await;
-        let other = Keyring::load(store, b"another secret, also long enough....", DAY).await;
-        assert!(matches!(other, Err(KeyringError::WrongSecret)));
+        let before = store.get(KEYRING_KEY.to_owned()).await.unwrap();
+        let other = b"another secret, also long enough....";
+        let refused = Keyring::load(store.clone(), other, Duration::from_millis(1)).await;
+        assert!(matches!(refused, Err(KeyringError::WrongSecret)));
+        assert_eq!(store.get(KEYRING_KEY.to_owned()).await.unwrap(), before);
+        ring(&store).await;
+    }
+
+    /// A store that lost the ring gets the keys held back: texts in flight still open on
+    /// every replica.
+    #[tokio::test]
+    async fn a_ring_the_store_lost_is_written_back_from_the_keys_held() {
+        let store = memory();
+        let ring = ring(&store).await;
+        let sealed = ring.seal("p", b"v", Duration::from_secs(60)).unwrap();
+        store.delete(KEYRING_KEY.to_owned()).await.unwrap();
+        ring.refresh().await.unwrap();
+        let other = Keyring::load(store, SECRET, DAY).await.unwrap();
+        assert_eq!(other.open("p", &sealed).as_deref(), Some(&b"v"[..]));
     }
 
     /// A rotation publishes the new key before it seals, and keeps the old one opening.
@@ -483,7 +522,7 @@ mod tests {
             wrapping: wrapping_key(SECRET),
             rotate_after: DAY,
             store: memory(),
-            keys: RwLock::new(Vec::new()),
+            keys: RwLock::default(),
         };
         let key = |created_ms: u64| StoredKey {
             kid: "00".repeat(KID_LEN),

@@ -200,22 +200,27 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(from("198.51.100.7").await, 302);
     assert_eq!(from("198.51.100.7").await, 429);
     assert_eq!(from("198.51.100.8").await, 302);
-    // 127.0.0.2 is no trusted proxy: what it forwards is its own request.
+    // 127.0.0.2 is no trusted proxy: whatever it says it forwards, it is the client.
     let untrusted = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
-    for expected in [302, 302, 429] {
+    for (forwarded_for, expected) in [
+        ("198.51.100.20", 302),
+        ("198.51.100.21", 302),
+        ("198.51.100.22", 429),
+    ] {
         let status = untrusted
             .get(&url)
-            .header("X-Forwarded-For", "198.51.100.10")
+            .header("X-Forwarded-For", forwarded_for)
             .send()
             .await
             .unwrap()
             .status();
-        assert_eq!(status, expected);
+        assert_eq!(status, expected, "{forwarded_for}");
     }
+    host.wait_for_log("X-Forwarded-For ignored", Duration::from_secs(5));
 }
 
 /// A 40-60 KB query used to answer 500: now the client gets `invalid_request` at its
@@ -260,4 +265,56 @@ async fn an_invalid_host_header_is_400() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
+
+/// Replicas sharing a Redis store share the sealing keys: a challenge one sealed, another
+/// opens and answers, once. A replica given another `keys.secret` is refused at start,
+/// naming the key, rather than sealing what its peers cannot open.
+#[tokio::test]
+async fn replicas_on_one_store_answer_each_others_challenges_once() {
+    if shared_store().contains("mode: memory") {
+        println!("skipped: each embedded store is its own replica's (TOKENGINX_TEST_STORE)");
+        return;
+    }
+    let (first, _) = flood_host("");
+    let (_second, second_admin) = flood_host("");
+    let to_login = location(&http().get(authorize_url(&first, "s")).send().await.unwrap());
+    let challenge = query_param(&to_login, "login_challenge").unwrap();
+    let path = format!("/admin/oauth2/auth/requests/login?login_challenge={challenge}");
+    let described = http()
+        .get(format!("{second_admin}{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.status(), 200);
+    let described: serde_json::Value = described.json().await.unwrap();
+    assert_eq!(described["client"]["client_id"], WEB_ID);
+    let accept = format!("/admin/oauth2/auth/requests/login/accept?login_challenge={challenge}");
+    let answer = |admin: String| {
+        let url = format!("{admin}{accept}");
+        async move {
+            http()
+                .put(url)
+                .json(&serde_json::json!({ "subject": "alice" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(answer(second_admin.clone()).await, 200);
+    assert_eq!(answer(second_admin).await, 410);
+
+    let base = config_with_store(&default_guest(), "", &shared_store())
+        .replace(KEYS_SECRET, "another secret than the replicas', 32+ characters")
+        .replace(
+            "  issuer: http://issuer.test\n",
+            "  issuer: http://issuer.test\n  login_url: http://127.0.0.1:1/login\n  consent_url: http://127.0.0.1:1/consent\n",
+        )
+        .replace("log:\n", "admin:\n  port: 0\nlog:\n");
+    let error = start_error(&base);
+    assert!(
+        error.contains("keys.secret: it does not open the keyring"),
+        "{error}"
+    );
 }

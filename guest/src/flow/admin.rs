@@ -16,6 +16,8 @@ use crate::{BrowserRequest, Host, Response};
 use serde::Deserialize;
 use serde_json::{json as value, Value};
 
+/// How far apart the clocks of the replicas that seal and open a challenge may be.
+const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// A remembered consent lasts at most this long (30 days) when the app says 0 (for ever).
 const LONGEST_CONSENT_S: u64 = 30 * 24 * 3600;
 const CONSENT_PREFIX: &str = "oauth:consent_memory:";
@@ -119,8 +121,13 @@ fn answer(
     apply(&mut flow, &req.body)?;
     let marker =
         serde_json::to_vec(&value!({ "answered_ms": host.now_ms() })).expect("markers serialize");
+    // Kept past the challenge's own time by a margin for replicas' clocks, which judge it.
     let first = host
-        .store_insert(&answered_key(stage, challenge), &marker, FLOW_TTL_MS)
+        .store_insert(
+            &answered_key(stage, challenge),
+            &marker,
+            FLOW_TTL_MS + CLOCK_SKEW_MS,
+        )
         .map_err(|e| store_failure(host, e))?;
     if !first {
         return Err(handled());

@@ -96,7 +96,8 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect::<Vec<_>>(),
     );
-    let query_bytes = request_url.len() - endpoint.len();
+    // Without the `?`.
+    let query_bytes = (request_url.len() - endpoint.len()).saturating_sub(1);
     let state = param(req, "state");
     let mut request = AuthRequest {
         client_id: client.client_id.clone(),
@@ -198,8 +199,14 @@ fn redirect_matches(registered: &str, sent: &str) -> bool {
         let rest = uri.strip_prefix("http://")?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let host = match authority.rsplit_once(':') {
-            // A port is 1 to 65535 (RFC 6335 section 6); an empty one is no port at all.
-            Some((host, port)) if port.parse::<u16>().is_ok_and(|p| p > 0) => host,
+            // A port is digits, 1 to 65535 (RFC 6335 section 6); anything else after the
+            // colon (nothing, a sign, a number out of range) matches nothing.
+            Some((host, port))
+                if port.bytes().all(|b| b.is_ascii_digit())
+                    && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+            {
+                host
+            }
             Some(_) if !authority.ends_with(']') => return None,
             _ => authority,
         };

@@ -90,8 +90,12 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     let redeemed = check_record(client, req, &bytes, verifier).and_then(|record| {
         match host.store_take(&key).map_err(|e| store_failure(host, e))? {
             Some(_) => issue_tokens(host, client, req, record, code),
-            // Another redemption took it in between.
-            None => Err(invalid()),
+            // Another redemption took it in between: the same code and verifier twice, a
+            // replay like any other.
+            None => {
+                revoke_replayed(host, client, code, verifier)?;
+                Err(invalid())
+            }
         }
     });
     host.outcome(

@@ -278,23 +278,48 @@ fn starting_a_flow_writes_nothing_to_the_store() {
     assert!(host.seals() >= 20);
 }
 
-/// A cookie value the browser brought but the service never sealed is replaced, not set
-/// back: a page that planted it learns nothing it can use.
+/// A cookie value the browser brought but the service never sealed is replaced, not
+/// adopted: whoever planted it (a sibling site setting cookies, a shared computer) cannot
+/// finish the flow its victim begins with the verifier.
 #[test]
-fn a_binding_cookie_the_service_did_not_seal_is_replaced() {
+fn a_binding_cookie_the_service_did_not_seal_is_replaced_not_adopted() {
     let host = TestHost::new();
-    let planted = "a".repeat(43);
-    let mut browser = Browser {
-        cookies: vec![("tokenginx_flow".into(), planted.clone())],
+    let planted = ("tokenginx_flow".to_owned(), "a".repeat(43));
+    let mut victim = Browser {
+        cookies: vec![planted.clone()],
     };
-    start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
-    let (_, value) = browser
-        .cookies
-        .iter()
-        .find(|(n, _)| n == "tokenginx_flow")
-        .unwrap();
-    assert_ne!(value, &planted);
-    // A cookie it sealed is kept: the same browser id runs on (see the two tabs' test).
+    let challenge = start(&mut victim, &host, WEB_ID, WEB_REDIRECT);
+    assert!(!victim.cookies.contains(&planted));
+    let accepted = call(
+        &host,
+        "login-accept",
+        &[("login_challenge", &challenge)],
+        r#"{"subject":"alice"}"#,
+    );
+    let redirect_to = body(&accepted)["redirect_to"].as_str().unwrap().to_owned();
+    let mut attacker = Browser {
+        cookies: vec![planted],
+    };
+    assert_eq!(attacker.follow(&host, &redirect_to).status, 403);
+    assert!(location(&victim.follow(&host, &redirect_to)).contains("consent_challenge"));
+}
+
+/// A challenge opens for its own step only, and not after its time.
+#[test]
+fn a_challenge_is_refused_at_another_step_and_after_its_time() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let login = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let as_consent = call(
+        &host,
+        "consent-request",
+        &[("consent_challenge", &login)],
+        "",
+    );
+    assert_eq!(as_consent.status, 404);
+    host.advance_clock_ms(10 * 60 * 1000);
+    let expired = call(&host, "login-request", &[("login_challenge", &login)], "");
+    assert_eq!(expired.status, 404);
 }
 
 /// Another browser's attempt with a verifier it should not have is refused and does not
@@ -394,6 +419,39 @@ fn an_oversized_request_is_invalid_request_at_the_redirect_uri() {
     ));
     assert!(param(&to_login, "login_challenge").is_some(), "{to_login}");
     assert_eq!(host.entries(), 0);
+}
+
+/// The largest request within the limits makes a challenge of at most 8 KiB as the host
+/// seals it (49 bytes around the value, base64url): a login URL proxies and login apps
+/// take. The worst states: the longest allowed, and quotes (three bytes each in the query,
+/// two in the flow's JSON, three in its URL again), with the rest of the query padded.
+#[test]
+fn the_largest_request_within_the_limits_makes_a_challenge_under_8_kib() {
+    let host = TestHost::new();
+    let pkce = challenge(VERIFIER);
+    let scope = "read";
+    let longest = "s".repeat(super::MAX_STATE_BYTES);
+    let quotes = "\"".repeat((super::MAX_QUERY_BYTES - 800) / 3);
+    for state in [longest, quotes] {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", WEB_ID),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", scope),
+            ("state", state.as_str()),
+            ("code_challenge", pkce.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        let used = super::with_query("", &params).len() - "?".len();
+        let padding = "p".repeat(super::MAX_QUERY_BYTES - used - "&padding=".len());
+        params.push(("padding", &padding));
+        let to_login = location(&Browser::default().get(&host, &params));
+        let challenge = param(&to_login, "login_challenge").expect(&to_login);
+        let sealed = host.sealed_len(&challenge).unwrap();
+        let text = (49 + sealed).div_ceil(3) * 4;
+        println!("the largest challenge: {sealed} bytes sealed, {text} characters");
+        assert!(text <= 8192, "{text}");
+    }
 }
 
 #[test]
@@ -753,7 +811,7 @@ fn a_loopback_redirect_uri_may_use_any_port_and_nothing_else_differs() {
     );
     assert_eq!(other_path.status, 400);
     assert!(other_path.header("Location").is_none());
-    for port in ["65536", "", "0", "-1"] {
+    for port in ["65536", "", "0", "-1", "+6000"] {
         let response = browser.get(
             &host,
             &[

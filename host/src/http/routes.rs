@@ -347,30 +347,54 @@ fn valid_host(host: &[u8]) -> bool {
 fn client_address<B>(app: &App, peer: Peer, req: &Request<B>) -> std::net::IpAddr {
     let direct = peer.addr.ip().to_canonical();
     let trusted = |ip: std::net::IpAddr| app.trusted_proxies.iter().any(|c| c.contains(ip));
+    let mut headers = req.headers().get_all(X_FORWARDED_FOR).iter().peekable();
     if !trusted(direct) {
+        if headers.peek().is_some() {
+            warn_untrusted_forwarding(direct);
+        }
         return direct;
     }
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all(X_FORWARDED_FOR)
-        .iter()
+    let forwarded: Vec<&str> = headers
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .collect();
     let mut client = direct;
     for hop in forwarded.iter().rev() {
-        match hop.trim().parse::<std::net::IpAddr>() {
-            Ok(ip) => {
+        match forwarded_address(hop.trim()) {
+            Some(ip) => {
                 client = ip.to_canonical();
                 if !trusted(client) {
                     break;
                 }
             }
             // A hop no trusted proxy wrote: stop at the last address one did.
-            Err(_) => break,
+            None => break,
         }
     }
     client
+}
+
+/// An address as proxies write it in `X-Forwarded-For`: `a.b.c.d`, an IPv6 address, or
+/// either with a port (`a.b.c.d:p`, `[v6]:p`), as some load balancers add.
+fn forwarded_address(hop: &str) -> Option<std::net::IpAddr> {
+    hop.parse()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Says once, in the log, that `X-Forwarded-For` came from a peer not in
+/// `server.trusted_proxies`: behind a proxy left out of it, every client shares the proxy's
+/// budget.
+fn warn_untrusted_forwarding(peer: std::net::IpAddr) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            %peer,
+            "X-Forwarded-For ignored: the peer is not in server.trusted_proxies, so the client \
+             address is the peer's (behind a proxy, list it there, or every client shares its \
+             address budget); said once"
+        )
+    });
 }
 
 /// The 429 for a request over its address's budget (`server.address_rate_limit`), if it is.
@@ -634,6 +658,20 @@ async fn ready(app: &App) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_may_carry_a_port() {
+        for (hop, ip) in [
+            ("198.51.100.7", "198.51.100.7"),
+            ("198.51.100.7:4711", "198.51.100.7"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("[2001:db8::1]:4711", "2001:db8::1"),
+        ] {
+            assert_eq!(forwarded_address(hop), Some(ip.parse().unwrap()), "{hop}");
+        }
+        assert_eq!(forwarded_address("unknown"), None);
+        assert_eq!(forwarded_address("_hidden"), None);
+    }
 
     #[test]
     fn a_host_is_an_authority() {

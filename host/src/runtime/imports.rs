@@ -155,11 +155,24 @@ enum Keys {
 
 trait KeysOf {
     fn kinds(&self) -> Keys;
+    /// A key of the host's own (its rate limits, its keyring) among them: a guest may not
+    /// read or write those.
+    fn host_owned(&self) -> Option<&str>;
+}
+
+/// The key families the host keeps for itself in the store.
+const HOST_OWNED: [&str; 2] = ["oauth:rate_limit:", "oauth:keyring:"];
+
+fn host_owned(key: &str) -> bool {
+    HOST_OWNED.iter().any(|prefix| key.starts_with(prefix))
 }
 
 impl KeysOf for String {
     fn kinds(&self) -> Keys {
         Keys::One(Kind::of(self))
+    }
+    fn host_owned(&self) -> Option<&str> {
+        host_owned(self).then_some(self.as_str())
     }
 }
 
@@ -167,9 +180,18 @@ impl KeysOf for Vec<String> {
     fn kinds(&self) -> Keys {
         Keys::Many(self.iter().map(|k| Kind::of(k)).collect())
     }
+    fn host_owned(&self) -> Option<&str> {
+        self.iter().find(|k| host_owned(k)).map(String::as_str)
+    }
 }
 
 impl KeysOf for store::Transaction {
+    fn host_owned(&self) -> Option<&str> {
+        let expected = self.expect.iter().map(|e| e.key.as_str());
+        let changed = self.changes.iter().map(|c| c.key.as_str());
+        expected.chain(changed).find(|k| host_owned(k))
+    }
+
     fn kinds(&self) -> Keys {
         let count = |written: bool, kinds: &[Kind]| {
             self.changes
@@ -262,6 +284,11 @@ macro_rules! store_imports {
 
             $(
                 async fn $op(&mut self, $key: $kty $(, $arg: $ty)*) -> StoreResult<$ret> {
+                    if let Some(key) = $key.host_owned() {
+                        return Err(StoreError::Rejected(format!(
+                            "{}: {key:?} is the host's own key", stringify!($op)
+                        )));
+                    }
                     let services = self.services.clone();
                     let operation = stringify!($op);
                     let keys = $key.kinds();
@@ -454,7 +481,25 @@ impl caller::Host for InstanceState {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize;
+    use super::{sanitize, KeysOf as _};
+
+    #[test]
+    fn the_hosts_own_keys_are_named_in_any_operation() {
+        let keyring = String::from(crate::keys::KEYRING_KEY);
+        assert_eq!(keyring.host_owned(), Some(crate::keys::KEYRING_KEY));
+        let limit = crate::store::rate_limit_key("demo");
+        let keys = vec!["oauth:access_token:{x}".to_owned(), limit.clone()];
+        assert_eq!(keys.host_owned(), Some(limit.as_str()));
+        let tx = crate::contract::store::Transaction {
+            expect: vec![crate::contract::store::Expect {
+                key: limit.clone(),
+                value: None,
+            }],
+            changes: Vec::new(),
+        };
+        assert_eq!(tx.host_owned(), Some(limit.as_str()));
+        assert_eq!(String::from("oauth:grant:{g}").host_owned(), None);
+    }
 
     #[test]
     fn guest_messages_cannot_forge_log_lines() {
