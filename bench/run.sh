@@ -197,7 +197,7 @@ cat > "$work/collect-challenges.lua" <<LUA
 local out
 function init(args) out = io.open("$work/challenges-" .. tostring(math.random(1e9)), "w") end
 function response(status, headers, body)
-  local c = (headers["Location"] or ""):match("login_challenge=([^&]+)")
+  local c = (headers["location"] or headers["Location"] or ""):match("login_challenge=([^&]+)")
   if c then out:write(c, "\n") end
 end
 LUA

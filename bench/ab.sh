@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# An A/B of two host builds on one request, in one run: the builds take turns, ROUNDS
+# times, each serving the same guest on the embedded store under the same wrk load; then
+# the median of each. For a change on the request path: build the other commit's host into
+# a file of its own and name both.
+#
+#   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST]   (ROUNDS=5 DURATION=10s CONNECTIONS=16)
+#
+# The config has no key newer than the oldest host still compared, and the guest must load
+# on both (a guest of an older contract does). The request is an introspection of a token
+# issued at start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+a=$1 b=$2
+source bench/host.sh
+guest=${3:-$guest}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16}
+PORT=18095
+command -v wrk >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
+}
+cat > "$work/ab.yaml" <<YAML
+tokenginx: { mode: memory }
+server: { port: $PORT }
+guest: { path: $guest }
+oauth:
+  issuer: http://127.0.0.1:$PORT
+  clients:
+    - client_id: bench
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+log: { level: warn }
+YAML
+
+run() { # host binary -> requests/s
+  "$1" serve --config "$work/ab.yaml" > /dev/null &
+  local pid=$!
+  until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
+    kill -0 "$pid" 2>/dev/null || { echo "$1 did not start" >&2; exit 1; }
+    sleep 0.05
+  done
+  local token
+  token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials \
+    "http://127.0.0.1:$PORT/api/v1/oauth/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  form_script "$work/introspect.lua" "token=$token"
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/introspect.lua" \
+    "http://127.0.0.1:$PORT/api/v1/oauth/introspect" | awk '/Requests\/sec/ {printf "%d\n", $2}'
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+echo "# $(date -u +%F) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# introspection, embedded store, wrk -t2 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds A then B"
+: > "$work/a.txt"; : > "$work/b.txt"
+for round in $(seq "$ROUNDS"); do
+  ra=$(run "$a"); rb=$(run "$b")
+  echo "round $round: A $ra req/s, B $rb req/s"
+  echo "$ra" >> "$work/a.txt"; echo "$rb" >> "$work/b.txt"
+done
+echo "median: A $(median < "$work/a.txt") req/s ($a), B $(median < "$work/b.txt") req/s ($b)"
