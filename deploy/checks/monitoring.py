@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 # What the host exposes: name -> (type, {label: allowed values, or None for any}).
-ROUTES = {"token", "introspect", "revoke", "metadata", "live", "ready", "metrics", "not_found"}
+ROUTES = {"token", "introspect", "revoke", "metadata", "authorize", "admin", "live", "ready",
+          "metrics", "not_found"}
 EXPORTS = {"info", "token", "introspect", "revoke", "metadata"}
 METRICS = {
     "tokenginx_token_created_total": ("counter", {}),
@@ -41,6 +42,9 @@ METRICS = {
     "tokenginx_guest_instances_active": ("gauge", {}),
     "tokenginx_guest_instances_limit": ("gauge", {}),
     "tokenginx_store_errors_total": ("counter", {"kind": {"unavailable", "rejected"}}),
+    "tokenginx_store_full": ("gauge", {}),
+    "tokenginx_address_rate_limited_total": ("counter", {"route": {"authorize"}}),
+    "tokenginx_address_budgets": ("gauge", {}),
     "tokenginx_build_info": ("gauge", {"version": None, "wasmtime": None}),
     "tokenginx_guest_info": ("gauge", {"name": None, "version": None, "sha256": None}),
     "tokenginx_guest_reloads_total": ("counter", {"result": {"ok", "refused", "rolled_back"}}),
