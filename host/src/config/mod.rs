@@ -8,10 +8,12 @@
 //! directory of the config file.
 
 mod checked;
+mod cidr;
 mod expand;
 mod raw;
 
 pub use checked::*;
+pub use cidr::Cidr;
 pub use raw::*;
 
 use std::fmt;

@@ -4,6 +4,7 @@
 mod address_budget;
 mod body;
 mod browser;
+mod client;
 mod form;
 mod responses;
 mod routes;

@@ -4,6 +4,7 @@
 use super::address_budget::AddressBudget;
 use super::body::{self, BodyError};
 use super::browser;
+use super::client;
 use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
 use crate::config::Cidr;
@@ -26,7 +27,6 @@ use tracing::Instrument as _;
 
 /// The header carrying a request's id, taken from the caller when it sends a sane one.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// How long `/health/ready` waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -194,7 +194,7 @@ pub(super) struct Facts {
 pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let peer = Peer {
-        addr: SocketAddr::new(client_address(&app, peer, &req), peer.addr.port()),
+        addr: SocketAddr::new(client::address(&app, peer, &req), peer.addr.port()),
         ..peer
     };
     let route = Route::of(&app, peer.listener, req.uri().path());
@@ -253,7 +253,7 @@ async fn respond(
         _ if req
             .headers()
             .get(HOST)
-            .is_some_and(|host| !valid_host(host.as_bytes())) =>
+            .is_some_and(|host| !client::valid_host(host.as_bytes())) =>
         {
             oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -280,7 +280,7 @@ async fn respond(
         }
         Route::Admin(_) if !browser::admin_authorized(app, &req) => browser::unauthorized(),
         Route::Admin(call) => browser::admin_call(app, call, peer, req, facts).await,
-        Route::Guest(Export::Authorize) => match over_budget(app, route, peer) {
+        Route::Guest(Export::Authorize) => match client::over_budget(app, route.label(), peer) {
             Some(response) => response,
             None => browser::authorize_call(app, peer, req, facts).await,
         },
@@ -315,111 +315,6 @@ async fn respond(
             )
         }
     }
-}
-
-/// Whether `host` is `host[:port]` as RFC 3986 writes an authority without user info: a
-/// registered name, an IPv4 address or a bracketed IPv6 one, and digits for the port.
-fn valid_host(host: &[u8]) -> bool {
-    let Ok(host) = std::str::from_utf8(host) else {
-        return false;
-    };
-    let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) if !name.starts_with('[') || name.ends_with(']') => (name, Some(port)),
-        _ => (host, None),
-    };
-    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    let name_ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
-        }
-    };
-    port_ok && name_ok
-}
-
-/// The client's address: the connection's peer, or where a trusted proxy
-/// (`server.trusted_proxies`) says the request came from: the last address in
-/// `X-Forwarded-For` that is not itself a trusted proxy, as each proxy appends the address it
-/// received the request from.
-fn client_address<B>(app: &App, peer: Peer, req: &Request<B>) -> std::net::IpAddr {
-    let direct = peer.addr.ip().to_canonical();
-    let trusted = |ip: std::net::IpAddr| app.trusted_proxies.iter().any(|c| c.contains(ip));
-    let mut headers = req.headers().get_all(X_FORWARDED_FOR).iter().peekable();
-    if !trusted(direct) {
-        if headers.peek().is_some() {
-            warn_untrusted_forwarding(direct);
-        }
-        return direct;
-    }
-    let forwarded: Vec<&str> = headers
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    let mut client = direct;
-    for hop in forwarded.iter().rev() {
-        match forwarded_address(hop.trim()) {
-            Some(ip) => {
-                client = ip.to_canonical();
-                if !trusted(client) {
-                    break;
-                }
-            }
-            // A hop no trusted proxy wrote: stop at the last address one did.
-            None => break,
-        }
-    }
-    client
-}
-
-/// An address as proxies write it in `X-Forwarded-For`: `a.b.c.d`, an IPv6 address, or
-/// either with a port (`a.b.c.d:p`, `[v6]:p`), as some load balancers add.
-fn forwarded_address(hop: &str) -> Option<std::net::IpAddr> {
-    hop.parse()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
-}
-
-/// Says once, in the log, that `X-Forwarded-For` came from a peer not in
-/// `server.trusted_proxies`: behind a proxy left out of it, every client shares the proxy's
-/// budget.
-fn warn_untrusted_forwarding(peer: std::net::IpAddr) {
-    static WARNED: std::sync::Once = std::sync::Once::new();
-    WARNED.call_once(|| {
-        tracing::warn!(
-            %peer,
-            "X-Forwarded-For ignored: the peer is not in server.trusted_proxies, so the client \
-             address is the peer's (behind a proxy, list it there, or every client shares its \
-             address budget); said once"
-        )
-    });
-}
-
-/// The 429 for a request over its address's budget (`server.address_rate_limit`), if it is.
-fn over_budget(app: &App, route: Route, peer: Peer) -> Option<Response<Body>> {
-    let wait = app
-        .address_budget
-        .as_ref()?
-        .charge(peer.addr.ip(), Instant::now())?;
-    app.services
-        .metrics
-        .address_rate_limited
-        .with_label_values(&[route.label()])
-        .inc();
-    let mut response = oauth_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "temporarily_unavailable",
-        "too many requests from this address; try again later",
-    );
-    let seconds = wait.as_millis().div_ceil(1000).max(1);
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response
-            .headers_mut()
-            .insert(hyper::header::RETRY_AFTER, value);
-    }
-    Some(response)
 }
 
 /// The caller's `X-Request-Id` if it is a plausible id (1 to 128 characters from
@@ -658,45 +553,6 @@ async fn ready(app: &App) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forwarded_addresses_may_carry_a_port() {
-        for (hop, ip) in [
-            ("198.51.100.7", "198.51.100.7"),
-            ("198.51.100.7:4711", "198.51.100.7"),
-            ("2001:db8::1", "2001:db8::1"),
-            ("[2001:db8::1]:4711", "2001:db8::1"),
-        ] {
-            assert_eq!(forwarded_address(hop), Some(ip.parse().unwrap()), "{hop}");
-        }
-        assert_eq!(forwarded_address("unknown"), None);
-        assert_eq!(forwarded_address("_hidden"), None);
-    }
-
-    #[test]
-    fn a_host_is_an_authority() {
-        for good in [
-            "issuer.test",
-            "127.0.0.1:8080",
-            "[::1]:8080",
-            "[::1]",
-            "a-b.example:1",
-        ] {
-            assert!(valid_host(good.as_bytes()), "{good}");
-        }
-        for bad in [
-            "a b",
-            "",
-            "[::1",
-            "host:80a",
-            "host:123456",
-            "a/b",
-            "a@b",
-            "[zz]:1",
-        ] {
-            assert!(!valid_host(bad.as_bytes()), "{bad}");
-        }
-    }
 
     #[test]
     fn new_request_ids_are_distinct_hex() {
