@@ -78,11 +78,13 @@ pub struct TestHost {
     before_apply: RefCell<Option<Concurrent>>,
     /// Warnings the logic logged.
     warnings: RefCell<Vec<String>>,
-    /// What `seal` handed out: text -> (purpose, value, expiry in ms of the clock above).
-    /// The host seals with a key; here the text is a handle, which keeps a test's sealed
-    /// values as opaque as the host's.
-    sealed: RefCell<HashMap<String, (String, Vec<u8>, u64)>>,
+    /// What `seal` handed out, by text. The host seals with a key; here the text is a
+    /// handle, which keeps a test's sealed values as opaque as the host's.
+    sealed: RefCell<HashMap<String, Sealed>>,
 }
+
+/// A sealed value: its purpose, its bytes, and its expiry in ms of the test clock.
+type Sealed = (String, Vec<u8>, u64);
 
 impl Default for TestHost {
     fn default() -> Self {
