@@ -150,22 +150,29 @@ function response(status, headers, body)
   if t then out:write(t, "\n") end
 end
 LUA
-cat > "$work/revoke.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "$basic"
-local tokens, i = {}, 0
+# A wrk script sending each line of a file in turn (the two threads interleaved), cycling
+# back to the first when the lines run out: its header lines, then how a line (`item`)
+# becomes a request.
+cycling_script() { # script, lines file, header lines (Lua), request (Lua, of item)
+  cat > "$1" <<LUA
+$3
+local items, i = {}, 0
 local counter = 0
 function setup(thread) counter = counter + 1; thread:set("id", counter) end
 function init(args)
-  for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
+  for line in io.lines("$2") do items[#items + 1] = line end
   i = id or 0
 end
 function request()
   i = i + 2
-  return wrk.format(nil, nil, nil, "token=" .. tokens[(i % #tokens) + 1])
+  local item = items[(i % #items) + 1]
+  return $4
 end
 LUA
+}
+cycling_script "$work/revoke.lua" "$work/tokens.txt" "wrk.method = \"POST\"
+wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
+wrk.headers[\"Authorization\"] = \"$basic\"" 'wrk.format(nil, nil, nil, "token=" .. item)'
 
 # Each thread takes every other refresh token of the file; a request draws one from the
 # thread's pool and its answer puts the next one back, so no token is ever used twice.
@@ -201,22 +208,10 @@ function response(status, headers, body)
   if c then out:write(c, "\n") end
 end
 LUA
-cat > "$work/accept.lua" <<LUA
-wrk.method = "PUT"
-wrk.body = '{"subject":"bench"}'
-wrk.headers["Content-Type"] = "application/json"
-local challenges, i = {}, 0
-local counter = 0
-function setup(thread) counter = counter + 1; thread:set("id", counter) end
-function init(args)
-  for line in io.lines("$work/challenges.txt") do challenges[#challenges + 1] = line end
-  i = id or 0
-end
-function request()
-  i = i + 2
-  return wrk.format(nil, "/admin/oauth2/auth/requests/login/accept?login_challenge=" .. challenges[(i % #challenges) + 1])
-end
-LUA
+cycling_script "$work/accept.lua" "$work/challenges.txt" "wrk.method = \"PUT\"
+wrk.body = '{\"subject\":\"bench\"}'
+wrk.headers[\"Content-Type\"] = \"application/json\"" \
+  'wrk.format(nil, "/admin/oauth2/auth/requests/login/accept?login_challenge=" .. item)'
 
 bench_store() { # label, tokenginx section, store pids
   local label=$1 store=$2 store_pids=${3:-}
