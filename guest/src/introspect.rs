@@ -48,7 +48,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                 client_id: &record.client_id,
                 sub: &record.user_id,
                 token_type: &record.token_type,
-                token_use: match record.token_type == crate::token::REFRESH_TOKEN {
+                token_use: match record.token_type == crate::issue::REFRESH_TOKEN {
                     true => "refresh_token",
                     false => "access_token",
                 },

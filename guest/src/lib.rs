@@ -4,18 +4,22 @@
 //! natively; `wasm.rs` is the thin layer that binds [`Host`] to the component's imports and
 //! exports the endpoints of `wit/oauth.wit`.
 //!
-//! - [`token`]: RFC 6749 section 4.4, the `client_credentials` grant; the
-//!   `authorization_code` grant (`flow/`), and the grants it starts, with their refresh
-//!   tokens (`grant/`).
+//! - [`token`]: the token endpoint (RFC 6749 section 3.2), which hands each request to its
+//!   grant's module: `client_credentials`, `flow/code` (`authorization_code`) and
+//!   `grant/refresh` (`refresh_token`); `issue` is what they share.
+//! - `flow/`: the authorization code flow (the authorization endpoint, the admin API, the
+//!   code); `grant/`: the user's grants a code starts, and their refresh tokens.
 //! - [`introspect`]: RFC 7662.
 //! - [`revoke`]: RFC 7009.
 //! - [`metadata`]: RFC 8414.
 
 mod client_auth;
+mod client_credentials;
 mod flow;
 mod grant;
 mod host;
 mod introspect;
+mod issue;
 mod metadata;
 mod params;
 mod record;
@@ -50,9 +54,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What this guest serves, as it tells the host (`capabilities`) and clients (metadata).
 pub const GRANT_TYPES: [&str; 3] = [
-    token::CLIENT_CREDENTIALS,
-    token::AUTHORIZATION_CODE,
-    token::REFRESH_TOKEN,
+    issue::CLIENT_CREDENTIALS,
+    issue::AUTHORIZATION_CODE,
+    issue::REFRESH_TOKEN,
 ];
 pub const RESPONSE_TYPES: [&str; 1] = ["code"];
 pub const ENDPOINTS: [&str; 6] = [

@@ -45,7 +45,7 @@ pub fn metadata(host: &impl Host) -> Response {
         // Codes come from the flow, and refresh tokens from codes.
         grant_types_supported: GRANT_TYPES
             .into_iter()
-            .filter(|g| flow || *g == crate::token::CLIENT_CREDENTIALS)
+            .filter(|g| flow || *g == crate::issue::CLIENT_CREDENTIALS)
             .collect(),
         response_types_supported: if flow { &RESPONSE_TYPES } else { &[] },
         code_challenge_methods_supported: flow.then_some(["S256"]),

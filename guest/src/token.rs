@@ -1,29 +1,13 @@
-//! The token endpoint (RFC 6749 section 3.2): the `client_credentials` grant (section 4.4),
-//! the `authorization_code` grant (section 4.1.3, with PKCE: [`crate::flow::code`]) and the
-//! `refresh_token` grant (section 6: [`crate::grant`]).
+//! The token endpoint (RFC 6749 section 3.2): it authenticates the client, checks the grant
+//! type, and hands the request to the grant's own module: [`crate::client_credentials`]
+//! (section 4.4), [`crate::flow::code`] (`authorization_code`, section 4.1.3, with PKCE) and
+//! [`crate::grant::refresh`] (`refresh_token`, section 6).
 
 use crate::client_auth::{authenticate, Authenticated};
+use crate::issue::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN};
 use crate::params::param;
-use crate::record::{access_token_key, new_secret, TokenRecord};
-use crate::response::{finish, json, store_failure, OAuthError};
-use crate::{scope, Client, Host, Level, Request, Response};
-use serde::Serialize;
-
-pub(crate) const CLIENT_CREDENTIALS: &str = "client_credentials";
-pub(crate) const AUTHORIZATION_CODE: &str = "authorization_code";
-pub(crate) const REFRESH_TOKEN: &str = "refresh_token";
-
-/// A successful token response (RFC 6749 section 5.1).
-#[derive(Serialize)]
-pub(crate) struct TokenResponse<'a> {
-    pub access_token: &'a str,
-    pub token_type: &'a str,
-    pub expires_in: u64,
-    pub scope: &'a str,
-    /// Never for `client_credentials` (section 4.4.3).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<&'a str>,
-}
+use crate::response::{finish, OAuthError};
+use crate::{Host, Request, Response};
 
 pub fn token(host: &impl Host, req: &Request) -> Response {
     finish(issue(host, req))
@@ -51,98 +35,15 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     }
     match grant_type {
         AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req),
-        REFRESH_TOKEN => crate::grant::refresh(host, &client, req),
-        _ => {
-            let scope = scope::grant(&client, param(req, "scope"))?;
-            charge(host, &client)?;
-            let claims = Claims {
-                user_id: client.client_id.clone(),
-                scope,
-                ext: None,
-            };
-            issue_token(host, &client, claims, &req.client_ip)
-        }
+        REFRESH_TOKEN => crate::grant::refresh::refresh(host, &client, req),
+        _ => crate::client_credentials::issue(host, &client, req),
     }
-}
-
-/// Charges the client's rate limit: only once it has authenticated, so that no one else can
-/// spend its budget, and before anything is written, so that the budget bounds what it
-/// stores.
-pub(crate) fn charge(host: &impl Host, client: &Client) -> Result<(), OAuthError> {
-    match host.rate_limit(&client.client_id) {
-        Ok(None) => Ok(()),
-        Ok(Some(wait_ms)) => Err(OAuthError::rate_limited(wait_ms)),
-        Err(e) => Err(store_failure(host, e)),
-    }
-}
-
-/// What an access token stands for.
-pub(crate) struct Claims {
-    /// The resource owner: the signed-in user, or for `client_credentials` the client.
-    pub user_id: String,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// Claims the consent app added (Hydra's `session.access_token`).
-    pub ext: Option<serde_json::Value>,
-}
-
-/// Issues a `client_credentials` access token for `claims` to `client`.
-fn issue_token(
-    host: &impl Host,
-    client: &Client,
-    claims: Claims,
-    client_ip: &str,
-) -> Result<Response, OAuthError> {
-    let now = host.now_ms() / 1000;
-    let ttl = client.access_token_ttl;
-    let record = TokenRecord {
-        user_id: claims.user_id,
-        scope: claims.scope,
-        created_at: now,
-        client_ip: client_ip.to_owned(),
-        client_id: client.client_id.clone(),
-        expires_at: now + ttl,
-        token_type: "Bearer".into(),
-        ext: claims.ext,
-    };
-    let value = serde_json::to_vec(&record).expect("records serialize");
-
-    // 256 random bits never collide in practice; `insert` (SET NX) makes sure a collision
-    // could never overwrite another client's token.
-    for _ in 0..3 {
-        let token = new_secret(host);
-        let key = access_token_key(&token).expect("issued tokens are well formed");
-        match host.store_insert(&key, &value, ttl * 1000) {
-            Ok(true) => {
-                host.log(
-                    Level::Info,
-                    &format!(
-                        "issued access token to client {:?} with scope {:?}",
-                        client.client_id, record.scope
-                    ),
-                );
-                let response = json(
-                    200,
-                    &TokenResponse {
-                        access_token: &token,
-                        token_type: "Bearer",
-                        expires_in: ttl,
-                        scope: &record.scope,
-                        refresh_token: None,
-                    },
-                );
-                return Ok(response);
-            }
-            Ok(false) => continue,
-            Err(e) => return Err(store_failure(host, e)),
-        }
-    }
-    Err(OAuthError::server_error("could not store a new token"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{access_token_key, TokenRecord};
     use crate::testing::{basic, body, form, TestHost, DEMO_ID, DEMO_SECRET};
 
     fn token_request(params: &[(&str, &str)]) -> Request {

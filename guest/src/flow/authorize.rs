@@ -240,7 +240,7 @@ fn check(
     if !client
         .grant_types
         .iter()
-        .any(|g| g == crate::token::AUTHORIZATION_CODE)
+        .any(|g| g == crate::issue::AUTHORIZATION_CODE)
     {
         return Err(OAuthError::unauthorized_client(
             "this client may not use the authorization_code grant",

@@ -8,10 +8,10 @@
 //! issued from it (section 4.1.2).
 
 use super::Flow;
+use crate::issue::{charge, Claims};
 use crate::params::param;
 use crate::record::{new_secret, secret_key};
 use crate::response::{store_failure, OAuthError};
-use crate::token::{charge, Claims};
 use crate::{Client, Host, Level, Request, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
