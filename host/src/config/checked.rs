@@ -1,40 +1,13 @@
 //! The checked configuration: typed values that the rest of the host uses as they are.
 
 use super::cidr::Cidr;
+use super::oauth::{check_oauth, OAuthSettings};
 use super::raw::*;
-use crate::contract::settings;
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A registered client: its record as the guest reads it (`settings.find-client`, the
-/// secret reduced to its digest), and what the host keeps of it besides.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub record: settings::Client,
-    /// What the browser flows need of it (`settings.find-registration`).
-    pub registration: settings::Registration,
-    /// How its grants' refresh tokens live (`settings.find-refresh-policy`).
-    pub refresh: settings::RefreshPolicy,
-    /// None: `unlimited`.
-    pub rate_limit: Option<RateLimit>,
-    /// The store key of this client's rate-limit bucket, computed once at load
-    /// ([`crate::store::rate_limit_key`]).
-    pub rate_limit_key: String,
-}
-
-/// The OAuth settings the guest reads through its `settings` import.
-#[derive(Debug)]
-pub struct OAuthSettings {
-    pub issuer: String,
-    pub clients: HashMap<String, Client>,
-    pub scopes_supported: Vec<String>,
-    /// The operator's login and consent app; none without browser flows.
-    pub flow: Option<settings::Flow>,
-}
 
 /// A loaded, checked configuration.
 #[derive(Debug)]
@@ -157,12 +130,6 @@ pub struct Metrics {
     pub management: Option<SocketAddr>,
 }
 
-const MIN_SECRET_LEN: usize = 16;
-const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
-const MAX_GRANT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Hydra caps its `rotation_grace_period` alike: a longer window is a longer replay.
-const MAX_REUSE_GRACE: Duration = Duration::from_secs(300);
-
 /// Checks `config`, whose relative paths are relative to `base`, into typed values; an
 /// error names the key.
 pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
@@ -199,7 +166,10 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     })
 }
 
-fn bad<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, (String, String)> {
+pub(super) fn bad<T>(
+    key: impl Into<String>,
+    message: impl Into<String>,
+) -> Result<T, (String, String)> {
     Err((key.into(), message.into()))
 }
 
@@ -434,238 +404,6 @@ pub(super) fn check_guest(
     Ok(guest)
 }
 
-fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, String)> {
-    let issuer = oauth.issuer;
-    let scheme_ok = issuer.starts_with("https://") || issuer.starts_with("http://");
-    if !scheme_ok
-        || issuer.ends_with('/')
-        || issuer.contains(['?', '#'])
-        || issuer.contains(char::is_whitespace)
-    {
-        return bad(
-            "oauth.issuer",
-            format!("{issuer:?} must be an http(s) URL without query, fragment or trailing slash"),
-        );
-    }
-    let default_limit =
-        check_rate_limit(oauth.rate_limit).map_err(|m| ("oauth.rate_limit".to_owned(), m))?;
-    let max_lifetime = oauth.grant_max_lifetime;
-    if max_lifetime < Duration::from_secs(1) || max_lifetime > MAX_GRANT_LIFETIME {
-        return bad("oauth.grant_max_lifetime", "must be between 1s and 365d");
-    }
-    // A refresh token outliving its grant would only mislead: the grant ends it anyway.
-    let check_refresh_ttl = |key: String, ttl: Duration| {
-        if ttl < Duration::from_secs(1) || ttl > max_lifetime {
-            return bad(key, "must be between 1s and oauth.grant_max_lifetime");
-        }
-        Ok(ttl)
-    };
-    let default_refresh_ttl =
-        check_refresh_ttl("oauth.refresh_token_ttl".into(), oauth.refresh_token_ttl)?;
-    let grace = oauth.refresh_token_reuse_grace;
-    if grace > MAX_REUSE_GRACE {
-        return bad(
-            "oauth.refresh_token_reuse_grace",
-            "must be at most 5m (0s: off)",
-        );
-    }
-    let mut clients = HashMap::new();
-    let mut all_scopes = BTreeSet::new();
-    for (i, c) in oauth.clients.into_iter().enumerate() {
-        let key = |field: &str| format!("oauth.clients[{i}].{field}");
-        if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
-            return bad(
-                key("client_id"),
-                "must be non-empty without control characters",
-            );
-        }
-        let method = c
-            .token_endpoint_auth_method
-            .clone()
-            .unwrap_or_else(|| "client_secret_basic".into());
-        let public = match method.as_str() {
-            "client_secret_basic" | "client_secret_post" => false,
-            "none" => true,
-            other => {
-                return bad(
-                    key("token_endpoint_auth_method"),
-                    format!("{other:?} is not client_secret_basic, client_secret_post or none"),
-                )
-            }
-        };
-        let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
-            (Some(_), _) | (_, Some(_)) if public => {
-                return bad(
-                    key("client_secret"),
-                    "a public client (token_endpoint_auth_method: none) has no secret",
-                )
-            }
-            (None, None) if public => Vec::new(),
-            (Some(secret), None) => {
-                if secret.len() < MIN_SECRET_LEN {
-                    return bad(
-                        key("client_secret"),
-                        format!(
-                            "must be at least {MIN_SECRET_LEN} characters (is its variable set?)"
-                        ),
-                    );
-                }
-                Sha256::digest(secret.as_bytes()).to_vec()
-            }
-            (None, Some(hex_digest)) => {
-                let mut digest = [0u8; 32];
-                if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
-                    return bad(key("client_secret_sha256"), "must be 64 hex digits");
-                }
-                digest.to_vec()
-            }
-            _ => {
-                return bad(
-                    key("client_secret"),
-                    "set exactly one of client_secret and client_secret_sha256 (or \
-                     token_endpoint_auth_method: none for a public client)",
-                )
-            }
-        };
-        for (j, uri) in c.redirect_uris.iter().enumerate() {
-            check_redirect_uri(uri).map_err(|m| (key(&format!("redirect_uris[{j}]")), m))?;
-        }
-        for scope in &c.scopes {
-            if !tokenginx_syntax::is_scope_token(scope) {
-                return bad(
-                    key("scopes"),
-                    format!("{scope:?} is not a valid scope token (RFC 6749 section 3.3)"),
-                );
-            }
-        }
-        if let Some(extra) = c.default_scopes.iter().find(|s| !c.scopes.contains(s)) {
-            return bad(key("default_scopes"), format!("{extra:?} is not in scopes"));
-        }
-        // Which grant types the guest serves is the guest's to say: checked when it loads.
-        if let Some(malformed) = c
-            .grant_types
-            .iter()
-            .find(|g| !tokenginx_syntax::is_grant_type(g))
-        {
-            return bad(
-                key("grant_types"),
-                format!("{malformed:?} is not a grant type (RFC 6749 appendix A.10)"),
-            );
-        }
-        if c.access_token_ttl < Duration::from_secs(1) || c.access_token_ttl > MAX_TOKEN_TTL {
-            return bad(key("access_token_ttl"), "must be between 1s and 24h");
-        }
-        let rate_limit = match c.rate_limit {
-            Some(limit) => check_rate_limit(limit).map_err(|m| (key("rate_limit"), m))?,
-            None => default_limit,
-        };
-        let refresh_token_ttl = match c.refresh_token_ttl {
-            Some(ttl) => check_refresh_ttl(key("refresh_token_ttl"), ttl)?,
-            None => default_refresh_ttl,
-        };
-        all_scopes.extend(c.scopes.iter().cloned());
-        let client = Client {
-            refresh: settings::RefreshPolicy {
-                refresh_token_ttl: refresh_token_ttl.as_secs(),
-                grant_max_lifetime: max_lifetime.as_secs(),
-                reuse_grace_ms: grace.as_millis() as u64,
-            },
-            rate_limit,
-            rate_limit_key: crate::store::rate_limit_key(&c.client_id),
-            registration: settings::Registration {
-                client_name: c.client_name,
-                redirect_uris: c.redirect_uris,
-                token_endpoint_auth_method: method,
-                skip_consent: c.skip_consent,
-            },
-            record: settings::Client {
-                client_id: c.client_id.clone(),
-                secret_sha256,
-                scopes: c.scopes,
-                default_scopes: c.default_scopes,
-                grant_types: c.grant_types,
-                access_token_ttl: c.access_token_ttl.as_secs(),
-            },
-        };
-        if clients.insert(c.client_id.clone(), client).is_some() {
-            return bad(
-                key("client_id"),
-                format!("{:?} is registered twice", c.client_id),
-            );
-        }
-    }
-    let flow = match (oauth.login_url, oauth.consent_url) {
-        (None, None) => None,
-        (Some(login_url), Some(consent_url)) => {
-            for (key, url) in [
-                ("oauth.login_url", &login_url),
-                ("oauth.consent_url", &consent_url),
-            ] {
-                check_app_url(url).map_err(|m| (key.to_owned(), m))?;
-            }
-            let ttl = oauth.authorization_code_ttl;
-            if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(600) {
-                return bad("oauth.authorization_code_ttl", "must be between 1s and 10m");
-            }
-            Some(settings::Flow {
-                login_url,
-                consent_url,
-                authorization_code_ttl: ttl.as_secs(),
-            })
-        }
-        (Some(_), None) => return bad("oauth.consent_url", "is required with login_url"),
-        (None, Some(_)) => return bad("oauth.login_url", "is required with consent_url"),
-    };
-    Ok(OAuthSettings {
-        issuer,
-        clients,
-        scopes_supported: all_scopes.into_iter().collect(),
-        flow,
-    })
-}
-
-/// A URL of the operator's login or consent app: http(s), without a fragment or a query
-/// (the service appends its own).
-fn check_app_url(url: &str) -> Result<(), String> {
-    let uri: hyper::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https"))
-        || uri.host().is_none()
-        || uri.query().is_some()
-        || url.contains('#')
-    {
-        return Err(format!(
-            "{url:?} must be an http(s) URL without query or fragment"
-        ));
-    }
-    Ok(())
-}
-
-/// A registered redirect URI (RFC 9700 section 2.1): absolute, https or http on a loopback
-/// address (a native app, RFC 8252 section 7.3), without a fragment.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.contains('#') {
-        return Err(format!("{uri:?} has a fragment"));
-    }
-    let parsed: hyper::Uri = uri
-        .parse()
-        .map_err(|_| format!("{uri:?} is not an absolute URI"))?;
-    let host = parsed
-        .host()
-        .ok_or_else(|| format!("{uri:?} is not an absolute URI"))?;
-    let loopback = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if loopback => Ok(()),
-        _ => Err(format!(
-            "{uri:?} must be https, or http on a loopback address (127.0.0.1, [::1])"
-        )),
-    }
-}
-
 fn check_admin(
     admin: AdminConfig,
     base: &Path,
@@ -765,7 +503,7 @@ fn check_keys(keys: KeysConfig, store: &Store, flow: bool) -> Result<Keys, (Stri
 }
 
 /// The budget `limit` describes (none for `unlimited`), if it is one.
-fn check_rate_limit(limit: RateLimitConfig) -> Result<Option<RateLimit>, String> {
+pub(super) fn check_rate_limit(limit: RateLimitConfig) -> Result<Option<RateLimit>, String> {
     let limit = match limit {
         RateLimitConfig::Unlimited(_) => return Ok(None),
         RateLimitConfig::Budget(budget) => budget,

@@ -1,0 +1,492 @@
+use super::*;
+use crate::store::RateLimit;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const MINIMAL: &str = "
+guest:
+  path: guest.wasm
+oauth:
+  issuer: http://127.0.0.1:8080
+  clients:
+    - client_id: demo
+      client_secret: ${SECRET}
+      scopes: [read, write]
+      default_scopes: [read]
+";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SECRET" => Some("a-secret-of-enough-length".into()),
+        "PORT" => Some("9090".into()),
+        "TRICKY" => Some("pa: ss # word".into()),
+        _ => None,
+    }
+}
+
+fn parse_str(text: &str) -> Result<Loaded, ConfigError> {
+    parse(Path::new("conf/test.yaml"), text, &env)
+}
+
+fn error(text: &str) -> String {
+    parse_str(text).unwrap_err().to_string()
+}
+
+#[test]
+fn a_minimal_file_gets_safe_defaults() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert_eq!(c.server.addr, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(c.server.max_body_size, 65536);
+    assert!(matches!(
+        c.store,
+        Store::Memory {
+            max_entries: 1_000_000
+        }
+    ));
+    assert_eq!(
+        c.guest.path,
+        Path::new("conf/guest.wasm"),
+        "relative to the config file"
+    );
+    let demo = &c.oauth.clients["demo"];
+    assert_eq!(
+        demo.record.secret_sha256,
+        Sha256::digest(b"a-secret-of-enough-length").to_vec()
+    );
+    assert_eq!(demo.record.access_token_ttl, 3600);
+    assert_eq!(c.oauth.scopes_supported, ["read", "write"]);
+    assert!(c.server.tls.is_none());
+    assert_eq!(c.guest.fuel, None);
+    assert_eq!(c.guest.cache_dir, None);
+    assert_eq!(c.guest.failure_policy.action, FailureAction::KeepServing);
+}
+
+#[test]
+fn https_settings_are_checked_together() {
+    let with = |tls: &str| format!("server:\n  tls:\n{tls}{MINIMAL}");
+    let e = error(&with("    enabled: true\n    cert_file: c.pem\n"));
+    assert!(e.contains("server.tls.key_file: is required"), "{e}");
+    let e = error(&with(
+        "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n    client_auth: required\n",
+    ));
+    assert!(e.contains("server.tls.client_ca_file"), "{e}");
+    let e = error(&with("    introspect_requires_client_cert: true\n"));
+    assert!(
+        e.contains("server.tls.introspect_requires_client_cert"),
+        "TLS off: {e}"
+    );
+    let e = error(&with("    client_auth: sometimes\n"));
+    assert!(e.contains("server.tls.client_auth"), "{e}");
+    let c = parse_str(&with(
+        "    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n",
+    ))
+    .unwrap();
+    let tls = c.server.tls.expect("enabled");
+    assert_eq!(tls.cert_file, Path::new("conf/c.pem"));
+    assert!(tls.client_certs.is_none());
+}
+
+#[test]
+fn guest_limits_and_policy_are_checked() {
+    let e = error(&MINIMAL.replace("guest:\n", "guest:\n  fuel: 0\n"));
+    assert!(e.contains("guest.fuel"), "{e}");
+    let e = error(&MINIMAL.replace("guest:\n", "guest:\n  failure_policy:\n    action: panic\n"));
+    assert!(e.contains("guest.failure_policy.action"), "{e}");
+    let c = parse_str(&MINIMAL.replace(
+            "guest:\n",
+            "guest:\n  cache_dir: cache\n  failure_policy:\n    consecutive: 3\n    action: roll_back\n",
+        ))
+        .unwrap();
+    assert_eq!(c.guest.cache_dir.as_deref(), Some(Path::new("conf/cache")));
+    assert_eq!(c.guest.failure_policy.consecutive, 3);
+    assert_eq!(c.guest.failure_policy.action, FailureAction::RollBack);
+}
+
+#[test]
+fn rate_limits_default_for_the_service_and_may_be_set_per_client() {
+    let c = parse_str(MINIMAL).unwrap();
+    let default = RateLimit {
+        interval: Duration::from_millis(50),
+        burst: 40,
+    };
+    assert_eq!(c.oauth.clients["demo"].rate_limit, Some(default));
+    let c = parse_str(&MINIMAL.replace(
+        "      default_scopes: [read]\n",
+        "      default_scopes: [read]\n      rate_limit: {requests: 100, per: 1m, burst: 5}\n",
+    ))
+    .unwrap();
+    let demo = &c.oauth.clients["demo"];
+    let limit = demo.rate_limit.unwrap();
+    assert_eq!(limit.interval, Duration::from_millis(600));
+    assert_eq!(limit.burst, 5);
+    assert_eq!(
+        demo.rate_limit_key,
+        format!(
+            "oauth:rate_limit:{{{}}}",
+            hex::encode(Sha256::digest(b"demo"))
+        )
+    );
+    let e = error(&MINIMAL.replace(
+        "  clients:\n",
+        "  rate_limit: {requests: 0, burst: 1}\n  clients:\n",
+    ));
+    assert!(
+        e.contains("oauth.rate_limit: requests, per and burst"),
+        "{e}"
+    );
+    let e = error(&MINIMAL.replace(
+        "      default_scopes: [read]\n",
+        "      default_scopes: [read]\n      rate_limit: {requests: 2000000, burst: 1}\n",
+    ));
+    assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+    let c = parse_str(&MINIMAL.replace(
+        "      default_scopes: [read]\n",
+        "      default_scopes: [read]\n      rate_limit: unlimited\n",
+    ))
+    .unwrap();
+    assert_eq!(c.oauth.clients["demo"].rate_limit, None);
+    let e = error(&MINIMAL.replace(
+        "      default_scopes: [read]\n",
+        "      default_scopes: [read]\n      rate_limit: endless\n",
+    ));
+    assert!(e.contains("oauth.clients[0].rate_limit"), "{e}");
+}
+
+#[test]
+fn the_embedded_store_is_capped_by_default() {
+    let e = error(&format!("tokenginx:\n  max_entries: 0\n{MINIMAL}"));
+    assert!(e.contains("tokenginx.max_entries"), "{e}");
+}
+
+#[test]
+fn the_management_listener_is_optional_and_apart_from_the_public_one() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert_eq!(
+        c.metrics.management, None,
+        "metrics share the public port by default"
+    );
+    let e = error(&format!("metrics:\n  port: 8080\n{MINIMAL}"));
+    assert!(e.contains("metrics.port: must differ"), "{e}");
+    let e = error(&format!(
+        "metrics:\n  host: everywhere\n  port: 9090\n{MINIMAL}"
+    ));
+    assert!(e.contains("metrics.host"), "{e}");
+    let c = parse_str(&format!(
+        "metrics:\n  host: 0.0.0.0\n  port: 9090\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.management, Some("0.0.0.0:9090".parse().unwrap()));
+    assert_eq!(c.metrics.path.as_deref(), Some("/metrics"));
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = error(&format!("server:\n  prot: 1\n{MINIMAL}"));
+    assert!(
+        e.starts_with("conf/test.yaml: server.prot: unknown field `prot`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let e = error(&format!("server:\n  read_timeout: soon\n{MINIMAL}"));
+    assert!(
+        e.starts_with("conf/test.yaml: server.read_timeout: \"soon\" is not a duration"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_whole_variable_becomes_a_number_where_one_is_expected() {
+    let c = parse_str(&format!("server:\n  port: ${{PORT}}\n{MINIMAL}")).unwrap();
+    assert_eq!(c.server.addr.port(), 9090);
+}
+
+#[test]
+fn variables_cannot_change_the_document_structure() {
+    let c = parse_str(&format!(
+            "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n  password: ${{TRICKY}}\n{MINIMAL}"
+        ))
+        .unwrap();
+    let Store::Redis(redis) = c.store else {
+        panic!("a Redis store")
+    };
+    assert_eq!(redis.password.as_deref(), Some("pa: ss # word"));
+}
+
+#[test]
+fn an_unset_variable_is_an_error_naming_it_and_the_key() {
+    let e = error(&MINIMAL.replace("${SECRET}", "${MISSING}"));
+    assert_eq!(
+        e,
+        "conf/test.yaml: oauth.clients[0].client_secret: environment variable MISSING is not set"
+    );
+}
+
+#[test]
+fn a_default_applies_when_the_variable_is_unset() {
+    let c = parse_str(&MINIMAL.replace("${SECRET}", "${MISSING:-another-long-secret}")).unwrap();
+    assert_eq!(
+        c.oauth.clients["demo"].record.secret_sha256,
+        Sha256::digest(b"another-long-secret").to_vec()
+    );
+}
+
+#[test]
+fn short_secrets_and_foreign_default_scopes_are_refused() {
+    let e = error(&MINIMAL.replace("${SECRET}", "short"));
+    assert!(
+        e.contains("oauth.clients[0].client_secret: must be at least 16"),
+        "{e}"
+    );
+    let e = error(&MINIMAL.replace("default_scopes: [read]", "default_scopes: [admin]"));
+    assert!(
+        e.contains("oauth.clients[0].default_scopes: \"admin\" is not in scopes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_client_id_registered_twice_is_refused() {
+    let twice = format!("{MINIMAL}    - client_id: demo\n      client_secret: another-long-secret\n      scopes: [read]\n");
+    assert!(error(&twice).contains("oauth.clients[1].client_id: \"demo\" is registered twice"));
+}
+
+#[test]
+fn the_issuer_must_be_a_clean_url() {
+    for issuer in ["127.0.0.1:8080", "http://x/", "http://x?a=b"] {
+        let e = error(&MINIMAL.replace("http://127.0.0.1:8080", issuer));
+        assert!(e.contains("oauth.issuer"), "{e}");
+    }
+}
+
+/// The MINIMAL file with a login app and `client` appended to its clients.
+fn with_flow(client: &str, admin: &str) -> String {
+    format!(
+            "{}  login_url: http://127.0.0.1:3000/login\n  consent_url: http://127.0.0.1:3000/consent\n{admin}",
+            MINIMAL.replace("  clients:\n", &format!("  clients:\n{client}"))
+        )
+}
+
+const WEB: &str = "    - client_id: web\n      client_secret: web-secret-0123456789\n      scopes: [read]\n      grant_types: [authorization_code]\n      redirect_uris: [https://app.example/cb, http://127.0.0.1:5555/cb]\n";
+
+#[test]
+fn a_login_app_turns_on_the_admin_listener_on_loopback() {
+    let c = parse_str(&with_flow(WEB, "")).unwrap();
+    let flow = c.oauth.flow.expect("a login flow");
+    assert_eq!(flow.authorization_code_ttl, 60);
+    let admin = c.admin.expect("an admin listener");
+    assert_eq!(admin.addr, "127.0.0.1:4445".parse().unwrap());
+    assert!(admin.api_key_sha256.is_none());
+    let web = &c.oauth.clients["web"].registration;
+    assert_eq!(web.token_endpoint_auth_method, "client_secret_basic");
+    assert_eq!(web.redirect_uris.len(), 2);
+    assert!(
+        parse_str(MINIMAL).unwrap().admin.is_none(),
+        "no login app, no admin API"
+    );
+}
+
+#[test]
+fn redirect_uris_are_https_or_loopback_http_without_fragment() {
+    for (uri, why) in [
+        ("http://app.example/cb", "loopback"),
+        ("https://app.example/cb#x", "fragment"),
+        ("/cb", "absolute"),
+    ] {
+        let e = error(&with_flow(&WEB.replace("https://app.example/cb", uri), ""));
+        assert!(e.contains("oauth.clients[0].redirect_uris[0]"), "{e}");
+        assert!(e.contains(why), "{why}: {e}");
+    }
+}
+
+#[test]
+fn public_clients_have_no_secret_and_confidential_ones_need_one() {
+    let public =
+        "    - client_id: app\n      token_endpoint_auth_method: none\n      scopes: [read]\n";
+    let c = parse_str(&with_flow(public, "")).unwrap();
+    assert!(c.oauth.clients["app"].record.secret_sha256.is_empty());
+    let e = error(&with_flow(
+        &public.replace(
+            "none\n",
+            "none\n      client_secret: a-secret-of-enough-length\n",
+        ),
+        "",
+    ));
+    assert!(e.contains("a public client"), "{e}");
+    let e = error(&with_flow(
+        &public.replace("none", "client_secret_post"),
+        "",
+    ));
+    assert!(e.contains("oauth.clients[0].client_secret"), "{e}");
+    let e = error(&with_flow(&public.replace("none", "private_key_jwt"), ""));
+    assert!(e.contains("token_endpoint_auth_method"), "{e}");
+}
+
+#[test]
+fn the_admin_api_is_refused_off_loopback_without_a_key_or_on_a_shared_port() {
+    let e = error(&with_flow(WEB, "admin:\n  host: 0.0.0.0\n"));
+    assert!(e.contains("admin.host"), "{e}");
+    let key = "admin:\n  host: 0.0.0.0\n  api_key: 0123456789abcdef0123456789abcdef\n";
+    assert!(parse_str(&with_flow(WEB, key))
+        .unwrap()
+        .admin
+        .unwrap()
+        .api_key_sha256
+        .is_some());
+    let e = error(&with_flow(WEB, "admin:\n  api_key: short\n"));
+    assert!(e.contains("admin.api_key"), "{e}");
+    let e = error(&with_flow(WEB, "admin:\n  port: 8080\n"));
+    assert!(e.contains("admin.port"), "{e}");
+    let e = error(&with_flow(WEB, "admin:\n  tls:\n    cert_file: c.pem\n"));
+    assert!(e.contains("admin.tls"), "{e}");
+    let e = error(&MINIMAL.replace(
+        "  clients:\n",
+        "  login_url: http://127.0.0.1:3000/login\n  clients:\n",
+    ));
+    assert!(e.contains("oauth.consent_url"), "{e}");
+}
+
+#[test]
+fn refresh_lifetimes_default_to_30_and_90_days_and_are_checked_naming_the_key() {
+    let c = parse_str(&with_flow(WEB, "")).unwrap();
+    let policy = c.oauth.clients["web"].refresh;
+    assert_eq!(policy.refresh_token_ttl, 30 * 86400);
+    assert_eq!(policy.grant_max_lifetime, 90 * 86400);
+    assert_eq!(policy.reuse_grace_ms, 0, "off unless asked for");
+    let own = WEB.replace("      scopes", "      refresh_token_ttl: 1h\n      scopes");
+    let c = parse_str(&with_flow(&own, "  refresh_token_reuse_grace: 2s\n")).unwrap();
+    assert_eq!(c.oauth.clients["web"].refresh.refresh_token_ttl, 3600);
+    assert_eq!(c.oauth.clients["web"].refresh.reuse_grace_ms, 2000);
+    for (oauth, client, key) in [
+        ("  grant_max_lifetime: 1d\n", WEB, "oauth.refresh_token_ttl"),
+        (
+            "  grant_max_lifetime: 400d\n",
+            WEB,
+            "oauth.grant_max_lifetime",
+        ),
+        (
+            "  refresh_token_reuse_grace: 10m\n",
+            WEB,
+            "oauth.refresh_token_reuse_grace",
+        ),
+        (
+            "",
+            own.replace("1h", "100d").as_str(),
+            "oauth.clients[0].refresh_token_ttl",
+        ),
+    ] {
+        let e = error(&with_flow(client, oauth));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
+
+#[test]
+fn the_guest_section_is_read_alone_without_the_clients_variables() {
+    let none = |_: &str| None;
+    let guest = parse_guest(Path::new("conf/test.yaml"), MINIMAL, &none).unwrap();
+    assert_eq!(guest.path, Path::new("conf/guest.wasm"));
+    assert!(
+        parse(Path::new("conf/test.yaml"), MINIMAL, &none).is_err(),
+        "the whole file needs SECRET"
+    );
+    let bad = MINIMAL.replace(
+        "  path: guest.wasm\n",
+        "  path: guest.wasm\n  deadline: 0s\n",
+    );
+    let e = parse_guest(Path::new("conf/test.yaml"), &bad, &none).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "conf/test.yaml: guest.deadline: must be greater than zero"
+    );
+    let e = parse_guest(Path::new("c.yaml"), "oauth: {}\n", &none).unwrap_err();
+    assert!(e.to_string().contains("missing field `guest`"), "{e}");
+}
+
+#[test]
+fn a_redis_store_with_a_login_app_needs_a_keys_secret_of_32_characters() {
+    let redis = "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n";
+    let e = error(&format!("{redis}{}", with_flow(WEB, "")));
+    assert!(
+        e.starts_with("conf/test.yaml: keys.secret: is required on a Redis store"),
+        "{e}"
+    );
+    let short = "keys:\n  secret: too-short\n";
+    let e = error(&format!("{redis}{short}{}", with_flow(WEB, "")));
+    assert!(
+        e.contains("keys.secret: must be at least 32 characters"),
+        "{e}"
+    );
+    let good = "keys:\n  secret: ${SECRET}${SECRET}\n";
+    let c = parse_str(&format!("{redis}{good}{}", with_flow(WEB, ""))).unwrap();
+    assert_eq!(c.keys.secret.unwrap().len(), 50);
+    assert_eq!(c.keys.rotate_after, Duration::from_secs(86400));
+    // No login app: nothing to seal yet, nothing required.
+    assert!(parse_str(&format!("{redis}{MINIMAL}"))
+        .unwrap()
+        .keys
+        .secret
+        .is_none());
+    // The embedded store makes one up: its keys need no sharing.
+    assert_eq!(
+        parse_str(&with_flow(WEB, ""))
+            .unwrap()
+            .keys
+            .secret
+            .unwrap()
+            .len(),
+        32
+    );
+    let e = error(&format!("keys:\n  rotate_after: 10m\n{MINIMAL}"));
+    assert!(e.contains("keys.rotate_after"), "{e}");
+}
+
+#[test]
+fn the_address_budget_defaults_on_and_trusted_proxies_are_addresses_or_blocks() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert_eq!(
+        c.server.address_rate_limit,
+        Some(crate::store::RateLimit {
+            interval: Duration::from_millis(50),
+            burst: 60
+        })
+    );
+    let proxies = "server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"2001:db8::/32\"]\n  address_rate_limit: unlimited\n";
+    let c = parse_str(&format!("{proxies}{MINIMAL}")).unwrap();
+    assert_eq!(c.server.address_rate_limit, None);
+    let proxies = &c.server.trusted_proxies;
+    let inside = |ip: &str| proxies.iter().any(|p| p.contains(ip.parse().unwrap()));
+    assert!(inside("10.1.2.3") && inside("192.0.2.1") && inside("2001:db8::9"));
+    assert!(
+        inside("::ffff:10.9.9.9"),
+        "an IPv4-mapped address is its IPv4 address"
+    );
+    assert!(!inside("192.0.2.2") && !inside("11.0.0.1") && !inside("2001:db9::1"));
+    for bad in ["10.0.0.0/33", "example.com", "10.0.0/8"] {
+        let e = error(&format!(
+            "server:\n  trusted_proxies: [\"{bad}\"]\n{MINIMAL}"
+        ));
+        assert!(e.contains("server.trusted_proxies"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn missing_sections_are_named() {
+    assert!(error("guest:\n  path: x.wasm\n").contains("missing field `oauth`"));
+}
+
+#[test]
+fn durations_and_sizes_parse_with_units() {
+    assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    assert_eq!(
+        parse_duration("30d").unwrap(),
+        Duration::from_secs(30 * 86400)
+    );
+    assert!(parse_duration("10").is_err());
+    assert!(parse_duration("10 s").is_err());
+    assert_eq!(parse_byte_size("64KiB").unwrap(), 65536);
+    assert_eq!(parse_byte_size("16MiB").unwrap(), 16 << 20);
+    assert!(parse_byte_size("lots").is_err());
+}
