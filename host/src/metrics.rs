@@ -57,6 +57,8 @@ pub struct Metrics {
     pub code_redemptions: IntCounterVec,
     /// Refresh token grants by result (`ok`, `invalid_grant`, `reused`, `replayed`).
     pub refreshes: IntCounterVec,
+    /// `caller.outcome` reports outside the contract's events and statuses: refused.
+    pub outcomes_refused: IntCounter,
     /// Requests refused for being over their address's budget, by route.
     pub address_rate_limited: IntCounterVec,
     /// Addresses whose budget this replica holds now.
@@ -67,7 +69,7 @@ pub struct Metrics {
 
 /// The results the flow's counters take; anything else a guest reports is not counted.
 pub const AUTHORIZATION_RESULTS: [&str; 3] = ["code", "access_denied", "error"];
-pub const REDEMPTION_RESULTS: [&str; 3] = ["ok", "invalid_grant", "replayed"];
+pub const REDEMPTION_RESULTS: [&str; 4] = ["ok", "invalid_grant", "replayed", "error"];
 pub const REFRESH_RESULTS: [&str; 4] = ["ok", "invalid_grant", "reused", "replayed"];
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -209,7 +211,7 @@ impl Metrics {
             ),
             code_redemptions: counters(
                 "tokenginx_code_redemptions_total",
-                "Authorization code redemptions, by result (ok, invalid_grant, replayed).",
+                "Authorization code redemptions, by result (ok, invalid_grant, replayed, error).",
                 &["result"],
             ),
             refreshes: counters(
@@ -218,6 +220,11 @@ impl Metrics {
                  token came back and its grant was ended; replayed: it came back within the \
                  reuse grace and got the answer it missed).",
                 &["result"],
+            ),
+            outcomes_refused: counter(
+                "tokenginx_guest_outcomes_refused_total",
+                "Outcomes the guest reported (caller.outcome) that are no event and status of \
+                 the contract: refused, with a warning naming them.",
             ),
             address_rate_limited: counters(
                 "tokenginx_address_rate_limited_total",
@@ -234,7 +241,7 @@ impl Metrics {
                 "1 while the embedded store refuses new entries (tokenginx.max_entries).",
             ),
         };
-        let collectors: [Box<dyn Collector>; 26] = [
+        let collectors: [Box<dyn Collector>; 27] = [
             Box::new(build_info),
             Box::new(metrics.token_created.clone()),
             Box::new(metrics.token_retrieved.clone()),
@@ -258,6 +265,7 @@ impl Metrics {
             Box::new(metrics.authorizations_ended.clone()),
             Box::new(metrics.code_redemptions.clone()),
             Box::new(metrics.refreshes.clone()),
+            Box::new(metrics.outcomes_refused.clone()),
             Box::new(metrics.address_rate_limited.clone()),
             Box::new(metrics.address_budgets.clone()),
             Box::new(metrics.store_full.clone()),

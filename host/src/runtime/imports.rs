@@ -460,28 +460,61 @@ impl caller::Host for InstanceState {
     }
 
     fn outcome(&mut self, event: String, status: String) {
-        use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS, REFRESH_RESULTS};
-        let metrics = &self.services.metrics;
-        match event.as_str() {
-            "authorization-started" => metrics.authorizations_started.inc(),
-            "authorization-ended" if AUTHORIZATION_RESULTS.contains(&status.as_str()) => metrics
-                .authorizations_ended
-                .with_label_values(&[&status])
-                .inc(),
-            "code-redeemed" if REDEMPTION_RESULTS.contains(&status.as_str()) => {
-                metrics.code_redemptions.with_label_values(&[&status]).inc()
-            }
-            "refresh" if REFRESH_RESULTS.contains(&status.as_str()) => {
-                metrics.refreshes.with_label_values(&[&status]).inc()
-            }
-            _ => {}
+        count_outcome(&self.services.metrics, &self.guest, &event, &status);
+    }
+}
+
+/// Counts a step the guest reports (`caller.outcome`) in its metric, or, for an event and
+/// status the contract does not list, refuses it with a warning naming them and a count:
+/// a guest's typo must not vanish.
+fn count_outcome(metrics: &Metrics, guest: &str, event: &str, status: &str) {
+    use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS, REFRESH_RESULTS};
+    let counter = match event {
+        "authorization-started" => Some(metrics.authorizations_started.clone()),
+        "authorization-ended" if AUTHORIZATION_RESULTS.contains(&status) => {
+            Some(metrics.authorizations_ended.with_label_values(&[status]))
+        }
+        "code-redeemed" if REDEMPTION_RESULTS.contains(&status) => {
+            Some(metrics.code_redemptions.with_label_values(&[status]))
+        }
+        "refresh" if REFRESH_RESULTS.contains(&status) => {
+            Some(metrics.refreshes.with_label_values(&[status]))
+        }
+        _ => None,
+    };
+    match counter {
+        Some(counter) => counter.inc(),
+        None => {
+            metrics.outcomes_refused.inc();
+            tracing::warn!(
+                target: "guest",
+                guest,
+                "caller.outcome({:?}, {:?}) is no event and status of the contract: not counted",
+                sanitize(event),
+                sanitize(status)
+            );
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{sanitize, KeysOf as _};
+    use super::{count_outcome, sanitize, KeysOf as _};
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn an_outcome_outside_the_contract_is_refused_and_counted_not_dropped() {
+        let metrics = Metrics::new();
+        count_outcome(&metrics, "g", "code-redeemed", "error");
+        count_outcome(&metrics, "g", "authorization-started", "");
+        count_outcome(&metrics, "g", "code-redeemed", "exploded");
+        count_outcome(&metrics, "g", "no-such-event", "ok");
+        let code = |result: &str| metrics.code_redemptions.with_label_values(&[result]).get();
+        assert_eq!(code("error"), 1);
+        assert_eq!(metrics.authorizations_started.get(), 1);
+        assert_eq!(metrics.outcomes_refused.get(), 2);
+        assert!(!metrics.render().contains("exploded"));
+    }
 
     #[test]
     fn the_hosts_own_keys_are_named_in_any_operation() {
