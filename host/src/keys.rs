@@ -198,13 +198,10 @@ impl Keyring {
         // has sealed for MAX_SEAL_TTL.
         let keep_after = now.saturating_sub(MAX_SEAL_TTL.as_millis() as u64 + 60_000);
         keys.sort_by_key(|k| k.seals_from_ms);
+        // Each key's successor, in the order `retain` visits them; the newest has none.
         let successors: Vec<u64> = keys.iter().skip(1).map(|k| k.seals_from_ms).collect();
-        let mut index = 0;
-        keys.retain(|_| {
-            let keep = successors.get(index).is_none_or(|s| *s > keep_after);
-            index += 1;
-            keep
-        });
+        let mut successors = successors.into_iter();
+        keys.retain(|_| successors.next().is_none_or(|s| s > keep_after));
         Some(Stored { keys })
     }
 

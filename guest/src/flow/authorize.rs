@@ -119,7 +119,8 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     }
 
     let subject = remembered_subject(host, req)?;
-    let (browser, browser_cookie) = browser_id(host, req)?;
+    let browser = browser_id(host, req).unwrap_or_else(|| host.random_bytes(BROWSER_ID_BYTES));
+    let browser_cookie = browser_cookie(host, &browser)?;
     let state = Flow {
         request,
         browser: hex_sha256(&browser),
@@ -141,19 +142,20 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     ))
 }
 
-/// The browser's id, and its cookie sealed anew for the flow's lifetime: the id its cookie
-/// holds, if the service sealed it, so that flows in two tabs share one; else a new one.
-/// A value the browser (or someone who set its cookie) chose is never adopted.
-fn browser_id(host: &impl Host, req: &BrowserRequest) -> Result<(Vec<u8>, String), OAuthError> {
-    let id = cookie_value(req, BROWSER_COOKIE)
+/// The browser's id, if its cookie holds one the service sealed: flows in two tabs share
+/// it. A value the browser (or someone who set its cookie) chose is never adopted.
+fn browser_id(host: &impl Host, req: &BrowserRequest) -> Option<Vec<u8>> {
+    cookie_value(req, BROWSER_COOKIE)
         .and_then(|c| host.open(BROWSER_PURPOSE, c))
         .filter(|id| id.len() == BROWSER_ID_BYTES as usize)
-        .unwrap_or_else(|| host.random_bytes(BROWSER_ID_BYTES));
+}
+
+/// The cookie that carries browser id `id`, sealed anew for the flow's lifetime.
+fn browser_cookie(host: &impl Host, id: &[u8]) -> Result<String, OAuthError> {
     let sealed = host
-        .seal(BROWSER_PURPOSE, &id, FLOW_TTL_MS)
+        .seal(BROWSER_PURPOSE, id, FLOW_TTL_MS)
         .map_err(|e| store_failure(host, e))?;
-    let cookie = cookie(host, BROWSER_COOKIE, &sealed, FLOW_TTL_MS / 1000);
-    Ok((id, cookie))
+    Ok(cookie(host, BROWSER_COOKIE, &sealed, FLOW_TTL_MS / 1000))
 }
 
 /// RFC 6749 appendix A.5: `state` is one or more visible ASCII characters or spaces.
@@ -288,13 +290,12 @@ fn after_login(
     flow: &LoginFlow,
     verifier: &str,
 ) -> Result<Response, Failure> {
-    let mut state = this_browsers(host, req, Stage::LoginVerifier, verifier)?;
+    let (mut state, browser) = this_browsers(host, req, Stage::LoginVerifier, verifier)?;
     let Some(login) = &state.login else {
         return Err(Failure::Page(400, "The login was not accepted.".into()));
     };
     // The binding cookie lives on for the consent step.
-    let (_, browser_cookie) = browser_id(host, req)?;
-    let mut cookies = vec![browser_cookie];
+    let mut cookies = vec![browser_cookie(host, &browser)?];
     if login.remember {
         let session = new_secret(host);
         let ttl = match login.remember_for {
@@ -321,7 +322,7 @@ fn after_consent(
     flow: &LoginFlow,
     verifier: &str,
 ) -> Result<Response, Failure> {
-    let state = this_browsers(host, req, Stage::ConsentVerifier, verifier)?;
+    let (state, _) = this_browsers(host, req, Stage::ConsentVerifier, verifier)?;
     let (Some(login), Some(consent)) = (&state.login, &state.consent) else {
         return Err(Failure::Page(400, "The consent was not given.".into()));
     };
@@ -339,15 +340,15 @@ fn after_consent(
     Ok(to_client(host, &state.request, Ok(&code)))
 }
 
-/// The flow a verifier names, taken (so used once), if this browser began it and neither
-/// app refused it; a refusal goes to the client. Another browser's attempt is refused before
-/// anything is taken: the verifier stays for its own browser.
+/// The flow a verifier names, taken (so used once), and the browser's id, if this browser
+/// began it and neither app refused it; a refusal goes to the client. Another browser's
+/// attempt is refused before anything is taken: the verifier stays for its own browser.
 fn this_browsers(
     host: &impl Host,
     req: &BrowserRequest,
     stage: Stage,
     verifier: &str,
-) -> Result<Flow, Failure> {
+) -> Result<(Flow, Vec<u8>), Failure> {
     let unknown = || {
         Failure::Page(
             400,
@@ -355,20 +356,15 @@ fn this_browsers(
         )
     };
     let state = find(host, stage, verifier, false)?.ok_or_else(unknown)?;
-    let ours = cookie_value(req, BROWSER_COOKIE)
-        .and_then(|c| host.open(BROWSER_PURPOSE, c))
-        .is_some_and(|id| {
-            crate::client_auth::constant_time_eq(
-                hex_sha256(&id).as_bytes(),
-                state.browser.as_bytes(),
-            )
-        });
-    if !ours {
+    let browser = browser_id(host, req).filter(|id| {
+        crate::client_auth::constant_time_eq(hex_sha256(id).as_bytes(), state.browser.as_bytes())
+    });
+    let Some(browser) = browser else {
         return Err(Failure::Page(
             403,
             "This sign-in was started in another browser: start again from the app.".into(),
         ));
-    }
+    };
     // Of two uses of the verifier by its browser (a double submit), one goes on.
     let state = find(host, stage, verifier, true)?.ok_or_else(unknown)?;
     match state.rejected {
@@ -376,7 +372,7 @@ fn this_browsers(
             Box::new(state.request),
             OAuthError::new(400, rejection_code(error), description),
         )),
-        None => Ok(state),
+        None => Ok((state, browser)),
     }
 }
 

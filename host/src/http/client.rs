@@ -48,12 +48,13 @@ pub(super) fn address<B>(app: &App, peer: Peer, req: &Request<B>) -> IpAddr {
         }
         return direct;
     }
-    let forwarded: Vec<&str> = headers
+    // From the last hop back: the nearest proxy appended last.
+    let hops = headers
+        .rev()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
+        .flat_map(|v| v.rsplit(','));
     let mut client = direct;
-    for hop in forwarded.iter().rev() {
+    for hop in hops {
         match forwarded_address(hop.trim()) {
             Some(ip) => {
                 client = ip.to_canonical();
