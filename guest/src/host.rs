@@ -97,6 +97,42 @@ pub struct Request {
     pub client_ip: String,
 }
 
+/// A request to one of this guest's routes, checked by the host (`server.request`).
+#[derive(Clone, Debug, Default)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The URL as the client addressed it.
+    pub url: String,
+    pub path_params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub form: Vec<(String, String)>,
+    pub json: Option<String>,
+    pub cookies: Vec<(String, String)>,
+    /// The headers the route reads, by lowercase name.
+    pub headers: Vec<(String, String)>,
+    pub client_ip: String,
+    /// The client's TLS certificate (DER), when it presented one.
+    pub client_cert: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path parameter `name`, if the route has it.
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// An HTTP response for the host to send.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
@@ -152,10 +188,9 @@ pub trait Host {
     fn login_flow(&self) -> Option<LoginFlow>;
     fn refresh_policy(&self, client_id: &str) -> Option<RefreshPolicy>;
     fn scopes_supported(&self) -> Vec<String>;
-    /// The URL the host serves the endpoint `name` at (`token`, `introspect`, ...).
-    fn endpoint_url(&self, name: &str) -> Option<String>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);
-    /// Counts a step of the authorization code flow or a refresh (`caller.outcome`).
-    fn outcome(&self, event: &str, result: &str);
+    /// Adds `by` to the series `labels` of the declared counter `name` (`metrics.count`;
+    /// see `counters.rs`).
+    fn count(&self, name: &str, labels: &[&str], by: u64);
 }

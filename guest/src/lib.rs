@@ -2,8 +2,11 @@
 //!
 //! The logic is plain Rust over the [`Host`] trait, so it compiles and is unit-tested
 //! natively; `wasm.rs` is the thin layer that binds [`Host`] to the component's imports and
-//! exports the endpoints of `wit/oauth.wit`.
+//! exports `server` of `wit/oauth.wit`.
 //!
+//! - [`routes`]: the routes this guest declares, and which module answers each;
+//!   [`counters`]: the counters it keeps; [`client_rules`]: what a client registration
+//!   must be.
 //! - [`token`]: the token endpoint (RFC 6749 section 3.2), which hands each request to its
 //!   grant's module: `client_credentials`, `flow/code` (`authorization_code`) and
 //!   `grant/refresh` (`refresh_token`); `issue` is what they share.
@@ -15,6 +18,8 @@
 
 mod client_auth;
 mod client_credentials;
+pub mod client_rules;
+pub mod counters;
 mod flow;
 mod grant;
 mod host;
@@ -25,6 +30,7 @@ mod params;
 mod record;
 mod response;
 mod revoke;
+pub mod routes;
 mod scope;
 mod token;
 
@@ -40,8 +46,8 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    BrowserRequest, Change, Client, Host, Level, LoginFlow, RefreshPolicy, Registration, Request,
-    Response, StoreError, Transaction,
+    BrowserRequest, Change, Client, Host, HttpRequest, Level, LoginFlow, RefreshPolicy,
+    Registration, Request, Response, StoreError, Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;
@@ -52,18 +58,11 @@ pub use token::token;
 pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What this guest serves, as it tells the host (`capabilities`) and clients (metadata).
+/// The grant types this guest serves, as it tells clients (metadata) and checks the
+/// operator's clients against (`client_rules`).
 pub const GRANT_TYPES: [&str; 3] = [
     issue::CLIENT_CREDENTIALS,
     issue::AUTHORIZATION_CODE,
     issue::REFRESH_TOKEN,
 ];
 pub const RESPONSE_TYPES: [&str; 1] = ["code"];
-pub const ENDPOINTS: [&str; 6] = [
-    "token",
-    "introspect",
-    "revoke",
-    "metadata",
-    "authorize",
-    "admin",
-];

@@ -10,7 +10,7 @@ const TOKEN_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_pos
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
-    /// The URLs are the host's: it owns the paths (`settings.endpoint-url`).
+    /// Below the issuer, at this guest's own routes (`routes.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,10 +38,12 @@ pub fn metadata(host: &impl Host) -> Response {
     let flow = host.login_flow().is_some();
     let document = Metadata {
         issuer: host.issuer(),
-        authorization_endpoint: flow.then(|| host.endpoint_url("authorize")).flatten(),
-        token_endpoint: host.endpoint_url("token"),
-        introspection_endpoint: host.endpoint_url("introspect"),
-        revocation_endpoint: host.endpoint_url("revoke"),
+        authorization_endpoint: flow
+            .then(|| crate::routes::endpoint_url(host, "authorize"))
+            .flatten(),
+        token_endpoint: crate::routes::endpoint_url(host, "token"),
+        introspection_endpoint: crate::routes::endpoint_url(host, "introspect"),
+        revocation_endpoint: crate::routes::endpoint_url(host, "revoke"),
         // Codes come from the flow, and refresh tokens from codes.
         grant_types_supported: GRANT_TYPES
             .into_iter()
@@ -84,18 +86,21 @@ mod tests {
         assert_eq!(response.status, 200);
         let doc = body(&response);
         assert_eq!(doc["issuer"], "http://issuer.test");
-        assert_eq!(doc["token_endpoint"], "http://issuer.test/endpoints/token");
+        assert_eq!(
+            doc["token_endpoint"],
+            "http://issuer.test/api/v1/oauth/token"
+        );
         assert_eq!(
             doc["introspection_endpoint"],
-            "http://issuer.test/endpoints/introspect"
+            "http://issuer.test/api/v1/oauth/introspect"
         );
         assert_eq!(
             doc["revocation_endpoint"],
-            "http://issuer.test/endpoints/revoke"
+            "http://issuer.test/api/v1/oauth/revoke"
         );
         assert_eq!(
             doc["authorization_endpoint"],
-            "http://issuer.test/endpoints/authorize"
+            "http://issuer.test/api/v1/oauth/authorize"
         );
         assert_eq!(
             doc["grant_types_supported"],

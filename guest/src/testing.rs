@@ -66,8 +66,8 @@ pub struct TestHost {
     budget: Cell<Option<u32>>,
     /// The client the logic last said a request authenticated as.
     authenticated: RefCell<Option<String>>,
-    /// The flow's outcomes the logic reported, as `event:result`.
-    outcomes: RefCell<Vec<String>>,
+    /// The counts the logic made, as `name{labels} by`.
+    counts: RefCell<Vec<String>>,
     refresh_policy: Cell<RefreshPolicy>,
     /// The next `apply` makes its changes but answers false, as a host does that retried
     /// it after a dropped connection.
@@ -111,7 +111,7 @@ impl TestHost {
             ]),
             budget: Cell::new(None),
             authenticated: RefCell::default(),
-            outcomes: RefCell::default(),
+            counts: RefCell::default(),
             refresh_policy: Cell::new(RefreshPolicy {
                 refresh_token_ttl: 30 * 24 * 3600,
                 grant_max_lifetime: 90 * 24 * 3600,
@@ -197,9 +197,26 @@ impl TestHost {
     pub fn repeat_randomness_once(&self) {
         self.repeat_next.set(true);
     }
-    /// The flow's outcomes reported so far, as `event:result`.
+    /// The counts made so far, as `name{labels} by` (`name by` without labels).
+    pub fn counts(&self) -> Vec<String> {
+        self.counts.borrow().clone()
+    }
+    /// The flow's steps counted so far, as `step:result` (see `counters::STEPS`).
     pub fn outcomes(&self) -> Vec<String> {
-        self.outcomes.borrow().clone()
+        let steps = crate::counters::STEPS;
+        self.counts
+            .borrow()
+            .iter()
+            .filter_map(|count| {
+                let (series, _) = count.rsplit_once(' ')?;
+                let (name, result) = match series.split_once('{') {
+                    Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let (step, _) = steps.iter().find(|(_, n)| *n == name)?;
+                Some(format!("{step}:{result}"))
+            })
+            .collect()
     }
     /// The client the logic said the last request authenticated as, forgotten once read.
     pub fn take_authenticated(&self) -> Option<String> {
@@ -415,14 +432,15 @@ impl Host for TestHost {
             authorization_code_ttl: 60,
         })
     }
-    fn endpoint_url(&self, name: &str) -> Option<String> {
-        Some(format!("{}/endpoints/{name}", self.issuer()))
-    }
     fn authenticated(&self, client_id: &str) {
         *self.authenticated.borrow_mut() = Some(client_id.into());
     }
-    fn outcome(&self, event: &str, result: &str) {
-        self.outcomes.borrow_mut().push(format!("{event}:{result}"));
+    fn count(&self, name: &str, labels: &[&str], by: u64) {
+        let count = match labels.is_empty() {
+            true => format!("{name} {by}"),
+            false => format!("{name}{{{}}} {by}", labels.join(",")),
+        };
+        self.counts.borrow_mut().push(count);
     }
 }
 

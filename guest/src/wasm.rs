@@ -1,10 +1,11 @@
 //! The component's export layer: binds [`Host`] to the imports of `wit/oauth.wit` and
-//! forwards each export to the plain-Rust logic. Nothing here decides anything.
+//! forwards `server`'s functions to the plain-Rust logic. Nothing here decides anything;
+//! the store operations feed the token counters (`counters.rs`) on their way.
 
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
-use exports::tokenginx::oauth::{browser, capabilities, handler};
-use tokenginx::oauth::{caller, clock, log, random, rate_limit, seal, settings, store};
+use exports::tokenginx::oauth::server;
+use tokenginx::oauth::{caller, clock, log, metrics, random, rate_limit, seal, settings, store};
 
 struct Component;
 export!(Component);
@@ -14,29 +15,40 @@ struct Imports;
 
 impl crate::Host for Imports {
     fn store_get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::StoreError> {
-        store::get(key).map_err(Into::into)
+        let found = store::get(key)?;
+        crate::counters::read(self, &[key], &[found.is_some()]);
+        Ok(found)
     }
     fn store_get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, crate::StoreError> {
-        store::get_many(keys).map_err(Into::into)
+        let found = store::get_many(keys)?;
+        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let hits: Vec<bool> = found.iter().map(Option::is_some).collect();
+        crate::counters::read(self, &names, &hits);
+        Ok(found)
     }
     fn store_apply(&self, tx: crate::Transaction) -> Result<bool, crate::StoreError> {
-        let tx = store::Transaction {
+        let wit = store::Transaction {
             expect: tx
                 .expect
-                .into_iter()
-                .map(|(key, value)| store::Expect { key, value })
+                .iter()
+                .map(|(key, value)| store::Expect {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
             changes: tx
                 .changes
-                .into_iter()
+                .iter()
                 .map(|c| store::Change {
-                    key: c.key,
-                    value: c.value,
+                    key: c.key.clone(),
+                    value: c.value.clone(),
                     ttl_ms: c.ttl_ms,
                 })
                 .collect(),
         };
-        store::apply(&tx).map_err(Into::into)
+        let applied = store::apply(&wit)?;
+        crate::counters::applied(self, &tx, applied);
+        Ok(applied)
     }
     fn store_insert(
         &self,
@@ -44,13 +56,19 @@ impl crate::Host for Imports {
         value: &[u8],
         ttl_ms: u64,
     ) -> Result<bool, crate::StoreError> {
-        store::insert(key, value, ttl_ms).map_err(Into::into)
+        let inserted = store::insert(key, value, ttl_ms)?;
+        crate::counters::written(self, key, inserted);
+        Ok(inserted)
     }
     fn store_delete(&self, key: &str) -> Result<bool, crate::StoreError> {
-        store::delete(key).map_err(Into::into)
+        let deleted = store::delete(key)?;
+        crate::counters::deleted(self, key, deleted);
+        Ok(deleted)
     }
     fn store_set(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), crate::StoreError> {
-        store::set(key, value, ttl_ms).map_err(Into::into)
+        store::set(key, value, ttl_ms)?;
+        crate::counters::written(self, key, true);
+        Ok(())
     }
     fn store_take(&self, key: &str) -> Result<Option<Vec<u8>>, crate::StoreError> {
         store::take(key).map_err(Into::into)
@@ -87,7 +105,7 @@ impl crate::Host for Imports {
             secret_sha256: c.secret_sha256,
             scopes: c.scopes,
             default_scopes: c.default_scopes,
-            grant_types: c.grant_types,
+            grant_types: crate::client_rules::grant_types(c.grant_types),
             access_token_ttl: c.access_token_ttl,
         })
     }
@@ -95,7 +113,10 @@ impl crate::Host for Imports {
         settings::find_registration(client_id).map(|r| crate::Registration {
             client_name: r.client_name,
             redirect_uris: r.redirect_uris,
-            token_endpoint_auth_method: r.token_endpoint_auth_method,
+            token_endpoint_auth_method: crate::client_rules::auth_method(
+                r.token_endpoint_auth_method.as_deref(),
+            )
+            .to_owned(),
             skip_consent: r.skip_consent,
         })
     }
@@ -116,14 +137,12 @@ impl crate::Host for Imports {
     fn scopes_supported(&self) -> Vec<String> {
         settings::scopes_supported()
     }
-    fn endpoint_url(&self, name: &str) -> Option<String> {
-        settings::endpoint_url(name)
-    }
     fn authenticated(&self, client_id: &str) {
         caller::authenticated(client_id)
     }
-    fn outcome(&self, event: &str, result: &str) {
-        caller::outcome(event, result)
+    fn count(&self, name: &str, labels: &[&str], by: u64) {
+        let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        metrics::count(name, &labels, by)
     }
 }
 
@@ -136,85 +155,92 @@ impl From<store::StoreError> for crate::StoreError {
     }
 }
 
-impl From<handler::Request> for crate::Request {
-    fn from(r: handler::Request) -> Self {
-        crate::Request {
-            params: r.params,
-            authorization: r.authorization,
-            client_ip: r.client_ip,
-        }
-    }
-}
-
-impl From<crate::Response> for handler::Response {
-    fn from(r: crate::Response) -> Self {
-        handler::Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }
-    }
-}
-
-impl From<browser::Request> for crate::BrowserRequest {
-    fn from(r: browser::Request) -> Self {
-        crate::BrowserRequest {
+impl From<server::Request> for crate::HttpRequest {
+    fn from(r: server::Request) -> Self {
+        crate::HttpRequest {
             method: r.method,
-            params: r.params,
+            url: r.url,
+            path_params: r.path_params,
+            query: r.query,
+            form: r.form,
+            json: r.json,
             cookies: r.cookies,
-            body: r.body,
-            client_ip: r.client_ip,
-        }
-    }
-}
-
-impl From<crate::Response> for browser::Response {
-    fn from(r: crate::Response) -> Self {
-        browser::Response {
-            status: r.status,
             headers: r.headers,
-            body: r.body,
+            client_ip: r.client_ip,
+            client_cert: r.client_cert,
         }
     }
 }
 
-impl browser::Guest for Component {
-    fn authorize(req: browser::Request) -> browser::Response {
-        crate::authorize(&Imports, &req.into()).into()
-    }
-    fn admin(call: String, req: browser::Request) -> browser::Response {
-        crate::admin(&Imports, &call, &req.into()).into()
-    }
-}
-
-impl capabilities::Guest for Component {
-    fn describe() -> capabilities::Capabilities {
-        let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-        capabilities::Capabilities {
-            grant_types: strings(&crate::GRANT_TYPES),
-            response_types: strings(&crate::RESPONSE_TYPES),
-            endpoints: strings(&crate::ENDPOINTS),
-        }
-    }
-}
-
-impl handler::Guest for Component {
-    fn info() -> handler::GuestInfo {
-        handler::GuestInfo {
+impl server::Guest for Component {
+    fn info() -> server::GuestInfo {
+        server::GuestInfo {
             name: crate::NAME.into(),
             version: crate::VERSION.into(),
         }
     }
-    fn token(req: handler::Request) -> handler::Response {
-        crate::token(&Imports, &req.into()).into()
+
+    fn routes() -> Vec<server::Route> {
+        let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        crate::routes::ROUTES
+            .iter()
+            .map(|r| server::Route {
+                name: r.name.into(),
+                path: r.path.into(),
+                methods: strings(r.methods),
+                listener: match r.listener {
+                    crate::routes::Listener::Public => server::Listener::Public,
+                    crate::routes::Listener::Admin => server::Listener::Admin,
+                },
+                body: match r.body {
+                    crate::routes::Body::None => server::Body::None,
+                    crate::routes::Body::Form => server::Body::Form,
+                    crate::routes::Body::Json => server::Body::Json,
+                },
+                headers: strings(r.headers),
+                anonymous: r.anonymous,
+                uses_store: r.uses_store,
+            })
+            .collect()
     }
-    fn introspect(req: handler::Request) -> handler::Response {
-        crate::introspect(&Imports, &req.into()).into()
+
+    fn counters() -> Vec<server::Counter> {
+        crate::counters::COUNTERS
+            .iter()
+            .map(|c| server::Counter {
+                name: c.name.into(),
+                help: c.help.into(),
+                labels: c
+                    .labels
+                    .iter()
+                    .map(|(name, values)| server::Label {
+                        name: name.to_string(),
+                        values: values.iter().map(|v| v.to_string()).collect(),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
-    fn revoke(req: handler::Request) -> handler::Response {
-        crate::revoke(&Imports, &req.into()).into()
+
+    fn check_client(client: server::ClientConfig) -> Result<(), server::ClientProblem> {
+        let client = crate::client_rules::ClientConfig {
+            client_id: client.client_id,
+            token_endpoint_auth_method: client.token_endpoint_auth_method,
+            has_secret: client.has_secret,
+            grant_types: client.grant_types,
+        };
+        crate::client_rules::check(&client).map_err(|(key, message)| server::ClientProblem {
+            key: key.into(),
+            message,
+        })
     }
-    fn metadata() -> handler::Response {
-        crate::metadata(&Imports).into()
+
+    fn handle(route: String, req: server::Request) -> server::Response {
+        let response = crate::routes::handle(&Imports, &route, &req.into());
+        server::Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
     }
 }

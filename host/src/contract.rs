@@ -1,15 +1,13 @@
-//! The host side of the contract, `wit/oauth.wit`, generated: the types the host shares with
-//! guests (the settings' client record, requests, responses) and the traits of its imports.
-//! Only the store and rate-limit imports are async (they do I/O); `random.bytes` may trap
-//! (an oversized request is a guest bug).
+//! The host side of the contract, `wit/oauth.wit` (`tokenginx:oauth@0.2.0`), generated:
+//! the types the host shares with guests and the traits of its imports. Only the store and
+//! rate-limit imports are async (they do I/O); `random.bytes` and `seal.seal` may trap (an
+//! oversized request is a guest bug).
 //!
-//! Two worlds: `base`, which every guest since 0.1.0 satisfies and which a guest is linked
-//! against, and the `capabilities` export that guests since 0.1.2 add, looked up apart so
-//! that a guest without it still loads.
+//! Guests built against 0.1.x are bound apart, by the adapter (`host/adapter/v0_1.rs`).
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "base",
+    world: "guest",
     imports: {
         "tokenginx:oauth/store": async | trappable,
         "tokenginx:oauth/rate-limit": async | trappable,
@@ -24,33 +22,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-/// The optional exports, `capabilities` and `browser`, each looked up on its own.
-pub mod optional {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        inline: "
-            package tokenginx:host;
-            world optional {
-                export tokenginx:oauth/capabilities@0.1.4;
-                export tokenginx:oauth/browser@0.1.4;
-            }
-        ",
-        exports: { default: async },
-    });
-
-    pub use exports::tokenginx::oauth::{browser, capabilities};
-}
-
-pub use exports::tokenginx::oauth::handler::{Request, Response};
-pub use tokenginx::oauth::{caller, clock, log, random, rate_limit, seal, settings, store};
-
-/// An empty request, for exports that take none (`metadata`).
-impl Default for Request {
-    fn default() -> Self {
-        Request {
-            params: Vec::new(),
-            authorization: None,
-            client_ip: String::new(),
-        }
-    }
-}
+pub use exports::tokenginx::oauth::server;
+pub use tokenginx::oauth::{
+    caller, clock, log, metrics, random, rate_limit, seal, settings, store,
+};

@@ -387,7 +387,7 @@ async fn start(config: Loaded) -> anyhow::Result<Started> {
         max_body_size: config.server.max_body_size,
         read_timeout: config.server.read_timeout,
         metrics_path: config.metrics.path,
-        introspect_requires_client_cert: config.server.introspect_requires_client_cert,
+        client_cert_routes: config.server.client_cert_routes.clone(),
         admin_api_key_sha256: config.admin.as_ref().and_then(|a| a.api_key_sha256),
         address_budget: config
             .server

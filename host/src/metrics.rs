@@ -8,15 +8,11 @@ use prometheus::{
     exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 pub struct Metrics {
     registry: Registry,
-    /// Tokens written to the store (Go guide: `tokenginx_token_created_total`).
-    pub token_created: IntCounter,
-    /// Token records found on read (Go guide: `tokenginx_token_retrieved_total`).
-    pub token_retrieved: IntCounter,
-    /// Token records deleted, which is what a revocation does.
-    pub token_revoked: IntCounter,
     /// Requests refused for being over their client's rate limit, by (configured) client.
     pub rate_limited: IntCounterVec,
     /// Store operation latency by operation (Go guide: buckets from 1 ms, x2, 10 of them).
@@ -49,15 +45,7 @@ pub struct Metrics {
     /// How long a reload took, from taking the reload lock to the swap (or the refusal), by
     /// result.
     pub guest_reload_duration: HistogramVec,
-    /// Authorization code flows begun, and ended by result (`code`, `access_denied`,
-    /// `error`), as the guest reports them.
-    pub authorizations_started: IntCounter,
-    pub authorizations_ended: IntCounterVec,
-    /// Code redemptions by result (`ok`, `invalid_grant`, `replayed`).
-    pub code_redemptions: IntCounterVec,
-    /// Refresh token grants by result (`ok`, `invalid_grant`, `reused`, `replayed`).
-    pub refreshes: IntCounterVec,
-    /// `caller.outcome` reports outside the contract's events and statuses: refused.
+    /// Counts the guest made of a counter or a value it did not declare: refused.
     pub outcomes_refused: IntCounter,
     /// Requests refused for being over their address's budget, by route.
     pub address_rate_limited: IntCounterVec,
@@ -65,12 +53,12 @@ pub struct Metrics {
     pub address_budgets: IntGauge,
     /// 1 while the embedded store refuses new entries (`tokenginx.max_entries`).
     pub store_full: IntGauge,
+    /// The names of the metrics above: a guest may not declare one.
+    host_names: HashSet<String>,
+    /// The counters guests declared (`server.counters`), by name, with their label names:
+    /// registered while a guest that declares them serves, kept across swaps.
+    guest_counters: Mutex<HashMap<String, (Vec<String>, IntCounterVec)>>,
 }
-
-/// The results the flow's counters take; anything else a guest reports is not counted.
-pub const AUTHORIZATION_RESULTS: [&str; 3] = ["code", "access_denied", "error"];
-pub const REDEMPTION_RESULTS: [&str; 4] = ["ok", "invalid_grant", "replayed", "error"];
-pub const REFRESH_RESULTS: [&str; 4] = ["ok", "invalid_grant", "reused", "replayed"];
 
 fn counter(name: &str, help: &str) -> IntCounter {
     IntCounter::new(name, help).expect("a valid metric")
@@ -109,18 +97,6 @@ impl Metrics {
             .set(1);
         let metrics = Metrics {
             registry: Registry::new(),
-            token_created: counter(
-                "tokenginx_token_created_total",
-                "Tokens written to the store.",
-            ),
-            token_retrieved: counter(
-                "tokenginx_token_retrieved_total",
-                "Token records read back from the store.",
-            ),
-            token_revoked: counter(
-                "tokenginx_token_revoked_total",
-                "Token records deleted from the store by revocation.",
-            ),
             rate_limited: counters(
                 "tokenginx_rate_limited_total",
                 "Requests refused (429) for being over their client's rate limit, by client.",
@@ -200,31 +176,10 @@ impl Metrics {
                 exponential_buckets(0.001, 4.0, 9).expect("valid buckets"),
                 &["result"],
             ),
-            authorizations_started: counter(
-                "tokenginx_authorizations_started_total",
-                "Authorization code flows begun at the authorization endpoint.",
-            ),
-            authorizations_ended: counters(
-                "tokenginx_authorizations_ended_total",
-                "Authorization code flows ended, by result (code, access_denied, error).",
-                &["result"],
-            ),
-            code_redemptions: counters(
-                "tokenginx_code_redemptions_total",
-                "Authorization code redemptions, by result (ok, invalid_grant, replayed, error).",
-                &["result"],
-            ),
-            refreshes: counters(
-                "tokenginx_refreshes_total",
-                "Refresh token grants, by result (ok; invalid_grant; reused: a rotated refresh \
-                 token came back and its grant was ended; replayed: it came back within the \
-                 reuse grace and got the answer it missed).",
-                &["result"],
-            ),
             outcomes_refused: counter(
                 "tokenginx_guest_outcomes_refused_total",
-                "Outcomes the guest reported (caller.outcome) that are no event and status of \
-                 the contract: refused, with a warning naming them.",
+                "Counts the guest made (metrics.count, or caller.outcome of a 0.1 guest) of a \
+                 counter or a value it did not declare: refused, with a warning naming them.",
             ),
             address_rate_limited: counters(
                 "tokenginx_address_rate_limited_total",
@@ -240,12 +195,11 @@ impl Metrics {
                 "tokenginx_store_full",
                 "1 while the embedded store refuses new entries (tokenginx.max_entries).",
             ),
+            host_names: HashSet::new(),
+            guest_counters: Mutex::new(HashMap::new()),
         };
-        let collectors: [Box<dyn Collector>; 27] = [
+        let collectors: [Box<dyn Collector>; 20] = [
             Box::new(build_info),
-            Box::new(metrics.token_created.clone()),
-            Box::new(metrics.token_retrieved.clone()),
-            Box::new(metrics.token_revoked.clone()),
             Box::new(metrics.rate_limited.clone()),
             Box::new(metrics.operation_duration.clone()),
             Box::new(metrics.store_errors.clone()),
@@ -261,16 +215,16 @@ impl Metrics {
             Box::new(metrics.guest_info.clone()),
             Box::new(metrics.guest_reloads.clone()),
             Box::new(metrics.guest_reload_duration.clone()),
-            Box::new(metrics.authorizations_started.clone()),
-            Box::new(metrics.authorizations_ended.clone()),
-            Box::new(metrics.code_redemptions.clone()),
-            Box::new(metrics.refreshes.clone()),
             Box::new(metrics.outcomes_refused.clone()),
             Box::new(metrics.address_rate_limited.clone()),
             Box::new(metrics.address_budgets.clone()),
             Box::new(metrics.store_full.clone()),
         ];
+        let mut metrics = metrics;
         for collector in collectors {
+            metrics
+                .host_names
+                .extend(collector.desc().iter().map(|d| d.fq_name.clone()));
             metrics
                 .registry
                 .register(collector)
@@ -286,19 +240,37 @@ impl Metrics {
         for result in ["ok", "refused"] {
             metrics.guest_reload_duration.with_label_values(&[result]);
         }
-        for result in AUTHORIZATION_RESULTS {
-            metrics.authorizations_ended.with_label_values(&[result]);
-        }
-        for result in REDEMPTION_RESULTS {
-            metrics.code_redemptions.with_label_values(&[result]);
-        }
-        for result in REFRESH_RESULTS {
-            metrics.refreshes.with_label_values(&[result]);
-        }
         metrics
-            .address_rate_limited
-            .with_label_values(&["authorize"]);
-        metrics
+    }
+
+    /// Whether the host keeps a metric named `name`.
+    pub fn is_hosts(&self, name: &str) -> bool {
+        self.host_names.contains(name)
+    }
+
+    /// The guest counter named `name` if one with these labels was declared before.
+    pub fn guest_counter(&self, name: &str, labels: &[&str]) -> Option<IntCounterVec> {
+        let counters = self.guest_counters.lock().unwrap();
+        let (known, series) = counters.get(name)?;
+        (known == labels).then(|| series.clone())
+    }
+
+    /// Registers `series` as the guest counter `name`, in place of one of that name with
+    /// other labels; a no-op for the one already registered.
+    pub fn adopt_guest_counter(&self, name: &str, labels: &[&str], series: &IntCounterVec) {
+        let mut counters = self.guest_counters.lock().unwrap();
+        let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        if let Some((known, old)) = counters.get(name) {
+            if *known == labels {
+                return;
+            }
+            let _ = self.registry.unregister(Box::new(old.clone()));
+        }
+        if let Err(e) = self.registry.register(Box::new(series.clone())) {
+            tracing::error!("guest counter {name}: not registered: {e}");
+            return;
+        }
+        counters.insert(name.to_owned(), (labels, series.clone()));
     }
 
     /// The text exposition format.

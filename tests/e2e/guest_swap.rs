@@ -171,16 +171,16 @@ async fn a_guest_that_does_not_load_or_fit_is_refused_and_the_old_one_serves_on(
             patched(
                 &default,
                 &format!("tokenginx:oauth/store@{version}"),
-                "tokenginx:oauth/store@0.2.0",
+                "tokenginx:oauth/store@0.3.0",
             ),
             format!(
-                "tokenginx:oauth/store@0.2.0: version 0.2.0 is not compatible with this \
+                "tokenginx:oauth/store@0.3.0: version 0.3.0 is not compatible with this \
                  host's tokenginx:oauth@{version}"
             ),
         ),
         (
-            patched(&default, "oauth/handler@", "oauth/handlex@"),
-            format!("does not export tokenginx:oauth/handler@{version}"),
+            patched(&default, "oauth/server@", "oauth/servex@"),
+            format!("does not export tokenginx:oauth/server@{version}"),
         ),
     ];
     for (i, (bytes, why)) in cases.iter().enumerate() {
@@ -202,13 +202,6 @@ async fn a_guest_that_does_not_load_or_fit_is_refused_and_the_old_one_serves_on(
     }
 }
 
-/// The default guest declaring `urn:test:grant:abc` as its one grant type instead of
-/// `client_credentials` (18 bytes each: the string patched where it stands in the data).
-fn default_declaring_another_grant() -> Vec<u8> {
-    let default = std::fs::read(default_guest()).unwrap();
-    patched(&default, "client_credentials", "urn:test:grant:abc")
-}
-
 /// The message of a JSON log line.
 fn message(line: &str) -> String {
     let line: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
@@ -216,7 +209,7 @@ fn message(line: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_client_and_grant() {
+async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_client_and_key() {
     // At start: the config may name any grant type; the guest says which it serves.
     let text = config(&default_guest(), "").replace(
         "      scopes: [read, write]\n",
@@ -225,58 +218,34 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
     let stderr = start_error(&text);
     assert!(
         stderr.contains(
-            "client \"demo\" is configured with the grant type \
-             \"urn:ietf:params:oauth:grant-type:device_code\", which this guest does not serve \
-             (it serves: client_credentials, authorization_code, refresh_token)"
+            "it refuses client \"demo\": oauth.clients[0].grant_types: \
+             \"urn:ietf:params:oauth:grant-type:device_code\" is not a grant type this guest \
+             serves (it serves: client_credentials, authorization_code, refresh_token)"
         ),
         "{stderr}"
     );
 
-    // On reload: the new guest is refused and the old one serves on.
-    let (host, path) = swappable_host("");
-    install(&path, &default_declaring_another_grant());
+    // On reload: a guest of contract 0.1.0 serves client_credentials alone, so a client
+    // that may refresh is refused, and the old guest serves on.
+    let path = scratch_dir().join("guest.wasm");
+    install(&path, &variant_of_default("0"));
+    let text = config(&path, "").replace(
+        "      scopes: [read, write]\n",
+        "      scopes: [read, write]\n      grant_types: [client_credentials, refresh_token]\n",
+    );
+    let host = Host::with_config(&text);
+    install(&path, &std::fs::read(misbehaving_guest()).unwrap());
     let line = message(&reload(&host));
     assert!(line.contains("guest reload refused"), "{line}");
     assert!(
         line.contains(
-            "client \"demo\" is configured with the grant type \"client_credentials\", which \
-             this guest does not serve (it serves: urn:test:grant:abc, authorization_code, \
-             refresh_token)"
+            "client \"demo\" is configured with the grant type \"refresh_token\", which this \
+             guest does not serve (it serves: client_credentials)"
         ),
         "{line}"
     );
     let token = host.issue((DEMO_ID, DEMO_SECRET), None).await;
     assert_eq!(host.introspect(&token).await["active"], true);
-}
-
-#[tokio::test]
-async fn a_grant_type_the_guest_declares_is_accepted_without_a_host_change() {
-    let path = scratch_dir().join("guest.wasm");
-    install(&path, &default_declaring_another_grant());
-    let text = config(&path, "").replace(
-        &format!("      client_secret: {DEMO_SECRET}\n"),
-        &format!(
-            "      client_secret: {DEMO_SECRET}\n      grant_types: [\"urn:test:grant:abc\"]\n"
-        ),
-    );
-    let host = Host::with_config(&only_demo_client(&text));
-    let metadata = host
-        .get("/.well-known/oauth-authorization-server")
-        .await
-        .json();
-    assert_eq!(
-        metadata["grant_types_supported"],
-        serde_json::json!(["urn:test:grant:abc"])
-    );
-}
-
-/// `text` with the demo client alone in `oauth.clients`.
-fn only_demo_client(text: &str) -> String {
-    let start = text
-        .find("    - client_id: other")
-        .expect("the other client");
-    let end = text.find("log:\n").expect("the log section");
-    format!("{}{}", &text[..start], &text[end..])
 }
 
 #[tokio::test]

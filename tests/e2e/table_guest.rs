@@ -80,7 +80,7 @@ const MODULE: &str = r#"
 
 /// The component, written into `dir`.
 pub fn table_guest(dir: &Path) -> PathBuf {
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/0.1");
     let mut resolve = wit_parser::Resolve::default();
     let (package, _) = resolve.push_path(&wit).unwrap();
     let world = resolve.select_world(&[package], Some("base")).unwrap();

@@ -40,12 +40,12 @@ pub fn authorize(host: &impl Host, req: &BrowserRequest) -> Response {
     } else if let Some(verifier) = param(req, "consent_verifier") {
         after_consent(host, req, &flow, verifier)
     } else {
-        host.outcome("authorization-started", "");
+        crate::counters::step(host, "authorization-started", "");
         begin(host, req, &flow)
     };
     result.unwrap_or_else(|failure| match failure {
         Failure::Page(status, message) => {
-            host.outcome("authorization-ended", "error");
+            crate::counters::step(host, "authorization-ended", "error");
             page(status, &message)
         }
         Failure::Client(request, error) => to_client(host, &request, Err(error)),
@@ -88,7 +88,7 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
             ))
         }
     };
-    let endpoint = host.endpoint_url("authorize").unwrap_or_default();
+    let endpoint = crate::routes::endpoint_url(host, "authorize").unwrap_or_default();
     let request_url = with_query(
         &endpoint,
         &req.params
@@ -387,7 +387,7 @@ fn to_client(
         Err(e) if e.error == "access_denied" => "access_denied",
         Err(_) => "error",
     };
-    host.outcome("authorization-ended", result_name);
+    crate::counters::step(host, "authorization-ended", result_name);
     let issuer = host.issuer();
     let mut params: Vec<(&str, &str)> = Vec::new();
     let error;

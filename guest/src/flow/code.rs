@@ -77,7 +77,8 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
     let found = host.store_get(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = found else {
         let replayed = revoke_replayed(host, client, code, verifier)?;
-        host.outcome(
+        crate::counters::step(
+            host,
             "code-redeemed",
             if replayed {
                 "replayed"
@@ -98,7 +99,8 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
             }
         }
     });
-    host.outcome(
+    crate::counters::step(
+        host,
         "code-redeemed",
         match &redeemed {
             Ok(_) => "ok",

@@ -40,6 +40,9 @@ use sha2::{Digest, Sha256};
 /// The scope that asks for a refresh token (OpenID Connect's and Hydra's convention).
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
+/// The key family of grants.
+pub(crate) const GRANT_PREFIX: &str = "oauth:grant:";
+
 /// A grant as stored at `oauth:grant:{g}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct GrantRecord {
@@ -146,7 +149,7 @@ fn access_id(grant_id: &str) -> String {
 }
 
 fn grant_key(tag: &str) -> String {
-    format!("oauth:grant:{{{tag}}}")
+    format!("{GRANT_PREFIX}{{{tag}}}")
 }
 
 fn invalid() -> OAuthError {

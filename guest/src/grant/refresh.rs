@@ -40,7 +40,7 @@ pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Respo
         Err(e) if e.error == "invalid_grant" => (Err(e), "invalid_grant"),
         Err(e) => return Err(e),
     };
-    host.outcome("refresh", outcome);
+    crate::counters::step(host, "refresh", outcome);
     result
 }
 

@@ -47,9 +47,10 @@ pub struct Server {
     pub max_body_size: u64,
     /// None: plain HTTP.
     pub tls: Option<ServerTls>,
-    /// Introspection only for clients that presented a verified certificate; only with
-    /// client certificates asked for.
-    pub introspect_requires_client_cert: bool,
+    /// The guest routes, by name, only a client that presented a verified certificate
+    /// reaches; only with client certificates asked for. The one key for it,
+    /// `server.tls.introspect_requires_client_cert`, names the route `introspect`.
+    pub client_cert_routes: Vec<String>,
     /// Each client address's budget on the anonymous endpoints; none: `unlimited`.
     pub address_rate_limit: Option<RateLimit>,
     /// Whose `X-Forwarded-For` is believed.
@@ -225,7 +226,10 @@ fn check_server(server: ServerConfig, base: &Path) -> Result<Server, (String, St
         shutdown_timeout: server.shutdown_timeout,
         max_body_size: server.max_body_size,
         tls,
-        introspect_requires_client_cert,
+        client_cert_routes: match introspect_requires_client_cert {
+            true => vec!["introspect".to_owned()],
+            false => Vec::new(),
+        },
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::checked::{bad, check_rate_limit};
 use super::raw::*;
-use crate::contract::settings;
+use crate::contract::{server, settings};
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -15,6 +15,10 @@ use std::time::Duration;
 /// secret reduced to its digest), and what the host keeps of it besides.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Its place in `oauth.clients`, for messages.
+    pub index: usize,
+    /// Its registration as configured, for the guest's check (`server.check-client`).
+    pub configured: server::ClientConfig,
     pub record: settings::Client,
     /// What the browser flows need of it (`settings.find-registration`).
     pub registration: settings::Registration,
@@ -35,6 +39,15 @@ pub struct OAuthSettings {
     pub scopes_supported: Vec<String>,
     /// The operator's login and consent app; none without browser flows.
     pub flow: Option<settings::Flow>,
+}
+
+impl OAuthSettings {
+    /// The clients in the order of `oauth.clients`.
+    pub fn clients_in_order(&self) -> Vec<&Client> {
+        let mut clients: Vec<&Client> = self.clients.values().collect();
+        clients.sort_by_key(|c| c.index);
+        clients
+    }
 }
 
 const MIN_SECRET_LEN: usize = 16;
@@ -154,6 +167,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         if let Some(malformed) = c
             .grant_types
             .iter()
+            .flatten()
             .find(|g| !tokenginx_syntax::is_grant_type(g))
         {
             return bad(
@@ -173,7 +187,23 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             None => default_refresh_ttl,
         };
         all_scopes.extend(c.scopes.iter().cloned());
+        let configured = server::ClientConfig {
+            client_id: c.client_id.clone(),
+            client_name: c.client_name.clone(),
+            token_endpoint_auth_method: c.token_endpoint_auth_method.clone(),
+            has_secret: c.client_secret.is_some() || c.client_secret_sha256.is_some(),
+            secret_length: c.client_secret.as_ref().map(|s| s.chars().count() as u32),
+            scopes: c.scopes.clone(),
+            default_scopes: c.default_scopes.clone(),
+            grant_types: c.grant_types.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            access_token_ttl: c.access_token_ttl.as_secs(),
+            refresh_token_ttl: refresh_token_ttl.as_secs(),
+            grant_max_lifetime: max_lifetime.as_secs(),
+        };
         let client = Client {
+            index: i,
+            configured,
             refresh: settings::RefreshPolicy {
                 refresh_token_ttl: refresh_token_ttl.as_secs(),
                 grant_max_lifetime: max_lifetime.as_secs(),
@@ -184,7 +214,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             registration: settings::Registration {
                 client_name: c.client_name,
                 redirect_uris: c.redirect_uris,
-                token_endpoint_auth_method: method,
+                token_endpoint_auth_method: c.token_endpoint_auth_method.clone(),
                 skip_consent: c.skip_consent,
             },
             record: settings::Client {

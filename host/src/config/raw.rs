@@ -472,8 +472,9 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub default_scopes: Vec<String>,
-    #[serde(default = "default_grant_types")]
-    pub grant_types: Vec<String>,
+    /// None: the guest's default.
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
     #[serde(default = "default_token_ttl", deserialize_with = "duration")]
     pub access_token_ttl: Duration,
     /// This client's budget instead of `oauth.rate_limit`.
@@ -497,9 +498,6 @@ pub struct ClientConfig {
     pub refresh_token_ttl: Option<Duration>,
 }
 
-fn default_grant_types() -> Vec<String> {
-    vec!["client_credentials".into()]
-}
 fn default_token_ttl() -> Duration {
     Duration::from_secs(3600)
 }

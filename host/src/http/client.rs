@@ -38,7 +38,7 @@ pub(super) fn valid_host(host: &[u8]) -> bool {
 /// (`server.trusted_proxies`) says the request came from: the last address in
 /// `X-Forwarded-For` that is not itself a trusted proxy, as each proxy appends the address it
 /// received the request from.
-pub(super) fn address<B>(app: &App, peer: Peer, req: &Request<B>) -> IpAddr {
+pub(super) fn address<B>(app: &App, peer: &Peer, req: &Request<B>) -> IpAddr {
     let direct = peer.addr.ip().to_canonical();
     let trusted = |ip: IpAddr| app.trusted_proxies.iter().any(|c| c.contains(ip));
     let mut headers = req.headers().get_all(X_FORWARDED_FOR).iter().peekable();
@@ -93,7 +93,7 @@ fn warn_untrusted_forwarding(peer: IpAddr) {
 }
 
 /// The 429 for a request over its address's budget (`server.address_rate_limit`), if it is.
-pub(super) fn over_budget(app: &App, route: &str, peer: Peer) -> Option<Response<Body>> {
+pub(super) fn over_budget(app: &App, route: &str, peer: &Peer) -> Option<Response<Body>> {
     let wait = app
         .address_budget
         .as_ref()?

@@ -2,10 +2,11 @@
 //! routing, and turning requests into guest calls.
 
 mod address_budget;
+mod admin;
 mod body;
-mod browser;
 mod client;
 mod form;
+mod guest_request;
 mod responses;
 mod routes;
 mod server;

@@ -1,22 +1,19 @@
-//! Routing: which path does what, and the HTTP checks in front of every guest call (method,
-//! content type, body size and read time, strict form parsing).
+//! Routing: the host's own paths (health, metrics) and the guest's routes, and the HTTP
+//! checks in front of every guest call (Host, method, the admin credential, the address
+//! budget, the request's shape).
 
 use super::address_budget::AddressBudget;
 use super::body::{self, BodyError};
-use super::browser;
-use super::client;
-use super::form;
 use super::responses::{json_response, oauth_error, server_error, text, Body};
+use super::{admin, client, guest_request};
 use crate::config::Cidr;
 use crate::runtime::{
-    Answer, Call, CallError, Export, Request as GuestRequest, Response as GuestResponse, Runtime,
+    Answer, CallError, Found, Guest, Response as GuestResponse, Route, Runtime, Side,
 };
 use crate::services::Services;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
-};
+use hyper::header::{HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -39,127 +36,64 @@ pub struct App {
     pub read_timeout: Duration,
     /// `None` when metrics are disabled.
     pub metrics_path: Option<String>,
-    /// `server.tls.introspect_requires_client_cert`.
-    pub introspect_requires_client_cert: bool,
+    /// The guest routes, by name, that a client certificate must reach
+    /// (`server.tls.introspect_requires_client_cert`: the route `introspect`).
+    pub client_cert_routes: Vec<String>,
     /// SHA-256 of `admin.api_key`, when the admin API asks for one.
     pub admin_api_key_sha256: Option<[u8; 32]>,
-    /// Each client address's budget on the anonymous endpoints; none: unlimited.
+    /// Each client address's budget on the anonymous routes; none: unlimited.
     pub address_budget: Option<AddressBudget>,
     /// `server.trusted_proxies`: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
 }
 
-/// The routes, as metric labels: a fixed set whatever the request says.
-#[derive(Clone, Copy)]
-enum Route {
-    /// An OAuth endpoint the active guest serves.
-    Guest(Export),
-    /// An admin API call, by its name in `browser.admin`, on the admin listener.
-    Admin(&'static str),
+/// Where a request goes: the host's own paths, or a route of the guest serving.
+enum Target<'a> {
+    /// A guest route, with its path parameters.
+    Guest(&'a Route, Vec<(String, String)>),
+    /// A guest route's path, with a method none of its routes answers.
+    Method(&'a Route, Vec<Method>),
     Live,
     Ready,
     Metrics,
     NotFound,
 }
 
-impl Route {
-    /// The route of `path` on `listener`: OAuth on the public side, metrics and health on
-    /// the management side, both where one listener serves all.
-    fn of(app: &App, listener: Listener, path: &str) -> Route {
-        if listener == Listener::Admin {
-            return match ADMIN_CALLS.iter().find(|(p, _, _)| *p == path) {
-                Some((_, _, call)) if app.runtime.serves(Export::Admin) => Route::Admin(call),
-                _ => Route::NotFound,
-            };
-        }
-        let route = Route::of_path(app, path);
-        let management = matches!(route, Route::Live | Route::Ready | Route::Metrics);
-        match (listener, management) {
-            (Listener::Public, true) | (Listener::Management, false) => Route::NotFound,
-            (Listener::Admin, _) => Route::NotFound,
-            _ => route,
-        }
-    }
-
-    fn of_path(app: &App, path: &str) -> Route {
-        if let Some(export) = Export::ALL.into_iter().find(|e| e.path() == Some(path)) {
-            return match app.runtime.serves(export) {
-                true => Route::Guest(export),
-                false => Route::NotFound,
-            };
-        }
-        match path {
-            "/health/live" => Route::Live,
-            "/health/ready" => Route::Ready,
-            p if app.metrics_path.as_deref() == Some(p) => Route::Metrics,
-            _ => Route::NotFound,
+impl<'a> Target<'a> {
+    /// What `method` on `path` reaches on `listener`: metrics and health on the management
+    /// side, the guest's public routes on the public side (both where one listener serves
+    /// all), its admin routes on the admin listener.
+    fn of(app: &App, guest: &'a Guest, listener: Listener, path: &str, method: &Method) -> Self {
+        let own = match path {
+            "/health/live" => Some(Target::Live),
+            "/health/ready" => Some(Target::Ready),
+            p if app.metrics_path.as_deref() == Some(p) => Some(Target::Metrics),
+            _ => None,
+        };
+        let side = match (listener, own) {
+            (Listener::Management, own) => return own.unwrap_or(Target::NotFound),
+            (Listener::Combined, Some(own)) => return own,
+            (Listener::Combined | Listener::Public, _) => Side::Public,
+            (Listener::Admin, _) => Side::Admin,
+        };
+        match guest.routes.find(side, path, method) {
+            Found::Route(route, params) => Target::Guest(route, params),
+            Found::Method(route, allowed) => Target::Method(route, allowed),
+            Found::NotFound => Target::NotFound,
         }
     }
 
-    fn label(self) -> &'static str {
+    /// The metrics label: the guest route's name, or the host's own.
+    fn label(&self) -> &'a str {
         match self {
-            Route::Guest(export) => export.name(),
-            Route::Admin(_) => "admin",
-            Route::Live => "live",
-            Route::Ready => "ready",
-            Route::Metrics => "metrics",
-            Route::NotFound => "not_found",
-        }
-    }
-
-    /// Whether the route answers `method` (a GET route answers HEAD too).
-    fn allows(self, method: &Method) -> bool {
-        let methods = self.methods();
-        methods.contains(method) || (method == Method::HEAD && methods.contains(&Method::GET))
-    }
-
-    /// The methods the route answers.
-    fn methods(self) -> &'static [Method] {
-        match self {
-            Route::Guest(export) => export.methods(),
-            Route::Admin(call) => match ADMIN_CALLS.iter().find(|(_, _, c)| *c == call) {
-                Some((_, method, _)) if *method == Method::PUT => &[Method::PUT],
-                _ => &[Method::GET],
-            },
-            _ => &[Method::GET],
+            Target::Guest(route, _) | Target::Method(route, _) => route.name.as_str(),
+            Target::Live => "live",
+            Target::Ready => "ready",
+            Target::Metrics => "metrics",
+            Target::NotFound => "not_found",
         }
     }
 }
-
-/// The admin API's paths (Ory Hydra v2's), their methods, and the call each is in
-/// `browser.admin`.
-const ADMIN_CALLS: [(&str, Method, &str); 6] = [
-    (
-        "/admin/oauth2/auth/requests/login",
-        Method::GET,
-        "login-request",
-    ),
-    (
-        "/admin/oauth2/auth/requests/login/accept",
-        Method::PUT,
-        "login-accept",
-    ),
-    (
-        "/admin/oauth2/auth/requests/login/reject",
-        Method::PUT,
-        "login-reject",
-    ),
-    (
-        "/admin/oauth2/auth/requests/consent",
-        Method::GET,
-        "consent-request",
-    ),
-    (
-        "/admin/oauth2/auth/requests/consent/accept",
-        Method::PUT,
-        "consent-accept",
-    ),
-    (
-        "/admin/oauth2/auth/requests/consent/reject",
-        Method::PUT,
-        "consent-reject",
-    ),
-];
 
 /// What a listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,17 +109,19 @@ pub enum Listener {
 }
 
 /// Who is on the other end of a connection, and on which listener.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Peer {
     pub addr: SocketAddr,
-    /// A client certificate was presented and verified (mTLS).
-    pub client_cert: bool,
+    /// The connection is TLS.
+    pub tls: bool,
+    /// The client certificate (DER) presented and verified (mTLS), if any.
+    pub client_cert: Option<Arc<[u8]>>,
     pub listener: Listener,
 }
 
 /// What the log line of a request says beyond method, route and status.
 #[derive(Default)]
-pub(super) struct Facts {
+struct Facts {
     /// The registered client the request authenticated as, as the guest said.
     client_id: Option<String>,
 }
@@ -194,31 +130,34 @@ pub(super) struct Facts {
 pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
     let start = Instant::now();
     let peer = Peer {
-        addr: SocketAddr::new(client::address(&app, peer, &req), peer.addr.port()),
+        addr: SocketAddr::new(client::address(&app, &peer, &req), peer.addr.port()),
         ..peer
     };
-    let route = Route::of(&app, peer.listener, req.uri().path());
+    // The guest serving now serves this request to its end, whatever a reload does.
+    let guest = app.runtime.active();
     let method = req.method().clone();
+    let target = Target::of(&app, &guest, peer.listener, req.uri().path(), &method);
+    let label = target.label();
     let request_id = request_id(&req);
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut facts = Facts::default();
-    let answer = respond(&app, route, peer, req, &mut facts).instrument(span);
+    let answer = respond(&app, &guest, target, &peer, req, &mut facts).instrument(span);
     let mut response = answer.await;
     let metrics = &app.services.metrics;
     let status = response.status();
     metrics
         .http_requests
-        .with_label_values(&[route.label(), status.as_str()])
+        .with_label_values(&[label, status.as_str()])
         .inc();
     let elapsed = start.elapsed();
     metrics
         .http_duration
-        .with_label_values(&[route.label()])
+        .with_label_values(&[label])
         .observe(elapsed.as_secs_f64());
     tracing::info!(
         request_id = %request_id,
         method = %method,
-        route = route.label(),
+        route = label,
         status = status.as_u16(),
         duration_us = elapsed.as_micros() as u64,
         client_id = facts.client_id.as_deref(),
@@ -232,13 +171,13 @@ pub async fn handle(app: Arc<App>, peer: Peer, req: Request<Incoming>) -> Respon
 
 async fn respond(
     app: &App,
-    route: Route,
-    peer: Peer,
+    guest: &Arc<Guest>,
+    target: Target<'_>,
+    peer: &Peer,
     req: Request<Incoming>,
     facts: &mut Facts,
 ) -> Response<Body> {
-    let method = req.method();
-    match route {
+    match target {
         // RFC 9112 section 3.2: an HTTP/1.1 request without exactly one Host is a 400.
         _ if req.version() == Version::HTTP_11
             && req.headers().get_all(HOST).iter().count() != 1 =>
@@ -261,46 +200,41 @@ async fn respond(
                 "the Host header is not a valid host[:port]",
             )
         }
-        Route::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
-        _ if !route.allows(method) => {
-            let mut allow: Vec<&str> = route.methods().iter().map(Method::as_str).collect();
-            if allow.contains(&"GET") {
-                allow.insert(1, "HEAD");
-            }
-            let allow = allow.join(", ");
-            let mut response = oauth_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
-                &format!("use {allow}"),
-            );
-            if let Ok(value) = HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(ALLOW, value);
-            }
-            response
+        Target::NotFound => oauth_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
+        Target::Method(_, methods) => method_not_allowed(methods),
+        Target::Live | Target::Ready | Target::Metrics
+            if req.method() != Method::GET && req.method() != Method::HEAD =>
+        {
+            method_not_allowed(vec![Method::GET])
         }
-        Route::Admin(_) if !browser::admin_authorized(app, &req) => browser::unauthorized(),
-        Route::Admin(call) => browser::admin_call(app, call, peer, req, facts).await,
-        Route::Guest(Export::Authorize) => match client::over_budget(app, route.label(), peer) {
-            Some(response) => response,
-            None => browser::authorize_call(app, peer, req, facts).await,
-        },
-        Route::Guest(Export::Introspect)
-            if app.introspect_requires_client_cert && !peer.client_cert =>
+        Target::Guest(route, _)
+            if route.side == Side::Admin && !admin::admin_authorized(app, &req) =>
+        {
+            admin::unauthorized()
+        }
+        Target::Guest(route, _)
+            if peer.client_cert.is_none() && app.client_cert_routes.contains(&route.name) =>
         {
             oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
-                "introspection requires a client certificate",
+                &format!("{} requires a client certificate", route.name),
             )
         }
-        Route::Guest(Export::Metadata) => {
-            let call = Call::Handler(Export::Metadata, GuestRequest::default());
-            guest_call(app, call, facts).await
+        Target::Guest(route, params) => {
+            if route.anonymous {
+                if let Some(response) = client::over_budget(app, &route.name, peer) {
+                    return response;
+                }
+            }
+            match guest_request::build(app, route, params, peer, req).await {
+                Ok(request) => guest_call(app, guest, route, request, facts).await,
+                Err(response) => response,
+            }
         }
-        Route::Guest(export) => oauth_call(app, export, peer, req, facts).await,
-        Route::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
-        Route::Ready => ready(app).await,
-        Route::Metrics => {
+        Target::Live => json_response(StatusCode::OK, &json!({ "status": "ok" })),
+        Target::Ready => ready(app).await,
+        Target::Metrics => {
             let metrics = &app.services.metrics;
             metrics
                 .store_full
@@ -315,6 +249,29 @@ async fn respond(
             )
         }
     }
+}
+
+/// 405 with `Allow` (a GET route answers HEAD too).
+fn method_not_allowed(methods: Vec<Method>) -> Response<Body> {
+    let mut allow: Vec<&str> = Vec::new();
+    for method in &methods {
+        if !allow.contains(&method.as_str()) {
+            allow.push(method.as_str());
+        }
+        if *method == Method::GET && !allow.contains(&"HEAD") {
+            allow.push("HEAD");
+        }
+    }
+    let allow = allow.join(", ");
+    let mut response = oauth_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        &format!("use {allow}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
 }
 
 /// The caller's `X-Request-Id` if it is a plausible id (1 to 128 characters from
@@ -357,57 +314,6 @@ fn new_request_id() -> String {
         "{process:016x}{:016x}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The HTTP checks of an OAuth form endpoint, then the guest call.
-async fn oauth_call(
-    app: &App,
-    export: Export,
-    peer: Peer,
-    req: Request<Incoming>,
-    facts: &mut Facts,
-) -> Response<Body> {
-    let invalid =
-        |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description);
-    if !is_form(&req) {
-        return invalid("Content-Type must be application/x-www-form-urlencoded");
-    }
-    let mut authorizations = req.headers().get_all(AUTHORIZATION).iter();
-    let authorization = match (authorizations.next(), authorizations.next()) {
-        (None, _) => None,
-        (Some(value), None) => match value.to_str() {
-            Ok(value) => Some(value.to_owned()),
-            Err(_) => return invalid("the Authorization header is not visible ASCII"),
-        },
-        (Some(_), Some(_)) => return invalid("more than one Authorization header"),
-    };
-    let body = match read_body(app, req).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let params = match form::parse(&body) {
-        Ok(params) => params,
-        Err(e) => return invalid(&e.to_string()),
-    };
-    let request = GuestRequest {
-        params,
-        authorization,
-        client_ip: peer.addr.ip().to_string(),
-    };
-    guest_call(app, Call::Handler(export, request), facts).await
-}
-
-/// Whether `req`'s body is `application/x-www-form-urlencoded`.
-pub(super) fn is_form(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// The body of `req`, within `server.max_body_size` and `server.read_timeout`, or the
@@ -463,12 +369,18 @@ pub(super) async fn read_body(
 
 /// Calls the guest; a failing guest costs this request a 500 (or 503 when all instances are
 /// busy), and nothing more. The runtime logs and counts the failure.
-pub(super) async fn guest_call(app: &App, call: Call, facts: &mut Facts) -> Response<Body> {
+async fn guest_call(
+    app: &App,
+    guest: &Arc<Guest>,
+    route: &Route,
+    request: crate::runtime::Request,
+    facts: &mut Facts,
+) -> Response<Body> {
     let accept = |answer: Answer| {
         facts.client_id = answer.client_id;
         into_http(answer.response)
     };
-    match app.runtime.call(call, accept).await {
+    match app.runtime.call(guest, route, request, accept).await {
         Ok(response) => response,
         Err(CallError::Busy(_)) => oauth_error(
             StatusCode::SERVICE_UNAVAILABLE,

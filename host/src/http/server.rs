@@ -68,7 +68,8 @@ pub async fn serve(
             let _live = live;
             let mut peer = Peer {
                 addr,
-                client_cert: false,
+                tls: false,
+                client_cert: None,
                 listener: kind,
             };
             let Some(tls) = tls else {
@@ -85,7 +86,13 @@ pub async fn serve(
             };
             match handshake {
                 Ok(stream) => {
-                    peer.client_cert = stream.get_ref().1.peer_certificates().is_some();
+                    peer.tls = true;
+                    peer.client_cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|der| Arc::from(der.as_ref()));
                     let io = TimedIo::new(stream, conn.clone());
                     connection(io, peer, app, &http, &conn, stop).await
                 }
@@ -119,9 +126,11 @@ async fn connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let handler_conn = conn.clone();
+    let addr = peer.addr;
     let service = service_fn(move |req| {
         let guard = handler_conn.busy();
         let app = app.clone();
+        let peer = peer.clone();
         async move {
             let response = handle(app, peer, req).await;
             drop(guard);
@@ -130,7 +139,6 @@ async fn connection<I>(
     });
     let connection = http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let addr = peer.addr;
     let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {

@@ -7,7 +7,7 @@
 //! the service never does. The guest's logic alone, natively, is `cargo run --release -p
 //! tokenginx-guest --features testing --example native_bench`.
 
-use super::{Call, CallError, Export, Request, Runtime};
+use super::{CallError, Exports, Guest, Request, Route, Runtime};
 use crate::config::GuestConfig;
 use crate::metrics::Metrics;
 use crate::services::Services;
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 const CLIENT_ID: &str = "bench";
 const SECRET: &str = "bench-secret-0123456789";
+/// The grant the token phase asks for (RFC 6749 section 4.4).
+const GRANT_TYPE: &str = "client_credentials";
 
 /// What `bench-guest` measures, in this order by default.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,23 +93,37 @@ oauth:
         keys: None,
     });
     let runtime = Runtime::load(config, services).await?;
-    let authorization = Some(format!(
+    let guest = runtime.active();
+    let route = |name: &str| {
+        guest
+            .routes
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| anyhow::anyhow!("the guest has no route named {name:?}"))
+    };
+    let (token_route, introspect_route) = (route("token")?, route("introspect")?);
+    let authorization = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"))
-    ));
-    let request = |params: &[(&str, &str)]| Request {
-        params: params
+    );
+    let request = |route: &Route, params: &[(&str, &str)]| Request {
+        method: "POST".into(),
+        url: format!("http://bench.invalid{}", route.path),
+        path_params: Vec::new(),
+        query: Vec::new(),
+        form: params
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
-        authorization: authorization.clone(),
+        json: None,
+        cookies: Vec::new(),
+        headers: vec![("authorization".into(), authorization.clone())],
         client_ip: "127.0.0.1".into(),
+        client_cert: None,
     };
-    let issue = request(&[("grant_type", "client_credentials")]);
+    let issue = request(token_route, &[("grant_type", GRANT_TYPE)]);
     let first = runtime
-        .call(Call::Handler(Export::Token, issue.clone()), |a| {
-            Ok(a.response.body)
-        })
+        .call(&guest, token_route, issue.clone(), |a| Ok(a.response.body))
         .await
         .map_err(|e| anyhow::anyhow!("the first token call failed: {e}"))?;
     let token: serde_json::Value = serde_json::from_str(&first)
@@ -116,7 +132,7 @@ oauth:
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the guest issued no token: {first}"))?
         .to_owned();
-    let introspect = request(&[("token", &token)]);
+    let introspect = request(introspect_route, &[("token", &token)]);
 
     println!(
         "guest {} ({calls} calls a phase, embedded store, memory limit {} MiB)",
@@ -126,15 +142,22 @@ oauth:
     let mut completed = true;
     for &phase in phases {
         let run = match phase {
-            Phase::Token => runtime.bench_fresh(Export::Token, &issue, calls).await,
+            Phase::Token => {
+                runtime
+                    .bench_fresh(&guest, token_route, &issue, calls)
+                    .await
+            }
             Phase::Introspect => {
                 runtime
-                    .bench_fresh(Export::Introspect, &introspect, calls)
+                    .bench_fresh(&guest, introspect_route, &introspect, calls)
                     .await
             }
             Phase::Reused => {
                 let recycle_at = (config.memory_limit / 2) as usize;
-                runtime.bench_reused(&introspect, calls, recycle_at).await
+                let route = introspect_route;
+                runtime
+                    .bench_reused(&guest, route, &introspect, calls, recycle_at)
+                    .await
             }
         };
         print!("{}", line(phase.name(), &run));
@@ -189,15 +212,20 @@ fn line(name: &str, run: &Run) -> String {
 }
 
 impl Runtime {
-    /// `calls` calls of `export`, each through the real call path: a free slot, a fresh
+    /// `calls` calls of `route`, each through the real call path: a free slot, a fresh
     /// instance, the call, teardown and metrics.
-    async fn bench_fresh(&self, export: Export, request: &Request, calls: usize) -> Run {
+    async fn bench_fresh(
+        &self,
+        guest: &Arc<Guest>,
+        route: &Route,
+        request: &Request,
+        calls: usize,
+    ) -> Run {
         let mut run = Run::new(calls);
         for _ in 0..calls {
             let start = Instant::now();
-            let call = Call::Handler(export, request.clone());
             let answered = self
-                .call(call, |a| match a.response.status {
+                .call(guest, route, request.clone(), |a| match a.response.status {
                     200 => Ok(()),
                     status => Err(format!("status {status}: {}", a.response.body)),
                 })
@@ -214,21 +242,30 @@ impl Runtime {
     /// For `bench-guest` only: `calls` introspections in one instance, each timed; a new
     /// instance replaces it once its memory has grown past `recycle_at` bytes. The service
     /// never reuses an instance (see the module's isolation guarantee).
-    async fn bench_reused(&self, request: &Request, calls: usize, recycle_at: usize) -> Run {
+    /// A 0.1 guest is not measured here: its calls go through the adapter.
+    async fn bench_reused(
+        &self,
+        guest: &Guest,
+        route: &Route,
+        request: &Request,
+        calls: usize,
+        recycle_at: usize,
+    ) -> Run {
         let mut run = Run::new(calls);
         let trap = |e: wasmtime::Error| CallError::Trap(format!("{e:#}"));
-        let guest = self.active();
+        let Exports::Current(pre) = &guest.exports else {
+            run.failure = Some(CallError::Trap("a 0.1 guest: not measured reused".into()));
+            return run;
+        };
         let mut instance = None;
         while run.times.len() < calls {
-            let (store, handler) = match &mut instance {
+            let (store, server) = match &mut instance {
                 Some(live) => live,
                 None => {
-                    let mut store = self
-                        .sandbox
-                        .store(guest.label.clone(), Duration::from_secs(3600));
+                    let mut store = self.sandbox.store(guest, Duration::from_secs(3600));
                     store.limiter(|state| state);
-                    match guest.pre.instantiate_async(&mut store).await {
-                        Ok(new) => instance.insert((store, new.tokenginx_oauth_handler().clone())),
+                    match pre.instantiate_async(&mut store).await {
+                        Ok(new) => instance.insert((store, new.tokenginx_oauth_server().clone())),
                         Err(e) => {
                             run.failure = Some(trap(e));
                             break;
@@ -237,7 +274,7 @@ impl Runtime {
                 }
             };
             let start = Instant::now();
-            if let Err(e) = handler.call_introspect(&mut *store, request).await {
+            if let Err(e) = server.call_handle(&mut *store, &route.name, request).await {
                 run.failure = Some(trap(e));
                 break;
             }

@@ -1,8 +1,8 @@
 //! What a guest instance can reach: the implementations of the imports of `wit/oauth.wit`,
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
-use super::Export;
-use crate::contract::{caller, clock, log, random, rate_limit, seal, settings, store};
+use super::counters::Counters;
+use crate::contract::{caller, clock, log, metrics, random, rate_limit, seal, settings, store};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
@@ -21,6 +21,8 @@ pub struct InstanceState {
     pub services: Arc<Services>,
     /// The guest's name, for its log lines.
     pub guest: Arc<str>,
+    /// The counters it declared (`metrics.count`).
+    pub counters: Arc<Counters>,
     /// The registered client the guest said the request authenticated as (`caller`).
     pub authenticated: Option<String>,
     /// When store operations must give up, a little before the call's own deadline, so the
@@ -58,11 +60,17 @@ impl wasmtime::ResourceLimiter for InstanceState {
 }
 
 impl InstanceState {
-    pub fn new(services: Arc<Services>, guest: Arc<str>, call_deadline: Duration) -> Self {
+    pub fn new(
+        services: Arc<Services>,
+        guest: Arc<str>,
+        counters: Arc<Counters>,
+        call_deadline: Duration,
+    ) -> Self {
         let margin = (call_deadline / 10).min(Duration::from_millis(50));
         InstanceState {
             services,
             guest,
+            counters,
             authenticated: None,
             store_deadline: tokio::time::Instant::now() + call_deadline - margin,
             wasi: None,
@@ -119,44 +127,9 @@ async fn timed<T>(
     result
 }
 
-/// What a store key holds, for the Go guide's token counters: an access token (the key
-/// family `oauth:access_token:`, which a guest keeps to for its tokens to be counted), a
-/// grant (`oauth:grant:`, whose removal revokes its tokens), or neither (a flow's
-/// challenges and codes, rate-limit buckets, ...).
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    AccessToken,
-    Grant,
-    Other,
-}
-
-impl Kind {
-    fn of(key: &str) -> Kind {
-        if key.starts_with("oauth:access_token:") {
-            Kind::AccessToken
-        } else if key.starts_with("oauth:grant:") {
-            Kind::Grant
-        } else {
-            Kind::Other
-        }
-    }
-}
-
-/// The kinds of a store operation's keys, taken before the call (which consumes them).
-enum Keys {
-    One(Kind),
-    Many(Vec<Kind>),
-    /// A transaction: the access tokens it writes, and the tokens and grants it removes.
-    Transaction {
-        created: u64,
-        revoked: u64,
-    },
-}
-
-trait KeysOf {
-    fn kinds(&self) -> Keys;
-    /// A key of the host's own (its rate limits, its keyring) among them: a guest may not
-    /// read or write those.
+/// A key of the host's own (its rate limits, its keyring) among an operation's keys: a
+/// guest may not read or write those.
+pub(super) trait HostOwned {
     fn host_owned(&self) -> Option<&str>;
 }
 
@@ -167,105 +140,29 @@ fn host_owned(key: &str) -> bool {
     HOST_OWNED.iter().any(|prefix| key.starts_with(prefix))
 }
 
-impl KeysOf for String {
-    fn kinds(&self) -> Keys {
-        Keys::One(Kind::of(self))
-    }
+impl HostOwned for String {
     fn host_owned(&self) -> Option<&str> {
         host_owned(self).then_some(self.as_str())
     }
 }
 
-impl KeysOf for Vec<String> {
-    fn kinds(&self) -> Keys {
-        Keys::Many(self.iter().map(|k| Kind::of(k)).collect())
-    }
+impl HostOwned for Vec<String> {
     fn host_owned(&self) -> Option<&str> {
         self.iter().find(|k| host_owned(k)).map(String::as_str)
     }
 }
 
-impl KeysOf for store::Transaction {
+impl HostOwned for store::Transaction {
     fn host_owned(&self) -> Option<&str> {
         let expected = self.expect.iter().map(|e| e.key.as_str());
         let changed = self.changes.iter().map(|c| c.key.as_str());
         expected.chain(changed).find(|k| host_owned(k))
     }
-
-    fn kinds(&self) -> Keys {
-        let count = |written: bool, kinds: &[Kind]| {
-            self.changes
-                .iter()
-                .filter(|c| c.value.is_some() == written && kinds.contains(&Kind::of(&c.key)))
-                .count() as u64
-        };
-        Keys::Transaction {
-            created: count(true, &[Kind::AccessToken]),
-            revoked: count(false, &[Kind::AccessToken, Kind::Grant]),
-        }
-    }
-}
-
-/// Which keys of a store operation's result were found, written or removed.
-trait Hits {
-    fn hits(&self) -> Vec<bool>;
-}
-
-impl Hits for () {
-    fn hits(&self) -> Vec<bool> {
-        vec![true]
-    }
-}
-
-impl Hits for bool {
-    fn hits(&self) -> Vec<bool> {
-        vec![*self]
-    }
-}
-
-impl<T> Hits for Option<T> {
-    fn hits(&self) -> Vec<bool> {
-        vec![self.is_some()]
-    }
-}
-
-impl<T> Hits for Vec<Option<T>> {
-    fn hits(&self) -> Vec<bool> {
-        self.iter().map(Option::is_some).collect()
-    }
-}
-
-/// Feeds the Go guide's token counters from a store operation: `set`, `insert` and `apply`
-/// create access tokens, `get` and `get_many` retrieve them, and `delete` (or an `apply`'s
-/// removal) revokes an access token or a grant.
-fn count_tokens(metrics: &Metrics, operation: &str, keys: Keys, result: &impl Hits) {
-    let hits = result.hits();
-    let of_kind = |kinds: &[Kind], wanted: &[Kind]| {
-        kinds
-            .iter()
-            .zip(&hits)
-            .filter(|(kind, hit)| **hit && wanted.contains(kind))
-            .count() as u64
-    };
-    let (created, retrieved, revoked) = match (operation, keys) {
-        ("set" | "insert", Keys::One(kind)) => (of_kind(&[kind], &[Kind::AccessToken]), 0, 0),
-        ("get", Keys::One(kind)) => (0, of_kind(&[kind], &[Kind::AccessToken]), 0),
-        ("get_many", Keys::Many(kinds)) => (0, of_kind(&kinds, &[Kind::AccessToken]), 0),
-        ("delete", Keys::One(kind)) => (0, 0, of_kind(&[kind], &[Kind::AccessToken, Kind::Grant])),
-        ("apply", Keys::Transaction { created, revoked }) if hits == [true] => {
-            (created, 0, revoked)
-        }
-        _ => (0, 0, 0),
-    };
-    metrics.token_created.inc_by(created);
-    metrics.token_retrieved.inc_by(retrieved);
-    metrics.token_revoked.inc_by(revoked);
 }
 
 /// The guest's `store` imports, one for each of [`crate::store::store_operations`]: each
-/// calls the store's method of the same name through [`timed`], then feeds the token
-/// counters ([`count_tokens`]). Every operation's first argument is its key, keys or
-/// transaction.
+/// refuses the host's own keys, then calls the store's method of the same name through
+/// [`timed`]. Every operation's first argument is its key, keys or transaction.
 macro_rules! store_imports {
     ($( $(#[$doc:meta])* fn $op:ident($key:ident: $kty:ty $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
         // Each method clones the `Arc` first: a future holding `&self` across an await would
@@ -290,13 +187,8 @@ macro_rules! store_imports {
                         )));
                     }
                     let services = self.services.clone();
-                    let operation = stringify!($op);
-                    let keys = $key.kinds();
                     let call = services.store.$op($key $(, $arg)*);
-                    let result = timed(&services.metrics, self.store_deadline, operation, call)
-                        .await?;
-                    count_tokens(&services.metrics, operation, keys, &result);
-                    Ok(result)
+                    timed(&services.metrics, self.store_deadline, stringify!($op), call).await
                 }
             )*
         }
@@ -432,11 +324,6 @@ impl settings::Host for InstanceState {
         self.services.oauth.scopes_supported.clone()
     }
 
-    fn endpoint_url(&mut self, endpoint: String) -> Option<String> {
-        let path = Export::named(&endpoint)?.path()?;
-        Some(format!("{}{path}", self.services.oauth.issuer))
-    }
-
     fn find_registration(&mut self, client_id: String) -> Option<settings::Registration> {
         let client = self.services.oauth.clients.get(&client_id)?;
         Some(client.registration.clone())
@@ -458,70 +345,41 @@ impl caller::Host for InstanceState {
             self.authenticated = Some(client_id);
         }
     }
+}
 
-    fn outcome(&mut self, event: String, status: String) {
-        count_outcome(&self.services.metrics, &self.guest, &event, &status);
+impl metrics::Host for InstanceState {
+    fn count(&mut self, name: String, labels: Vec<String>, by: u64) {
+        if let Err(why) = self.counters.count(&name, &labels, by) {
+            self.refuse_count(&format!("metrics.count({name:?}, {labels:?})"), &why);
+        }
     }
 }
 
-/// Counts a step the guest reports (`caller.outcome`) in its metric, or, for an event and
-/// status the contract does not list, refuses it with a warning naming them and a count:
-/// a guest's typo must not vanish.
-fn count_outcome(metrics: &Metrics, guest: &str, event: &str, status: &str) {
-    use crate::metrics::{AUTHORIZATION_RESULTS, REDEMPTION_RESULTS, REFRESH_RESULTS};
-    let counter = match event {
-        "authorization-started" => Some(metrics.authorizations_started.clone()),
-        "authorization-ended" if AUTHORIZATION_RESULTS.contains(&status) => {
-            Some(metrics.authorizations_ended.with_label_values(&[status]))
-        }
-        "code-redeemed" if REDEMPTION_RESULTS.contains(&status) => {
-            Some(metrics.code_redemptions.with_label_values(&[status]))
-        }
-        "refresh" if REFRESH_RESULTS.contains(&status) => {
-            Some(metrics.refreshes.with_label_values(&[status]))
-        }
-        _ => None,
-    };
-    match counter {
-        Some(counter) => counter.inc(),
-        None => {
-            metrics.outcomes_refused.inc();
-            tracing::warn!(
-                target: "guest",
-                guest,
-                "caller.outcome({:?}, {:?}) is no event and status of the contract: not counted",
-                sanitize(event),
-                sanitize(status)
-            );
-        }
+impl InstanceState {
+    /// A count the guest may not make: warned about, naming it, and counted, never
+    /// dropped without a word.
+    pub(super) fn refuse_count(&self, what: &str, why: &str) {
+        self.services.metrics.outcomes_refused.inc();
+        tracing::warn!(
+            target: "guest",
+            guest = &*self.guest,
+            "{}: not counted: {}",
+            sanitize(what),
+            sanitize(why)
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{count_outcome, sanitize, KeysOf as _};
-    use crate::metrics::Metrics;
-
-    #[test]
-    fn an_outcome_outside_the_contract_is_refused_and_counted_not_dropped() {
-        let metrics = Metrics::new();
-        count_outcome(&metrics, "g", "code-redeemed", "error");
-        count_outcome(&metrics, "g", "authorization-started", "");
-        count_outcome(&metrics, "g", "code-redeemed", "exploded");
-        count_outcome(&metrics, "g", "no-such-event", "ok");
-        let code = |result: &str| metrics.code_redemptions.with_label_values(&[result]).get();
-        assert_eq!(code("error"), 1);
-        assert_eq!(metrics.authorizations_started.get(), 1);
-        assert_eq!(metrics.outcomes_refused.get(), 2);
-        assert!(!metrics.render().contains("exploded"));
-    }
+    use super::{sanitize, HostOwned as _};
 
     #[test]
     fn the_hosts_own_keys_are_named_in_any_operation() {
         let keyring = String::from(crate::keys::KEYRING_KEY);
         assert_eq!(keyring.host_owned(), Some(crate::keys::KEYRING_KEY));
         let limit = crate::store::rate_limit_key("demo");
-        let keys = vec!["oauth:access_token:{x}".to_owned(), limit.clone()];
+        let keys = vec!["token:{x}".to_owned(), limit.clone()];
         assert_eq!(keys.host_owned(), Some(limit.as_str()));
         let tx = crate::contract::store::Transaction {
             expect: vec![crate::contract::store::Expect {
@@ -531,7 +389,7 @@ mod tests {
             changes: Vec::new(),
         };
         assert_eq!(tx.host_owned(), Some(limit.as_str()));
-        assert_eq!(String::from("oauth:grant:{g}").host_owned(), None);
+        assert_eq!(String::from("grant:{g}").host_owned(), None);
     }
 
     #[test]

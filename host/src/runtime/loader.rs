@@ -6,8 +6,9 @@
 //! configured and the host's own cache, and only when no other user can have written them.
 
 use super::imports::InstanceState;
+use super::{v0_1, Exports};
 use crate::config::GuestConfig;
-use crate::contract::{self as bindings, optional, BasePre};
+use crate::contract as bindings;
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -18,10 +19,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.4";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
-const HOST_INTERFACES: [&str; 8] = [
+const HOST_INTERFACES: [&str; 9] = [
     "store",
     "rate-limit",
     "clock",
@@ -30,6 +31,7 @@ const HOST_INTERFACES: [&str; 8] = [
     "settings",
     "caller",
     "seal",
+    "metrics",
 ];
 
 /// Bytes of each memory and table slot reset in place (only the dirtied pages) rather than
@@ -85,10 +87,7 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
 
 /// A guest's code, compiled and checked against the contract, not yet asked who it is.
 pub struct Compiled {
-    pub pre: BasePre<InstanceState>,
-    /// Where its `capabilities` and `browser` exports are, if it has them (since 0.1.2).
-    pub capabilities: Option<optional::capabilities::GuestIndices>,
-    pub browser: Option<optional::browser::GuestIndices>,
+    pub(super) exports: Exports,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// How the code was obtained, for the log: compiled, from the cache, precompiled.
@@ -126,50 +125,42 @@ pub fn load(
             None => (compile(engine, &bytes, path)?, "compiled"),
         }
     };
-    check_contract(engine, &component).with_context(|| format!("guest {}", path.display()))?;
+    let line =
+        check_contract(engine, &component).with_context(|| format!("guest {}", path.display()))?;
     let pre = linker.instantiate_pre(&component).map_err(|e| {
         anyhow!(
-            "guest {} does not fit this host's {PACKAGE}@{CONTRACT_VERSION} contract: {e:#}",
-            path.display()
+            "guest {} does not fit this host's {PACKAGE}@{} contract: {e:#}",
+            path.display(),
+            line.version()
         )
     })?;
-    let expected = |interface: &str, e: wasmtime::Error| {
-        anyhow!(
-            "guest {} does not export {PACKAGE}/{interface} as this host expects: {e:#}",
-            path.display()
-        )
+    let exports = match line {
+        Line::Current => Exports::Current(bindings::GuestPre::new(pre).map_err(|e| {
+            anyhow!(
+                "guest {} does not export {PACKAGE}/server as this host expects: {e:#}",
+                path.display()
+            )
+        })?),
+        Line::Legacy => Exports::Legacy(
+            v0_1::Guest::new(pre, |i| exports_interface(engine, &component, i))
+                .with_context(|| format!("guest {}", path.display()))?,
+        ),
     };
-    let capabilities = exports_interface(engine, &component, "capabilities")
-        .then(|| optional::capabilities::GuestIndices::new(&pre))
-        .transpose()
-        .map_err(|e| expected("capabilities", e))?;
-    let browser = exports_interface(engine, &component, "browser")
-        .then(|| optional::browser::GuestIndices::new(&pre))
-        .transpose()
-        .map_err(|e| expected("browser", e))?;
-    let pre = BasePre::new(pre).map_err(|e| {
-        anyhow!(
-            "guest {} does not export {PACKAGE}/handler as this host expects: {e:#}",
-            path.display()
-        )
-    })?;
     Ok(Compiled {
-        pre,
-        capabilities,
-        browser,
+        exports,
         sha256,
         source,
     })
 }
-
 /// The linker every guest is checked and instantiated against: the host's imports and an
 /// empty WASI.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(|e| anyhow!("cannot link WASI: {e:?}"))?;
-    bindings::Base::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+    bindings::Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
         .map_err(|e| anyhow!("cannot link the host imports: {e:?}"))?;
+    v0_1::add_to_linker(&mut linker).map_err(|e| anyhow!("cannot link the 0.1 imports: {e:?}"))?;
     Ok(linker)
 }
 
@@ -188,11 +179,13 @@ pub fn precompile(config: &GuestConfig, input: &Path, output: &Path) -> anyhow::
     let engine = engine(config)?;
     let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let component = compile(&engine, &bytes, input)?;
-    check_contract(&engine, &component).with_context(|| format!("guest {}", input.display()))?;
+    let line = check_contract(&engine, &component)
+        .with_context(|| format!("guest {}", input.display()))?;
     linker(&engine)?.instantiate_pre(&component).map_err(|e| {
         anyhow!(
-            "guest {} does not fit this host's {PACKAGE}@{CONTRACT_VERSION} contract: {e:#}",
-            input.display()
+            "guest {} does not fit this host's {PACKAGE}@{} contract: {e:#}",
+            input.display(),
+            line.version()
         )
     })?;
     let compiled = engine
@@ -337,11 +330,56 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     })
 }
 
+/// The line of the contract a guest was built against.
+#[derive(Clone, Copy)]
+enum Line {
+    /// 0.2.x: it exports `server`.
+    Current,
+    /// 0.1.x: it exports `handler`, served through the adapter.
+    Legacy,
+}
+
+impl Line {
+    fn version(self) -> &'static str {
+        match self {
+            Line::Current => CONTRACT_VERSION,
+            Line::Legacy => v0_1::VERSION,
+        }
+    }
+
+    fn interfaces(self) -> &'static [&'static str] {
+        match self {
+            Line::Current => &HOST_INTERFACES,
+            Line::Legacy => &v0_1::INTERFACES,
+        }
+    }
+}
+
 /// Checks the guest's imports and exports against the contract by name and version, so a
-/// mismatch reads as what is wrong rather than as a type error deep in the linker.
-fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> {
-    let host = semver::Version::parse(CONTRACT_VERSION).expect("a valid version");
+/// mismatch reads as what is wrong rather than as a type error deep in the linker: which
+/// line it was built against (by its export: `server` or, from 0.1, `handler`), and that
+/// every interface it names is of that line and no newer than the host's.
+fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<Line> {
     let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    let exported = |wanted: &str| {
+        exports
+            .iter()
+            .find_map(|name| ours(name).filter(|(interface, _)| *interface == wanted))
+    };
+    let line = match (exported("server"), exported("handler")) {
+        (Some(_), _) => Line::Current,
+        (None, Some(_)) => Line::Legacy,
+        (None, None) => bail!(
+            "it does not export {PACKAGE}/server@{CONTRACT_VERSION} (its exports: {})",
+            if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            }
+        ),
+    };
+    let host = semver::Version::parse(line.version()).expect("a valid version");
     for (name, _) in ty.imports(engine) {
         if name.starts_with("wasi:") {
             if !linked_wasi(name) {
@@ -356,37 +394,23 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<()> 
             continue;
         }
         match ours(name) {
-            Some((interface, version)) if HOST_INTERFACES.contains(&interface) => {
+            Some((interface, version)) if line.interfaces().contains(&interface) => {
                 compatible(&host, version).with_context(|| format!("it imports {name}"))?
             }
             _ => bail!(
                 "it imports {name}, which this host does not provide; a guest may import \
-                 {PACKAGE}/{{{}}}@{CONTRACT_VERSION} and wasi:{{{}}}@0.2.x",
-                HOST_INTERFACES.join(","),
+                 {PACKAGE}/{{{}}}@{host} and wasi:{{{}}}@0.2.x",
+                line.interfaces().join(","),
                 LINKED_WASI.join(",")
             ),
         }
     }
-    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     for name in &exports {
         if let Some((_, version)) = ours(name) {
             compatible(&host, version).with_context(|| format!("it exports {name}"))?;
         }
     }
-    let handler = exports
-        .iter()
-        .any(|name| ours(name).is_some_and(|(interface, _)| interface == "handler"));
-    match handler {
-        true => Ok(()),
-        false => bail!(
-            "it does not export {PACKAGE}/handler@{CONTRACT_VERSION} (its exports: {})",
-            if exports.is_empty() {
-                "none".to_owned()
-            } else {
-                exports.join(", ")
-            }
-        ),
-    }
+    Ok(line)
 }
 
 /// Whether `component` exports our interface `interface` (an optional one).

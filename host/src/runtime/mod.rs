@@ -13,21 +13,25 @@
 
 mod bench;
 mod call;
-mod capabilities;
+mod counters;
 mod imports;
 mod loader;
+mod routes;
+/// Guests of contract 0.1.x: the one adapter (outside `src/`: see its module doc).
+#[path = "../../adapter/v0_1.rs"]
+mod v0_1;
 
-pub use crate::contract::optional::browser::Request as BrowserRequest;
-pub use crate::contract::{Request, Response};
+pub use crate::contract::server::{Request, Response};
 pub use bench::{bench_guest, Phase};
-pub use call::{Answer, Call, CallError, Export};
-pub use capabilities::Capabilities;
+pub use call::{Answer, CallError};
 pub use loader::precompile;
+pub use routes::{Body, Found, Route, Routes, Side};
 
 use crate::config::{FailureAction, GuestConfig};
-use crate::contract::{self as bindings, optional, BasePre};
+use crate::contract as bindings;
 use crate::services::Services;
 use anyhow::Context as _;
+use counters::Counters;
 use imports::InstanceState;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,17 +46,26 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// A loaded guest: its linked code, who it says it is, and what it serves.
 pub struct Guest {
-    pre: BasePre<InstanceState>,
+    exports: Exports,
     pub name: String,
     pub version: String,
     pub sha256: String,
     /// `name@version`, for log lines.
     pub label: Arc<str>,
-    pub capabilities: Capabilities,
-    /// Where its `browser` export is, if it has one.
-    browser: Option<optional::browser::GuestIndices>,
+    /// The routes it answers.
+    pub routes: Routes,
+    /// The counters it keeps.
+    counters: Arc<Counters>,
     /// Failed calls in a row; a success resets it.
     consecutive_failures: AtomicU32,
+}
+
+/// A guest's exports, by the contract it was built against.
+enum Exports {
+    /// `tokenginx:oauth@0.2.x`: the `server` export.
+    Current(bindings::GuestPre<InstanceState>),
+    /// `0.1.x`, through the adapter.
+    Legacy(v0_1::Guest),
 }
 
 /// The guests: the one serving, and the one before it (for a roll back).
@@ -70,7 +83,7 @@ pub struct Runtime {
     failure_action: FailureAction,
     /// Bounds live instances to what the pool was sized for; callers queue here.
     instances: Arc<Semaphore>,
-    /// Bounds the instances of calls that use the store (see [`Export::uses_store`]).
+    /// Bounds the instances of calls to routes that use the store ([`Route::uses_store`]).
     store_bound: Semaphore,
     slots: RwLock<Slots>,
     /// One reload at a time.
@@ -128,6 +141,7 @@ impl Runtime {
             }),
             reloading: tokio::sync::Mutex::new(()),
         };
+        guest.counters.register(&runtime.sandbox.services.metrics);
         runtime.set_info(None, &guest);
         Ok(runtime)
     }
@@ -135,17 +149,6 @@ impl Runtime {
     /// The guest serving new calls.
     pub fn active(&self) -> Arc<Guest> {
         self.slots.read().unwrap().active.clone()
-    }
-
-    /// Whether the active guest serves `export`, for routing: read under the lock, without
-    /// taking a reference to the guest.
-    pub fn serves(&self, export: Export) -> bool {
-        self.slots
-            .read()
-            .unwrap()
-            .active
-            .capabilities
-            .serves(export)
     }
 
     /// Loads `guest.path` again and, if it loads, links and describes itself, makes it the
@@ -168,6 +171,7 @@ impl Runtime {
         );
         match loaded.await {
             Ok(guest) => {
+                guest.counters.register(metrics);
                 let old = {
                     let mut slots = self.slots.write().unwrap();
                     let old = std::mem::replace(&mut slots.active, guest.clone());
@@ -198,44 +202,48 @@ impl Runtime {
         }
     }
 
-    /// Makes `call` in a fresh instance of the active guest, after waiting for a free one;
-    /// the deadline covers the wait and the call. `accept` turns the guest's answer into
-    /// what the caller needs, or says why it cannot be sent; that counts as a guest failure
-    /// like a trap.
+    /// Answers `request` to `route` (one of `guest`'s) in a fresh instance of `guest`,
+    /// after waiting for a free one; the deadline covers the wait and the call. `accept`
+    /// turns the guest's answer into what the caller needs, or says why it cannot be sent;
+    /// that counts as a guest failure like a trap.
     pub async fn call<T>(
         &self,
-        call: Call,
+        guest: &Arc<Guest>,
+        route: &Route,
+        request: Request,
         accept: impl FnOnce(Answer) -> Result<T, String>,
     ) -> Result<T, CallError> {
-        let guest = self.active();
-        let export = call.export();
         let metrics = &self.sandbox.services.metrics;
         metrics
             .guest_calls
-            .with_label_values(&[&guest.name, &guest.version, export.name()])
+            .with_label_values(&[&guest.name, &guest.version, &route.name])
             .inc();
         let start = Instant::now();
-        let result = match self.run(&guest, call).await {
+        let result = match self.run(guest, route, request).await {
             Ok(response) => accept(response).map_err(CallError::InvalidResponse),
             Err(e) => Err(e),
         };
         metrics
             .guest_duration
-            .with_label_values(&[export.name()])
+            .with_label_values(&[&route.name])
             .observe(start.elapsed().as_secs_f64());
         match &result {
             Ok(_) => guest.consecutive_failures.store(0, Ordering::Relaxed),
-            Err(error) => self.failed(&guest, export, error),
+            Err(error) => self.failed(guest, &route.name, error),
         }
         result
     }
 
-    async fn run(&self, guest: &Guest, call: Call) -> Result<Answer, CallError> {
-        let export = call.export();
+    async fn run(
+        &self,
+        guest: &Guest,
+        route: &Route,
+        request: Request,
+    ) -> Result<Answer, CallError> {
         let start = Instant::now();
         let permits = async {
             let never_closed = "the runtime's semaphores are never closed";
-            let store_bound = match export.uses_store() {
+            let store_bound = match route.uses_store {
                 true => Some(self.store_bound.acquire().await.expect(never_closed)),
                 false => None,
             };
@@ -253,42 +261,16 @@ impl Runtime {
             return Err(CallError::Busy(self.sandbox.deadline));
         }
         let run = async {
-            let mut store = self.sandbox.store(guest.label.clone(), remaining);
-            let call_name = match &call {
-                Call::Admin(name, _) => Some(*name),
-                _ => None,
-            };
-            let response = match call {
-                Call::Handler(export, request) => {
-                    let instance = guest.pre.instantiate_async(&mut store).await?;
-                    let handler = instance.tokenginx_oauth_handler();
-                    match export {
-                        Export::Token => handler.call_token(&mut store, &request).await,
-                        Export::Introspect => handler.call_introspect(&mut store, &request).await,
-                        Export::Revoke => handler.call_revoke(&mut store, &request).await,
-                        _ => handler.call_metadata(&mut store).await,
-                    }?
+            let mut store = self.sandbox.store(guest, remaining);
+            let response = match &guest.exports {
+                Exports::Current(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let server = instance.tokenginx_oauth_server();
+                    server
+                        .call_handle(&mut store, &route.name, &request)
+                        .await?
                 }
-                Call::Authorize(request) | Call::Admin(_, request) => {
-                    let Some(indices) = &guest.browser else {
-                        wasmtime::bail!("the guest has no browser export");
-                    };
-                    let instance = guest
-                        .pre
-                        .instance_pre()
-                        .instantiate_async(&mut store)
-                        .await?;
-                    let browser = indices.load(&mut store, &instance)?;
-                    let response = match &call_name {
-                        None => browser.call_authorize(&mut store, &request).await,
-                        Some(name) => browser.call_admin(&mut store, name, &request).await,
-                    }?;
-                    Response {
-                        status: response.status,
-                        headers: response.headers,
-                        body: response.body,
-                    }
-                }
+                Exports::Legacy(legacy) => legacy.handle(&mut store, route, &request).await?,
             };
             wasmtime::Result::Ok(Answer {
                 response,
@@ -301,11 +283,12 @@ impl Runtime {
 
     /// Logs and counts a failed call, and applies `guest.failure_policy` once a guest has
     /// failed that many calls in a row. Busy is the host's limit, not the guest's failure.
-    fn failed(&self, guest: &Arc<Guest>, export: Export, error: &CallError) {
+    fn failed(&self, guest: &Arc<Guest>, route: &str, error: &CallError) {
         tracing::error!(
             guest = %guest.name,
             version = %guest.version,
-            export = export.name(),
+            // The metrics' label and the log's field keep the 0.1 name.
+            export = route,
             reason = error.reason(),
             "{error}"
         );
@@ -313,7 +296,7 @@ impl Runtime {
             .services
             .metrics
             .guest_failures
-            .with_label_values(&[&guest.name, &guest.version, export.name(), error.reason()])
+            .with_label_values(&[&guest.name, &guest.version, route, error.reason()])
             .inc();
         if matches!(error, CallError::Busy(_)) {
             return;
@@ -372,23 +355,36 @@ impl Runtime {
         info.with_label_values(&[&new.name, &new.version, &new.sha256])
             .set(1);
         // Failure series from zero, so the first failure shows in a rate.
-        let failures = &self.sandbox.services.metrics.guest_failures;
-        for export in Export::ALL {
+        let metrics = &self.sandbox.services.metrics;
+        for route in new.routes.names() {
             for reason in ["trap", "deadline", "fuel", "busy", "invalid_response"] {
-                failures.with_label_values(&[&new.name, &new.version, export.name(), reason]);
+                let labels = [&new.name, &new.version, route, reason];
+                metrics.guest_failures.with_label_values(&labels);
             }
+        }
+        for route in new.routes.iter().filter(|r| r.anonymous) {
+            metrics
+                .address_rate_limited
+                .with_label_values(&[&route.name]);
         }
     }
 }
 
 impl Sandbox {
-    /// A store for one instance, whose execution stops (traps) after `deadline` or when its
-    /// fuel runs out.
-    fn store(&self, guest: Arc<str>, deadline: Duration) -> Store<InstanceState> {
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new(self.services.clone(), guest, deadline),
-        );
+    /// A store for one instance of `guest`, whose execution stops (traps) after `deadline`
+    /// or when its fuel runs out.
+    fn store(&self, guest: &Guest, deadline: Duration) -> Store<InstanceState> {
+        self.store_for(guest.label.clone(), guest.counters.clone(), deadline)
+    }
+
+    fn store_for(
+        &self,
+        label: Arc<str>,
+        counters: Arc<Counters>,
+        deadline: Duration,
+    ) -> Store<InstanceState> {
+        let state = InstanceState::new(self.services.clone(), label, counters, deadline);
+        let mut store = Store::new(&self.engine, state);
         store.set_epoch_deadline(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
         store.epoch_deadline_trap();
         if let Some(fuel) = self.fuel {
@@ -436,46 +432,55 @@ async fn load_guest(
     })
     .await
     .context("the guest loader panicked")??;
+    let oauth = &sandbox.services.oauth;
     let describe = async {
-        let mut store = sandbox.store(Arc::from(""), sandbox.deadline);
-        let instance = compiled
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut store)
-            .await?;
-        let info = bindings::Base::new(&mut store, &instance)?
-            .tokenginx_oauth_handler()
-            .call_info(&mut store)
-            .await?;
-        let described = match &compiled.capabilities {
-            Some(indices) => {
-                let export = indices.load(&mut store, &instance)?;
-                Some(export.call_describe(&mut store).await?)
+        // Counters are declared before any call can count: none here.
+        let mut store = sandbox.store_for(Arc::from(""), Arc::default(), sandbox.deadline);
+        match &compiled.exports {
+            Exports::Current(pre) => {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let server = instance.tokenginx_oauth_server();
+                let info = server.call_info(&mut store).await?;
+                let routes = server.call_routes(&mut store).await?;
+                let counters = server.call_counters(&mut store).await?;
+                let mut problems = Vec::new();
+                for client in oauth.clients_in_order() {
+                    let checked = server.call_check_client(&mut store, &client.configured);
+                    if let Err(problem) = checked.await? {
+                        problems.push((client, problem));
+                    }
+                }
+                let refused = problems.into_iter().next().map(|(client, problem)| {
+                    anyhow::anyhow!(
+                        "it refuses client {:?}: oauth.clients[{}].{}: {}",
+                        client.record.client_id,
+                        client.index,
+                        imports::sanitize(&problem.key),
+                        imports::sanitize(&problem.message)
+                    )
+                });
+                wasmtime::Result::Ok((info, Ok((routes, counters)), refused))
             }
-            None => None,
-        };
-        wasmtime::Result::Ok((info, described))
+            Exports::Legacy(legacy) => {
+                let described = legacy.describe(&mut store).await?;
+                let refused = v0_1::check_clients(&described.grant_types, oauth).err();
+                Ok((described.info, legacy.routes(&described.endpoints), refused))
+            }
+        }
     };
-    let (info, described) = sandbox
+    let (info, declared, refused) = sandbox
         .outcome(tokio::time::timeout(sandbox.deadline, describe).await)
         .with_context(|| format!("guest {} failed to describe itself", path.display()))?;
-    let capabilities = match described {
-        Some(described) => Capabilities::declared(described),
-        None => Ok(Capabilities::of_a_base_guest()),
+    let checked = || -> anyhow::Result<(Routes, Counters)> {
+        let (routes, counters) = declared?;
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        let routes = Routes::declared(routes)?;
+        let counters = Counters::declared(counters, &sandbox.services.metrics)?;
+        Ok((routes, counters))
     };
-    let capabilities = capabilities
-        .and_then(|c| {
-            c.check(&sandbox.services.oauth)?;
-            let browser = [Export::Authorize, Export::Admin];
-            if compiled.browser.is_none() && browser.into_iter().any(|e| c.serves(e)) {
-                anyhow::bail!(
-                    "it lists the endpoints authorize or admin without exporting \
-                     tokenginx:oauth/browser"
-                );
-            }
-            Ok(c)
-        })
-        .with_context(|| format!("guest {}", path.display()))?;
+    let (routes, counters) = checked().with_context(|| format!("guest {}", path.display()))?;
     let name = imports::sanitize(&info.name);
     let version = imports::sanitize(&info.version);
     if !(1..=64).contains(&name.len()) || !(1..=64).contains(&version.len()) {
@@ -493,13 +498,13 @@ async fn load_guest(
         "guest loaded"
     );
     Ok(Arc::new(Guest {
-        pre: compiled.pre,
+        exports: compiled.exports,
         name,
         version,
         sha256: compiled.sha256,
         label,
-        capabilities,
-        browser: compiled.browser,
+        routes,
+        counters: Arc::new(counters),
         consecutive_failures: AtomicU32::new(0),
     }))
 }

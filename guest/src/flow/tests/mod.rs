@@ -526,7 +526,7 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
     assert!(body(&again)["redirect_to"]
         .as_str()
         .unwrap()
-        .contains("/endpoints/authorize?"));
+        .contains("/api/v1/oauth/authorize?"));
 }
 
 mod misuse;

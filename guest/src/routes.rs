@@ -1,0 +1,151 @@
+//! The routes this guest serves (`server.routes`), the one place its paths are written, and
+//! the dispatch of a request to the module that answers it. A new endpoint is a row here
+//! and its module.
+
+use crate::host::{BrowserRequest, HttpRequest, Request, Response};
+use crate::Host;
+
+/// Which of the host's listeners serves a route.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Listener {
+    Public,
+    /// The admin listener, behind the operator's credential.
+    Admin,
+}
+
+/// The body a route takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Body {
+    None,
+    Form,
+    Json,
+}
+
+/// A route, as declared to the host.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    pub listener: Listener,
+    pub body: Body,
+    /// The request headers it reads.
+    pub headers: &'static [&'static str],
+    /// Anyone may call it without credentials: the host charges the address's budget.
+    pub anonymous: bool,
+    pub uses_store: bool,
+}
+
+/// A form endpoint that authenticates its client with `Authorization` or the form.
+const fn client_endpoint(name: &'static str, path: &'static str) -> Route {
+    Route {
+        name,
+        path,
+        methods: &["POST"],
+        listener: Listener::Public,
+        body: Body::Form,
+        headers: &["authorization"],
+        anonymous: false,
+        uses_store: true,
+    }
+}
+
+/// Ory Hydra v2's login and consent admin API: `{flow}` is `login` or `consent`.
+const fn admin(path: &'static str, method: &'static [&'static str]) -> Route {
+    Route {
+        name: "admin",
+        path,
+        methods: method,
+        listener: Listener::Admin,
+        body: Body::Json,
+        headers: &[],
+        anonymous: false,
+        uses_store: true,
+    }
+}
+
+pub const ROUTES: [Route; 7] = [
+    // RFC 6749 section 3.2.
+    client_endpoint("token", "/api/v1/oauth/token"),
+    // RFC 7662.
+    client_endpoint("introspect", "/api/v1/oauth/introspect"),
+    // RFC 7009.
+    client_endpoint("revoke", "/api/v1/oauth/revoke"),
+    // RFC 8414.
+    Route {
+        name: "metadata",
+        path: "/.well-known/oauth-authorization-server",
+        methods: &["GET"],
+        listener: Listener::Public,
+        body: Body::None,
+        headers: &[],
+        anonymous: false,
+        uses_store: false,
+    },
+    // RFC 6749 section 3.1: GET, or POST with a form (OpenID Connect's form post).
+    Route {
+        name: "authorize",
+        path: "/api/v1/oauth/authorize",
+        methods: &["GET", "POST"],
+        listener: Listener::Public,
+        body: Body::Form,
+        headers: &[],
+        anonymous: true,
+        uses_store: true,
+    },
+    admin("/admin/oauth2/auth/requests/{flow}", &["GET"]),
+    admin("/admin/oauth2/auth/requests/{flow}/{decision}", &["PUT"]),
+];
+
+/// The absolute URL of the public route `name`, below the issuer.
+pub fn endpoint_url(host: &impl Host, name: &str) -> Option<String> {
+    let route = ROUTES
+        .iter()
+        .find(|r| r.name == name && r.listener == Listener::Public)?;
+    Some(format!("{}{}", host.issuer(), route.path))
+}
+
+/// Answers `req` to the route named `route`.
+pub fn handle(host: &impl Host, route: &str, req: &HttpRequest) -> Response {
+    let form = || Request {
+        params: req.form.clone(),
+        authorization: req.header("authorization").map(str::to_owned),
+        client_ip: req.client_ip.clone(),
+    };
+    let browser = |params: &[(String, String)], body: &str| BrowserRequest {
+        method: req.method.clone(),
+        params: params.to_vec(),
+        cookies: req.cookies.clone(),
+        body: body.to_owned(),
+        client_ip: req.client_ip.clone(),
+    };
+    match route {
+        "token" => crate::token(host, &form()),
+        "introspect" => crate::introspect(host, &form()),
+        "revoke" => crate::revoke(host, &form()),
+        "metadata" => crate::metadata(host),
+        "authorize" => {
+            let params = match req.method.as_str() {
+                "POST" => &req.form,
+                _ => &req.query,
+            };
+            crate::authorize(host, &browser(params, ""))
+        }
+        "admin" => {
+            let flow = req.path_param("flow").unwrap_or("");
+            let call = match req.path_param("decision") {
+                None => format!("{flow}-request"),
+                Some(decision) => format!("{flow}-{decision}"),
+            };
+            let body = req.json.as_deref().unwrap_or("");
+            crate::admin(host, &call, &browser(&req.query, body))
+        }
+        other => {
+            host.log(
+                crate::Level::Warn,
+                &format!("the host called route {other:?}, which this guest does not declare"),
+            );
+            crate::response::json(404, &serde_json::json!({"error": "not_found"}))
+        }
+    }
+}

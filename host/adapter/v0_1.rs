@@ -1,0 +1,752 @@
+//! The adapter that keeps guests built against `tokenginx:oauth@0.1.0` to `0.1.4`
+//! (`wit/0.1/oauth.wit`) running unchanged on a host of contract 0.2.
+//!
+//! A 0.1 guest declares no routes, counters or client rules: that contract fixed them, and
+//! the host of its day kept them. This file is where they live now, and the only place the
+//! host speaks that contract's words: the paths of its endpoints, its admin API's calls, the
+//! defaults it promised for a client's registration, the events of `caller.outcome`, and
+//! the key prefixes whose store operations fed the token counters. It sits beside the
+//! host's source rather than in it so that `host/src` names no OAuth path, grant or key: a
+//! 0.2 guest brings all of those itself. Each old export becomes a route; each old import
+//! calls the 0.2 one.
+
+use crate::contract::{self as current, server};
+use crate::runtime::imports::InstanceState;
+use crate::runtime::routes::{Body, Route, Side};
+use crate::store::StoreResult;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::Store;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1",
+        world: "base",
+        imports: {
+            "tokenginx:oauth/store": async | trappable,
+            "tokenginx:oauth/rate-limit": async | trappable,
+            "tokenginx:oauth/random.bytes": trappable,
+            "tokenginx:oauth/seal.seal": trappable,
+        },
+        exports: { default: async },
+        trappable_error_type: {
+            "tokenginx:oauth/store.store-error" => crate::store::StoreError,
+        },
+    });
+
+    /// The exports added in 0.1.2, each looked up on its own: a 0.1.0 guest has neither.
+    pub mod optional {
+        wasmtime::component::bindgen!({
+            path: "../wit/0.1",
+            inline: "
+                package tokenginx:host;
+                world optional {
+                    export tokenginx:oauth/capabilities@0.1.4;
+                    export tokenginx:oauth/browser@0.1.4;
+                }
+            ",
+            exports: { default: async },
+        });
+    }
+}
+
+use bindings::exports::tokenginx::oauth::handler;
+use bindings::optional::exports::tokenginx::oauth::{browser, capabilities};
+use bindings::tokenginx::oauth as old;
+
+/// The newest contract of the 0.1 line.
+pub const VERSION: &str = "0.1.4";
+/// The interfaces a 0.1 guest may import.
+pub const INTERFACES: [&str; 8] = [
+    "store",
+    "rate-limit",
+    "clock",
+    "random",
+    "log",
+    "settings",
+    "caller",
+    "seal",
+];
+
+/// The 0.1 exports' routes: the name (the endpoint's name in `capabilities.endpoints`), the
+/// path, the methods and the body. The token, introspection and revocation endpoints read
+/// `Authorization`; the authorization endpoint is anonymous; the admin API is on the admin
+/// listener; all but the metadata wait on the store.
+const ROUTES: [(&str, &str, &[&str], Body); 7] = [
+    ("token", "/api/v1/oauth/token", &["POST"], Body::Form),
+    (
+        "introspect",
+        "/api/v1/oauth/introspect",
+        &["POST"],
+        Body::Form,
+    ),
+    ("revoke", "/api/v1/oauth/revoke", &["POST"], Body::Form),
+    (
+        "metadata",
+        "/.well-known/oauth-authorization-server",
+        &["GET"],
+        Body::None,
+    ),
+    (
+        "authorize",
+        "/api/v1/oauth/authorize",
+        &["GET", "POST"],
+        Body::Form,
+    ),
+    // Ory Hydra v2's login and consent admin API: `{flow}` is `login` or `consent`, and
+    // the call `browser.admin` gets is `<flow>-request` or `<flow>-<decision>`.
+    (
+        "admin",
+        "/admin/oauth2/auth/requests/{flow}",
+        &["GET"],
+        Body::Json,
+    ),
+    (
+        "admin",
+        "/admin/oauth2/auth/requests/{flow}/{decision}",
+        &["PUT"],
+        Body::Json,
+    ),
+];
+
+/// A row of [`ROUTES`] as the route a 0.2 guest would declare.
+fn route(&(name, path, methods, body): &(&str, &str, &[&str], Body)) -> server::Route {
+    server::Route {
+        name: name.into(),
+        path: path.into(),
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        listener: if name == "admin" {
+            Side::Admin
+        } else {
+            Side::Public
+        },
+        body,
+        headers: match matches!(name, "token" | "introspect" | "revoke") {
+            true => vec!["authorization".into()],
+            false => Vec::new(),
+        },
+        anonymous: name == "authorize",
+        uses_store: name != "metadata",
+    }
+}
+
+/// The counters the 0.1 host kept for its guests, by key prefix and `caller.outcome`.
+const TOKEN_CREATED: &str = "tokenginx_token_created_total";
+const TOKEN_RETRIEVED: &str = "tokenginx_token_retrieved_total";
+const TOKEN_REVOKED: &str = "tokenginx_token_revoked_total";
+/// `caller.outcome`'s events: the counter each feeds, and the statuses it takes (none:
+/// the status is ignored).
+const OUTCOMES: [(&str, &str, &str, &[&str]); 4] = [
+    (
+        "authorization-started",
+        "tokenginx_authorizations_started_total",
+        "Authorization code flows begun at the authorization endpoint.",
+        &[],
+    ),
+    (
+        "authorization-ended",
+        "tokenginx_authorizations_ended_total",
+        "Authorization code flows ended, by result (code, access_denied, error).",
+        &["code", "access_denied", "error"],
+    ),
+    (
+        "code-redeemed",
+        "tokenginx_code_redemptions_total",
+        "Authorization code redemptions, by result (ok, invalid_grant, replayed, error).",
+        &["ok", "invalid_grant", "replayed", "error"],
+    ),
+    (
+        "refresh",
+        "tokenginx_refreshes_total",
+        "Refresh token grants, by result (ok; invalid_grant; reused: a rotated refresh token \
+         came back and its grant was ended; replayed: it came back within the reuse grace \
+         and got the answer it missed).",
+        &["ok", "invalid_grant", "reused", "replayed"],
+    ),
+];
+
+/// Links the 0.1 imports beside the 0.2 ones: a 0.1 guest imports them by its version.
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    bindings::Base::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+/// A linked 0.1 guest's exports.
+pub struct Guest {
+    pre: bindings::BasePre<InstanceState>,
+    capabilities: Option<capabilities::GuestIndices>,
+    browser: Option<browser::GuestIndices>,
+}
+
+/// What a 0.1 guest says of itself.
+pub struct Described {
+    pub info: server::GuestInfo,
+    /// The endpoints it serves, by name.
+    pub endpoints: Vec<String>,
+    /// The grant types it serves, for the check of the operator's clients.
+    pub grant_types: Vec<String>,
+}
+
+impl Guest {
+    /// The exports of `pre`; `has` says whether the component exports an interface.
+    pub fn new(
+        pre: InstancePre<InstanceState>,
+        has: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Guest> {
+        let expected = |interface: &str, e: wasmtime::Error| {
+            anyhow::anyhow!(
+                "it does not export tokenginx:oauth/{interface} as this host expects: {e:#}"
+            )
+        };
+        let capabilities = has("capabilities")
+            .then(|| capabilities::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(|e| expected("capabilities", e))?;
+        let browser = has("browser")
+            .then(|| browser::GuestIndices::new(&pre))
+            .transpose()
+            .map_err(|e| expected("browser", e))?;
+        let pre = bindings::BasePre::new(pre).map_err(|e| expected("handler", e))?;
+        Ok(Guest {
+            pre,
+            capabilities,
+            browser,
+        })
+    }
+
+    /// Asks the guest who it is and what it serves (without `capabilities`, a 0.1.0 or
+    /// 0.1.1 guest: the `client_credentials` grant on the four `handler` endpoints).
+    pub async fn describe(&self, store: &mut Store<InstanceState>) -> wasmtime::Result<Described> {
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut *store)
+            .await?;
+        let base = bindings::Base::new(&mut *store, &instance)?;
+        let info = base
+            .tokenginx_oauth_handler()
+            .call_info(&mut *store)
+            .await?;
+        let (grant_types, endpoints) = match &self.capabilities {
+            Some(indices) => {
+                let described = indices
+                    .load(&mut *store, &instance)?
+                    .call_describe(&mut *store)
+                    .await?;
+                (described.grant_types, described.endpoints)
+            }
+            None => (
+                vec!["client_credentials".to_owned()],
+                ["token", "introspect", "revoke", "metadata"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        };
+        Ok(Described {
+            info: server::GuestInfo {
+                name: info.name,
+                version: info.version,
+            },
+            endpoints,
+            grant_types,
+        })
+    }
+
+    /// The routes of the endpoints a 0.1 guest serves, as a 0.2 guest would declare them,
+    /// and the counters the 0.1 host kept for it.
+    pub fn routes(
+        &self,
+        endpoints: &[String],
+    ) -> anyhow::Result<(Vec<server::Route>, Vec<server::Counter>)> {
+        let mut routes: Vec<server::Route> = Vec::new();
+        for name in endpoints {
+            let mut known = ROUTES.iter().filter(|r| r.0 == name).peekable();
+            if known.peek().is_none() {
+                anyhow::bail!(
+                    "it serves the endpoint {:?}, which this host does not route (it routes: {})",
+                    crate::runtime::imports::sanitize(name),
+                    "token, introspect, revoke, metadata, authorize, admin"
+                );
+            }
+            if matches!(name.as_str(), "authorize" | "admin") && self.browser.is_none() {
+                anyhow::bail!(
+                    "it lists the endpoints authorize or admin without exporting \
+                     tokenginx:oauth/browser"
+                );
+            }
+            if !routes.iter().any(|r| r.name == *name) {
+                routes.extend(known.map(route));
+            }
+        }
+        Ok((routes, counters()))
+    }
+
+    /// Answers `request` to `route` through the old export it stands for.
+    pub async fn handle(
+        &self,
+        store: &mut Store<InstanceState>,
+        route: &Route,
+        request: &server::Request,
+    ) -> wasmtime::Result<server::Response> {
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut *store)
+            .await?;
+        let browser_request =
+            |params: &[(String, String)], body: String, cookies: bool| browser::Request {
+                method: request.method.clone(),
+                params: params.to_vec(),
+                cookies: if cookies {
+                    request.cookies.clone()
+                } else {
+                    Vec::new()
+                },
+                body,
+                client_ip: request.client_ip.clone(),
+            };
+        let response = match route.name.as_str() {
+            "authorize" | "admin" => {
+                let Some(indices) = &self.browser else {
+                    wasmtime::bail!("the guest has no browser export");
+                };
+                let browser = indices.load(&mut *store, &instance)?;
+                let response = if route.name == "authorize" {
+                    let params = match request.method.as_str() {
+                        "POST" => &request.form,
+                        _ => &request.query,
+                    };
+                    let req = browser_request(params, String::new(), true);
+                    browser.call_authorize(&mut *store, &req).await?
+                } else {
+                    let Some(call) = admin_call(&request.path_params) else {
+                        return Ok(not_found());
+                    };
+                    let body = request.json.clone().unwrap_or_default();
+                    let req = browser_request(&request.query, body, false);
+                    browser.call_admin(&mut *store, &call, &req).await?
+                };
+                (response.status, response.headers, response.body)
+            }
+            name => {
+                let handler = bindings::Base::new(&mut *store, &instance)?;
+                let handler = handler.tokenginx_oauth_handler();
+                let req = handler::Request {
+                    params: request.form.clone(),
+                    authorization: header(request, "authorization"),
+                    client_ip: request.client_ip.clone(),
+                };
+                let response = match name {
+                    "token" => handler.call_token(&mut *store, &req).await?,
+                    "introspect" => handler.call_introspect(&mut *store, &req).await?,
+                    "revoke" => handler.call_revoke(&mut *store, &req).await?,
+                    _ => handler.call_metadata(&mut *store).await?,
+                };
+                (response.status, response.headers, response.body)
+            }
+        };
+        Ok(server::Response {
+            status: response.0,
+            headers: response.1,
+            body: response.2,
+        })
+    }
+}
+
+/// Whether the guest serves every configured client's grant types (what the 0.1 host
+/// checked of a client beyond the configuration file's own rules).
+pub fn check_clients(
+    grant_types: &[String],
+    oauth: &crate::config::OAuthSettings,
+) -> anyhow::Result<()> {
+    let mut clients: Vec<_> = oauth.clients.values().map(|c| &c.record).collect();
+    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    for client in clients {
+        let configured = client_grant_types(&client.grant_types);
+        if let Some(grant) = configured.iter().find(|g| !grant_types.contains(g)) {
+            anyhow::bail!(
+                "client {:?} is configured with the grant type {grant:?}, which this guest does \
+                 not serve (it serves: {})",
+                client.client_id,
+                grant_types.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A client's grant types as the 0.1 contract gave them: `client_credentials` when the
+/// operator named none.
+fn client_grant_types(configured: &Option<Vec<String>>) -> Vec<String> {
+    match configured {
+        Some(grants) => grants.clone(),
+        None => vec!["client_credentials".to_owned()],
+    }
+}
+
+/// `browser.admin`'s call for the path parameters of an admin route.
+fn admin_call(params: &[(String, String)]) -> Option<String> {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let flow = param("flow").filter(|f| matches!(*f, "login" | "consent"))?;
+    match param("decision") {
+        None => Some(format!("{flow}-request")),
+        Some(decision @ ("accept" | "reject")) => Some(format!("{flow}-{decision}")),
+        Some(_) => None,
+    }
+}
+
+fn header(request: &server::Request, name: &str) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The host's answer to a path no route has.
+fn not_found() -> server::Response {
+    server::Response {
+        status: 404,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: r#"{"error":"not_found","error_description":"no such route"}"#.into(),
+    }
+}
+
+/// The counters the 0.1 host kept: the token counters and those of `caller.outcome`.
+fn counters() -> Vec<server::Counter> {
+    let plain = |name: &str, help: &str| server::Counter {
+        name: name.into(),
+        help: help.into(),
+        labels: Vec::new(),
+    };
+    let mut counters = vec![
+        plain(TOKEN_CREATED, "Tokens written to the store."),
+        plain(TOKEN_RETRIEVED, "Token records read back from the store."),
+        plain(
+            TOKEN_REVOKED,
+            "Token records deleted from the store by revocation.",
+        ),
+    ];
+    counters.extend(
+        OUTCOMES
+            .iter()
+            .map(|(_, name, help, results)| server::Counter {
+                name: (*name).into(),
+                help: (*help).into(),
+                labels: match results.is_empty() {
+                    true => Vec::new(),
+                    false => vec![server::Label {
+                        name: "result".into(),
+                        values: results.iter().map(|r| r.to_string()).collect(),
+                    }],
+                },
+            }),
+    );
+    counters
+}
+
+/// What a store key holds, for the token counters: an access token (`oauth:access_token:`),
+/// a grant (`oauth:grant:`, whose removal revokes its tokens), or neither.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    AccessToken,
+    Grant,
+    Other,
+}
+
+impl Kind {
+    fn of(key: &str) -> Kind {
+        if key.starts_with("oauth:access_token:") {
+            Kind::AccessToken
+        } else if key.starts_with("oauth:grant:") {
+            Kind::Grant
+        } else {
+            Kind::Other
+        }
+    }
+
+    fn revocable(self) -> bool {
+        self != Kind::Other
+    }
+}
+
+impl InstanceState {
+    fn count_tokens(&self, counter: &str, by: u64) {
+        if by > 0 {
+            if let Err(why) = self.counters.count(counter, &[], by) {
+                self.refuse_count(counter, &why);
+            }
+        }
+    }
+}
+
+impl old::store::Host for InstanceState {
+    fn convert_store_error(
+        &mut self,
+        error: crate::store::StoreError,
+    ) -> wasmtime::Result<old::store::StoreError> {
+        use crate::store::StoreError as E;
+        Ok(match error {
+            E::Unavailable(why) => old::store::StoreError::Unavailable(why),
+            E::Rejected(why) => old::store::StoreError::Rejected(why),
+        })
+    }
+
+    async fn get(&mut self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        let kind = Kind::of(&key);
+        let found = current::store::Host::get(self, key).await?;
+        self.count_tokens(
+            TOKEN_RETRIEVED,
+            (kind == Kind::AccessToken && found.is_some()) as u64,
+        );
+        Ok(found)
+    }
+
+    async fn get_many(&mut self, keys: Vec<String>) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let kinds: Vec<Kind> = keys.iter().map(|k| Kind::of(k)).collect();
+        let found = current::store::Host::get_many(self, keys).await?;
+        let tokens = kinds
+            .iter()
+            .zip(&found)
+            .filter(|(kind, value)| **kind == Kind::AccessToken && value.is_some())
+            .count();
+        self.count_tokens(TOKEN_RETRIEVED, tokens as u64);
+        Ok(found)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<()> {
+        let kind = Kind::of(&key);
+        current::store::Host::set(self, key, value, ttl_ms).await?;
+        self.count_tokens(TOKEN_CREATED, (kind == Kind::AccessToken) as u64);
+        Ok(())
+    }
+
+    async fn insert(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<bool> {
+        let kind = Kind::of(&key);
+        let inserted = current::store::Host::insert(self, key, value, ttl_ms).await?;
+        self.count_tokens(
+            TOKEN_CREATED,
+            (kind == Kind::AccessToken && inserted) as u64,
+        );
+        Ok(inserted)
+    }
+
+    async fn delete(&mut self, key: String) -> StoreResult<bool> {
+        let kind = Kind::of(&key);
+        let deleted = current::store::Host::delete(self, key).await?;
+        self.count_tokens(TOKEN_REVOKED, (kind.revocable() && deleted) as u64);
+        Ok(deleted)
+    }
+
+    async fn ttl(&mut self, key: String) -> StoreResult<Option<u64>> {
+        current::store::Host::ttl(self, key).await
+    }
+
+    async fn take(&mut self, key: String) -> StoreResult<Option<Vec<u8>>> {
+        current::store::Host::take(self, key).await
+    }
+
+    async fn apply(&mut self, tx: old::store::Transaction) -> StoreResult<bool> {
+        let written = |c: &&old::store::Change, kinds: &[Kind], written: bool| {
+            c.value.is_some() == written && kinds.contains(&Kind::of(&c.key))
+        };
+        let created = tx
+            .changes
+            .iter()
+            .filter(|c| written(c, &[Kind::AccessToken], true))
+            .count();
+        let revoked = tx
+            .changes
+            .iter()
+            .filter(|c| written(c, &[Kind::AccessToken, Kind::Grant], false))
+            .count();
+        let tx = current::store::Transaction {
+            expect: tx
+                .expect
+                .into_iter()
+                .map(|e| current::store::Expect {
+                    key: e.key,
+                    value: e.value,
+                })
+                .collect(),
+            changes: tx
+                .changes
+                .into_iter()
+                .map(|c| current::store::Change {
+                    key: c.key,
+                    value: c.value,
+                    ttl_ms: c.ttl_ms,
+                })
+                .collect(),
+        };
+        let applied = current::store::Host::apply(self, tx).await?;
+        if applied {
+            self.count_tokens(TOKEN_CREATED, created as u64);
+            self.count_tokens(TOKEN_REVOKED, revoked as u64);
+        }
+        Ok(applied)
+    }
+}
+
+impl old::rate_limit::Host for InstanceState {
+    async fn charge(&mut self, client_id: String) -> StoreResult<Option<u64>> {
+        current::rate_limit::Host::charge(self, client_id).await
+    }
+}
+
+impl old::seal::Host for InstanceState {
+    fn seal(&mut self, purpose: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<String> {
+        current::seal::Host::seal(self, purpose, value, ttl_ms)
+    }
+
+    fn open(&mut self, purpose: String, sealed: String) -> Option<Vec<u8>> {
+        current::seal::Host::open(self, purpose, sealed)
+    }
+}
+
+impl old::clock::Host for InstanceState {
+    fn now_ms(&mut self) -> u64 {
+        current::clock::Host::now_ms(self)
+    }
+}
+
+impl old::random::Host for InstanceState {
+    fn bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        current::random::Host::bytes(self, len)
+    }
+}
+
+impl old::log::Host for InstanceState {
+    fn log(&mut self, level: old::log::Level, message: String) {
+        use current::log::Level as L;
+        let level = match level {
+            old::log::Level::Trace => L::Trace,
+            old::log::Level::Debug => L::Debug,
+            old::log::Level::Info => L::Info,
+            old::log::Level::Warn => L::Warn,
+            old::log::Level::Error => L::Error,
+        };
+        current::log::Host::log(self, level, message)
+    }
+}
+
+impl old::settings::Host for InstanceState {
+    fn issuer(&mut self) -> String {
+        current::settings::Host::issuer(self)
+    }
+
+    fn find_client(&mut self, client_id: String) -> Option<old::settings::Client> {
+        let c = current::settings::Host::find_client(self, client_id)?;
+        Some(old::settings::Client {
+            client_id: c.client_id,
+            secret_sha256: c.secret_sha256,
+            scopes: c.scopes,
+            default_scopes: c.default_scopes,
+            grant_types: client_grant_types(&c.grant_types),
+            access_token_ttl: c.access_token_ttl,
+        })
+    }
+
+    fn scopes_supported(&mut self) -> Vec<String> {
+        current::settings::Host::scopes_supported(self)
+    }
+
+    fn endpoint_url(&mut self, endpoint: String) -> Option<String> {
+        let (_, path, ..) = ROUTES.iter().find(|r| r.0 == endpoint && r.0 != "admin")?;
+        Some(format!("{}{path}", self.services.oauth.issuer))
+    }
+
+    fn find_registration(&mut self, client_id: String) -> Option<old::settings::Registration> {
+        let r = current::settings::Host::find_registration(self, client_id)?;
+        Some(old::settings::Registration {
+            client_name: r.client_name,
+            redirect_uris: r.redirect_uris,
+            token_endpoint_auth_method: r
+                .token_endpoint_auth_method
+                .unwrap_or_else(|| "client_secret_basic".into()),
+            skip_consent: r.skip_consent,
+        })
+    }
+
+    fn login_flow(&mut self) -> Option<old::settings::Flow> {
+        let f = current::settings::Host::login_flow(self)?;
+        Some(old::settings::Flow {
+            login_url: f.login_url,
+            consent_url: f.consent_url,
+            authorization_code_ttl: f.authorization_code_ttl,
+        })
+    }
+
+    fn find_refresh_policy(&mut self, client_id: String) -> Option<old::settings::RefreshPolicy> {
+        let p = current::settings::Host::find_refresh_policy(self, client_id)?;
+        Some(old::settings::RefreshPolicy {
+            refresh_token_ttl: p.refresh_token_ttl,
+            grant_max_lifetime: p.grant_max_lifetime,
+            reuse_grace_ms: p.reuse_grace_ms,
+        })
+    }
+}
+
+impl old::caller::Host for InstanceState {
+    fn authenticated(&mut self, client_id: String) {
+        current::caller::Host::authenticated(self, client_id)
+    }
+
+    /// Counts a step the guest reports in its counter, or refuses an event or status the
+    /// 0.1 contract does not list, with a warning and a count: a typo must not vanish.
+    fn outcome(&mut self, event: String, status: String) {
+        let counted = match OUTCOMES.iter().find(|o| o.0 == event) {
+            Some((_, name, _, results)) => {
+                let labels = match results.is_empty() {
+                    true => Vec::new(),
+                    false => vec![status.clone()],
+                };
+                self.counters.count(name, &labels, 1)
+            }
+            None => Err("the contract has no such event".into()),
+        };
+        if let Err(why) = counted {
+            self.refuse_count(&format!("caller.outcome({event:?}, {status:?})"), &why);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_path_names_its_call_or_none() {
+        let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            admin_call(&params(&[("flow", "login")])).as_deref(),
+            Some("login-request")
+        );
+        assert_eq!(
+            admin_call(&params(&[("flow", "consent"), ("decision", "reject")])).as_deref(),
+            Some("consent-reject")
+        );
+        assert_eq!(admin_call(&params(&[("flow", "logout")])), None);
+        assert_eq!(
+            admin_call(&params(&[("flow", "login"), ("decision", "maybe")])),
+            None
+        );
+    }
+
+    #[test]
+    fn the_old_routes_and_counters_pass_the_hosts_checks() {
+        let routes = ROUTES.iter().map(route).collect();
+        crate::runtime::routes::Routes::declared(routes).expect("the 0.1 routes are valid");
+        let metrics = crate::metrics::Metrics::new();
+        crate::runtime::counters::Counters::declared(counters(), &metrics)
+            .expect("the 0.1 counters are valid");
+    }
+}
