@@ -4,20 +4,22 @@
 //! that refuses one.
 
 use crate::GRANT_TYPES;
-
-/// How a client authenticates when its registration names no method.
-pub const DEFAULT_AUTH_METHOD: &str = "client_secret_basic";
-/// The methods the token endpoint knows (`none`: a public client).
-const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+use tokenginx_syntax::registration::{self, Registration, DEFAULT_AUTH_METHOD};
 
 /// A client registration as the operator configured it.
 #[derive(Clone, Debug, Default)]
 pub struct ClientConfig {
-    pub client_id: String,
     pub token_endpoint_auth_method: Option<String>,
     pub has_secret: bool,
+    /// The characters of `client_secret`, when it was given as such.
+    pub secret_chars: Option<u32>,
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
     /// None: the operator named none.
     pub grant_types: Option<Vec<String>>,
+    pub redirect_uris: Vec<String>,
+    /// Seconds.
+    pub access_token_ttl: u64,
 }
 
 /// The grant types of a registration: `client_credentials` when it names none.
@@ -31,69 +33,38 @@ pub fn auth_method(configured: Option<&str>) -> &str {
 }
 
 /// Whether this guest serves `client`; if not, the key at fault and why.
-pub fn check(client: &ClientConfig) -> Result<(), (&'static str, String)> {
-    let method = auth_method(client.token_endpoint_auth_method.as_deref());
-    if !AUTH_METHODS.contains(&method) {
-        return Err((
-            "token_endpoint_auth_method",
-            format!("{method:?} is not {}", AUTH_METHODS.join(", ")),
-        ));
-    }
-    match (method == "none", client.has_secret) {
-        (true, true) => {
-            return Err((
-                "client_secret",
-                "a public client (token_endpoint_auth_method: none) has no secret".into(),
-            ))
-        }
-        (false, false) => {
-            return Err((
-                "client_secret",
-                format!("{method} needs a client_secret or client_secret_sha256"),
-            ))
-        }
-        _ => {}
-    }
-    if let Some(grant) = grant_types(client.grant_types.clone())
-        .iter()
-        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
-    {
-        return Err((
-            "grant_types",
-            format!(
-                "{grant:?} is not a grant type this guest serves (it serves: {})",
-                GRANT_TYPES.join(", ")
-            ),
-        ));
-    }
-    Ok(())
+pub fn check(client: &ClientConfig) -> Result<(), (String, String)> {
+    let grant_types = grant_types(client.grant_types.clone());
+    let registration = Registration {
+        token_endpoint_auth_method: client.token_endpoint_auth_method.as_deref(),
+        has_secret: client.has_secret,
+        secret_chars: client.secret_chars,
+        scopes: &client.scopes,
+        default_scopes: &client.default_scopes,
+        grant_types: &grant_types,
+        redirect_uris: &client.redirect_uris,
+        access_token_ttl: client.access_token_ttl,
+    };
+    registration::check(&registration, &GRANT_TYPES).map_err(|p| (p.key, p.message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn client(method: Option<&str>, secret: bool, grants: &[&str]) -> ClientConfig {
-        ClientConfig {
-            client_id: "c".into(),
-            token_endpoint_auth_method: method.map(str::to_owned),
-            has_secret: secret,
-            grant_types: Some(grants.iter().map(|g| g.to_string()).collect()),
-        }
-    }
-
     #[test]
-    fn a_registration_is_checked_against_what_this_guest_serves() {
-        assert!(check(&client(None, true, &[])).is_ok());
-        assert!(check(&client(Some("none"), false, &["authorization_code"])).is_ok());
-        let key = |c: ClientConfig| check(&c).unwrap_err().0;
-        assert_eq!(
-            key(client(Some("private_key_jwt"), true, &[])),
-            "token_endpoint_auth_method"
-        );
-        assert_eq!(key(client(Some("none"), true, &[])), "client_secret");
-        assert_eq!(key(client(None, false, &[])), "client_secret");
-        let (key, why) = check(&client(None, true, &["password"])).unwrap_err();
+    fn a_registration_without_grant_types_gets_client_credentials_and_is_checked() {
+        let client = ClientConfig {
+            has_secret: true,
+            access_token_ttl: 60,
+            ..ClientConfig::default()
+        };
+        assert_eq!(check(&client), Ok(()));
+        let none = ClientConfig {
+            grant_types: Some(vec!["password".into()]),
+            ..client.clone()
+        };
+        let (key, why) = check(&none).unwrap_err();
         assert_eq!(key, "grant_types");
         assert!(why.contains("\"password\""), "{why}");
     }

@@ -224,15 +224,17 @@ impl server::Guest for Component {
 
     fn check_client(client: server::ClientConfig) -> Result<(), server::ClientProblem> {
         let client = crate::client_rules::ClientConfig {
-            client_id: client.client_id,
             token_endpoint_auth_method: client.token_endpoint_auth_method,
             has_secret: client.has_secret,
+            secret_chars: client.secret_length,
+            scopes: client.scopes,
+            default_scopes: client.default_scopes,
             grant_types: client.grant_types,
+            redirect_uris: client.redirect_uris,
+            access_token_ttl: client.access_token_ttl,
         };
-        crate::client_rules::check(&client).map_err(|(key, message)| server::ClientProblem {
-            key: key.into(),
-            message,
-        })
+        crate::client_rules::check(&client)
+            .map_err(|(key, message)| server::ClientProblem { key, message })
     }
 
     fn handle(route: String, req: server::Request) -> server::Response {

@@ -351,23 +351,33 @@ impl Guest {
     }
 }
 
-/// Whether the guest serves every configured client's grant types (what the 0.1 host
-/// checked of a client beyond the configuration file's own rules).
+/// Whether the guest can serve every configured client: the rules the 0.1 host applied to
+/// a registration (now `tokenginx_syntax::registration`'s), and the grant types the guest
+/// serves.
 pub fn check_clients(
     grant_types: &[String],
     oauth: &crate::config::OAuthSettings,
 ) -> anyhow::Result<()> {
-    let mut clients: Vec<_> = oauth.clients.values().map(|c| &c.record).collect();
-    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-    for client in clients {
-        let configured = client_grant_types(&client.grant_types);
-        if let Some(grant) = configured.iter().find(|g| !grant_types.contains(g)) {
-            anyhow::bail!(
-                "client {:?} is configured with the grant type {grant:?}, which this guest does \
-                 not serve (it serves: {})",
-                client.client_id,
-                grant_types.join(", ")
-            );
+    let served: Vec<&str> = grant_types.iter().map(String::as_str).collect();
+    for client in oauth.clients_in_order() {
+        let configured = &client.configured;
+        let grants = client_grant_types(&configured.grant_types);
+        let registration = tokenginx_syntax::registration::Registration {
+            token_endpoint_auth_method: configured.token_endpoint_auth_method.as_deref(),
+            has_secret: configured.has_secret,
+            secret_chars: configured.secret_length,
+            scopes: &configured.scopes,
+            default_scopes: &configured.default_scopes,
+            grant_types: &grants,
+            redirect_uris: &configured.redirect_uris,
+            access_token_ttl: configured.access_token_ttl,
+        };
+        if let Err(problem) = tokenginx_syntax::registration::check(&registration, &served) {
+            return Err(crate::runtime::refused_client(
+                client,
+                &problem.key,
+                &problem.message,
+            ));
         }
     }
     Ok(())

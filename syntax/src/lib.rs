@@ -2,7 +2,10 @@
 //! the one definition of each rule, used by the host (to check the operator's config, and
 //! the keys of a `store.apply`) and by the default guest (to check requests; its test host
 //! checks its transactions as the host does). Syntax only: what a value means is the
-//! guest's to decide.
+//! guest's to decide; [`registration`] holds the one set of rules about a client's
+//! registration that both the default guest and the host's 0.1 adapter apply.
+
+pub mod registration;
 
 /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (section 3.3, A.4).
 pub fn is_scope_token(s: &str) -> bool {

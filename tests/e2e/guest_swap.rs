@@ -225,6 +225,35 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
         "{stderr}"
     );
 
+    // The rest of a registration's rules are the guest's too, each naming its key.
+    for (from, to, expected) in [
+        (
+            format!("client_secret: {DEMO_SECRET}"),
+            "client_secret: short".to_owned(),
+            "oauth.clients[0].client_secret: must be at least 16 characters",
+        ),
+        (
+            "      scopes: [read, write]\n      default_scopes: [read]\n".to_owned(),
+            "      scopes: [read, write]\n      default_scopes: [admin]\n".to_owned(),
+            "oauth.clients[0].default_scopes: \"admin\" is not in scopes",
+        ),
+        (
+            "      scopes: [read, write]\n".to_owned(),
+            "      scopes: [read, write]\n      redirect_uris: [\"http://app.example/cb\"]\n"
+                .to_owned(),
+            "oauth.clients[0].redirect_uris[0]: \"http://app.example/cb\" must be https",
+        ),
+        (
+            "      scopes: [read, write]\n".to_owned(),
+            "      scopes: [read, write]\n      token_endpoint_auth_method: none\n".to_owned(),
+            "oauth.clients[0].client_secret: a public client",
+        ),
+    ] {
+        let text = config(&default_guest(), "").replacen(&from, &to, 1);
+        let stderr = start_error(&text);
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+
     // On reload: a guest of contract 0.1.0 serves client_credentials alone, so a client
     // that may refresh is refused, and the old guest serves on.
     let path = scratch_dir().join("guest.wasm");
@@ -239,8 +268,8 @@ async fn a_guest_that_cannot_serve_a_configured_client_is_refused_naming_the_cli
     assert!(line.contains("guest reload refused"), "{line}");
     assert!(
         line.contains(
-            "client \"demo\" is configured with the grant type \"refresh_token\", which this \
-             guest does not serve (it serves: client_credentials)"
+            "it refuses client \"demo\": oauth.clients[0].grant_types: \"refresh_token\" is \
+             not a grant type this guest serves (it serves: client_credentials)"
         ),
         "{line}"
     );

@@ -1,6 +1,7 @@
-//! The `oauth` section checked: the issuer, the clients (their secrets, scopes, grant
-//! types, lifetimes, redirect URIs and budgets) and the login app, as the guest reads them
-//! through its `settings` import.
+//! The `oauth` section checked: the issuer, the clients and the login app, as the guest
+//! reads them through its `settings` import. Of a client the host checks the shapes (an id,
+//! a secret or its digest, scope and grant type syntax, durations, its budget); the rules
+//! of a registration are the guest's (`server.check-client`, asked at load).
 
 use super::checked::{bad, check_rate_limit};
 use super::raw::*;
@@ -8,7 +9,6 @@ use crate::contract::{server, settings};
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
 use std::time::Duration;
 
 /// A registered client: its record as the guest reads it (`settings.find-client`, the
@@ -50,8 +50,6 @@ impl OAuthSettings {
     }
 }
 
-const MIN_SECRET_LEN: usize = 16;
-const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_GRANT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Hydra caps its `rotation_grace_period` alike: a longer window is a longer replay.
 const MAX_REUSE_GRACE: Duration = Duration::from_secs(300);
@@ -101,39 +99,11 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
                 "must be non-empty without control characters",
             );
         }
-        let method = c
-            .token_endpoint_auth_method
-            .clone()
-            .unwrap_or_else(|| "client_secret_basic".into());
-        let public = match method.as_str() {
-            "client_secret_basic" | "client_secret_post" => false,
-            "none" => true,
-            other => {
-                return bad(
-                    key("token_endpoint_auth_method"),
-                    format!("{other:?} is not client_secret_basic, client_secret_post or none"),
-                )
-            }
-        };
+        // Shapes only: which methods, secrets, redirect URIs and lifetimes a client may
+        // have is the guest's to say (`server.check-client`, at load).
         let secret_sha256 = match (&c.client_secret, &c.client_secret_sha256) {
-            (Some(_), _) | (_, Some(_)) if public => {
-                return bad(
-                    key("client_secret"),
-                    "a public client (token_endpoint_auth_method: none) has no secret",
-                )
-            }
-            (None, None) if public => Vec::new(),
-            (Some(secret), None) => {
-                if secret.len() < MIN_SECRET_LEN {
-                    return bad(
-                        key("client_secret"),
-                        format!(
-                            "must be at least {MIN_SECRET_LEN} characters (is its variable set?)"
-                        ),
-                    );
-                }
-                Sha256::digest(secret.as_bytes()).to_vec()
-            }
+            (None, None) => Vec::new(),
+            (Some(secret), None) => Sha256::digest(secret.as_bytes()).to_vec(),
             (None, Some(hex_digest)) => {
                 let mut digest = [0u8; 32];
                 if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
@@ -141,17 +111,13 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
                 }
                 digest.to_vec()
             }
-            _ => {
+            (Some(_), Some(_)) => {
                 return bad(
                     key("client_secret"),
-                    "set exactly one of client_secret and client_secret_sha256 (or \
-                     token_endpoint_auth_method: none for a public client)",
+                    "set one of client_secret and client_secret_sha256, not both",
                 )
             }
         };
-        for (j, uri) in c.redirect_uris.iter().enumerate() {
-            check_redirect_uri(uri).map_err(|m| (key(&format!("redirect_uris[{j}]")), m))?;
-        }
         for scope in &c.scopes {
             if !tokenginx_syntax::is_scope_token(scope) {
                 return bad(
@@ -159,9 +125,6 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
                     format!("{scope:?} is not a valid scope token (RFC 6749 section 3.3)"),
                 );
             }
-        }
-        if let Some(extra) = c.default_scopes.iter().find(|s| !c.scopes.contains(s)) {
-            return bad(key("default_scopes"), format!("{extra:?} is not in scopes"));
         }
         // Which grant types the guest serves is the guest's to say: checked when it loads.
         if let Some(malformed) = c
@@ -174,9 +137,6 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
                 key("grant_types"),
                 format!("{malformed:?} is not a grant type (RFC 6749 appendix A.10)"),
             );
-        }
-        if c.access_token_ttl < Duration::from_secs(1) || c.access_token_ttl > MAX_TOKEN_TTL {
-            return bad(key("access_token_ttl"), "must be between 1s and 24h");
         }
         let rate_limit = match c.rate_limit {
             Some(limit) => check_rate_limit(limit).map_err(|m| (key("rate_limit"), m))?,
@@ -277,30 +237,4 @@ fn check_app_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A registered redirect URI (RFC 9700 section 2.1): absolute, https or http on a loopback
-/// address (a native app, RFC 8252 section 7.3), without a fragment.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    if uri.contains('#') {
-        return Err(format!("{uri:?} has a fragment"));
-    }
-    let parsed: hyper::Uri = uri
-        .parse()
-        .map_err(|_| format!("{uri:?} is not an absolute URI"))?;
-    let host = parsed
-        .host()
-        .ok_or_else(|| format!("{uri:?} is not an absolute URI"))?;
-    let loopback = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if loopback => Ok(()),
-        _ => Err(format!(
-            "{uri:?} must be https, or http on a loopback address (127.0.0.1, [::1])"
-        )),
-    }
 }

@@ -451,13 +451,7 @@ async fn load_guest(
                     }
                 }
                 let refused = problems.into_iter().next().map(|(client, problem)| {
-                    anyhow::anyhow!(
-                        "it refuses client {:?}: oauth.clients[{}].{}: {}",
-                        client.record.client_id,
-                        client.index,
-                        imports::sanitize(&problem.key),
-                        imports::sanitize(&problem.message)
-                    )
+                    refused_client(client, &problem.key, &problem.message)
                 });
                 wasmtime::Result::Ok((info, Ok((routes, counters)), refused))
             }
@@ -507,6 +501,18 @@ async fn load_guest(
         counters: Arc::new(counters),
         consecutive_failures: AtomicU32::new(0),
     }))
+}
+
+/// The error of a guest that refuses a configured client: the client, the key at fault
+/// and the guest's reason.
+fn refused_client(client: &crate::config::Client, key: &str, message: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "it refuses client {:?}: oauth.clients[{}].{}: {}",
+        client.record.client_id,
+        client.index,
+        imports::sanitize(key),
+        imports::sanitize(message)
+    )
 }
 
 /// Counts an instance in `tokenginx_guest_instances_active` while it lives.

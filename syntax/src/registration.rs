@@ -1,0 +1,229 @@
+//! The rules a client registration must follow (RFC 6749 section 2, RFC 9700 section 2.1):
+//! how it authenticates and with what secret, where it may be sent back, which scopes and
+//! grant types it has, how long its tokens live. The default guest holds the operator's
+//! clients to them (`server.check-client`); the host's adapter holds the clients of a 0.1
+//! guest to them, as the 0.1 host did. One definition for both.
+
+use std::net::IpAddr;
+
+/// How a client authenticates when its registration names no method.
+pub const DEFAULT_AUTH_METHOD: &str = "client_secret_basic";
+/// The token endpoint's client authentication methods (`none`: a public client).
+pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+/// The shortest `client_secret` taken.
+pub const MIN_SECRET_CHARS: u32 = 16;
+/// The longest access token lifetime, in seconds.
+pub const MAX_ACCESS_TOKEN_TTL: u64 = 24 * 3600;
+
+/// A client registration as the operator configured it.
+#[derive(Clone, Copy, Debug)]
+pub struct Registration<'a> {
+    /// None: [`DEFAULT_AUTH_METHOD`].
+    pub token_endpoint_auth_method: Option<&'a str>,
+    /// A `client_secret` or `client_secret_sha256` is configured.
+    pub has_secret: bool,
+    /// The characters of `client_secret`, when it was given as such.
+    pub secret_chars: Option<u32>,
+    pub scopes: &'a [String],
+    pub default_scopes: &'a [String],
+    /// As it applies (the default filled in).
+    pub grant_types: &'a [String],
+    pub redirect_uris: &'a [String],
+    /// Seconds.
+    pub access_token_ttl: u64,
+}
+
+/// What is wrong with a registration: the key at fault, below the client
+/// (`redirect_uris[1]`), and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+fn problem<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, Problem> {
+    Err(Problem {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+/// Whether `client` follows the rules, for a server that serves the grant types `served`.
+pub fn check(client: &Registration, served: &[&str]) -> Result<(), Problem> {
+    let method = client
+        .token_endpoint_auth_method
+        .unwrap_or(DEFAULT_AUTH_METHOD);
+    if !AUTH_METHODS.contains(&method) {
+        return problem(
+            "token_endpoint_auth_method",
+            format!("{method:?} is not client_secret_basic, client_secret_post or none"),
+        );
+    }
+    match (method == "none", client.has_secret, client.secret_chars) {
+        (true, true, _) => {
+            return problem(
+                "client_secret",
+                "a public client (token_endpoint_auth_method: none) has no secret",
+            )
+        }
+        (false, false, _) => {
+            return problem(
+                "client_secret",
+                "set one of client_secret and client_secret_sha256 (or \
+                 token_endpoint_auth_method: none for a public client)",
+            )
+        }
+        (false, true, Some(chars)) if chars < MIN_SECRET_CHARS => {
+            return problem(
+                "client_secret",
+                format!("must be at least {MIN_SECRET_CHARS} characters (is its variable set?)"),
+            )
+        }
+        _ => {}
+    }
+    for (i, uri) in client.redirect_uris.iter().enumerate() {
+        check_redirect_uri(uri).or_else(|m| problem(format!("redirect_uris[{i}]"), m))?;
+    }
+    if let Some(extra) = client
+        .default_scopes
+        .iter()
+        .find(|s| !client.scopes.contains(s))
+    {
+        return problem("default_scopes", format!("{extra:?} is not in scopes"));
+    }
+    if let Some(grant) = client
+        .grant_types
+        .iter()
+        .find(|g| !served.contains(&g.as_str()))
+    {
+        return problem(
+            "grant_types",
+            format!(
+                "{grant:?} is not a grant type this guest serves (it serves: {})",
+                served.join(", ")
+            ),
+        );
+    }
+    if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&client.access_token_ttl) {
+        return problem("access_token_ttl", "must be between 1s and 24h");
+    }
+    Ok(())
+}
+
+/// A registered redirect URI: absolute, https or http on a loopback address (a native app,
+/// RFC 8252 section 7.3), without a fragment.
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri.contains('#') {
+        return Err(format!("{uri:?} has a fragment"));
+    }
+    let not_absolute = || format!("{uri:?} is not an absolute URI");
+    if uri.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(not_absolute());
+    }
+    let (scheme, rest) = uri.split_once("://").ok_or_else(not_absolute)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6
+            .split_once(']')
+            .map(|(h, _)| h)
+            .ok_or_else(not_absolute)?,
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if !scheme_ok || host.is_empty() {
+        return Err(not_absolute());
+    }
+    let loopback = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "{uri:?} must be https, or http on a loopback address (127.0.0.1, [::1])"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn key(
+        method: Option<&str>,
+        secret: Option<u32>,
+        redirect: &str,
+        grants: &[&str],
+    ) -> Result<(), String> {
+        let (scopes, defaults) = (strings(&["read"]), strings(&["read"]));
+        let (grants, redirects) = (strings(grants), strings(&[redirect]));
+        let client = Registration {
+            token_endpoint_auth_method: method,
+            has_secret: secret.is_some(),
+            secret_chars: secret,
+            scopes: &scopes,
+            default_scopes: &defaults,
+            grant_types: &grants,
+            redirect_uris: &redirects,
+            access_token_ttl: 3600,
+        };
+        check(&client, &["client_credentials", "authorization_code"]).map_err(|p| p.key)
+    }
+
+    #[test]
+    fn a_registration_names_the_key_it_breaks() {
+        let https = "https://app.example/cb";
+        assert_eq!(key(None, Some(20), https, &["client_credentials"]), Ok(()));
+        assert_eq!(
+            key(Some("none"), None, https, &["authorization_code"]),
+            Ok(())
+        );
+        let wrong = [
+            (
+                key(Some("private_key_jwt"), Some(20), https, &[]),
+                "token_endpoint_auth_method",
+            ),
+            (key(Some("none"), Some(20), https, &[]), "client_secret"),
+            (key(None, None, https, &[]), "client_secret"),
+            (key(None, Some(8), https, &[]), "client_secret"),
+            (
+                key(None, Some(20), "http://app.example/cb", &[]),
+                "redirect_uris[0]",
+            ),
+            (key(None, Some(20), https, &["password"]), "grant_types"),
+        ];
+        for (found, expected) in wrong {
+            assert_eq!(found, Err(expected.to_owned()));
+        }
+    }
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback_http_without_fragment() {
+        for good in [
+            "https://app.example/cb",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:5555/cb",
+            "http://[::1]/cb",
+            "HTTPS://app.example",
+        ] {
+            assert_eq!(check_redirect_uri(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("http://app.example/cb", "loopback"),
+            ("https://app.example/cb#x", "fragment"),
+            ("/cb", "absolute"),
+            ("https:///cb", "absolute"),
+            ("https://a b/cb", "absolute"),
+            ("com.example.app:/cb", "absolute"),
+        ] {
+            let e = check_redirect_uri(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
