@@ -5,7 +5,7 @@
 //! tokenginx-host check-config --config FILE  check a config file and exit
 //! tokenginx-host compile-guest IN.wasm -o OUT.cwasm [--config FILE]
 //! tokenginx-host bench-guest GUEST [--config FILE] [--calls N] [--phases LIST]
-//! tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
+//! tokenginx-host test-guest GUEST [--store STORE] [--only TEXT] [--judge all|rfc]
 //! ```
 
 /// jemalloc rather than the C library's malloc. A request is served across tokio's worker
@@ -25,13 +25,13 @@ mod metrics;
 mod runtime;
 mod services;
 mod store;
-mod testkit;
 
 use anyhow::Context as _;
 use config::Loaded;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokenginx_kit as testkit;
 
 const USAGE: &str = "usage:
   tokenginx-host serve --config FILE         run the service; SIGHUP reloads guest.path
@@ -46,13 +46,16 @@ const USAGE: &str = "usage:
                                              introspect (each call a fresh instance, as
                                              `serve` runs) and reused (one instance, replaced
                                              at half the memory limit); all by default
-  tokenginx-host test-guest GUEST [--store STORE] [--only TEXT]
+  tokenginx-host test-guest GUEST [--store STORE] [--only TEXT] [--judge all|rfc]
                                              run the endpoint suite of docs/behaviour.md on
                                              a guest, in this process on a loopback port;
                                              STORE: memory (the default),
                                              redis://[user:password@]host:port or
                                              redis-cluster://host:port,host:port,...;
                                              --only: the cases whose name or endpoint has TEXT;
+                                             --judge rfc: only the RFCs' MUSTs and SHOULDs
+                                             fail; this service's profile cases that fail
+                                             are printed as differences;
                                              on Redis it writes tokens for its test clients:
                                              use a scratch Redis
   tokenginx-host --version";
@@ -75,6 +78,7 @@ enum Command {
         guest: PathBuf,
         store: testkit::Store,
         only: Option<String>,
+        judge: testkit::Judge,
     },
 }
 
@@ -128,14 +132,19 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 guest: guest.into(),
                 store: testkit::Store::Memory,
                 only: None,
+                judge: testkit::Judge::All,
             };
-            let Command::TestGuest { store, only, .. } = &mut command else {
+            let Command::TestGuest {
+                store, only, judge, ..
+            } = &mut command
+            else {
                 unreachable!()
             };
             for pair in rest.chunks(2) {
                 match pair {
                     [flag, value] if flag == "--store" => *store = value.parse()?,
                     [flag, value] if flag == "--only" => *only = Some(value.clone()),
+                    [flag, value] if flag == "--judge" => *judge = value.parse()?,
                     _ => return Err(format!("test-guest: unexpected {:?}", pair.join(" "))),
                 }
             }
@@ -209,9 +218,27 @@ fn main() -> ExitCode {
             };
             run_tool(run)
         }
-        Command::TestGuest { guest, store, only } => {
-            run_tool(testkit::run(&guest, &store, only.as_deref()))
-        }
+        Command::TestGuest {
+            guest,
+            store,
+            only,
+            judge,
+        } => run_tool(testkit::run(
+            &guest,
+            &store,
+            only.as_deref(),
+            judge,
+            |text| async move {
+                let config = config::parse(Path::new("test-guest"), &text, &|_| None)?;
+                let started = start(config).await?;
+                let guest = started.app.runtime.active().label.to_string();
+                tokio::spawn(started.serving);
+                Ok(testkit::Service {
+                    addr: started.public,
+                    guest,
+                })
+            },
+        )),
         Command::Serve(path) => {
             let config = match config::load(&path) {
                 Ok(config) => config,

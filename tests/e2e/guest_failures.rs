@@ -239,3 +239,23 @@ async fn a_huge_value_is_refused_by_the_store_limits_and_the_host_serves_on() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_guest_that_cannot_charge_rate_limits_is_warned_about_at_load() {
+    // The misbehaving guest is built against 0.1.0, before `rate-limit`; the harness's
+    // config gives every client a budget.
+    let host = misbehaving_host();
+    let log = host.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("does not import tokenginx:oauth/rate-limit"));
+    assert!(
+        warning.is_some_and(|l| l.contains("\"level\":\"WARN\"") && l.contains("is not enforced")),
+        "{log}"
+    );
+    // The default guest charges budgets: no such warning.
+    let default = Host::with_config(&config(&default_guest(), ""));
+    assert!(!default
+        .log()
+        .contains("does not import tokenginx:oauth/rate-limit"));
+}

@@ -51,7 +51,7 @@ pub(super) async fn build(
         }
         BodyKind::Json => {
             let body = read_body(app, req).await?;
-            (Vec::new(), json(&body)?)
+            (Vec::new(), json(&body).map_err(|e| invalid(&e))?)
         }
         _ => (Vec::new(), None),
     };
@@ -70,13 +70,13 @@ pub(super) async fn build(
 }
 
 /// A JSON body as text: none when empty, else it must be UTF-8 JSON.
-fn json(body: &[u8]) -> Result<Option<String>, Response<Body>> {
+fn json(body: &[u8]) -> Result<Option<String>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let text = std::str::from_utf8(body).map_err(|_| invalid("the request body is not UTF-8"))?;
+    let text = std::str::from_utf8(body).map_err(|_| "the request body is not UTF-8")?;
     serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map_err(|e| invalid(&format!("the request body is not JSON: {e}")))?;
+        .map_err(|e| format!("the request body is not JSON: {e}"))?;
     Ok(Some(text.to_owned()))
 }
 

@@ -79,7 +79,7 @@ impl<'a> Target<'a> {
         match guest.routes.find(side, path, method) {
             Found::Route(route, params) => Target::Guest(route, params),
             Found::Method(route, allowed) => Target::Method(route, allowed),
-            Found::NotFound => Target::NotFound,
+            Found::Nothing => Target::NotFound,
         }
     }
 

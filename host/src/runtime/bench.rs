@@ -18,10 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CLIENT_ID: &str = "bench";
-const SECRET: &str = "bench-secret-0123456789";
-/// The grant the token phase asks for (RFC 6749 section 4.4).
-const GRANT_TYPE: &str = "client_credentials";
+use tokenginx_kit::bench as kit;
 
 /// What `bench-guest` measures, in this order by default.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,20 +68,8 @@ pub async fn bench_guest(
     phases: &[Phase],
     calls: usize,
 ) -> anyhow::Result<bool> {
-    // Checked as an operator's file would be. A budget never reached: the benchmark charges
-    // it on every token call.
-    let settings = format!(
-        "guest: {{path: unused.wasm}}
-oauth:
-  issuer: http://bench.invalid
-  clients:
-    - client_id: {CLIENT_ID}
-      client_secret: {SECRET}
-      scopes: [read]
-      default_scopes: [read]
-      rate_limit: {{requests: 1000000, per: 1s, burst: 4294967295}}
-"
-    );
+    // Checked as an operator's file would be.
+    let settings = kit::config_text();
     let oauth = crate::config::parse(Path::new("bench-guest"), &settings, &|_| None)?.oauth;
     let services = Arc::new(Services {
         store: Arc::new(MemoryStore::new(usize::MAX)),
@@ -101,10 +86,14 @@ oauth:
             .find(|r| r.name == name)
             .ok_or_else(|| anyhow::anyhow!("the guest has no route named {name:?}"))
     };
-    let (token_route, introspect_route) = (route("token")?, route("introspect")?);
+    let (token_route, introspect_route) = (route(kit::TOKEN_ROUTE)?, route(kit::INTROSPECT_ROUTE)?);
     let authorization = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            kit::CLIENT_ID,
+            kit::SECRET
+        ))
     );
     let request = |route: &Route, params: &[(&str, &str)]| Request {
         method: "POST".into(),
@@ -121,7 +110,7 @@ oauth:
         client_ip: "127.0.0.1".into(),
         client_cert: None,
     };
-    let issue = request(token_route, &[("grant_type", GRANT_TYPE)]);
+    let issue = request(token_route, &kit::TOKEN_FORM);
     let first = runtime
         .call(&guest, token_route, issue.clone(), |a| Ok(a.response.body))
         .await
@@ -132,7 +121,7 @@ oauth:
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the guest issued no token: {first}"))?
         .to_owned();
-    let introspect = request(introspect_route, &[("token", &token)]);
+    let introspect = request(introspect_route, &kit::introspect_form(&token));
 
     println!(
         "guest {} ({calls} calls a phase, embedded store, memory limit {} MiB)",

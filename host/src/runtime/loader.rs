@@ -88,6 +88,8 @@ pub fn engine(config: &GuestConfig) -> anyhow::Result<Engine> {
 /// A guest's code, compiled and checked against the contract, not yet asked who it is.
 pub struct Compiled {
     pub(super) exports: Exports,
+    /// It imports `rate-limit`: without it, no client's budget is charged.
+    pub charges_rate_limits: bool,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// How the code was obtained, for the log: compiled, from the cache, precompiled.
@@ -146,8 +148,13 @@ pub fn load(
                 .with_context(|| format!("guest {}", path.display()))?,
         ),
     };
+    let charges_rate_limits = component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == "rate-limit"));
     Ok(Compiled {
         exports,
+        charges_rate_limits,
         sha256,
         source,
     })

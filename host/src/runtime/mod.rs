@@ -484,6 +484,19 @@ async fn load_guest(
         );
     }
     let label = Arc::from(format!("{name}@{version}"));
+    let limited = oauth
+        .clients_in_order()
+        .into_iter()
+        .find(|c| c.rate_limit.is_some());
+    if let (false, Some(client)) = (compiled.charges_rate_limits, limited) {
+        tracing::warn!(
+            guest = %label,
+            "the guest does not import tokenginx:oauth/rate-limit, so no client's budget is \
+             charged: oauth.rate_limit (client {:?} and any other) is not enforced while it \
+             serves",
+            client.record.client_id
+        );
+    }
     tracing::info!(
         guest = %label,
         sha256 = %compiled.sha256,

@@ -53,7 +53,7 @@ pub enum Found<'a> {
     /// Routes have the path, none the method: the first of them, and the methods they
     /// answer.
     Method(&'a Route, Vec<Method>),
-    NotFound,
+    Nothing,
 }
 
 /// A guest's routes, in the order it declared them.
@@ -108,7 +108,7 @@ impl Routes {
         }
         match first {
             Some(route) => Found::Method(route, allowed),
-            None => Found::NotFound,
+            None => Found::Nothing,
         }
     }
 
@@ -301,7 +301,7 @@ mod tests {
         match routes.find(side, path, &method) {
             Found::Route(route, params) => format!("{} {params:?}", route.name),
             Found::Method(_, allowed) => format!("405 {allowed:?}"),
-            Found::NotFound => "404".into(),
+            Found::Nothing => "404".into(),
         }
     }
 

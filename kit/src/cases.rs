@@ -10,48 +10,51 @@ const REVOKE: &str = "/api/v1/oauth/revoke";
 const METADATA: &str = "/.well-known/oauth-authorization-server";
 const CLIENT_CREDENTIALS: (&str, &str) = ("grant_type", "client_credentials");
 
-/// `endpoint, "name" => async fn;` for each case, in the table's order.
+/// `endpoint, source, "name" => async fn;` for each case, in the table's order.
 macro_rules! cases {
-    ($($endpoint:literal, $name:literal => $run:ident;)*) => {
+    ($($endpoint:literal, $source:expr, $name:literal => $run:ident;)*) => {
         pub(super) const CASES: &[Case] = &[$(Case {
             endpoint: $endpoint,
+            source: $source,
             name: $name,
             run: |kit| Box::pin($run(kit)),
         }),*];
     };
 }
 
+use Source::{Must, Profile, Should};
+
 cases! {
-    "token", "client_credentials with client_secret_basic: a Bearer token for the default scopes" => basic_issues_a_token;
-    "token", "client_secret_post: requested scopes granted sorted, each once" => post_issues_sorted_scopes;
-    "token", "Basic credentials are form-decoded before they are compared" => basic_is_form_decoded;
-    "token", "an empty parameter counts as omitted" => empty_parameter_is_omitted;
-    "token", "a wrong secret in Basic: 401 invalid_client with a Basic challenge" => wrong_basic_secret;
-    "token", "a wrong secret in the body: 401 invalid_client, no challenge" => wrong_post_secret;
-    "token", "no client authentication: 401 invalid_client with a Basic challenge" => no_authentication;
-    "token", "an unknown client: 401 invalid_client" => unknown_client;
-    "token", "Basic and client_secret in the body together: 400 invalid_request" => two_methods;
-    "token", "no grant_type: 400 invalid_request" => no_grant_type;
-    "token", "a grant type the guest does not serve: 400 unsupported_grant_type" => unsupported_grant_type;
-    "token", "a client not registered for client_credentials: 400 unauthorized_client" => unauthorized_client;
-    "token", "a scope beyond the client's: 400 invalid_scope" => scope_beyond_the_client;
-    "token", "no scope and no default scopes: 400 invalid_scope" => no_scope_at_all;
-    "token", "a malformed scope (doubled, leading or trailing space): 400 invalid_scope" => malformed_scope;
-    "token", "a repeated parameter: 400 invalid_request naming it (the host answers)" => repeated_parameter;
-    "token", "a client past its rate limit: 429 temporarily_unavailable with Retry-After" => rate_limited;
-    "introspect", "a live token, asked by any authenticated client: active, with its claims" => live_token;
-    "introspect", "unknown and malformed tokens: exactly {\"active\": false}" => unknown_tokens;
-    "introspect", "a wrong token_type_hint still finds the token" => wrong_hint;
-    "introspect", "an expired token: {\"active\": false}" => expired_token;
-    "introspect", "no or wrong client authentication: 401 invalid_client" => introspect_unauthenticated;
-    "introspect", "no token: 400 invalid_request" => introspect_without_token;
-    "revoke", "a client's own token: 200, empty body, and the token is inactive at once" => revoke_own_token;
-    "revoke", "an unknown token: 200" => revoke_unknown_token;
-    "revoke", "another client's token: 200, and the token stays active" => revoke_other_clients_token;
-    "revoke", "no or wrong client authentication: 401 invalid_client, the token stays active" => revoke_unauthenticated;
-    "revoke", "no token: 400 invalid_request" => revoke_without_token;
-    "metadata", "GET: 200 JSON naming the issuer, the endpoints at the host's URLs, grants, methods and scopes" => metadata_document;
-    "metadata", "it may be cached: Cache-Control with a max-age, not no-store" => metadata_is_cacheable;
+    "token", Must("RFC 6749 4.4, 5.1"), "client_credentials with client_secret_basic: a Bearer token for the default scopes" => basic_issues_a_token;
+    "token", Profile, "client_secret_post: requested scopes granted sorted, each once" => post_issues_sorted_scopes;
+    "token", Must("RFC 6749 2.3.1"), "Basic credentials are form-decoded before they are compared" => basic_is_form_decoded;
+    "token", Must("RFC 6749 3.2"), "an empty parameter counts as omitted" => empty_parameter_is_omitted;
+    "token", Must("RFC 6749 5.2"), "a wrong secret in Basic: 401 invalid_client with a Basic challenge" => wrong_basic_secret;
+    "token", Profile, "a wrong secret in the body: 401 invalid_client, no challenge" => wrong_post_secret;
+    "token", Profile, "no client authentication: 401 invalid_client with a Basic challenge" => no_authentication;
+    "token", Must("RFC 6749 5.2"), "an unknown client: 401 invalid_client" => unknown_client;
+    "token", Must("RFC 6749 2.3"), "Basic and client_secret in the body together: 400 invalid_request" => two_methods;
+    "token", Must("RFC 6749 5.2"), "no grant_type: 400 invalid_request" => no_grant_type;
+    "token", Must("RFC 6749 5.2"), "a grant type the guest does not serve: 400 unsupported_grant_type" => unsupported_grant_type;
+    "token", Must("RFC 6749 5.2"), "a client not registered for client_credentials: 400 unauthorized_client" => unauthorized_client;
+    "token", Must("RFC 6749 5.2"), "a scope beyond the client's: 400 invalid_scope" => scope_beyond_the_client;
+    "token", Must("RFC 6749 3.3"), "no scope and no default scopes: 400 invalid_scope" => no_scope_at_all;
+    "token", Must("RFC 6749 3.3"), "a malformed scope (doubled, leading or trailing space): 400 invalid_scope" => malformed_scope;
+    "token", Must("RFC 6749 3.2"), "a repeated parameter: 400 invalid_request naming it (the host answers)" => repeated_parameter;
+    "token", Profile, "a client past its rate limit: 429 temporarily_unavailable with Retry-After" => rate_limited;
+    "introspect", Must("RFC 7662 2.2"), "a live token, asked by any authenticated client: active, with its claims" => live_token;
+    "introspect", Should("RFC 7662 2.2"), "unknown and malformed tokens: exactly {\"active\": false}" => unknown_tokens;
+    "introspect", Must("RFC 7662 2.1"), "a wrong token_type_hint still finds the token" => wrong_hint;
+    "introspect", Must("RFC 7662 2.2"), "an expired token: {\"active\": false}" => expired_token;
+    "introspect", Must("RFC 7662 2.1"), "no or wrong client authentication: 401 invalid_client" => introspect_unauthenticated;
+    "introspect", Must("RFC 7662 2.1"), "no token: 400 invalid_request" => introspect_without_token;
+    "revoke", Must("RFC 7009 2.2"), "a client's own token: 200, empty body, and the token is inactive at once" => revoke_own_token;
+    "revoke", Must("RFC 7009 2.2"), "an unknown token: 200" => revoke_unknown_token;
+    "revoke", Profile, "another client's token: 200, and the token stays active" => revoke_other_clients_token;
+    "revoke", Must("RFC 7009 2.1"), "no or wrong client authentication: 401 invalid_client, the token stays active" => revoke_unauthenticated;
+    "revoke", Must("RFC 7009 2.1"), "no token: 400 invalid_request" => revoke_without_token;
+    "metadata", Must("RFC 8414 3"), "GET: 200 JSON naming the issuer, the endpoints at the host's URLs, grants, methods and scopes" => metadata_document;
+    "metadata", Profile, "it may be cached: Cache-Control with a max-age, not no-store" => metadata_is_cacheable;
 }
 
 // ---- the token endpoint: RFC 6749 sections 2.3, 3.3, 4.4 and 5 ----

@@ -1,16 +1,21 @@
 //! `tokenginx-host test-guest`: the black-box endpoint suite, inside the binary, for any
-//! guest. It starts the service in this process on a loopback port, with the kit's test
-//! clients and the guest under test, drives it over HTTP, and prints each case with what
-//! was expected and what came back.
+//! guest. The binary starts the service in its own process on a loopback port, with the
+//! kit's config ([`config_text`]: its test clients and the guest under test); the kit drives
+//! it over HTTP and prints each case with what was expected and what came back.
 //!
 //! The cases are the rows of `docs/behaviour.md`, by the same names: a difference between
-//! the table, the default guest and this suite is a bug in one of them.
+//! the table, the default guest and this suite is a bug in one of them. Each case names its
+//! source: a MUST or a SHOULD of an RFC, or this service's own profile (a convention the
+//! RFCs leave open: sorted scopes, a challenge only for Basic, a cacheable metadata
+//! document, ...). Judged by the RFCs alone ([`Judge::Rfc`]), a guest that differs from the
+//! profile passes, and the difference is printed as such.
 
+pub mod bench;
 mod cases;
 mod http;
 
-use crate::config;
 use http::Reply;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
@@ -21,8 +26,59 @@ type Outcome = Result<(), String>;
 /// One row of the behaviour table, as a test.
 struct Case {
     endpoint: &'static str,
+    source: Source,
     name: &'static str,
     run: fn(Kit) -> futures_util::future::BoxFuture<'static, Outcome>,
+}
+
+/// Where the behaviour a case checks comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    /// A MUST (or MUST NOT, REQUIRED) of an RFC: the clause.
+    Must(&'static str),
+    /// A SHOULD (or RECOMMENDED) of an RFC.
+    Should(&'static str),
+    /// This service's own convention where the RFCs leave a choice.
+    Profile,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Must(clause) => write!(f, "MUST, {clause}"),
+            Source::Should(clause) => write!(f, "SHOULD, {clause}"),
+            Source::Profile => write!(f, "profile"),
+        }
+    }
+}
+
+/// What a failed case costs the guest under test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Judge {
+    /// Every case counts: the service's whole behaviour (the default).
+    All,
+    /// Only the RFCs' MUSTs and SHOULDs count; a profile case that fails is printed as a
+    /// difference from this service's conventions.
+    Rfc,
+}
+
+impl std::str::FromStr for Judge {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Judge, String> {
+        match s {
+            "all" => Ok(Judge::All),
+            "rfc" => Ok(Judge::Rfc),
+            other => Err(format!("--judge {other:?}: expected all or rfc")),
+        }
+    }
+}
+
+/// The service under test, as the binary started it.
+pub struct Service {
+    /// Its public listener.
+    pub addr: SocketAddr,
+    /// The guest's `name@version`.
+    pub guest: String,
 }
 
 /// The test clients (see [`config_text`]). The rate-limited one gets a fresh id a run
@@ -134,7 +190,7 @@ impl Store {
 
 /// The service's config for the kit: loopback, any free port, the guest section's defaults,
 /// no metrics, and the test clients.
-fn config_text(guest: &Path, store: &Store, limited: &str) -> String {
+pub fn config_text(guest: &Path, store: &Store, limited: &str) -> String {
     let (demo, demo_secret) = DEMO;
     let (other, other_secret) = OTHER;
     let (odd, odd_secret) = ODD;
@@ -164,28 +220,40 @@ oauth:
     )
 }
 
-/// Runs every case against `guest`; true when all passed. Prints as it goes.
-pub async fn run(guest: &Path, store: &Store, only: Option<&str>) -> anyhow::Result<bool> {
+/// Runs every case against `guest`, served by what `start` starts from the config text it is
+/// given; true when every case that counts under `judge` passed. Prints as it goes.
+pub async fn run<F, S>(
+    guest: &Path,
+    store: &Store,
+    only: Option<&str>,
+    judge: Judge,
+    start: F,
+) -> anyhow::Result<bool>
+where
+    F: FnOnce(String) -> S,
+    S: Future<Output = anyhow::Result<Service>>,
+{
     let guest =
         std::fs::canonicalize(guest).map_err(|e| anyhow::anyhow!("{}: {e}", guest.display()))?;
     let limited: &'static str =
         Box::leak(format!("limited-{}", hex::encode(random_id())).into_boxed_str());
-    let text = config_text(&guest, store, limited);
-    let config = config::parse(Path::new("test-guest"), &text, &|_| None)?;
-    let started = crate::start(config).await?;
-    let guest_label = started.app.runtime.active().label.clone();
-    tokio::spawn(started.serving);
+    let service = start(config_text(&guest, store, limited)).await?;
     println!(
-        "test-guest: {guest_label} ({}), {} store, on {}",
+        "test-guest: {} ({}), {} store, on {}{}",
+        service.guest,
         guest.display(),
         store.name(),
-        started.public
+        service.addr,
+        match judge {
+            Judge::All => "",
+            Judge::Rfc => ", judged by the RFCs alone",
+        }
     );
     let kit = Kit {
-        addr: started.public,
+        addr: service.addr,
         limited,
     };
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut differs) = (0, 0, 0);
     let mut endpoint = "";
     for case in cases::CASES {
         if only.is_some_and(|only| !case.name.contains(only) && !case.endpoint.contains(only)) {
@@ -196,22 +264,40 @@ pub async fn run(guest: &Path, store: &Store, only: Option<&str>) -> anyhow::Res
             println!("{endpoint}");
         }
         let start = Instant::now();
-        match (case.run)(kit.clone()).await {
-            Ok(()) => {
+        let outcome = (case.run)(kit.clone()).await;
+        let verdict = match (&outcome, judge, case.source) {
+            (Ok(()), ..) => {
                 passed += 1;
-                println!("  ok    {} ({} ms)", case.name, start.elapsed().as_millis());
+                "ok    "
             }
-            Err(why) => {
+            (Err(_), Judge::Rfc, Source::Profile) => {
+                differs += 1;
+                "DIFF  "
+            }
+            (Err(_), ..) => {
                 failed += 1;
-                println!("  FAIL  {}", case.name);
-                for line in why.lines() {
-                    println!("        {line}");
-                }
+                "FAIL  "
+            }
+        };
+        println!(
+            "  {verdict}{} [{}] ({} ms)",
+            case.name,
+            case.source,
+            start.elapsed().as_millis()
+        );
+        if let Err(why) = outcome {
+            for line in why.lines() {
+                println!("        {line}");
             }
         }
     }
+    let differs = match differs {
+        0 => String::new(),
+        n => format!(", {n} differ from this service's profile"),
+    };
     println!(
-        "test-guest: {passed} passed, {failed} failed ({guest_label}, {} store)",
+        "test-guest: {passed} passed, {failed} failed{differs} ({}, {} store)",
+        service.guest,
         store.name()
     );
     Ok(failed == 0)
