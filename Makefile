@@ -64,6 +64,8 @@ run: guests py-venv
 # flow run against each store; the rest of e2e once.
 ENDPOINT_SUITE := endpoints:: guest_failures::batched authorization_code:: refresh:: anonymous::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
+# The default guest as it was at contract 0.1.4, run through the host's 0.1 adapter.
+GUEST_0_1 := $(CURDIR)/tests/guests/fixtures/tokenginx_guest-0.1.4.wasm
 
 # Release mode everywhere: one build of wasmtime serves `run` and `test`, and the host
 # compiles guests with an optimised Cranelift.
@@ -71,6 +73,7 @@ test: guests test-setup
 	cargo test --release
 	TOKENGINX_TEST_STORE=standalone cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
+	TOKENGINX_TEST_GUEST=$(GUEST_0_1) cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
 	target/release/tokenginx-host test-guest $(PYTHON_GUEST).cwasm
 	$(MAKE) js-guest
