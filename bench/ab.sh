@@ -4,16 +4,18 @@
 # the median of each. For a change on the request path: build the other commit's host into
 # a file of its own and name both.
 #
-#   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST]   (ROUNDS=5 DURATION=10s CONNECTIONS=16)
+#   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST [B_GUEST]]   (ROUNDS=5 DURATION=10s CONNECTIONS=16)
 #
 # The config has no key newer than the oldest host still compared, and the guest must load
-# on both (a guest of an older contract does). The request is an introspection of a token
-# issued at start.
+# on both (a guest of an older contract does); with B_GUEST, B serves that one instead
+# (a change of contract: each host with the guest built for it). The request is an
+# introspection of a token issued at start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2
 source bench/host.sh
 guest=${3:-$guest}
+guest_b=${4:-$guest}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
@@ -21,10 +23,11 @@ PORT=18095
 command -v wrk >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
 }
-cat > "$work/ab.yaml" <<YAML
+config() { # guest -> the config file serving it
+cat > "$work/ab-$2.yaml" <<YAML
 tokenginx: { mode: memory }
 server: { port: $PORT }
-guest: { path: $guest }
+guest: { path: $1 }
 oauth:
   issuer: http://127.0.0.1:$PORT
   clients:
@@ -34,9 +37,11 @@ oauth:
       default_scopes: [read]
 log: { level: warn }
 YAML
+}
+config "$guest" a; config "$guest_b" b
 
-run() { # host binary -> requests/s
-  "$1" serve --config "$work/ab.yaml" > /dev/null &
+run() { # host binary, a or b -> requests/s
+  "$1" serve --config "$work/ab-$2.yaml" > /dev/null &
   local pid=$!
   until curl -s "http://127.0.0.1:$PORT/health/ready" | grep -q ready; do
     kill -0 "$pid" 2>/dev/null || { echo "$1 did not start" >&2; exit 1; }
@@ -57,8 +62,8 @@ echo "# $(date -u +%F) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exi
 echo "# introspection, embedded store, wrk -t2 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds A then B"
 : > "$work/a.txt"; : > "$work/b.txt"
 for round in $(seq "$ROUNDS"); do
-  ra=$(run "$a"); rb=$(run "$b")
+  ra=$(run "$a" a); rb=$(run "$b" b)
   echo "round $round: A $ra req/s, B $rb req/s"
   echo "$ra" >> "$work/a.txt"; echo "$rb" >> "$work/b.txt"
 done
-echo "median: A $(median < "$work/a.txt") req/s ($a), B $(median < "$work/b.txt") req/s ($b)"
+echo "median: A $(median < "$work/a.txt") req/s ($a, $guest), B $(median < "$work/b.txt") req/s ($b, $guest_b)"

@@ -105,40 +105,76 @@ pub fn endpoint_url(host: &impl Host, name: &str) -> Option<String> {
     Some(format!("{}{}", host.issuer(), route.path))
 }
 
-/// Answers `req` to the route named `route`.
-pub fn handle(host: &impl Host, route: &str, req: &HttpRequest) -> Response {
-    let form = || Request {
-        params: req.form.clone(),
-        authorization: req.header("authorization").map(str::to_owned),
-        client_ip: req.client_ip.clone(),
-    };
-    let browser = |params: &[(String, String)], body: &str| BrowserRequest {
-        method: req.method.clone(),
-        params: params.to_vec(),
-        cookies: req.cookies.clone(),
-        body: body.to_owned(),
-        client_ip: req.client_ip.clone(),
-    };
+/// The values of the headers route `route` declares, by name: the ones sent.
+pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(String, String)> {
+    let declared = ROUTES
+        .iter()
+        .find(|r| r.name == route)
+        .map_or(&[][..], |r| r.headers);
+    declared
+        .iter()
+        .zip(values)
+        .filter_map(|(name, value)| Some((name.to_string(), value?)))
+        .collect()
+}
+
+/// Answers `req` to the route named `route`. The request is taken apart, not copied: a call
+/// allocates from the arena, and every byte moved into a fresh instance's memory is a page
+/// the host resets after it.
+pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
+    let authorization = req.header("authorization").map(str::to_owned);
+    let path_param = |name: &str| req.path_param(name).map(str::to_owned);
+    let (flow, decision) = (path_param("flow"), path_param("decision"));
+    let HttpRequest {
+        method,
+        query,
+        form,
+        json,
+        cookies,
+        client_ip,
+        ..
+    } = req;
     match route {
-        "token" => crate::token(host, &form()),
-        "introspect" => crate::introspect(host, &form()),
-        "revoke" => crate::revoke(host, &form()),
+        "token" | "introspect" | "revoke" => {
+            let req = Request {
+                params: form,
+                authorization,
+                client_ip,
+            };
+            match route {
+                "token" => crate::token(host, &req),
+                "introspect" => crate::introspect(host, &req),
+                _ => crate::revoke(host, &req),
+            }
+        }
         "metadata" => crate::metadata(host),
         "authorize" => {
-            let params = match req.method.as_str() {
-                "POST" => &req.form,
-                _ => &req.query,
+            let params = match method.as_str() {
+                "POST" => form,
+                _ => query,
             };
-            crate::authorize(host, &browser(params, ""))
+            let req = BrowserRequest {
+                method,
+                params,
+                cookies,
+                body: String::new(),
+                client_ip,
+            };
+            crate::authorize(host, &req)
         }
         "admin" => {
-            let flow = req.path_param("flow").unwrap_or("");
-            let call = match req.path_param("decision") {
-                None => format!("{flow}-request"),
-                Some(decision) => format!("{flow}-{decision}"),
+            let call = match decision {
+                None => format!("{}-request", flow.unwrap_or_default()),
+                Some(decision) => format!("{}-{decision}", flow.unwrap_or_default()),
             };
-            let body = req.json.as_deref().unwrap_or("");
-            crate::admin(host, &call, &browser(&req.query, body))
+            let req = BrowserRequest {
+                method,
+                params: query,
+                cookies,
+                body: json.unwrap_or_default(),
+                client_ip,
+            };
+            crate::admin(host, &call, &req)
         }
         other => {
             host.log(

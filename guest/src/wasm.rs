@@ -155,20 +155,40 @@ impl From<store::StoreError> for crate::StoreError {
     }
 }
 
-impl From<server::Request> for crate::HttpRequest {
-    fn from(r: server::Request) -> Self {
-        crate::HttpRequest {
-            method: r.method,
-            url: r.url,
-            path_params: r.path_params,
-            query: r.query,
-            form: r.form,
-            json: r.json,
-            cookies: r.cookies,
-            headers: r.headers,
-            client_ip: r.client_ip,
-            client_cert: r.client_cert,
-        }
+/// The request to `route`, its header values named by the route's declared headers.
+fn request(route: &str, r: server::Request) -> crate::HttpRequest {
+    let method = match r.method {
+        server::Method::Get => "GET",
+        server::Method::Head => "HEAD",
+        server::Method::Post => "POST",
+        server::Method::Put => "PUT",
+        server::Method::Patch => "PATCH",
+        server::Method::Delete => "DELETE",
+    };
+    crate::HttpRequest {
+        method: method.into(),
+        url: r.url,
+        path_params: r.path_params,
+        query: r.query,
+        form: r.form,
+        json: r.json,
+        cookies: r.cookies,
+        headers: crate::routes::named_headers(route, r.headers),
+        client_ip: r.client_ip,
+        client_cert: r.client_cert,
+    }
+}
+
+/// A method of `routes.rs`, as the contract names it.
+fn method(name: &str) -> server::Method {
+    match name {
+        "GET" => server::Method::Get,
+        "HEAD" => server::Method::Head,
+        "POST" => server::Method::Post,
+        "PUT" => server::Method::Put,
+        "PATCH" => server::Method::Patch,
+        "DELETE" => server::Method::Delete,
+        other => unreachable!("routes.rs names the method {other}, which HTTP routes lack"),
     }
 }
 
@@ -187,7 +207,7 @@ impl server::Guest for Component {
             .map(|r| server::Route {
                 name: r.name.into(),
                 path: r.path.into(),
-                methods: strings(r.methods),
+                methods: r.methods.iter().map(|m| method(m)).collect(),
                 listener: match r.listener {
                     crate::routes::Listener::Public => server::Listener::Public,
                     crate::routes::Listener::Admin => server::Listener::Admin,
@@ -238,7 +258,7 @@ impl server::Guest for Component {
     }
 
     fn handle(route: String, req: server::Request) -> server::Response {
-        let response = crate::routes::handle(&Imports, &route, &req.into());
+        let response = crate::routes::handle(&Imports, &route, request(&route, req));
         server::Response {
             status: response.status,
             headers: response.headers,

@@ -113,7 +113,10 @@ fn route(&(name, path, methods, body): &(&str, &str, &[&str], Body)) -> server::
     server::Route {
         name: name.into(),
         path: path.into(),
-        methods: methods.iter().map(|m| m.to_string()).collect(),
+        methods: methods
+            .iter()
+            .filter_map(|m| crate::runtime::contract_method(&m.parse().ok()?))
+            .collect(),
         listener: if name == "admin" {
             Side::Admin
         } else {
@@ -293,7 +296,7 @@ impl Guest {
             .await?;
         let browser_request =
             |params: &[(String, String)], body: String, cookies: bool| browser::Request {
-                method: request.method.clone(),
+                method: crate::runtime::http_method(request.method).to_string(),
                 params: params.to_vec(),
                 cookies: if cookies {
                     request.cookies.clone()
@@ -310,8 +313,8 @@ impl Guest {
                 };
                 let browser = indices.load(&mut *store, &instance)?;
                 let response = if route.name == "authorize" {
-                    let params = match request.method.as_str() {
-                        "POST" => &request.form,
+                    let params = match request.method {
+                        server::Method::Post => &request.form,
                         _ => &request.query,
                     };
                     let req = browser_request(params, String::new(), true);
@@ -331,7 +334,7 @@ impl Guest {
                 let handler = handler.tokenginx_oauth_handler();
                 let req = handler::Request {
                     params: request.form.clone(),
-                    authorization: header(request, "authorization"),
+                    authorization: header(route, request, "authorization"),
                     client_ip: request.client_ip.clone(),
                 };
                 let response = match name {
@@ -408,12 +411,9 @@ fn admin_call(params: &[(String, String)]) -> Option<String> {
     }
 }
 
-fn header(request: &server::Request, name: &str) -> Option<String> {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
+fn header(route: &Route, request: &server::Request, name: &str) -> Option<String> {
+    let at = route.headers.iter().position(|h| h == name)?;
+    request.headers.get(at)?.clone()
 }
 
 /// The host's answer to a path no route has.

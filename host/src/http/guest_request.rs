@@ -6,7 +6,7 @@
 use super::form;
 use super::responses::{oauth_error, Body};
 use super::routes::{read_body, App, Peer};
-use crate::runtime::{Body as BodyKind, Request as GuestRequest, Route};
+use crate::runtime::{contract_method, Body as BodyKind, Request as GuestRequest, Route};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, COOKIE, HOST};
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,20 +22,22 @@ pub(super) async fn build(
 ) -> Result<GuestRequest, Response<Body>> {
     let query = form::parse(req.uri().query().unwrap_or("").as_bytes())
         .map_err(|e| invalid(&format!("the query: {e}")))?;
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(route.headers.len());
     for name in &route.headers {
         let mut values = req.headers().get_all(name).iter();
-        match (values.next(), values.next()) {
-            (None, _) => {}
+        headers.push(match (values.next(), values.next()) {
+            (None, _) => None,
             (Some(value), None) => match value.to_str() {
-                Ok(value) => headers.push((name.as_str().to_owned(), value.to_owned())),
+                Ok(value) => Some(value.to_owned()),
                 Err(_) => return Err(invalid(&format!("the {name} header is not visible ASCII"))),
             },
             (Some(_), Some(_)) => return Err(invalid(&format!("more than one {name} header"))),
-        }
+        });
     }
     let url = url(peer, &req);
     let method = req.method().clone();
+    let contract_method =
+        contract_method(&method).expect("the route answers the method, so the contract has it");
     let cookies = cookies(&req);
     let has_body = !matches!(method, Method::GET | Method::HEAD);
     let (form, json) = match route.body {
@@ -56,7 +58,7 @@ pub(super) async fn build(
         _ => (Vec::new(), None),
     };
     Ok(GuestRequest {
-        method: method.to_string(),
+        method: contract_method,
         url,
         path_params,
         query,

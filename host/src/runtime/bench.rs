@@ -96,7 +96,7 @@ pub async fn bench_guest(
         ))
     );
     let request = |route: &Route, params: &[(&str, &str)]| Request {
-        method: "POST".into(),
+        method: crate::contract::server::Method::Post,
         url: format!("http://bench.invalid{}", route.path),
         path_params: Vec::new(),
         query: Vec::new(),
@@ -106,7 +106,11 @@ pub async fn bench_guest(
             .collect(),
         json: None,
         cookies: Vec::new(),
-        headers: vec![("authorization".into(), authorization.clone())],
+        headers: route
+            .headers
+            .iter()
+            .map(|h| (h == "authorization").then(|| authorization.clone()))
+            .collect(),
         client_ip: "127.0.0.1".into(),
         client_cert: None,
     };

@@ -25,7 +25,7 @@ pub use crate::contract::server::{Request, Response};
 pub use bench::{bench_guest, Phase};
 pub use call::{Answer, CallError};
 pub use loader::precompile;
-pub use routes::{Body, Found, Route, Routes, Side};
+pub use routes::{contract_method, http_method, Body, Found, Route, Routes, Side};
 
 use crate::config::{FailureAction, GuestConfig};
 use crate::contract as bindings;
