@@ -93,7 +93,12 @@ fn url(peer: &Peer, req: &Request<Incoming>) -> String {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    format!("{scheme}://{host}{path}")
+    // Not `format!`: on every request, its machinery cost 5,000 instructions.
+    let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+    for part in [scheme, "://", host, path] {
+        url.push_str(part);
+    }
+    url
 }
 
 /// Whether `req`'s body is `application/x-www-form-urlencoded`.

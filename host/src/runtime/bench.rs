@@ -246,7 +246,7 @@ impl Runtime {
     ) -> Run {
         let mut run = Run::new(calls);
         let trap = |e: wasmtime::Error| CallError::Trap(format!("{e:#}"));
-        let Exports::Current(pre) = &guest.exports else {
+        let Exports::Current(pre, _) = &guest.exports else {
             run.failure = Some(CallError::Trap("a 0.1 guest: not measured reused".into()));
             return run;
         };

@@ -137,12 +137,17 @@ pub fn load(
         )
     })?;
     let exports = match line {
-        Line::Current => Exports::Current(bindings::GuestPre::new(pre).map_err(|e| {
-            anyhow!(
-                "guest {} does not export {PACKAGE}/server as this host expects: {e:#}",
-                path.display()
-            )
-        })?),
+        Line::Current => {
+            let expected = |e: &dyn std::fmt::Display| {
+                anyhow!(
+                    "guest {} does not export {PACKAGE}/server as this host expects: {e:#}",
+                    path.display()
+                )
+            };
+            let handle = handle_index(engine, &component).ok_or_else(|| expected(&"no handle"))?;
+            let pre = bindings::GuestPre::new(pre).map_err(|e| expected(&e))?;
+            Exports::Current(pre, handle)
+        }
         Line::Legacy => Exports::Legacy(
             v0_1::Guest::new(pre, |i| exports_interface(engine, &component, i))
                 .with_context(|| format!("guest {}", path.display()))?,
@@ -418,6 +423,20 @@ fn check_contract(engine: &Engine, component: &Component) -> anyhow::Result<Line
         }
     }
     Ok(line)
+}
+
+/// Where `component`'s `server.handle` is, by index, so that a call need not look it up by
+/// name.
+fn handle_index(
+    engine: &Engine,
+    component: &Component,
+) -> Option<wasmtime::component::ComponentExportIndex> {
+    let ty = component.component_type();
+    let (server, _) = ty
+        .exports(engine)
+        .find(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == "server"))?;
+    let server = component.get_export_index(None, server)?;
+    component.get_export_index(Some(&server), "handle")
 }
 
 /// Whether `component` exports our interface `interface` (an optional one).
