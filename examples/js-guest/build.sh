@@ -9,8 +9,8 @@
 # at run time but declares it only as a dev dependency; 0.26.x does not work, see README.md.) The build is skipped when the hash of the sources, the WIT, the lock and this
 # script matches the stamp next to the output.
 #
-# The guest targets the world `js-guest` of wit/world.wit: tokenginx:oauth@0.1.3's `base`
-# world plus the `capabilities` export (wit/deps/oauth/oauth.wit is a copy of the contract).
+# The guest targets the world `js-guest` of wit/world.wit: tokenginx:oauth@0.2.0's `guest`
+# world (wit/deps/oauth/oauth.wit is a copy of the contract).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -63,7 +63,7 @@ fi
 echo "js guest: checking the SHA-256 implementation"
 node "$here/src/selftest.js"
 
-echo "js guest: componentizing src/guest.js against wit/world.wit (world js-guest, tokenginx:oauth@0.1.3; --disable ${DISABLE[*]})"
+echo "js guest: componentizing src/guest.js against wit/world.wit (world js-guest, tokenginx:oauth@0.2.0; --disable ${DISABLE[*]})"
 start=$(date +%s)
 rm -f "$stamp"
 # From the example's directory, with relative paths: the stack traces the guest logs name

@@ -3,21 +3,17 @@
 // revocation (RFC 7009) and metadata (RFC 8414), as docs/behaviour.md describes them, with
 // the records of docs/storage.md.
 //
-// Built with componentize-js against wit/world.wit (world `js-guest`: the package's `base`
-// world plus the `capabilities` export). See README.md next to this directory.
+// Built with componentize-js against wit/world.wit (world `js-guest`: the contract's
+// `guest` world, tokenginx:oauth@0.2.0). See README.md next to this directory.
 
-import { get, getMany, insert, delete as remove } from 'tokenginx:oauth/store@0.1.3';
-import { charge } from 'tokenginx:oauth/rate-limit@0.1.3';
-import { nowMs } from 'tokenginx:oauth/clock@0.1.3';
-import { bytes as randomBytes } from 'tokenginx:oauth/random@0.1.3';
-import { log } from 'tokenginx:oauth/log@0.1.3';
-import {
-  issuer,
-  findClient,
-  scopesSupported,
-  endpointUrl,
-} from 'tokenginx:oauth/settings@0.1.3';
-import { authenticated } from 'tokenginx:oauth/caller@0.1.3';
+import { get, getMany, insert, delete as remove } from 'tokenginx:oauth/store@0.2.0';
+import { charge } from 'tokenginx:oauth/rate-limit@0.2.0';
+import { nowMs } from 'tokenginx:oauth/clock@0.2.0';
+import { bytes as randomBytes } from 'tokenginx:oauth/random@0.2.0';
+import { log } from 'tokenginx:oauth/log@0.2.0';
+import { issuer, findClient, scopesSupported } from 'tokenginx:oauth/settings@0.2.0';
+import { authenticated } from 'tokenginx:oauth/caller@0.2.0';
+import { count } from 'tokenginx:oauth/metrics@0.2.0';
 
 import { sha256, hex, constantTimeEqual } from './sha256.js';
 
@@ -26,7 +22,22 @@ const VERSION = '0.1.0';
 
 const GRANT_TYPE = 'client_credentials';
 const AUTH_METHODS = ['client_secret_basic', 'client_secret_post'];
-const ENDPOINTS = ['token', 'introspect', 'revoke', 'metadata'];
+/** The routes this guest answers (`server.routes`): the one place its paths are written. */
+const ROUTES = [
+  { name: 'token', path: '/api/v1/oauth/token', methods: ['post'], body: 'form', headers: ['authorization'] },
+  { name: 'introspect', path: '/api/v1/oauth/introspect', methods: ['post'], body: 'form', headers: ['authorization'] },
+  { name: 'revoke', path: '/api/v1/oauth/revoke', methods: ['post'], body: 'form', headers: ['authorization'] },
+  { name: 'metadata', path: '/.well-known/oauth-authorization-server', methods: ['get'], body: 'none', headers: [] },
+].map((r) => ({ ...r, listener: 'public', anonymous: false, usesStore: r.name !== 'metadata' }));
+/** The counters this guest keeps (`server.counters`): the Go guide's token counters. */
+const TOKEN_CREATED = 'tokenginx_token_created_total';
+const TOKEN_RETRIEVED = 'tokenginx_token_retrieved_total';
+const TOKEN_REVOKED = 'tokenginx_token_revoked_total';
+const COUNTERS = [
+  { name: TOKEN_CREATED, help: 'Tokens written to the store.', labels: [] },
+  { name: TOKEN_RETRIEVED, help: 'Token records read back from the store.', labels: [] },
+  { name: TOKEN_REVOKED, help: 'Token records deleted from the store by revocation.', labels: [] },
+];
 const CHALLENGE = 'Basic realm="tokenginx", charset="UTF-8"';
 /** RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -228,6 +239,7 @@ function lookup(token) {
     value = grantValue === undefined ? undefined : tokenValue;
   }
   if (value === undefined) return null;
+  count(TOKEN_RETRIEVED, [], 1n);
   let record;
   try {
     record = JSON.parse(decoder.decode(value));
@@ -265,7 +277,8 @@ function token(req) {
   if (grantType !== GRANT_TYPE) {
     throw new Reply(400, 'unsupported_grant_type', `this server serves the grant type ${GRANT_TYPE} only`);
   }
-  if (!client.grantTypes.includes(GRANT_TYPE)) {
+  // A registration that names no grant types gets this guest's one.
+  if (!(client.grantTypes ?? [GRANT_TYPE]).includes(GRANT_TYPE)) {
     throw new Reply(400, 'unauthorized_client', `the client may not use ${GRANT_TYPE}`);
   }
 
@@ -303,6 +316,7 @@ function token(req) {
     const accessToken = base64url(randomBytes(32));
     // Set only if absent: a token is never written over another.
     if (insert(`oauth:access_token:{${hex(sha256(accessToken))}}`, value, ttl * 1000n)) {
+      count(TOKEN_CREATED, [], 1n);
       return json(200, {
         access_token: accessToken,
         token_type: 'Bearer',
@@ -352,7 +366,7 @@ function revoke(req) {
   const found = lookup(presented);
   if (found) {
     if (found.record.client_id === client.clientId) {
-      remove(found.key);
+      if (remove(found.key)) count(TOKEN_REVOKED, [], 1n);
     } else {
       // RFC 7009 section 2.1: a client revokes only its own tokens; the answer is 200 anyway.
       log('warn', `client "${client.clientId}" asked to revoke a token of client "${found.record.client_id}": refused`);
@@ -369,8 +383,7 @@ function metadata() {
     ['introspection_endpoint', 'introspect'],
     ['revocation_endpoint', 'revoke'],
   ]) {
-    const url = endpointUrl(endpoint);
-    if (url !== undefined) doc[field] = url;
+    doc[field] = issuer() + ROUTES.find((r) => r.name === endpoint).path;
   }
   Object.assign(doc, {
     grant_types_supported: [GRANT_TYPE],
@@ -384,28 +397,58 @@ function metadata() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Exports: tokenginx:oauth/handler@0.1.3 and tokenginx:oauth/capabilities@0.1.3
+// The registrations this guest serves (`server.check-client`)
 
-export const handler = {
+/** Why a registration is refused: thrown, it is `check-client`'s error. */
+function refuse(key, message) {
+  const e = new Error(message);
+  e.key = key;
+  e.payload = { key, message };
+  return e;
+}
+
+function checkClient(client) {
+  const method = client.tokenEndpointAuthMethod ?? AUTH_METHODS[0];
+  if (!AUTH_METHODS.includes(method)) {
+    throw refuse('token_endpoint_auth_method', `"${method}" is not ${AUTH_METHODS.join(' or ')}: this guest serves no public clients`);
+  }
+  if (!client.hasSecret) {
+    throw refuse('client_secret', `${method} needs a client_secret or client_secret_sha256`);
+  }
+  if (client.secretLength !== undefined && client.secretLength < 16) {
+    throw refuse('client_secret', 'must be at least 16 characters (is its variable set?)');
+  }
+  const extra = client.defaultScopes.find((s) => !client.scopes.includes(s));
+  if (extra !== undefined) throw refuse('default_scopes', `"${extra}" is not in scopes`);
+  const grant = (client.grantTypes ?? [GRANT_TYPE]).find((g) => g !== GRANT_TYPE);
+  if (grant !== undefined) {
+    throw refuse('grant_types', `"${grant}" is not a grant type this guest serves (it serves: ${GRANT_TYPE})`);
+  }
+  if (client.accessTokenTtl < 1n || client.accessTokenTtl > 86400n) {
+    throw refuse('access_token_ttl', 'must be between 1s and 24h');
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Export: tokenginx:oauth/server@0.2.0
+
+const ENDPOINTS = { token, introspect, revoke, metadata };
+const CACHE = { token: TOKEN_CACHE, introspect: NO_STORE, revoke: NO_STORE, metadata: [] };
+
+export const server = {
   info() {
     return { name: NAME, version: VERSION };
   },
-  token(req) {
-    return serve('token', TOKEN_CACHE, () => token(req));
+  routes() {
+    return ROUTES;
   },
-  introspect(req) {
-    return serve('introspect', NO_STORE, () => introspect(req));
+  counters() {
+    return COUNTERS;
   },
-  revoke(req) {
-    return serve('revoke', NO_STORE, () => revoke(req));
-  },
-  metadata() {
-    return serve('metadata', [], () => metadata());
-  },
-};
-
-export const capabilities = {
-  describe() {
-    return { grantTypes: [GRANT_TYPE], responseTypes: [], endpoints: ENDPOINTS };
+  checkClient,
+  handle(route, req) {
+    // The form endpoints read `Authorization`, the one header they declare.
+    const request = { params: req.form, authorization: req.headers[0] };
+    return serve(route, CACHE[route], () => ENDPOINTS[route](request));
   },
 };
