@@ -3,7 +3,7 @@
 //! rate-limit imports are async (they do I/O); `random.bytes` and `seal.seal` may trap (an
 //! oversized request is a guest bug).
 //!
-//! Guests built against 0.1.x are bound apart, by the adapter (`host/adapter/v0_1.rs`).
+//! Guests built against 0.1.x are bound apart, by the adapter (`host/adapter/v0_1/`).
 
 wasmtime::component::bindgen!({
     path: "../wit",

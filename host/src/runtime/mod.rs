@@ -18,7 +18,7 @@ mod imports;
 mod loader;
 mod routes;
 /// Guests of contract 0.1.x: the one adapter (outside `src/`: see its module doc).
-#[path = "../../adapter/v0_1.rs"]
+#[path = "../../adapter/v0_1/mod.rs"]
 mod v0_1;
 
 pub use crate::contract::server::{Request, Response};
