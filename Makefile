@@ -78,5 +78,8 @@ test: guests test-setup
 	target/release/tokenginx-host test-guest $(PYTHON_GUEST).cwasm
 	$(MAKE) js-guest
 	target/release/tokenginx-host test-guest $(JS_GUEST).cwasm
+	@# The JavaScript guest refuses a client it cannot serve, naming the client and the key.
+	@! JS_GUEST=$(CURDIR)/$(JS_GUEST).cwasm timeout 30 target/release/tokenginx-host serve --config examples/js-guest/refuses.yaml 2> target/js-guest/refuses.log
+	grep -F 'it refuses client "web": oauth.clients[0].grant_types: "authorization_code"' target/js-guest/refuses.log
 	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh
