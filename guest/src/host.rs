@@ -108,8 +108,9 @@ pub struct HttpRequest {
     pub form: Vec<(String, String)>,
     pub json: Option<String>,
     pub cookies: Vec<(String, String)>,
-    /// The headers the route reads, by lowercase name.
-    pub headers: Vec<(String, String)>,
+    /// The headers the route reads that the request sent, by their lowercase name as the
+    /// route declares it.
+    pub headers: Vec<(&'static str, String)>,
     pub client_ip: String,
     /// The client's TLS certificate (DER), when it presented one.
     pub client_cert: Option<Vec<u8>>,
@@ -120,7 +121,7 @@ impl HttpRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
 

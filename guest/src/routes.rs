@@ -106,7 +106,7 @@ pub fn endpoint_url(host: &impl Host, name: &str) -> Option<String> {
 }
 
 /// The values of the headers route `route` declares, by name: the ones sent.
-pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(String, String)> {
+pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(&'static str, String)> {
     let declared = ROUTES
         .iter()
         .find(|r| r.name == route)
@@ -114,7 +114,7 @@ pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(String, S
     declared
         .iter()
         .zip(values)
-        .filter_map(|(name, value)| Some((name.to_string(), value?)))
+        .filter_map(|(&name, value)| Some((name, value?)))
         .collect()
 }
 
@@ -122,7 +122,6 @@ pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(String, S
 /// allocates from the arena, and every byte moved into a fresh instance's memory is a page
 /// the host resets after it.
 pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
-    let authorization = req.header("authorization").map(str::to_owned);
     let path_param = |name: &str| req.path_param(name).map(str::to_owned);
     let (flow, decision) = (path_param("flow"), path_param("decision"));
     let HttpRequest {
@@ -131,9 +130,13 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
         form,
         json,
         cookies,
+        headers,
         client_ip,
         ..
     } = req;
+    let authorization = headers
+        .into_iter()
+        .find_map(|(name, value)| (name == "authorization").then_some(value));
     match route {
         "token" | "introspect" | "revoke" => {
             let req = Request {

@@ -155,18 +155,24 @@ impl From<store::StoreError> for crate::StoreError {
     }
 }
 
+/// The methods `routes.rs` names, as the contract names them.
+const METHODS: [(&str, server::Method); 6] = [
+    ("GET", server::Method::Get),
+    ("HEAD", server::Method::Head),
+    ("POST", server::Method::Post),
+    ("PUT", server::Method::Put),
+    ("PATCH", server::Method::Patch),
+    ("DELETE", server::Method::Delete),
+];
+
 /// The request to `route`, its header values named by the route's declared headers.
 fn request(route: &str, r: server::Request) -> crate::HttpRequest {
-    let method = match r.method {
-        server::Method::Get => "GET",
-        server::Method::Head => "HEAD",
-        server::Method::Post => "POST",
-        server::Method::Put => "PUT",
-        server::Method::Patch => "PATCH",
-        server::Method::Delete => "DELETE",
-    };
+    let (method, _) = METHODS
+        .iter()
+        .find(|(_, m)| *m == r.method)
+        .expect("every method of the contract is in METHODS");
     crate::HttpRequest {
-        method: method.into(),
+        method: method.to_string(),
         url: r.url,
         path_params: r.path_params,
         query: r.query,
@@ -181,14 +187,9 @@ fn request(route: &str, r: server::Request) -> crate::HttpRequest {
 
 /// A method of `routes.rs`, as the contract names it.
 fn method(name: &str) -> server::Method {
-    match name {
-        "GET" => server::Method::Get,
-        "HEAD" => server::Method::Head,
-        "POST" => server::Method::Post,
-        "PUT" => server::Method::Put,
-        "PATCH" => server::Method::Patch,
-        "DELETE" => server::Method::Delete,
-        other => unreachable!("routes.rs names the method {other}, which HTTP routes lack"),
+    match METHODS.iter().find(|(n, _)| *n == name) {
+        Some(&(_, method)) => method,
+        None => unreachable!("routes.rs names the method {name}, which HTTP routes lack"),
     }
 }
 

@@ -10,7 +10,7 @@
 //! 0.2 guest brings all of those itself. Here each old export becomes a route; in
 //! `imports.rs` each old import calls the 0.2 one.
 
-use crate::contract::server;
+use crate::contract::server::{self, Method};
 use crate::runtime::imports::InstanceState;
 use crate::runtime::routes::{Body, Route, Side};
 use wasmtime::component::{HasSelf, InstancePre, Linker};
@@ -71,25 +71,25 @@ pub const INTERFACES: [&str; 8] = [
 /// path, the methods and the body. The token, introspection and revocation endpoints read
 /// `Authorization`; the authorization endpoint is anonymous; the admin API is on the admin
 /// listener; all but the metadata wait on the store.
-const ROUTES: [(&str, &str, &[&str], Body); 7] = [
-    ("token", "/api/v1/oauth/token", &["POST"], Body::Form),
+const ROUTES: [(&str, &str, &[Method], Body); 7] = [
+    ("token", "/api/v1/oauth/token", &[POST], Body::Form),
     (
         "introspect",
         "/api/v1/oauth/introspect",
-        &["POST"],
+        &[POST],
         Body::Form,
     ),
-    ("revoke", "/api/v1/oauth/revoke", &["POST"], Body::Form),
+    ("revoke", "/api/v1/oauth/revoke", &[POST], Body::Form),
     (
         "metadata",
         "/.well-known/oauth-authorization-server",
-        &["GET"],
+        &[GET],
         Body::None,
     ),
     (
         "authorize",
         "/api/v1/oauth/authorize",
-        &["GET", "POST"],
+        &[GET, POST],
         Body::Form,
     ),
     // Ory Hydra v2's login and consent admin API: `{flow}` is `login` or `consent`, and
@@ -97,26 +97,26 @@ const ROUTES: [(&str, &str, &[&str], Body); 7] = [
     (
         "admin",
         "/admin/oauth2/auth/requests/{flow}",
-        &["GET"],
+        &[GET],
         Body::Json,
     ),
     (
         "admin",
         "/admin/oauth2/auth/requests/{flow}/{decision}",
-        &["PUT"],
+        &[PUT],
         Body::Json,
     ),
 ];
+const GET: Method = Method::Get;
+const POST: Method = Method::Post;
+const PUT: Method = Method::Put;
 
 /// A row of [`ROUTES`] as the route a 0.2 guest would declare.
-fn route(&(name, path, methods, body): &(&str, &str, &[&str], Body)) -> server::Route {
+fn route(&(name, path, methods, body): &(&str, &str, &[Method], Body)) -> server::Route {
     server::Route {
         name: name.into(),
         path: path.into(),
-        methods: methods
-            .iter()
-            .filter_map(|m| crate::runtime::contract_method(&m.parse().ok()?))
-            .collect(),
+        methods: methods.to_vec(),
         listener: if name == "admin" {
             Side::Admin
         } else {

@@ -459,16 +459,15 @@ async fn load_guest(
                 let info = server.call_info(&mut store).await?;
                 let routes = server.call_routes(&mut store).await?;
                 let counters = server.call_counters(&mut store).await?;
-                let mut problems = Vec::new();
+                // The first client refused is the one the error names.
+                let mut refused = None;
                 for client in oauth.clients_in_order() {
                     let checked = server.call_check_client(&mut store, &client.configured);
                     if let Err(problem) = checked.await? {
-                        problems.push((client, problem));
+                        refused = Some(refused_client(client, &problem.key, &problem.message));
+                        break;
                     }
                 }
-                let refused = problems.into_iter().next().map(|(client, problem)| {
-                    refused_client(client, &problem.key, &problem.message)
-                });
                 wasmtime::Result::Ok((info, Ok((routes, counters)), refused))
             }
             Exports::Legacy(legacy) => {
