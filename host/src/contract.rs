@@ -1,6 +1,6 @@
-//! The host side of the contract, `wit/oauth.wit` (`tokenginx:oauth@0.2.0`), generated:
+//! The host side of the contract, `wit/oauth.wit` (`tokenginx:oauth@0.2.1`), generated:
 //! the types the host shares with guests and the traits of its imports. Only the store and
-//! rate-limit imports are async (they do I/O); `random.bytes` and `seal.seal` may trap (an
+//! rate-limit imports are async (they do I/O); `random.bytes`, `seal.seal` and `keys.sign` may trap (an
 //! oversized request is a guest bug).
 //!
 //! Guests built against 0.1.x are bound apart, by the adapter (`host/adapter/v0_1/`).
@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
         "tokenginx:oauth/rate-limit": async | trappable,
         "tokenginx:oauth/random.bytes": trappable,
         "tokenginx:oauth/seal.seal": trappable,
+        "tokenginx:oauth/keys.sign": trappable,
     },
     exports: { default: async },
     // Store imports return the host's own error; `convert_store_error` (imports.rs) is the
@@ -24,5 +25,5 @@ wasmtime::component::bindgen!({
 
 pub use exports::tokenginx::oauth::server;
 pub use tokenginx::oauth::{
-    caller, clock, log, metrics, random, rate_limit, seal, settings, store,
+    caller, clock, keys, log, metrics, random, rate_limit, seal, settings, store,
 };

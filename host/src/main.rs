@@ -354,11 +354,28 @@ async fn start(config: Loaded) -> anyhow::Result<Started> {
         }
         None => None,
     };
+    let signing = match (&config.keys.secret, config.keys.signing) {
+        (Some(secret), Some(schedule)) => {
+            let signing = keys::sign::SigningKeys::load(
+                store.clone(),
+                secret,
+                config.oauth.issuer.clone(),
+                schedule,
+            )
+            .await
+            .context("keys.secret")?;
+            metrics.set_signing_keys(&signing);
+            keys::sign::spawn_refresh(&signing, metrics.clone());
+            Some(signing)
+        }
+        _ => None,
+    };
     let services = Arc::new(services::Services {
         store,
         oauth: Arc::new(config.oauth),
         metrics,
         keys,
+        signing,
     });
     let runtime = runtime::Runtime::load(&config.guest, services.clone()).await?;
     let tls = config

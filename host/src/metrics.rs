@@ -53,6 +53,11 @@ pub struct Metrics {
     pub address_budgets: IntGauge,
     /// 1 while the embedded store refuses new entries (`tokenginx.max_entries`).
     pub store_full: IntGauge,
+    /// Signing keys by algorithm and state (`next`, `active`, `retired`).
+    pub signing_keys: IntGaugeVec,
+    /// Seconds until each algorithm's next signing key is due; negative while overdue,
+    /// when rotation stalls.
+    pub signing_key_rotation_due: IntGaugeVec,
     /// The names of the metrics above: a guest may not declare one.
     host_names: HashSet<String>,
     /// The counters guests declared (`server.counters`), by name, with their label names:
@@ -83,6 +88,21 @@ fn latency_buckets() -> Vec<f64> {
 }
 
 impl Metrics {
+    /// Sets the signing key gauges from `keys` as held now.
+    pub fn set_signing_keys(&self, keys: &crate::keys::sign::SigningKeys) {
+        use crate::keys::sign::{name, ALGORITHMS};
+        for (alg, state, count) in keys.states() {
+            self.signing_keys
+                .with_label_values(&[name(alg), state.name()])
+                .set(count as i64);
+        }
+        for alg in ALGORITHMS {
+            self.signing_key_rotation_due
+                .with_label_values(&[name(alg)])
+                .set(keys.rotation_due_in(alg));
+        }
+    }
+
     pub fn new() -> Self {
         let build_info = IntGaugeVec::new(
             Opts::new(
@@ -195,10 +215,28 @@ impl Metrics {
                 "tokenginx_store_full",
                 "1 while the embedded store refuses new entries (tokenginx.max_entries).",
             ),
+            signing_keys: IntGaugeVec::new(
+                Opts::new(
+                    "tokenginx_signing_keys",
+                    "Signing keys held, by algorithm and state (next: published, not \
+                     signing; active: signing; retired: published until its tokens expire).",
+                ),
+                &["algorithm", "state"],
+            )
+            .expect("a valid metric"),
+            signing_key_rotation_due: IntGaugeVec::new(
+                Opts::new(
+                    "tokenginx_signing_key_rotation_due_seconds",
+                    "Seconds until the next signing key of an algorithm is due \
+                     (keys.rotate_every); negative while it is overdue: rotation stalls.",
+                ),
+                &["algorithm"],
+            )
+            .expect("a valid metric"),
             host_names: HashSet::new(),
             guest_counters: Mutex::new(HashMap::new()),
         };
-        let collectors: [Box<dyn Collector>; 20] = [
+        let collectors: [Box<dyn Collector>; 22] = [
             Box::new(build_info),
             Box::new(metrics.rate_limited.clone()),
             Box::new(metrics.operation_duration.clone()),
@@ -219,6 +257,8 @@ impl Metrics {
             Box::new(metrics.address_rate_limited.clone()),
             Box::new(metrics.address_budgets.clone()),
             Box::new(metrics.store_full.clone()),
+            Box::new(metrics.signing_keys.clone()),
+            Box::new(metrics.signing_key_rotation_due.clone()),
         ];
         let mut metrics = metrics;
         for collector in collectors {

@@ -3,6 +3,7 @@
 //! each instance's imports.
 
 use crate::config::OAuthSettings;
+use crate::keys::sign::SigningKeys;
 use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::store::TokenStore;
@@ -14,4 +15,7 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// What the guest's `seal` import seals with; none without `keys.secret` on Redis.
     pub keys: Option<Arc<Keyring>>,
+    /// What the guest's `keys` import signs with; none when nothing is signed, or without
+    /// `keys.secret` on Redis.
+    pub signing: Option<Arc<SigningKeys>>,
 }

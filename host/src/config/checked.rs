@@ -34,6 +34,9 @@ pub struct Keys {
     /// start.
     pub secret: Option<Vec<u8>>,
     pub rotate_after: Duration,
+    /// When the signing keys change; none when nothing is signed (no client can get an ID
+    /// token or a JWT access token).
+    pub signing: Option<crate::keys::sign::Schedule>,
 }
 
 /// The public listener (`server`).
@@ -153,7 +156,7 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
         None => None,
     };
     let store = check_store(store, base, &mut warnings)?;
-    let keys = check_keys(keys, &store, oauth.flow.is_some())?;
+    let keys = check_keys(keys, &store, &oauth)?;
     Ok(Loaded {
         store,
         keys,
@@ -471,38 +474,88 @@ fn check_admin(
 }
 
 /// The keys: a secret of at least 32 characters; required where replicas share a store and
-/// something needs sealing (a login app); made up at start on the embedded store.
-fn check_keys(keys: KeysConfig, store: &Store, flow: bool) -> Result<Keys, (String, String)> {
+/// something needs sealing (a login app) or signing (ID tokens, JWT access tokens); made up
+/// at start on the embedded store. The signing schedule must keep a bounded number of keys.
+fn check_keys(
+    keys: KeysConfig,
+    store: &Store,
+    oauth: &OAuthSettings,
+) -> Result<Keys, (String, String)> {
+    use crate::keys::sign::{Schedule, MAX_KEYS_PER_ALGORITHM};
     let day = Duration::from_secs(24 * 3600);
     if keys.rotate_after < Duration::from_secs(3600) || keys.rotate_after > 7 * day {
         return bad("keys.rotate_after", "must be between 1h and 7d");
     }
-    let secret =
-        match (keys.secret, store) {
-            (Some(secret), _) if secret.chars().count() < 32 => {
-                return bad(
-                    "keys.secret",
-                    "must be at least 32 characters (is its variable set?)",
-                )
-            }
-            (Some(secret), _) => Some(secret.into_bytes()),
-            (None, Store::Redis(_)) if flow => return bad(
-                "keys.secret",
-                "is required on a Redis store once oauth.login_url is set: every replica seals \
-                 and opens the sign-in flow's challenges with keys kept in the store under it \
-                 (at least 32 characters, the same on every replica, e.g. ${KEYS_SECRET})",
+    if keys.publish_ahead < Duration::from_secs(4) || keys.publish_ahead > 7 * day {
+        return bad("keys.publish_ahead", "must be between 4s and 7d");
+    }
+    if keys.rotate_every <= keys.publish_ahead || keys.rotate_every > 365 * day {
+        return bad(
+            "keys.rotate_every",
+            "must be longer than keys.publish_ahead and at most 365d",
+        );
+    }
+    let signing = oauth.longest_signed.map(|longest_token| Schedule {
+        rotate_every: keys.rotate_every,
+        publish_ahead: keys.publish_ahead,
+        longest_token,
+    });
+    if let Some(schedule) = signing.filter(|s| s.keys_held() > MAX_KEYS_PER_ALGORITHM) {
+        return bad(
+            "keys.rotate_every",
+            format!(
+                "{:?} would keep {} keys of each algorithm published (a retired key stays \
+                 until the longest signed token, {}s, has expired): at most \
+                 {MAX_KEYS_PER_ALGORITHM}; rotate less often or shorten the token lifetimes",
+                schedule.rotate_every,
+                schedule.keys_held(),
+                schedule.longest_token.as_secs()
             ),
-            (None, Store::Redis(_)) => None,
-            (None, Store::Memory { .. }) => {
-                let mut secret = vec![0u8; 32];
-                getrandom::fill(&mut secret)
-                    .map_err(|e| ("keys.secret".to_owned(), format!("cannot make one up: {e}")))?;
-                Some(secret)
-            }
-        };
+        );
+    }
+    let flow = oauth.flow.is_some();
+    let needs = match (flow, signing.is_some()) {
+        (true, _) => Some(
+            "oauth.login_url is set: every replica seals and opens the sign-in \
+                           flow's challenges",
+        ),
+        (false, true) => Some(
+            "a client can get signed tokens (openid in its scopes, or the \
+                               JWT access token strategy): every replica signs them",
+        ),
+        (false, false) => None,
+    };
+    let secret = match (keys.secret, store) {
+        (Some(secret), _) if secret.chars().count() < 32 => {
+            return bad(
+                "keys.secret",
+                "must be at least 32 characters (is its variable set?)",
+            )
+        }
+        (Some(secret), _) => Some(secret.into_bytes()),
+        (None, Store::Redis(_)) if needs.is_some() => {
+            return bad(
+                "keys.secret",
+                format!(
+                    "is required on a Redis store once {} with keys kept in the store under \
+                     it (at least 32 characters, the same on every replica, e.g. \
+                     ${{KEYS_SECRET}})",
+                    needs.unwrap_or_default()
+                ),
+            )
+        }
+        (None, Store::Redis(_)) => None,
+        (None, Store::Memory { .. }) => {
+            let mut secret = vec![0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| ("keys.secret".to_owned(), format!("cannot make one up: {e}")))?;
+            Some(secret)
+        }
+    };
     Ok(Keys {
         secret,
         rotate_after: keys.rotate_after,
+        signing,
     })
 }
 

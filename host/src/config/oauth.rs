@@ -5,7 +5,8 @@
 
 use super::checked::{bad, check_rate_limit};
 use super::raw::*;
-use crate::contract::{server, settings};
+use crate::contract::{keys::Algorithm, server, settings};
+use crate::keys::sign::{algorithm, MAX_SIGNED_TTL};
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -24,6 +25,8 @@ pub struct Client {
     pub registration: settings::Registration,
     /// How its grants' refresh tokens live (`settings.find-refresh-policy`).
     pub refresh: settings::RefreshPolicy,
+    /// How its tokens are made (`settings.find-token-format`).
+    pub tokens: settings::TokenFormat,
     /// None: `unlimited`.
     pub rate_limit: Option<RateLimit>,
     /// The store key of this client's rate-limit bucket, computed once at load
@@ -39,6 +42,10 @@ pub struct OAuthSettings {
     pub scopes_supported: Vec<String>,
     /// The operator's login and consent app; none without browser flows.
     pub flow: Option<settings::Flow>,
+    /// The longest lifetime of a token the host may sign (ID tokens, JWT access tokens);
+    /// none when no client can get one (no client with `openid` in its scopes nor the JWT
+    /// strategy), and the host needs no signing keys.
+    pub longest_signed: Option<Duration>,
 }
 
 impl OAuthSettings {
@@ -89,10 +96,15 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             "must be at most 5m (0s: off)",
         );
     }
+    let id_token_ttl = oauth.id_token_ttl;
+    if id_token_ttl < Duration::from_secs(1) || id_token_ttl > MAX_SIGNED_TTL {
+        return bad("oauth.id_token_ttl", "must be between 1s and 24h");
+    }
+    let mut longest_signed: Option<Duration> = None;
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
     for (i, c) in oauth.clients.into_iter().enumerate() {
-        let key = |field: &str| format!("oauth.clients[{i}].{field}");
+        let key = move |field: &str| format!("oauth.clients[{i}].{field}");
         if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
             return bad(
                 key("client_id"),
@@ -146,6 +158,13 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             Some(ttl) => check_refresh_ttl(key("refresh_token_ttl"), ttl)?,
             None => default_refresh_ttl,
         };
+        let tokens = check_token_format(&c, oauth.access_token_strategy, id_token_ttl, &key)?;
+        if c.scopes.iter().any(|s| s == "openid") {
+            longest_signed = longest_signed.max(Some(id_token_ttl));
+        }
+        if tokens.access_token_strategy == settings::AccessTokenStrategy::Jwt {
+            longest_signed = longest_signed.max(Some(c.access_token_ttl));
+        }
         all_scopes.extend(c.scopes.iter().cloned());
         let configured = server::ClientConfig {
             client_id: c.client_id.clone(),
@@ -169,6 +188,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
                 grant_max_lifetime: max_lifetime.as_secs(),
                 reuse_grace_ms: grace.as_millis() as u64,
             },
+            tokens,
             rate_limit,
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
             registration: settings::Registration {
@@ -220,6 +240,70 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         clients,
         scopes_supported: all_scopes.into_iter().collect(),
         flow,
+        longest_signed,
+    })
+}
+
+/// How a client's tokens are made: the strategy (its own or the service's), the signing
+/// algorithms (ones the host signs with), and its audiences (absolute URIs; one at least
+/// for JWT access tokens, whose `aud` is required by RFC 9068).
+fn check_token_format(
+    c: &ClientConfig,
+    default_strategy: AccessTokenStrategy,
+    id_token_ttl: Duration,
+    key: &dyn Fn(&str) -> String,
+) -> Result<settings::TokenFormat, (String, String)> {
+    let alg = |field: &str, value: &Option<String>| -> Result<Algorithm, (String, String)> {
+        match value {
+            None => Ok(Algorithm::Rs256),
+            Some(name) => algorithm(name).ok_or_else(|| {
+                (
+                    key(field),
+                    format!("{name:?} is not one of RS256, ES256 and EdDSA"),
+                )
+            }),
+        }
+    };
+    let strategy = match c.access_token_strategy.unwrap_or(default_strategy) {
+        AccessTokenStrategy::Opaque => settings::AccessTokenStrategy::Opaque,
+        AccessTokenStrategy::Jwt => settings::AccessTokenStrategy::Jwt,
+    };
+    for (i, uri) in c.audience.iter().enumerate() {
+        let parsed: Option<hyper::Uri> = uri.parse().ok();
+        if parsed.is_none_or(|u| u.scheme().is_none() || u.host().is_none()) || uri.contains('#') {
+            return bad(
+                key(&format!("audience[{i}]")),
+                format!("{uri:?} must be an absolute URI without a fragment (RFC 8707)"),
+            );
+        }
+    }
+    if strategy == settings::AccessTokenStrategy::Jwt {
+        if c.audience.is_empty() {
+            return bad(
+                key("audience"),
+                "is required with the JWT access token strategy: RFC 9068 tokens name \
+                 their resource servers in aud",
+            );
+        }
+        if c.access_token_ttl > MAX_SIGNED_TTL {
+            return bad(
+                key("access_token_ttl"),
+                "must be at most 24h for JWT access tokens",
+            );
+        }
+    }
+    Ok(settings::TokenFormat {
+        access_token_strategy: strategy,
+        access_token_alg: alg(
+            "access_token_signed_response_alg",
+            &c.access_token_signed_response_alg,
+        )?,
+        id_token_alg: alg(
+            "id_token_signed_response_alg",
+            &c.id_token_signed_response_alg,
+        )?,
+        audience: c.audience.clone(),
+        id_token_ttl: id_token_ttl.as_secs(),
     })
 }
 

@@ -462,3 +462,82 @@ fn durations_and_sizes_parse_with_units() {
     assert_eq!(parse_byte_size("16MiB").unwrap(), 16 << 20);
     assert!(parse_byte_size("lots").is_err());
 }
+
+/// A client that asks for signed tokens (JWT access tokens) at `alg`, with `audience`.
+fn jwt_client(extra: &str) -> String {
+    format!(
+        "guest:\n  path: guest.wasm\noauth:\n  issuer: http://127.0.0.1:8080\n  clients:\n    \
+         - client_id: api\n      client_secret: ${{SECRET}}\n      scopes: [read]\n      \
+         access_token_strategy: jwt\n{extra}"
+    )
+}
+
+#[test]
+fn a_jwt_client_needs_an_audience_and_an_algorithm_the_host_signs_with() {
+    let e = error(&jwt_client(""));
+    assert!(
+        e.starts_with("conf/test.yaml: oauth.clients[0].audience: is required with the JWT"),
+        "{e}"
+    );
+    let audience = "      audience: [https://api.test]\n";
+    let c = parse_str(&jwt_client(audience)).unwrap();
+    let client = &c.oauth.clients["api"];
+    assert_eq!(
+        client.tokens.access_token_strategy,
+        crate::contract::settings::AccessTokenStrategy::Jwt
+    );
+    assert_eq!(
+        client.tokens.access_token_alg,
+        crate::contract::keys::Algorithm::Rs256
+    );
+    // Signing keys, on the schedule's defaults, for tokens of an hour.
+    let schedule = c.keys.signing.unwrap();
+    assert_eq!(schedule.longest_token, Duration::from_secs(3600));
+    assert_eq!(schedule.rotate_every, Duration::from_secs(30 * 86400));
+    let e = error(&jwt_client(&format!(
+        "{audience}      access_token_signed_response_alg: HS256\n"
+    )));
+    assert!(
+        e.contains("oauth.clients[0].access_token_signed_response_alg: \"HS256\" is not one of"),
+        "{e}"
+    );
+    let e = error(&jwt_client("      audience: [not a uri]\n"));
+    assert!(e.contains("oauth.clients[0].audience[0]"), "{e}");
+    // Nothing signed, no signing keys.
+    assert!(parse_str(MINIMAL).unwrap().keys.signing.is_none());
+}
+
+#[test]
+fn a_signing_schedule_keeps_few_keys_and_a_redis_store_needs_a_secret_to_sign() {
+    let audience = "      audience: [https://api.test]\n      access_token_ttl: 60s\n";
+    let keys = |rotate: &str, ahead: &str| {
+        format!(
+            "keys:\n  rotate_every: {rotate}\n  publish_ahead: {ahead}\n{}",
+            jwt_client(audience)
+        )
+    };
+    assert!(parse_str(&keys("6s", "4s")).is_ok());
+    let e = error(&keys("4s", "4s"));
+    assert!(
+        e.contains("keys.rotate_every: must be longer than keys.publish_ahead"),
+        "{e}"
+    );
+    let e = error(&keys("2s", "1s"));
+    assert!(
+        e.contains("keys.publish_ahead: must be between 4s and 7d"),
+        "{e}"
+    );
+    // Tokens of 10 minutes, plus a minute of skew, over keys of 10 s: 66 retired keys,
+    // the next and the active.
+    let e = error(&keys("10s", "4s").replace("access_token_ttl: 60s", "access_token_ttl: 10m"));
+    assert!(
+        e.contains("keys.rotate_every: 10s would keep 68 keys"),
+        "{e}"
+    );
+    let redis = "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n";
+    let e = error(&format!("{redis}{}", jwt_client(audience)));
+    assert!(
+        e.contains("keys.secret: is required on a Redis store once a client can get signed tokens"),
+        "{e}"
+    );
+}

@@ -76,6 +76,7 @@ pub async fn bench_guest(
         oauth: Arc::new(oauth),
         metrics: Arc::new(Metrics::new()),
         keys: None,
+        signing: None,
     });
     let runtime = Runtime::load(config, services).await?;
     let guest = runtime.active();

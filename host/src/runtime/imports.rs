@@ -2,7 +2,9 @@
 //! and WASI linked empty (no preopens, environment, arguments, sockets or stdio).
 
 use super::counters::Counters;
-use crate::contract::{caller, clock, log, metrics, random, rate_limit, seal, settings, store};
+use crate::contract::{
+    caller, clock, keys, log, metrics, random, rate_limit, seal, settings, store,
+};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::store::{StoreError, StoreResult};
@@ -241,6 +243,37 @@ impl seal::Host for InstanceState {
     }
 }
 
+impl keys::Host for InstanceState {
+    fn sign(
+        &mut self,
+        purpose: keys::Purpose,
+        algorithm: keys::Algorithm,
+        claims: String,
+    ) -> StoreResult<String> {
+        let Some(keys) = &self.services.signing else {
+            return Err(StoreError::Unavailable(
+                "keys.sign: the host has no signing keys (no client can get a signed token, \
+                 or keys.secret is not set)"
+                    .into(),
+            ));
+        };
+        keys.sign(purpose, algorithm, &claims)
+    }
+
+    fn public_keys(&mut self) -> keys::KeySet {
+        match &self.services.signing {
+            Some(keys) => keys::KeySet {
+                json: keys.jwks().to_string(),
+                max_age: keys.schedule().max_age(),
+            },
+            None => keys::KeySet {
+                json: r#"{"keys":[]}"#.into(),
+                max_age: 3600,
+            },
+        }
+    }
+}
+
 impl clock::Host for InstanceState {
     fn now_ms(&mut self) -> u64 {
         SystemTime::now()
@@ -337,6 +370,11 @@ impl settings::Host for InstanceState {
         let client = self.services.oauth.clients.get(&client_id)?;
         Some(client.refresh)
     }
+
+    fn find_token_format(&mut self, client_id: String) -> Option<settings::TokenFormat> {
+        let client = self.services.oauth.clients.get(&client_id)?;
+        Some(client.tokens.clone())
+    }
 }
 
 impl caller::Host for InstanceState {
@@ -376,8 +414,13 @@ mod tests {
 
     #[test]
     fn the_hosts_own_keys_are_named_in_any_operation() {
-        let keyring = String::from(crate::keys::KEYRING_KEY);
-        assert_eq!(keyring.host_owned(), Some(crate::keys::KEYRING_KEY));
+        let keyring = String::from(crate::keys::seal::KEYRING_KEY);
+        assert_eq!(keyring.host_owned(), Some(crate::keys::seal::KEYRING_KEY));
+        let signing = String::from(crate::keys::sign::SIGNING_KEYS_KEY);
+        assert_eq!(
+            signing.host_owned(),
+            Some(crate::keys::sign::SIGNING_KEYS_KEY)
+        );
         let limit = crate::store::rate_limit_key("demo");
         let keys = vec!["token:{x}".to_owned(), limit.clone()];
         assert_eq!(keys.host_owned(), Some(limit.as_str()));

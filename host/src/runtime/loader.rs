@@ -19,10 +19,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.2.1";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
-const HOST_INTERFACES: [&str; 9] = [
+const HOST_INTERFACES: [&str; 10] = [
     "store",
     "rate-limit",
     "clock",
@@ -31,6 +31,7 @@ const HOST_INTERFACES: [&str; 9] = [
     "settings",
     "caller",
     "seal",
+    "keys",
     "metrics",
 ];
 
@@ -90,6 +91,8 @@ pub struct Compiled {
     pub(super) exports: Exports,
     /// It imports `rate-limit`: without it, no client's budget is charged.
     pub charges_rate_limits: bool,
+    /// It imports `keys`: without it, it signs no token (no ID token, no JWT access token).
+    pub signs: bool,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// How the code was obtained, for the log: compiled, from the cache, precompiled.
@@ -153,13 +156,16 @@ pub fn load(
                 .with_context(|| format!("guest {}", path.display()))?,
         ),
     };
-    let charges_rate_limits = component
-        .component_type()
-        .imports(engine)
-        .any(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == "rate-limit"));
+    let imports = |wanted: &str| {
+        component
+            .component_type()
+            .imports(engine)
+            .any(|(name, _)| ours(name).is_some_and(|(interface, _)| interface == wanted))
+    };
     Ok(Compiled {
         exports,
-        charges_rate_limits,
+        charges_rate_limits: imports("rate-limit"),
+        signs: imports("keys"),
         sha256,
         source,
     })

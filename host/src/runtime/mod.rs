@@ -512,6 +512,14 @@ async fn load_guest(
             client.record.client_id
         );
     }
+    if let (false, Some(_)) = (compiled.signs, oauth.longest_signed) {
+        tracing::warn!(
+            guest = %label,
+            "the guest does not import tokenginx:oauth/keys, so it signs nothing: a client \
+             with openid in its scopes gets no ID token, and one with the JWT strategy gets \
+             opaque access tokens, while it serves"
+        );
+    }
     tracing::info!(
         guest = %label,
         sha256 = %compiled.sha256,

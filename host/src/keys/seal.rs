@@ -1,4 +1,4 @@
-//! The host's keys: what the guest's `seal` import seals and opens with, so that state can
+//! The sealing keys: what the guest's `seal` import seals and opens with, so that state can
 //! travel inside a URL or a cookie instead of sitting in the store. The guest never sees a
 //! key.
 //!
@@ -17,13 +17,14 @@
 //! own, derived (HKDF-SHA256) from the ring's key and its 128-bit random salt, so a key may
 //! seal any number of texts: no GCM nonce is ever used twice under one key.
 
+use super::{now_ms, Unwrap, Wrapping};
 use crate::store::{StoreError, StoreResult, TokenStore, Transaction};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where the ring lives in the store: one key, its own cluster slot.
 pub const KEYRING_KEY: &str = "oauth:keyring:{seal}";
@@ -50,7 +51,7 @@ const TAG_LEN: usize = 16;
 /// The keys one replica seals and opens with, refreshed from the store.
 pub struct Keyring {
     /// Derived from `keys.secret`: wraps and unwraps the ring's keys in the store.
-    wrapping: LessSafeKey,
+    wrapping: Wrapping,
     rotate_after: Duration,
     store: Arc<dyn TokenStore>,
     /// The keys, unwrapped, and the ring as the store had them, to write back if the store
@@ -107,7 +108,7 @@ impl Keyring {
         rotate_after: Duration,
     ) -> Result<Arc<Keyring>, KeyringError> {
         let ring = Arc::new(Keyring {
-            wrapping: wrapping_key(secret),
+            wrapping: Wrapping::new(secret, b"wrap sealing keys v1"),
             rotate_after,
             store,
             keys: RwLock::default(),
@@ -184,7 +185,7 @@ impl Keyring {
         getrandom::fill(&mut secret).expect("the OS random source");
         let kid = hex::encode(id);
         keys.push(StoredKey {
-            wrapped: self.wrap(&kid, &secret),
+            wrapped: self.wrapping.wrap(&kid, &secret),
             kid,
             created_ms: now,
             // The first key seals at once: no replica can know another yet.
@@ -205,40 +206,21 @@ impl Keyring {
         Some(Stored { keys })
     }
 
-    fn wrap(&self, kid: &str, secret: &[u8; 32]) -> String {
-        let nonce = random_nonce();
-        let mut out = secret.to_vec();
-        self.wrapping
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut out,
-            )
-            .expect("32 bytes seal");
-        STANDARD.encode([&nonce[..], &out].concat())
-    }
-
     fn unwrap_key(&self, stored: &StoredKey) -> Result<Key, KeyringError> {
         let malformed = || KeyringError::Malformed(format!("key {}", stored.kid));
         let id: [u8; KID_LEN] = hex::decode(&stored.kid)
             .ok()
             .and_then(|id| id.try_into().ok())
             .ok_or_else(malformed)?;
-        let bytes = STANDARD.decode(&stored.wrapped).map_err(|_| malformed())?;
-        if bytes.len() != NONCE_LEN + 32 + TAG_LEN {
-            return Err(malformed());
-        }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let mut sealed = sealed.to_vec();
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| malformed())?;
-        let secret = self
-            .wrapping
-            .open_in_place(nonce, Aad::from(stored.kid.as_bytes()), &mut sealed)
-            .map_err(|_| KeyringError::WrongSecret)?;
+        let secret = match self.wrapping.unwrap(&stored.kid, &stored.wrapped) {
+            Ok(secret) if secret.len() == 32 => secret,
+            Err(Unwrap::WrongSecret) => return Err(KeyringError::WrongSecret),
+            _ => return Err(malformed()),
+        };
         Ok(Key {
             id,
             seals_from_ms: stored.seals_from_ms,
-            prk: ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, secret),
+            prk: ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, &secret),
         })
     }
 
@@ -339,17 +321,6 @@ pub fn spawn_refresh(ring: &Arc<Keyring>) {
     });
 }
 
-/// The key that wraps the ring's keys: HKDF-SHA256 of the operator's secret.
-fn wrapping_key(secret: &[u8]) -> LessSafeKey {
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"tokenginx keyring");
-    let info: &[&[u8]] = &[b"wrap sealing keys v1"];
-    let prk = salt.extract(secret);
-    let okm = prk
-        .expand(info, &AES_256_GCM)
-        .expect("32 bytes from HKDF-SHA256");
-    LessSafeKey::new(UnboundKey::from(okm))
-}
-
 /// The key of one text: HKDF-SHA256 of the ring's key with the text's salt. Used for that
 /// text alone, so its GCM nonce may be fixed.
 fn text_key(key: &Key, salt: &[u8]) -> LessSafeKey {
@@ -369,19 +340,6 @@ fn parse(bytes: &[u8]) -> Result<Stored, KeyringError> {
 /// use cannot stand for another) and the header.
 fn aad(purpose: &str, header: &[u8]) -> Vec<u8> {
     [b"tokenginx seal\0", purpose.as_bytes(), b"\0", header].concat()
-}
-
-fn random_nonce() -> [u8; NONCE_LEN] {
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).expect("the OS random source");
-    nonce
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -516,7 +474,7 @@ mod tests {
     #[tokio::test]
     async fn keys_no_text_can_need_are_retired() {
         let ring = Keyring {
-            wrapping: wrapping_key(SECRET),
+            wrapping: Wrapping::new(SECRET, b"wrap sealing keys v1"),
             rotate_after: DAY,
             store: memory(),
             keys: RwLock::default(),
