@@ -33,6 +33,9 @@ from ory_hydra_client.models import (
 ADMIN_URL = os.environ.get("TOKENGINX_ADMIN_URL", "http://127.0.0.1:4445")
 API_KEY = os.environ.get("TOKENGINX_ADMIN_API_KEY")
 USERS = {"alice": os.environ.get("DEMO_USER_PASSWORD", "alice-password")}
+# What the ID token and userinfo say of each user (Hydra's `session.id_token`), with the
+# `openid` scope.
+PROFILES = {"alice": {"name": "Alice Liddell", "email": "alice@example.test", "email_verified": True}}
 
 
 def admin() -> OAuth2Api:
@@ -104,7 +107,9 @@ class Handler(BaseHTTPRequestHandler):
             request = admin().get_o_auth2_consent_request(challenge)
             client = request.client
             if request.skip or (client and client.skip_consent):
-                return self.accept_consent(challenge, request.requested_scope or [], False)
+                return self.accept_consent(
+                    challenge, request.subject, request.requested_scope or [], False
+                )
             name = (client.client_name or client.client_id) if client else "An app"
             return self.html(consent_form(challenge, name, request.requested_scope or []))
         self.send_error(404)
@@ -131,12 +136,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/consent":
             if field("action") != "allow":
                 return self.reject(admin().reject_o_auth2_consent_request, challenge)
+            request = admin().get_o_auth2_consent_request(challenge)
             return self.accept_consent(
-                challenge, form.get("scope", []), field("remember") == "on"
+                challenge, request.subject, form.get("scope", []), field("remember") == "on"
             )
         self.send_error(404)
 
-    def accept_consent(self, challenge: str, scopes: list, remember: bool):
+    def accept_consent(self, challenge: str, subject: str, scopes: list, remember: bool):
         accepted = admin().accept_o_auth2_consent_request(
             challenge,
             AcceptOAuth2ConsentRequest(
@@ -144,7 +150,8 @@ class Handler(BaseHTTPRequestHandler):
                 remember=remember,
                 remember_for=3600,
                 session=AcceptOAuth2ConsentRequestSession(
-                    access_token={"consented_by": "example-login-app"}
+                    access_token={"consented_by": "example-login-app"},
+                    id_token=PROFILES.get(subject, {}),
                 ),
             ),
         )

@@ -10,11 +10,16 @@ use crate::{scope, Client, Host, Level, Request, Response};
 /// client, for an access token.
 pub fn issue(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
     let scope = scope::grant(client, param(req, "scope"))?;
+    let format = crate::signed::format(host, &client.client_id)?;
+    let audience =
+        crate::signed::audience(&format, param(req, "resource"), param(req, "audience"))?;
     charge(host, client)?;
     let claims = Claims {
         user_id: client.client_id.clone(),
         scope,
         ext: None,
+        audience,
+        session: None,
     };
     issue_token(host, client, claims, &req.client_ip)
 }
@@ -29,14 +34,14 @@ fn issue_token(
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
     let record = TokenRecord {
-        user_id: claims.user_id,
-        scope: claims.scope,
+        user_id: claims.user_id.clone(),
+        scope: claims.scope.clone(),
         created_at: now,
         client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: now + ttl,
         token_type: "Bearer".into(),
-        ext: claims.ext,
+        ext: claims.ext.clone(),
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
@@ -54,6 +59,14 @@ fn issue_token(
                         client.client_id, record.scope
                     ),
                 );
+                let token = crate::signed::access_token(
+                    host,
+                    client,
+                    token,
+                    &claims,
+                    now,
+                    record.expires_at,
+                )?;
                 let response = json(
                     200,
                     &TokenResponse {
@@ -62,6 +75,7 @@ fn issue_token(
                         expires_in: ttl,
                         scope: &record.scope,
                         refresh_token: None,
+                        id_token: None,
                     },
                 );
                 return Ok(response);

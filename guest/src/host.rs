@@ -45,6 +45,52 @@ pub struct RefreshPolicy {
     pub reuse_grace_ms: u64,
 }
 
+/// The JWS algorithms the host signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Algorithm {
+    /// The JWS name (RFC 7518, RFC 8037).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Algorithm::Rs256 => "RS256",
+            Algorithm::Es256 => "ES256",
+            Algorithm::EdDsa => "EdDSA",
+        }
+    }
+}
+
+/// What a signed token is for: the host sets its `typ` from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    IdToken,
+    AccessToken,
+}
+
+/// How a client's tokens are made.
+#[derive(Clone, Debug)]
+pub struct TokenFormat {
+    /// Signed JWT access tokens (RFC 9068) rather than opaque ones.
+    pub jwt_access_tokens: bool,
+    pub access_token_alg: Algorithm,
+    pub id_token_alg: Algorithm,
+    /// The audiences its tokens may name.
+    pub audience: Vec<String>,
+    /// Seconds an ID token lives.
+    pub id_token_ttl: u64,
+}
+
+/// The host's public keys, and how long a verifier may cache them.
+#[derive(Clone, Debug)]
+pub struct KeySet {
+    pub json: String,
+    pub max_age: u32,
+}
+
 /// A compare-and-set over the keys of one hash tag (`store.apply`): if every expected key
 /// holds its value (none: absent), every change is made, atomically.
 #[derive(Clone, Debug, Default)]
@@ -188,6 +234,12 @@ pub trait Host {
     /// The login and consent app; none when the operator set none.
     fn login_flow(&self) -> Option<LoginFlow>;
     fn refresh_policy(&self, client_id: &str) -> Option<RefreshPolicy>;
+    fn token_format(&self, client_id: &str) -> Option<TokenFormat>;
+    /// `claims` (a JSON object naming the issuer and an `exp`) signed by the host's active
+    /// key of `alg` (`keys.sign`): a compact JWS.
+    fn sign(&self, purpose: Purpose, alg: Algorithm, claims: &str) -> Result<String, StoreError>;
+    /// The host's public keys (`keys.public-keys`).
+    fn public_keys(&self) -> KeySet;
     fn scopes_supported(&self) -> Vec<String>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);

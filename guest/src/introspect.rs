@@ -39,7 +39,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
     // `token_type_hint` is only a hint (section 2.1): one read finds either kind.
-    match live_record(host, token)? {
+    match live_record(host, &crate::signed::recorded(token))? {
         Some(record) => Ok(json(
             200,
             &Active {
@@ -66,10 +66,13 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
 /// The record of `token` if it is live: a `client_credentials` access token that exists and
 /// has not expired, or a live grant's access token or refresh token (as a record of
 /// `token_type` `refresh_token`).
-fn live_record(host: &impl Host, token: &str) -> Result<Option<TokenRecord>, OAuthError> {
+pub(crate) fn live_record(
+    host: &impl Host,
+    token: &str,
+) -> Result<Option<TokenRecord>, OAuthError> {
     if let Some(token) = GrantToken::parse(token) {
         return Ok(match grant::find(host, &token)? {
-            Found::Access(record) | Found::Refresh(record) => Some(record),
+            Found::Access(record, _) | Found::Refresh(record) => Some(record),
             Found::Rotated { .. } | Found::None => None,
         });
     }

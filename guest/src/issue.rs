@@ -20,6 +20,9 @@ pub(crate) struct TokenResponse<'a> {
     /// Never for `client_credentials` (section 4.4.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<&'a str>,
+    /// With the `openid` scope (OpenID Connect Core section 3.1.3.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<&'a str>,
 }
 
 /// Charges the client's rate limit: only once it has authenticated, so that no one else can
@@ -41,4 +44,8 @@ pub(crate) struct Claims {
     pub scope: String,
     /// Claims the consent app added (Hydra's `session.access_token`).
     pub ext: Option<serde_json::Value>,
+    /// The audiences granted (RFC 8707 resources); none: every one of the client's.
+    pub audience: Vec<String>,
+    /// The user's OpenID Connect sign-in, when `openid` was granted.
+    pub session: Option<crate::signed::Session>,
 }

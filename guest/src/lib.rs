@@ -14,7 +14,9 @@
 //!   code); `grant/`: the user's grants a code starts, and their refresh tokens.
 //! - [`introspect`]: RFC 7662.
 //! - [`revoke`]: RFC 7009.
-//! - [`metadata`]: RFC 8414.
+//! - [`metadata`]: RFC 8414 and OpenID Connect Discovery, and the public keys (JWKS).
+//! - `signed`: JWT access tokens (RFC 9068) and ID tokens, signed by the host;
+//!   `userinfo`: OpenID Connect's UserInfo endpoint.
 
 mod client_auth;
 mod client_credentials;
@@ -25,14 +27,16 @@ mod grant;
 mod host;
 mod introspect;
 mod issue;
-mod metadata;
+pub mod metadata;
 mod params;
 mod record;
 mod response;
 mod revoke;
 pub mod routes;
 mod scope;
+mod signed;
 mod token;
+mod userinfo;
 
 // Single-threaded guests only: the arena has no locks.
 #[cfg(any(test, all(target_arch = "wasm32", not(target_feature = "atomics"))))]
@@ -46,8 +50,8 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    BrowserRequest, Change, Client, Host, HttpRequest, Level, LoginFlow, RefreshPolicy,
-    Registration, Request, Response, StoreError, Transaction,
+    Algorithm, BrowserRequest, Change, Client, Host, HttpRequest, KeySet, Level, LoginFlow,
+    Purpose, RefreshPolicy, Registration, Request, Response, StoreError, TokenFormat, Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;

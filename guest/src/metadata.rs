@@ -1,6 +1,7 @@
-//! Authorization server metadata (RFC 8414).
+//! Authorization server metadata (RFC 8414), which is also the OpenID Provider's
+//! (OpenID Connect Discovery 1.0), and the public keys its `jwks_uri` names.
 
-use crate::{Host, Response, GRANT_TYPES, RESPONSE_TYPES};
+use crate::{Algorithm, Host, Response, GRANT_TYPES, RESPONSE_TYPES};
 use serde::Serialize;
 
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
@@ -30,7 +31,41 @@ struct Metadata {
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     revocation_endpoint_auth_methods_supported: &'static [&'static str],
     scopes_supported: Vec<String>,
+    jwks_uri: Option<String>,
+    /// OpenID Connect, with the authorization code flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    userinfo_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token_signing_alg_values_supported: Option<[&'static str; 3]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject_types_supported: Option<[&'static str; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims_supported: Option<[&'static str; 10]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_values_supported: Option<[&'static str; 4]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_modes_supported: Option<[&'static str; 1]>,
 }
+
+/// What signs ID tokens and JWT access tokens; RS256 first, as OpenID Connect requires it.
+const SIGNING_ALGS: [&str; 3] = [
+    Algorithm::Rs256.name(),
+    Algorithm::Es256.name(),
+    Algorithm::EdDsa.name(),
+];
+/// The claims an ID token carries of its own (the consent app may add others).
+const CLAIMS: [&str; 10] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "acr",
+    "amr",
+];
 
 /// The document; the authorization code flow appears in it only when the operator set a
 /// login app (`oauth.login_url`).
@@ -64,6 +99,15 @@ pub fn metadata(host: &impl Host) -> Response {
             &AUTH_METHODS
         },
         scopes_supported: host.scopes_supported(),
+        jwks_uri: crate::routes::endpoint_url(host, "jwks"),
+        userinfo_endpoint: flow
+            .then(|| crate::routes::endpoint_url(host, "userinfo"))
+            .flatten(),
+        id_token_signing_alg_values_supported: flow.then_some(SIGNING_ALGS),
+        subject_types_supported: flow.then_some(["public"]),
+        claims_supported: flow.then_some(CLAIMS),
+        prompt_values_supported: flow.then_some(["none", "login", "consent", "select_account"]),
+        response_modes_supported: flow.then_some(["query"]),
     };
     Response {
         status: 200,
@@ -72,6 +116,23 @@ pub fn metadata(host: &impl Host) -> Response {
             ("Cache-Control".into(), "public, max-age=300".into()),
         ],
         body: serde_json::to_string(&document).expect("metadata serializes"),
+    }
+}
+
+/// The host's public keys (RFC 7517), cacheable for as long as the host says a verifier
+/// may keep them.
+pub fn jwks(host: &impl Host) -> Response {
+    let keys = host.public_keys();
+    Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/jwk-set+json".into()),
+            (
+                "Cache-Control".into(),
+                format!("public, max-age={}", keys.max_age),
+            ),
+        ],
+        body: keys.json,
     }
 }
 
@@ -122,7 +183,32 @@ mod tests {
         );
         assert_eq!(
             doc["scopes_supported"],
-            serde_json::json!(["admin", "offline_access", "read", "write"])
+            serde_json::json!(["admin", "offline_access", "openid", "read", "write"])
         );
+        // OpenID Connect Discovery's required fields, RS256 first.
+        assert_eq!(doc["jwks_uri"], "http://issuer.test/.well-known/jwks.json");
+        assert_eq!(
+            doc["userinfo_endpoint"],
+            "http://issuer.test/api/v1/oauth/userinfo"
+        );
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            serde_json::json!(["RS256", "ES256", "EdDSA"])
+        );
+        assert_eq!(
+            doc["subject_types_supported"],
+            serde_json::json!(["public"])
+        );
+    }
+
+    #[test]
+    fn the_jwks_is_the_hosts_and_cached_as_long_as_it_says() {
+        let response = jwks(&TestHost::new());
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.header("Cache-Control"),
+            Some("public, max-age=120")
+        );
+        assert_eq!(body(&response)["keys"][0]["kid"], "test");
     }
 }

@@ -16,6 +16,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     let client = authenticate(host, req, true)?.client;
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
+    let token = &*crate::signed::recorded(token);
     // Unknown and already invalid tokens answer 200 too (section 2.2). A client revokes only
     // its own tokens; another's stays active, and the answer does not tell the difference,
     // so revocation cannot be used to probe for valid tokens. `token_type_hint` is only a

@@ -64,23 +64,43 @@ const fn admin(path: &'static str, method: &'static [&'static str]) -> Route {
     }
 }
 
-pub const ROUTES: [Route; 7] = [
-    // RFC 6749 section 3.2.
-    client_endpoint("token", "/api/v1/oauth/token"),
-    // RFC 7662.
-    client_endpoint("introspect", "/api/v1/oauth/introspect"),
-    // RFC 7009.
-    client_endpoint("revoke", "/api/v1/oauth/revoke"),
-    // RFC 8414.
+/// A document anyone may read, answered from settings alone.
+const fn document(name: &'static str, path: &'static str) -> Route {
     Route {
-        name: "metadata",
-        path: "/.well-known/oauth-authorization-server",
+        name,
+        path,
         methods: &["GET"],
         listener: Listener::Public,
         body: Body::None,
         headers: &[],
         anonymous: false,
         uses_store: false,
+    }
+}
+
+pub const ROUTES: [Route; 10] = [
+    // RFC 6749 section 3.2.
+    client_endpoint("token", "/api/v1/oauth/token"),
+    // RFC 7662.
+    client_endpoint("introspect", "/api/v1/oauth/introspect"),
+    // RFC 7009.
+    client_endpoint("revoke", "/api/v1/oauth/revoke"),
+    // RFC 8414, and the same document as OpenID Connect Discovery 1.0's.
+    document("metadata", "/.well-known/oauth-authorization-server"),
+    document("metadata", "/.well-known/openid-configuration"),
+    // The public keys (RFC 7517), the discovery documents' `jwks_uri`.
+    document("jwks", "/.well-known/jwks.json"),
+    // OpenID Connect Core section 5.3: GET, or POST with the token in the form. Anyone may
+    // call it with any token: the address's budget bounds what that costs.
+    Route {
+        name: "userinfo",
+        path: "/api/v1/oauth/userinfo",
+        methods: &["GET", "POST"],
+        listener: Listener::Public,
+        body: Body::Form,
+        headers: &["authorization"],
+        anonymous: true,
+        uses_store: true,
     },
     // RFC 6749 section 3.1: GET, or POST with a form (OpenID Connect's form post).
     Route {
@@ -151,6 +171,14 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
             }
         }
         "metadata" => crate::metadata(host),
+        "jwks" => crate::metadata::jwks(host),
+        "userinfo" => {
+            let form_token = form
+                .iter()
+                .find(|(name, _)| name == "access_token")
+                .map(|(_, value)| value.as_str());
+            crate::userinfo::userinfo(host, authorization.as_deref(), form_token)
+        }
         "authorize" => {
             let params = match method.as_str() {
                 "POST" => form,

@@ -2,8 +2,8 @@
 //! the test moves, counter-based randomness, and two registered clients.
 
 use crate::{
-    token, Client, Host, Level, LoginFlow, RefreshPolicy, Registration, Request, Response,
-    StoreError, Transaction,
+    token, Algorithm, Client, Host, KeySet, Level, LoginFlow, Purpose, RefreshPolicy, Registration,
+    Request, Response, StoreError, TokenFormat, Transaction,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -20,6 +20,8 @@ pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const WEB_REDIRECT: &str = "https://app.example/callback";
 pub const NATIVE_ID: &str = "native";
 pub const NATIVE_REDIRECT: &str = "http://127.0.0.1:5555/cb";
+/// The first audience of every client's token format.
+pub const AUDIENCE: &str = "https://api.test";
 
 pub fn demo_client() -> Client {
     client(DEMO_ID, DEMO_SECRET)
@@ -40,7 +42,12 @@ fn client(id: &str, secret: &str) -> Client {
 fn user_client(id: &str, secret: Option<&str>) -> Client {
     Client {
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        scopes: vec!["read".into(), "write".into(), "offline_access".into()],
+        scopes: vec![
+            "openid".into(),
+            "read".into(),
+            "write".into(),
+            "offline_access".into(),
+        ],
         secret_sha256: secret.map_or(Vec::new(), |s| Sha256::digest(s.as_bytes()).to_vec()),
         ..client(id, "unused")
     }
@@ -81,6 +88,8 @@ pub struct TestHost {
     /// What `seal` handed out, by text. The host seals with a key; here the text is a
     /// handle, which keeps a test's sealed values as opaque as the host's.
     sealed: RefCell<HashMap<String, Sealed>>,
+    /// The clients whose access tokens are JWTs.
+    jwt_clients: RefCell<Vec<String>>,
 }
 
 /// A sealed value: its purpose, its bytes, and its expiry in ms of the test clock.
@@ -122,7 +131,13 @@ impl TestHost {
             before_apply: RefCell::default(),
             warnings: RefCell::default(),
             sealed: RefCell::default(),
+            jwt_clients: RefCell::default(),
         }
+    }
+
+    /// Makes `client_id`'s access tokens JWTs.
+    pub fn use_jwt_access_tokens(&self, client_id: &str) {
+        self.jwt_clients.borrow_mut().push(client_id.into());
     }
 
     /// How many values were sealed.
@@ -380,6 +395,47 @@ impl Host for TestHost {
     }
     fn refresh_policy(&self, client_id: &str) -> Option<RefreshPolicy> {
         self.client(client_id).map(|_| self.refresh_policy.get())
+    }
+    fn token_format(&self, client_id: &str) -> Option<TokenFormat> {
+        self.client(client_id)?;
+        let jwt = self.jwt_clients.borrow().contains(&client_id.to_owned());
+        Some(TokenFormat {
+            jwt_access_tokens: jwt,
+            access_token_alg: Algorithm::Es256,
+            id_token_alg: Algorithm::Rs256,
+            audience: vec![AUDIENCE.into(), "https://other-api.test".into()],
+            id_token_ttl: 3600,
+        })
+    }
+    /// Not a signature: the test host checks what the real one checks of the claims and
+    /// returns a JWS whose signature names the algorithm, for the logic's tests to read
+    /// the header and claims. The host's own tests verify real signatures.
+    fn sign(&self, purpose: Purpose, alg: Algorithm, claims: &str) -> Result<String, StoreError> {
+        let parsed: serde_json::Value = serde_json::from_str(claims).expect("claims are JSON");
+        assert_eq!(parsed["iss"], self.issuer(), "sign: iss must be the issuer");
+        let exp = parsed["exp"].as_u64().expect("sign: exp is required");
+        assert!(
+            exp <= self.now_ms.get() / 1000 + 24 * 3600,
+            "sign: exp too far"
+        );
+        let typ = match purpose {
+            Purpose::IdToken => "JWT",
+            Purpose::AccessToken => "at+jwt",
+        };
+        let header = serde_json::json!({"alg": alg.name(), "kid": "test", "typ": typ});
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Ok(format!(
+            "{}.{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.as_bytes()),
+            b64(alg.name().as_bytes())
+        ))
+    }
+    fn public_keys(&self) -> KeySet {
+        KeySet {
+            json: r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"test","kid":"test"}]}"#.into(),
+            max_age: 120,
+        }
     }
     fn issuer(&self) -> String {
         "http://issuer.test".into()

@@ -5,10 +5,20 @@
 wit_bindgen::generate!({ path: "../wit", world: "guest" });
 
 use exports::tokenginx::oauth::server;
-use tokenginx::oauth::{caller, clock, log, metrics, random, rate_limit, seal, settings, store};
+use tokenginx::oauth::{
+    caller, clock, keys, log, metrics, random, rate_limit, seal, settings, store,
+};
 
 struct Component;
 export!(Component);
+
+fn algorithm(alg: keys::Algorithm) -> crate::Algorithm {
+    match alg {
+        keys::Algorithm::Rs256 => crate::Algorithm::Rs256,
+        keys::Algorithm::Es256 => crate::Algorithm::Es256,
+        keys::Algorithm::Eddsa => crate::Algorithm::EdDsa,
+    }
+}
 
 /// The component's imports, seen through [`crate::Host`].
 struct Imports;
@@ -136,6 +146,39 @@ impl crate::Host for Imports {
     }
     fn scopes_supported(&self) -> Vec<String> {
         settings::scopes_supported()
+    }
+    fn token_format(&self, client_id: &str) -> Option<crate::TokenFormat> {
+        settings::find_token_format(client_id).map(|f| crate::TokenFormat {
+            jwt_access_tokens: f.access_token_strategy == settings::AccessTokenStrategy::Jwt,
+            access_token_alg: algorithm(f.access_token_alg),
+            id_token_alg: algorithm(f.id_token_alg),
+            audience: f.audience,
+            id_token_ttl: f.id_token_ttl,
+        })
+    }
+    fn sign(
+        &self,
+        purpose: crate::Purpose,
+        alg: crate::Algorithm,
+        claims: &str,
+    ) -> Result<String, crate::StoreError> {
+        let purpose = match purpose {
+            crate::Purpose::IdToken => keys::Purpose::IdToken,
+            crate::Purpose::AccessToken => keys::Purpose::AccessToken,
+        };
+        let alg = match alg {
+            crate::Algorithm::Rs256 => keys::Algorithm::Rs256,
+            crate::Algorithm::Es256 => keys::Algorithm::Es256,
+            crate::Algorithm::EdDsa => keys::Algorithm::Eddsa,
+        };
+        keys::sign(purpose, alg, claims).map_err(Into::into)
+    }
+    fn public_keys(&self) -> crate::KeySet {
+        let set = keys::public_keys();
+        crate::KeySet {
+            json: set.json,
+            max_age: set.max_age,
+        }
     }
     fn authenticated(&self, client_id: &str) {
         caller::authenticated(client_id)

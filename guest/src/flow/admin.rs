@@ -94,9 +94,9 @@ fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Resp
         "client": client(host, &request.client_id),
         "request_url": request.request_url,
         "requested_scope": request.scope,
-        "requested_access_token_audience": [],
+        "requested_access_token_audience": request.audience,
         "subject": subject,
-        "oidc_context": {},
+        "oidc_context": oidc_context(request),
     });
     body["skip"] = match stage {
         Stage::LoginChallenge => flow.login_skip,
@@ -104,6 +104,28 @@ fn describe(host: &impl Host, req: &BrowserRequest, stage: Stage) -> Result<Resp
     }
     .into();
     Ok(json(200, &body))
+}
+
+/// Hydra's `oidc_context`: what the authorization request asked of the sign-in.
+fn oidc_context(request: &AuthRequest) -> Value {
+    let list = |name: &str| {
+        request
+            .param(name)
+            .map(|v| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let mut context = serde_json::Map::new();
+    if let Some(acr_values) = list("acr_values") {
+        context.insert("acr_values".into(), acr_values.into());
+    }
+    if let Some(ui_locales) = list("ui_locales") {
+        context.insert("ui_locales".into(), ui_locales.into());
+    }
+    for name in ["login_hint", "display"] {
+        if let Some(value) = request.param(name) {
+            context.insert(name.into(), value.into());
+        }
+    }
+    Value::Object(context)
 }
 
 /// `PUT .../accept` or `.../reject`: applies `apply` to the flow the challenge holds, marks
@@ -114,11 +136,11 @@ fn answer(
     host: &impl Host,
     req: &BrowserRequest,
     stage: Stage,
-    apply: fn(&mut Flow, &str) -> Result<(), AdminError>,
+    apply: fn(&mut Flow, &str, u64) -> Result<(), AdminError>,
 ) -> Result<Response, AdminError> {
     let challenge = challenge(req, stage)?;
     let mut flow = open_challenge(host, stage, challenge).ok_or_else(unknown)?;
-    apply(&mut flow, &req.body)?;
+    apply(&mut flow, &req.body, host.now_ms() / 1000)?;
     let marker =
         serde_json::to_vec(&value!({ "answered_ms": host.now_ms() })).expect("markers serialize");
     // Kept past the challenge's own time by a margin for replicas' clocks, which judge it.
@@ -150,9 +172,13 @@ struct AcceptLogin {
     remember: bool,
     #[serde(default)]
     remember_for: u64,
+    #[serde(default)]
+    acr: Option<String>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
-fn accept_login(flow: &mut Flow, body: &str) -> Result<(), AdminError> {
+fn accept_login(flow: &mut Flow, body: &str, now_s: u64) -> Result<(), AdminError> {
     let accept: AcceptLogin = parse(body)?;
     if accept.subject.is_empty() {
         return Err(AdminError(400, "subject must not be empty".into()));
@@ -169,6 +195,9 @@ fn accept_login(flow: &mut Flow, body: &str) -> Result<(), AdminError> {
         subject: accept.subject,
         remember: accept.remember,
         remember_for: accept.remember_for,
+        auth_time: now_s,
+        acr: accept.acr.filter(|a| !a.is_empty()),
+        amr: accept.amr,
     });
     Ok(())
 }
@@ -190,9 +219,11 @@ struct AcceptConsent {
 struct Session {
     #[serde(default)]
     access_token: Option<Value>,
+    #[serde(default)]
+    id_token: Option<Value>,
 }
 
-fn accept_consent(flow: &mut Flow, body: &str) -> Result<(), AdminError> {
+fn accept_consent(flow: &mut Flow, body: &str, _now_s: u64) -> Result<(), AdminError> {
     let accept: AcceptConsent = parse(body)?;
     if let Some(extra) = accept
         .grant_scope
@@ -204,15 +235,16 @@ fn accept_consent(flow: &mut Flow, body: &str) -> Result<(), AdminError> {
             format!("grant_scope {extra:?} was not requested"),
         ));
     }
-    let access_token = accept
-        .session
-        .and_then(|s| s.access_token)
-        .filter(|claims| claims.is_object());
+    let (access_token, id_token) = match accept.session {
+        Some(session) => (session.access_token, session.id_token),
+        None => (None, None),
+    };
     flow.consent = Some(Consent {
         grant_scope: accept.grant_scope,
         remember: accept.remember,
         remember_for: accept.remember_for,
-        access_token,
+        access_token: access_token.filter(Value::is_object),
+        id_token: id_token.filter(Value::is_object),
     });
     Ok(())
 }
@@ -226,7 +258,7 @@ struct Reject {
     error_description: String,
 }
 
-fn reject(flow: &mut Flow, body: &str) -> Result<(), AdminError> {
+fn reject(flow: &mut Flow, body: &str, _now_s: u64) -> Result<(), AdminError> {
     let reject: Reject = parse(body)?;
     let description = match reject.error_description.is_empty() {
         true => "the user or the login app refused the request".to_owned(),

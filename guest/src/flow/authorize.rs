@@ -108,17 +108,50 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
         state: state.filter(|s| valid_state(s)).map(str::to_owned),
         code_challenge: String::new(),
         request_url,
+        audience: Vec::new(),
+        prompt: None,
+        max_age: None,
     };
-    let checked = within_limits(req, query_bytes, state).and_then(|()| check(&client, req));
+    let checked = within_limits(req, query_bytes, state)
+        .and_then(|()| check(&client, req))
+        .and_then(|checked| {
+            let format = crate::signed::format(host, client_id)?;
+            let audience =
+                crate::signed::audience(&format, param(req, "resource"), param(req, "audience"))?;
+            Ok((checked, audience))
+        })
+        .and_then(|checked| Ok((checked, check_oidc(req)?)));
     match checked {
-        Ok((scope, challenge)) => {
+        Ok((((scope, challenge), audience), (prompt, max_age))) => {
             request.scope = scope;
             request.code_challenge = challenge;
+            request.prompt = prompt;
+            request.max_age = max_age;
+            // Every audience of the client is what none asked for means.
+            if param(req, "resource").is_some() || param(req, "audience").is_some() {
+                request.audience = audience;
+            }
         }
         Err(error) => return Err(Failure::Client(Box::new(request), error)),
     }
 
-    let subject = remembered_subject(host, req)?;
+    // A sign-in the request asks to be fresh (`prompt=login`, or `max_age`, as the time of a
+    // remembered login is not kept) does not use the remembered one.
+    let fresh = request.prompts("login") || request.max_age.is_some();
+    let subject = match fresh {
+        true => None,
+        false => remembered_subject(host, req)?,
+    };
+    if subject.is_none() && request.prompts("none") {
+        return Err(Failure::Client(
+            Box::new(request),
+            OAuthError::new(
+                400,
+                "login_required",
+                "prompt=none, and no one is signed in",
+            ),
+        ));
+    }
     let browser = browser_id(host, req).unwrap_or_else(|| host.random_bytes(BROWSER_ID_BYTES));
     let browser_cookie = browser_cookie(host, &browser)?;
     let state = Flow {
@@ -130,6 +163,9 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
             subject,
             remember: false,
             remember_for: 0,
+            auth_time: 0,
+            acr: None,
+            amr: Vec::new(),
         }),
         consent_skip: false,
         consent: None,
@@ -140,6 +176,36 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
         with_query(&flow.login_url, &[("login_challenge", &challenge)]),
         vec![browser_cookie],
     ))
+}
+
+/// OpenID Connect's `prompt` (`none`, `login`, `consent` or `select_account`; `none`
+/// alone) and `max_age` (seconds) of an authorization request (Core section 3.1.2.1).
+type OidcParams = (Option<String>, Option<u64>);
+fn check_oidc(req: &BrowserRequest) -> Result<OidcParams, OAuthError> {
+    let max_age = match param(req, "max_age") {
+        None => None,
+        Some(age) => Some(
+            age.parse()
+                .map_err(|_| OAuthError::invalid_request("max_age must be a number of seconds"))?,
+        ),
+    };
+    let Some(prompt) = param(req, "prompt") else {
+        return Ok((None, max_age));
+    };
+    let values: Vec<&str> = prompt.split(' ').collect();
+    if let Some(unknown) = values
+        .iter()
+        .find(|v| !matches!(**v, "none" | "login" | "consent" | "select_account"))
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "prompt {:?} is not one of none, login, consent and select_account",
+            unknown.chars().take(32).collect::<String>()
+        )));
+    }
+    if values.contains(&"none") && values.len() > 1 {
+        return Err(OAuthError::invalid_request("prompt=none goes alone"));
+    }
+    Ok((Some(prompt.to_owned()), max_age))
 }
 
 /// The browser's id, if its cookie holds one the service sealed: flows in two tabs share
@@ -308,6 +374,16 @@ fn after_login(
         cookies.push(cookie(host, SESSION_COOKIE, &session, ttl));
     }
     state.consent_skip = super::admin::remembered_consent(host, &state)?;
+    if !state.consent_skip && state.request.prompts("none") {
+        return Err(Failure::Client(
+            Box::new(state.request),
+            OAuthError::new(
+                400,
+                "consent_required",
+                "prompt=none, and consent was not given before",
+            ),
+        ));
+    }
     let challenge = seal_challenge(host, Stage::ConsentChallenge, &state)?;
     Ok(redirect(
         with_query(&flow.consent_url, &[("consent_challenge", &challenge)]),

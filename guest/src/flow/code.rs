@@ -32,6 +32,14 @@ struct CodeRecord {
     /// Granted scopes, space-separated.
     scope: String,
     ext: Option<serde_json::Value>,
+    /// The audiences the authorization request asked for; none: the client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    audience: Vec<String>,
+    /// The OpenID Connect sign-in, when `openid` was granted, and the request's `nonce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<crate::signed::Session>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
 }
 
 /// A new code for the flow's consented grant, valid `ttl_s` seconds.
@@ -49,6 +57,18 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
         subject: login.subject.clone(),
         scope: consent.grant_scope.join(" "),
         ext: consent.access_token.clone(),
+        audience: flow.request.audience.clone(),
+        session: consent
+            .grant_scope
+            .iter()
+            .any(|s| s == crate::signed::OPENID)
+            .then(|| crate::signed::Session {
+                auth_time: login.auth_time,
+                acr: login.acr.clone(),
+                amr: login.amr.clone(),
+                claims: consent.id_token.clone(),
+            }),
+        nonce: flow.request.param("nonce"),
     };
     let code = new_secret(host);
     let key = secret_key(CODE_PREFIX, &code).expect("our secrets are well formed");
@@ -153,8 +173,16 @@ fn issue_tokens(
         user_id: record.subject,
         scope: record.scope,
         ext: record.ext,
+        audience: record.audience,
+        session: record.session,
     };
-    let started = crate::grant::start(host, client, claims, &req.client_ip)?;
+    let started = crate::grant::start(
+        host,
+        client,
+        claims,
+        &req.client_ip,
+        record.nonce.as_deref(),
+    )?;
     // Kept as long as the access token lives: a replay soon after the redemption is a sign
     // the code leaked; a replay days later is more likely someone wanting the user signed
     // out, which a used code from a browser's history must not allow.

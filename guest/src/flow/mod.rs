@@ -56,6 +56,35 @@ struct AuthRequest {
     code_challenge: String,
     /// The authorization URL as the browser sent it, for the login app.
     request_url: String,
+    /// The audiences asked for (RFC 8707 `resource`, Hydra's `audience`), each the
+    /// client's; none: every one of the client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    audience: Vec<String>,
+    /// OpenID Connect's `prompt` (checked: `none`, `login`, `consent`, `select_account`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prompt: Option<String>,
+    /// OpenID Connect's `max_age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_age: Option<u64>,
+}
+
+impl AuthRequest {
+    /// Parameter `name` of the request as the browser sent it (OpenID Connect's `nonce`,
+    /// `login_hint`, ...): read from `request_url`, so that what only passes through is not
+    /// kept twice in a sealed challenge.
+    fn param(&self, name: &str) -> Option<String> {
+        let (_, query) = self.request_url.split_once('?')?;
+        query.split('&').find_map(|pair| {
+            let (n, v) = pair.split_once('=')?;
+            (decode(n)? == name).then(|| decode(v)).flatten()
+        })
+    }
+
+    fn prompts(&self, value: &str) -> bool {
+        self.prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|v| v == value))
+    }
 }
 
 /// A flow's state, stored under the digest of its current challenge or verifier.
@@ -84,6 +113,14 @@ struct Login {
     remember: bool,
     /// Seconds; 0 for as long as the service keeps sessions.
     remember_for: u64,
+    /// When the login app accepted the sign-in, Unix seconds.
+    #[serde(default)]
+    auth_time: u64,
+    /// Hydra's `acr` and `amr` of the acceptance, for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amr: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -93,6 +130,9 @@ struct Consent {
     remember_for: u64,
     /// Claims for the access token (Hydra's `session.access_token`).
     access_token: Option<serde_json::Value>,
+    /// Claims for the ID token and userinfo (Hydra's `session.id_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<serde_json::Value>,
 }
 
 /// The stages a flow's secrets name, and their key prefixes.
@@ -193,6 +233,24 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The decoding of [`encode`]'s output (and of any `application/x-www-form-urlencoded`
+/// component); none when it is not valid UTF-8 or a percent escape is broken.
+fn decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A redirect (302) to `location`, no cache may keep.

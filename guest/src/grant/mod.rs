@@ -54,6 +54,13 @@ struct GrantRecord {
     /// Claims the consent app added (Hydra's `session.access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ext: Option<serde_json::Value>,
+    /// The audiences granted; none: every one of the client's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    audience: Vec<String>,
+    /// The OpenID Connect sign-in, when `openid` was granted: each refresh issues an ID
+    /// token from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<crate::signed::Session>,
     /// When the grant ends however often it is refreshed, ms since the epoch.
     ends_at_ms: u64,
     /// The generation of its live refresh token: its rotations so far.
@@ -169,13 +176,15 @@ pub(crate) struct Started {
     pub response: Response,
 }
 
-/// Starts a grant for `claims` (a redeemed code's): an access token, and a refresh token
-/// when the client may refresh and `offline_access` was granted.
+/// Starts a grant for `claims` (a redeemed code's): an access token, a refresh token when
+/// the client may refresh and `offline_access` was granted, and an ID token (echoing
+/// `nonce`) when `openid` was.
 pub(crate) fn start(
     host: &impl Host,
     client: &Client,
     claims: Claims,
     client_ip: &str,
+    nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {
     let policy = policy(host, client)?;
     let offline = client
@@ -201,6 +210,8 @@ pub(crate) fn start(
         subject: claims.user_id.clone(),
         scope: claims.scope.clone(),
         ext: claims.ext.clone(),
+        audience: claims.audience.clone(),
+        session: claims.session.clone(),
         ends_at_ms,
         generation: 0,
         refresh: refresh_token.as_deref().map(|t| hex_sha256(t.as_bytes())),
@@ -234,10 +245,20 @@ pub(crate) fn start(
             }
         ),
     );
+    let response = token_response(
+        host,
+        client,
+        &grant,
+        &access_token,
+        &record,
+        refresh_token.as_deref(),
+        now,
+        nonce,
+    )?;
     Ok(Started {
         grant_key: key,
         ttl_ms: grant.expires_at_ms - now,
-        response: token_response(&access_token, &record, refresh_token.as_deref(), now),
+        response,
     })
 }
 
@@ -254,8 +275,8 @@ fn read(host: &impl Host, token: &GrantToken, also: Option<String>) -> Result<Re
 
 /// What a grant's token is, as introspection and revocation see it.
 pub(crate) enum Found {
-    /// A live access token of a live grant.
-    Access(TokenRecord),
+    /// A live access token of a live grant, and the grant's OpenID Connect sign-in.
+    Access(TokenRecord, Option<crate::signed::Session>),
     /// The grant's live refresh token.
     Refresh(TokenRecord),
     /// A refresh token of an earlier generation of a live grant.
@@ -275,7 +296,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
     let now = host.now_ms();
     Ok(match token.kind {
         Kind::Access => match access.and_then(|a| serde_json::from_slice::<TokenRecord>(&a).ok()) {
-            Some(record) if record.expires_at * 1000 > now => Found::Access(record),
+            Some(record) if record.expires_at * 1000 > now => Found::Access(record, grant.session),
             _ => Found::None,
         },
         Kind::Refresh { generation, .. } if generation < grant.generation => Found::Rotated {
@@ -310,7 +331,7 @@ pub(crate) fn revoke(
     token: &GrantToken,
 ) -> Result<bool, OAuthError> {
     let (owner, key, what) = match find(host, token)? {
-        Found::Access(record) => (record.client_id, token.access_key(), "an access token"),
+        Found::Access(record, _) => (record.client_id, token.access_key(), "an access token"),
         Found::Refresh(record) => (record.client_id, token.grant_key(), "a grant"),
         Found::Rotated { client_id } => (client_id, token.grant_key(), "a grant"),
         Found::None => return Ok(false),
@@ -363,22 +384,58 @@ fn access_record(
     }
 }
 
+/// The token response for a grant's new tokens: the access token `record` describes in the
+/// client's format (opaque, or a JWT whose `jti` it is), and for an OpenID Connect sign-in
+/// an ID token (with `nonce` at the code's redemption only: OpenID Connect Core section
+/// 12.2).
+#[allow(clippy::too_many_arguments)]
 fn token_response(
+    host: &impl Host,
+    client: &Client,
+    grant: &GrantRecord,
     access_token: &str,
     record: &TokenRecord,
     refresh_token: Option<&str>,
     now_ms: u64,
-) -> Response {
-    json(
+    nonce: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let claims = Claims {
+        user_id: record.user_id.clone(),
+        scope: record.scope.clone(),
+        ext: record.ext.clone(),
+        audience: grant.audience.clone(),
+        session: None,
+    };
+    let access_token = crate::signed::access_token(
+        host,
+        client,
+        access_token.to_owned(),
+        &claims,
+        record.created_at,
+        record.expires_at,
+    )?;
+    let id_token = match &grant.session {
+        Some(session) => Some(crate::signed::id_token(
+            host,
+            &client.client_id,
+            &grant.subject,
+            session,
+            &access_token,
+            nonce,
+        )?),
+        None => None,
+    };
+    Ok(json(
         200,
         &TokenResponse {
-            access_token,
+            access_token: &access_token,
             token_type: "Bearer",
             expires_in: record.expires_at.saturating_sub(now_ms / 1000),
             scope: &record.scope,
             refresh_token,
+            id_token: id_token.as_deref(),
         },
-    )
+    ))
 }
 
 fn write(key: &str, value: &impl Serialize, ttl_ms: u64) -> Change {

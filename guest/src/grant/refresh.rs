@@ -123,7 +123,10 @@ impl<H: Host> Refresh<'_, H> {
             }
             // An earlier generation: rotated out. Within the grace, the answer it missed.
             if generation + 1 == grant.generation {
-                if let Some(response) = grace.and_then(|g| replay(token, &g, &grant, now)) {
+                if let Some(response) =
+                    grace.and_then(|g| replay(host, self.client, token, &g, &grant, now))
+                {
+                    let response = response?;
                     if !self.confirm(&bytes, &grant, now)? {
                         continue;
                     }
@@ -167,6 +170,8 @@ impl<H: Host> Refresh<'_, H> {
             user_id: grant.subject.clone(),
             scope,
             ext: grant.ext.clone(),
+            audience: grant.audience.clone(),
+            session: None,
         };
         let record = access_record(
             client,
@@ -194,7 +199,16 @@ impl<H: Host> Refresh<'_, H> {
             expect: vec![(key, Some(bytes.to_vec()))],
             changes,
         };
-        let response = token_response(&access_token, &record, Some(&refresh_token), now);
+        let response = token_response(
+            self.host,
+            client,
+            &next,
+            &access_token,
+            &record,
+            Some(&refresh_token),
+            now,
+            None,
+        )?;
         Ok((
             tx,
             Attempt {
@@ -246,7 +260,14 @@ impl<H: Host> Refresh<'_, H> {
 /// The answer of the grant's last rotation, rebuilt from the token it took and the nonce,
 /// when `token` is that token, the grace record is still there (the grace has not run out)
 /// and the rotation's refresh token is still the grant's live one.
-fn replay(token: &GrantToken, grace: &[u8], grant: &GrantRecord, now: u64) -> Option<Response> {
+fn replay(
+    host: &impl Host,
+    client: &Client,
+    token: &GrantToken,
+    grace: &[u8],
+    grant: &GrantRecord,
+    now: u64,
+) -> Option<Result<Response, OAuthError>> {
     let grace: Grace = serde_json::from_slice(grace).ok()?;
     if grace.rotated != token.digest || grace.expires_at * 1000 <= now {
         return None;
@@ -255,15 +276,27 @@ fn replay(token: &GrantToken, grace: &[u8], grant: &GrantRecord, now: u64) -> Op
     if grant.refresh.as_deref() != Some(hex_sha256(refresh_token.as_bytes()).as_str()) {
         return None;
     }
-    Some(json(
-        200,
-        &TokenResponse {
-            access_token: &access_token,
-            token_type: "Bearer",
-            expires_in: grace.expires_at - now / 1000,
-            scope: &grace.scope,
-            refresh_token: Some(&refresh_token),
-        },
+    // The access token as that rotation recorded it (issued with the grant's refresh
+    // token), signed again for a client with the JWT strategy: the same `jti`.
+    let record = TokenRecord {
+        user_id: grant.subject.clone(),
+        scope: grace.scope,
+        created_at: grant.refresh_issued_at_ms / 1000,
+        client_ip: String::new(),
+        client_id: grant.client_id.clone(),
+        expires_at: grace.expires_at,
+        token_type: "Bearer".into(),
+        ext: grant.ext.clone(),
+    };
+    Some(token_response(
+        host,
+        client,
+        grant,
+        &access_token,
+        &record,
+        Some(&refresh_token),
+        now,
+        None,
     ))
 }
 

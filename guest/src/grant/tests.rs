@@ -16,8 +16,14 @@ fn started(host: &TestHost, scope: &str) -> serde_json::Value {
         user_id: "alice".into(),
         scope: scope.into(),
         ext: Some(serde_json::json!({"team": "blue"})),
+        audience: Vec::new(),
+        session: None,
     };
-    body(&start(host, &client, claims, "127.0.0.1").unwrap().response)
+    body(
+        &start(host, &client, claims, "127.0.0.1", None)
+            .unwrap()
+            .response,
+    )
 }
 
 fn refresh_as(
@@ -496,8 +502,14 @@ fn a_public_client_refreshes_with_its_id_alone() {
         user_id: "bob".into(),
         scope: "offline_access read".into(),
         ext: None,
+        audience: Vec::new(),
+        session: None,
     };
-    let first = body(&start(&host, &client, claims, "127.0.0.1").unwrap().response);
+    let first = body(
+        &start(&host, &client, claims, "127.0.0.1", None)
+            .unwrap()
+            .response,
+    );
     let answer = refresh_as(
         &host,
         None,

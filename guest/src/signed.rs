@@ -1,0 +1,299 @@
+//! Signed tokens: RFC 9068 JWT access tokens and OpenID Connect ID tokens. The guest builds
+//! their claims; the host signs them (`keys.sign`) with keys the guest never holds.
+//!
+//! A JWT access token stands for an opaque one: its `jti` is the token the client would
+//! have got with the opaque strategy, recorded in the store as that one is (under its
+//! digest), so introspection and revocation find it by its `jti` and a revocation makes
+//! introspection answer inactive. A verifier that checks the signature alone cannot see a
+//! revocation: JWT access tokens should live briefly.
+
+use crate::issue::Claims;
+use crate::response::{store_failure, OAuthError};
+use crate::{Algorithm, Client, Host, Purpose, TokenFormat};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha512};
+use std::borrow::Cow;
+
+/// The scope that asks for an ID token (OpenID Connect Core section 3.1.2.1).
+pub(crate) const OPENID: &str = "openid";
+
+/// Claims a consent app's session may not set in an access token: the registered ones and
+/// what they are checked by.
+const ACCESS_TOKEN_REGISTERED: [&str; 13] = [
+    "iss",
+    "exp",
+    "aud",
+    "sub",
+    "client_id",
+    "iat",
+    "jti",
+    "scope",
+    "nbf",
+    "cnf",
+    "auth_time",
+    "acr",
+    "amr",
+];
+/// The same for an ID token (OpenID Connect Core section 2).
+pub(crate) const ID_TOKEN_REGISTERED: [&str; 15] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "acr",
+    "amr",
+    "sid",
+];
+
+/// The token format of a registered client; the host has one for each.
+pub(crate) fn format(host: &impl Host, client_id: &str) -> Result<TokenFormat, OAuthError> {
+    host.token_format(client_id)
+        .ok_or_else(|| OAuthError::server_error("the host has no token format for the client"))
+}
+
+/// The audiences a token request (or an authorization request) asks for: RFC 8707's
+/// `resource` and Hydra's space-separated `audience`, each one the client was given, else
+/// `invalid_target`. None asked: every audience of the client.
+pub(crate) fn audience(
+    format: &TokenFormat,
+    resource: Option<&str>,
+    audience: Option<&str>,
+) -> Result<Vec<String>, OAuthError> {
+    let requested: Vec<&str> = resource
+        .into_iter()
+        .chain(audience.into_iter().flat_map(|a| a.split(' ')))
+        .filter(|a| !a.is_empty())
+        .collect();
+    if requested.is_empty() {
+        return Ok(format.audience.clone());
+    }
+    let mut granted: Vec<String> = Vec::new();
+    for target in requested {
+        if !format.audience.iter().any(|a| a == target) {
+            return Err(OAuthError::new(
+                400,
+                "invalid_target",
+                format!(
+                    "the resource {:?} is not one this client may ask for",
+                    target.chars().take(256).collect::<String>()
+                ),
+            ));
+        }
+        if !granted.iter().any(|g| g == target) {
+            granted.push(target.to_owned());
+        }
+    }
+    Ok(granted)
+}
+
+/// The access token to hand out for `opaque`, a token just recorded: itself, or for a
+/// client with the JWT strategy a JWT whose `jti` it is, expiring at `exp` (Unix seconds).
+pub(crate) fn access_token(
+    host: &impl Host,
+    client: &Client,
+    opaque: String,
+    claims: &Claims,
+    iat: u64,
+    exp: u64,
+) -> Result<String, OAuthError> {
+    let format = format(host, &client.client_id)?;
+    if !format.jwt_access_tokens {
+        return Ok(opaque);
+    }
+    let mut payload = session_claims(claims.ext.as_ref(), &ACCESS_TOKEN_REGISTERED);
+    let audience = match claims.audience.is_empty() {
+        true => &format.audience,
+        false => &claims.audience,
+    };
+    payload.insert("iss".into(), host.issuer().into());
+    payload.insert("exp".into(), exp.into());
+    payload.insert("aud".into(), audience.clone().into());
+    payload.insert("sub".into(), claims.user_id.clone().into());
+    payload.insert("client_id".into(), client.client_id.clone().into());
+    payload.insert("iat".into(), iat.into());
+    payload.insert("jti".into(), opaque.into());
+    payload.insert("scope".into(), claims.scope.clone().into());
+    sign(host, Purpose::AccessToken, format.access_token_alg, payload)
+}
+
+/// What an ID token says of the sign-in, kept with the code and the grant so that a
+/// refresh can issue another (OpenID Connect Core section 12.2).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// When the user signed in, Unix seconds.
+    pub auth_time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Claims the consent app put in `session.id_token` (Hydra's), for the ID token and
+    /// userinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Value>,
+}
+
+/// An ID token for `subject`, signed-in as `session` says, to `client_id`, issued with
+/// `access_token` (its `at_hash`), echoing `nonce` exactly.
+pub(crate) fn id_token(
+    host: &impl Host,
+    client_id: &str,
+    subject: &str,
+    session: &Session,
+    access_token: &str,
+    nonce: Option<&str>,
+) -> Result<String, OAuthError> {
+    let format = format(host, client_id)?;
+    let now = host.now_ms() / 1000;
+    let mut payload = session_claims(session.claims.as_ref(), &ID_TOKEN_REGISTERED);
+    payload.insert("iss".into(), host.issuer().into());
+    payload.insert("sub".into(), subject.into());
+    payload.insert("aud".into(), client_id.into());
+    payload.insert("exp".into(), (now + format.id_token_ttl).into());
+    payload.insert("iat".into(), now.into());
+    payload.insert("auth_time".into(), session.auth_time.into());
+    if let Some(nonce) = nonce {
+        payload.insert("nonce".into(), nonce.into());
+    }
+    payload.insert(
+        "at_hash".into(),
+        at_hash(format.id_token_alg, access_token).into(),
+    );
+    if let Some(acr) = &session.acr {
+        payload.insert("acr".into(), acr.clone().into());
+    }
+    if !session.amr.is_empty() {
+        payload.insert("amr".into(), session.amr.clone().into());
+    }
+    sign(host, Purpose::IdToken, format.id_token_alg, payload)
+}
+
+/// The claims a consent app put in a session, an object, without the registered ones.
+pub(crate) fn session_claims(claims: Option<&Value>, registered: &[&str]) -> Map<String, Value> {
+    let mut map = match claims {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    map.retain(|name, _| !registered.contains(&name.as_str()));
+    map
+}
+
+/// OpenID Connect Core section 3.1.3.6: the left half of the hash of the access token's
+/// ASCII octets, with the hash of the ID token's `alg` (SHA-512 for EdDSA with Ed25519).
+fn at_hash(alg: Algorithm, access_token: &str) -> String {
+    let digest = match alg {
+        Algorithm::Rs256 | Algorithm::Es256 => Sha256::digest(access_token.as_bytes()).to_vec(),
+        Algorithm::EdDsa => Sha512::digest(access_token.as_bytes()).to_vec(),
+    };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+fn sign(
+    host: &impl Host,
+    purpose: Purpose,
+    alg: Algorithm,
+    payload: Map<String, Value>,
+) -> Result<String, OAuthError> {
+    let claims = Value::Object(payload).to_string();
+    host.sign(purpose, alg, &claims)
+        .map_err(|e| store_failure(host, e))
+}
+
+/// The token `token` stands for: for a JWT access token this service issued, its `jti`
+/// (the opaque token recorded for it); any other token as it is. The signature is not
+/// checked here: the record the `jti` names is what counts, and only a holder of the token
+/// knows its `jti`.
+pub(crate) fn recorded(token: &str) -> Cow<'_, str> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Cow::Borrowed(token);
+    };
+    let json = |part: &str| -> Option<Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+    };
+    let jti = json(header)
+        .filter(|h| h["typ"] == "at+jwt")
+        .and_then(|_| json(payload))
+        .and_then(|p| p["jti"].as_str().map(str::to_owned));
+    match jti {
+        Some(jti) => Cow::Owned(jti),
+        None => Cow::Borrowed(token),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestHost;
+
+    const SHA512_HALF: &str = "RkW42UZdFoyx4CJvwZrObpfXaNr5C62ZKD3ygveOxYg";
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        // Computed apart, with Python's hashlib: base64url(sha256(token)[:16]) and
+        // base64url(sha512(token)[:32]).
+        assert_eq!(
+            at_hash(Algorithm::Rs256, "jHkWEdUXMU1BwAsC4vtUsZwnNnKa"),
+            "K18_NOufd74jN8hrYp6Dlg"
+        );
+        assert_eq!(
+            at_hash(Algorithm::EdDsa, "jHkWEdUXMU1BwAsC4vtUsZwnNnKa"),
+            SHA512_HALF
+        );
+    }
+
+    #[test]
+    fn a_resource_the_client_was_not_given_is_invalid_target() {
+        let host = TestHost::new();
+        let format = host.token_format(crate::testing::DEMO_ID).unwrap();
+        assert_eq!(audience(&format, None, None).unwrap(), format.audience);
+        assert_eq!(
+            audience(&format, Some(crate::testing::AUDIENCE), None).unwrap(),
+            [crate::testing::AUDIENCE]
+        );
+        let refused = audience(&format, Some("https://elsewhere.test"), None).unwrap_err();
+        assert_eq!((refused.status, refused.error), (400, "invalid_target"));
+        let refused = audience(&format, None, Some("https://api.test https://no.test"));
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn a_session_cannot_set_registered_claims() {
+        let session = serde_json::json!({"sub": "mallory", "exp": 1, "email": "a@b.test"});
+        let kept = session_claims(Some(&session), &ID_TOKEN_REGISTERED);
+        assert_eq!(
+            Value::Object(kept),
+            serde_json::json!({"email": "a@b.test"})
+        );
+    }
+
+    #[test]
+    fn only_our_jwt_access_tokens_are_read_for_their_jti() {
+        let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let jwt = format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"typ": "at+jwt"})),
+            b64(serde_json::json!({"jti": "opaque"}))
+        );
+        assert_eq!(recorded(&jwt), "opaque");
+        let id_token = format!(
+            "{}.{}.sig",
+            b64(serde_json::json!({"typ": "JWT"})),
+            b64(serde_json::json!({"jti": "opaque"}))
+        );
+        assert_eq!(recorded(&id_token), id_token);
+        assert_eq!(recorded("grant.0.secret"), "grant.0.secret");
+    }
+}
