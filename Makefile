@@ -1,7 +1,7 @@
 # The two commands of the README, and the steps they need.
 #   make run    the service on 127.0.0.1:8080 (embedded store, default guest)
 #   make test   the whole test suite
-.PHONY: setup test-setup py-venv guests python-guest js-guest run test
+.PHONY: setup test-setup py-venv guests python-guest js-guest oidc-rp run test
 
 # The default guest imports no WASI (see .cargo/config.toml); the misbehaving test guest
 # does, for the tests of what WASI gives a guest.
@@ -55,6 +55,16 @@ js-guest:
 	@[ $(JS_GUEST).cwasm -nt $(JS_GUEST).wasm ] && [ $(JS_GUEST).cwasm -nt target/release/tokenginx-host ] || \
 		{ echo "js guest: precompiling"; target/release/tokenginx-host compile-guest $(JS_GUEST).wasm -o $(JS_GUEST).cwasm; }
 
+# The OpenID Connect tests' independent clients (panva's openid-client, oauth4webapi and
+# jose), pinned in tests/oidc/package-lock.json, installed with `npm ci` into target/oidc-rp
+# (never into the source tree) whenever the lock changes; the tests run their scripts there.
+OIDC_RP := target/oidc-rp
+oidc-rp:
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	@cmp -s $(OIDC_RP)/.installed tests/oidc/package-lock.json 2>/dev/null || { rm -rf $(OIDC_RP) && mkdir -p $(OIDC_RP) && \
+		cp tests/oidc/package.json tests/oidc/package-lock.json $(OIDC_RP)/ && \
+		(cd $(OIDC_RP) && npm ci --no-audit --no-fund --loglevel=error) && cp tests/oidc/package-lock.json $(OIDC_RP)/.installed; }
+
 # The service, and beside it the example login and consent app (stopped with the service).
 run: guests py-venv
 	@$(PY_VENV)/bin/python examples/login-consent/app.py & app=$$!; trap "kill $$app" EXIT; \
@@ -81,5 +91,6 @@ test: guests test-setup
 	@# The JavaScript guest refuses a client it cannot serve, naming the client and the key.
 	@! JS_GUEST=$(CURDIR)/$(JS_GUEST).cwasm timeout 30 target/release/tokenginx-host serve --config examples/js-guest/refuses.yaml 2> target/js-guest/refuses.log
 	grep -F 'it refuses client "web": oauth.clients[0].grant_types: "authorization_code"' target/js-guest/refuses.log
+	$(MAKE) oidc-rp
 	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/browser
 	bash deploy/validate.sh
