@@ -51,6 +51,32 @@ oauth:
       scopes: [read]
       default_scopes: [read]
       rate_limit: unlimited
+    # The same, with JWT access tokens (RFC 9068) signed with each algorithm: the host signs
+    # each token it issues.
+    - client_id: bench-jwt-es256
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: unlimited
+      access_token_strategy: jwt
+      access_token_signed_response_alg: ES256
+      audience: [https://api.bench]
+    - client_id: bench-jwt-rs256
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: unlimited
+      access_token_strategy: jwt
+      access_token_signed_response_alg: RS256
+      audience: [https://api.bench]
+    - client_id: bench-jwt-eddsa
+      client_secret: $SECRET
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: unlimited
+      access_token_strategy: jwt
+      access_token_signed_response_alg: EdDSA
+      audience: [https://api.bench]
     # A web app that signs users in and refreshes, with the same budget as bench.
     - client_id: bench-web
       client_secret: $SECRET

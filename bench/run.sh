@@ -9,7 +9,8 @@
 # tokenginx.wait_replicas: 1, so every change (issuance, revocation) waits for the replica.
 #
 # "token" is charged to the client's rate limit (a budget no run reaches); "token, no limit"
-# is the same for a client with `rate_limit: unlimited`. "refresh" rotates refresh tokens:
+# is the same for a client with `rate_limit: unlimited`, and "token, JWT ES256" (RS256,
+# EdDSA) the same again for a client whose access tokens are JWTs the host signs. "refresh" rotates refresh tokens:
 # each connection trades the refresh token its last answer brought for the next pair, over
 # grants started beforehand through the authorization code flow (bench/grants.py).
 #
@@ -224,6 +225,11 @@ bench_store() { # label, tokenginx section, store pids
   form_script "$work/token-unlimited.lua" "grant_type=client_credentials" \
     "Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)"
   form_script "$work/introspect.lua" "token=$token"
+  local alg
+  for alg in es256 rs256 eddsa; do
+    form_script "$work/token-jwt-$alg.lua" "grant_type=client_credentials" \
+      "Basic $(printf 'bench-jwt-%s:%s' "$alg" "$SECRET" | base64 -w0)"
+  done
   echo 'wrk.method = "GET"' > "$work/get.lua"
   local admin="http://127.0.0.1:$((PORT + 1))"
   local pkce
@@ -237,6 +243,9 @@ bench_store() { # label, tokenginx section, store pids
     fi
     load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, no limit" "$c" "$work/token-unlimited.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label token, JWT ES256" "$c" "$work/token-jwt-es256.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label token, JWT EdDSA" "$c" "$work/token-jwt-eddsa.lua" "$url/token" "$hpid" "$store_pids"
+    load "$label token, JWT RS256" "$c" "$work/token-jwt-rs256.lua" "$url/token" "$hpid" "$store_pids"
     load "$label introspect" "$c" "$work/introspect.lua" "$url/introspect" "$hpid" "$store_pids"
     rm -f "$work"/tokens-*
     wrk -t2 -c16 -d"$DURATION" -s "$work/collect.lua" "$url/token" >/dev/null
