@@ -374,6 +374,36 @@ def test_the_app_stays_signed_in_with_refresh_tokens_and_a_replay_ends_the_grant
         assert token.rsplit(".", 1)[1] not in log
 
 
+def check_store_against_schema(redis_ports) -> set:
+    """Every key on every node of the store matches exactly one pattern of
+    docs/storage.schema.json, and its value validates: the kinds of record seen."""
+    schema = json.loads(STORAGE_SCHEMA.read_text())
+    families = [(re.compile(k["pattern"]), k) for k in schema["x-tokenginx-keys"]]
+    seen = set()
+    for port in redis_ports:
+        keys = subprocess.run(
+            ["redis-cli", "-p", str(port), "--scan"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for key in keys:
+            matching = [k for pattern, k in families if pattern.match(key)]
+            assert len(matching) == 1, f"{key} matches {len(matching)} patterns of the schema"
+            family = matching[0]
+            raw = subprocess.run(
+                ["redis-cli", "-p", str(port), "--raw", "get", key],
+                capture_output=True, check=True,
+            ).stdout.removesuffix(b"\n")
+            text = raw.decode("utf-8")
+            value = json.loads(text) if family["encoding"] == "json" else text
+            record = {"$ref": "#/$defs/" + family["record"]}
+            jsonschema.validate(
+                value,
+                {**schema, **record},
+                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+            )
+            seen.add(family["kind"])
+    return seen
+
+
 def test_every_record_in_the_store_matches_the_storage_schema(browser, service):
     """docs/storage.schema.json against what the default guest wrote: a machine token, a
     user's grant with a refreshed token, a redeemed code, and whatever the earlier tests of
@@ -397,30 +427,7 @@ def test_every_record_in_the_store_matches_the_storage_schema(browser, service):
     )
     session.refresh_token(token_url, refresh_token=first["refresh_token"])
 
-    schema = json.loads(STORAGE_SCHEMA.read_text())
-    families = [(re.compile(k["pattern"]), k) for k in schema["x-tokenginx-keys"]]
-    seen = set()
-    for port in service["redis_ports"]:
-        keys = subprocess.run(
-            ["redis-cli", "-p", str(port), "--scan"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        for key in keys:
-            matching = [k for pattern, k in families if pattern.match(key)]
-            assert len(matching) == 1, f"{key} matches {len(matching)} patterns of the schema"
-            family = matching[0]
-            raw = subprocess.run(
-                ["redis-cli", "-p", str(port), "--raw", "get", key],
-                capture_output=True, check=True,
-            ).stdout.removesuffix(b"\n")
-            text = raw.decode("utf-8")
-            value = json.loads(text) if family["encoding"] == "json" else text
-            record = {"$ref": "#/$defs/" + family["record"]}
-            jsonschema.validate(
-                value,
-                {**schema, **record},
-                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-            )
-            seen.add(family["kind"])
+    seen = check_store_against_schema(service["redis_ports"])
     for kind in ("access_token", "grant", "grant_access_token", "code_redeemed",
                  "challenge_answered", "keyring"):
         assert kind in seen, f"no {kind} record was found to check"

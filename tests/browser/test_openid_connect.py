@@ -27,6 +27,7 @@ from test_authorization_code import (
     PASSWORD,
     WAIT_S,
     WEB_SECRET,
+    check_store_against_schema,
     free_port,
     start_cluster,
     wait_for_port,
@@ -82,11 +83,11 @@ keys:
 def store(request, tmp_path_factory):
     """The store section (and the cluster's processes), and a work directory."""
     work = tmp_path_factory.mktemp("oidc")
-    nodes, store = [], ""
+    nodes, ports, store = [], [], ""
     if request.param == "cluster":
-        nodes, _ports, store = start_cluster(work)
+        nodes, ports, store = start_cluster(work)
     try:
-        yield {"kind": request.param, "section": store, "work": work}
+        yield {"kind": request.param, "section": store, "work": work, "redis_ports": ports}
     finally:
         for node in nodes:
             node.terminate()
@@ -170,10 +171,19 @@ def test_openid_client_signs_in_and_oauth4webapi_validates_jwt_access_tokens(sto
         assert {k["alg"] for k in jwks["keys"]} == {"RS256", "ES256", "EdDSA"}
         private = {"d", "p", "q", "dp", "dq", "qi", "k"}
         assert all(private.isdisjoint(k) for k in jwks["keys"]), jwks
+        with urllib.request.urlopen(f"{issuer}/metrics") as response:
+            metrics = response.read().decode()
+        assert 'tokenginx_signing_keys{algorithm="ES256",state="active"} 1' in metrics
         log = "".join(p.read_text() for p in work.glob("host-*.log"))
         # Every JWS the host signs starts with its header, {"alg":...
-        assert "eyJhbGciOi" not in log, "a signed token in a log line"
-        assert "PRIVATE KEY" not in log
+        for text, where in ((log, "a log line"), (metrics, "the metrics")):
+            assert "eyJhbGciOi" not in text, f"a signed token in {where}"
+            assert "PRIVATE KEY" not in text
+        # What the sign-in left in the store, signing keys and an OpenID grant included,
+        # is what docs/storage.schema.json says.
+        if store["redis_ports"]:
+            seen = check_store_against_schema(store["redis_ports"])
+            assert {"signing_keys", "grant", "code_redeemed"} <= seen, seen
     finally:
         stop(processes)
 
