@@ -4,12 +4,14 @@
 # the median of each. For a change on the request path: build the other commit's host into
 # a file of its own and name both.
 #
-#   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST [B_GUEST]]   (ROUNDS=5 DURATION=10s CONNECTIONS=16)
+#   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST [B_GUEST]]
+#     (ROUNDS=5 DURATION=10s CONNECTIONS=16 REQUEST=introspect|token)
 #
 # The config has no key newer than the oldest host still compared, and the guest must load
 # on both (a guest of an older contract does); with B_GUEST, B serves that one instead
 # (a change of contract: each host with the guest built for it). The request is an
-# introspection of a token issued at start.
+# introspection of a token issued at start, or with REQUEST=token a client_credentials
+# token request (of a client without a rate limit, so that no run is refused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2
@@ -19,6 +21,7 @@ guest_b=${4:-$guest}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
+REQUEST=${REQUEST:-introspect}
 PORT=18095
 command -v wrk >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
@@ -35,6 +38,7 @@ oauth:
       client_secret: $SECRET
       scopes: [read]
       default_scopes: [read]
+      rate_limit: unlimited
 log: { level: warn }
 YAML
 }
@@ -50,16 +54,20 @@ run() { # host binary, a or b -> requests/s
   local token
   token=$(curl -s -u "bench:$SECRET" -d grant_type=client_credentials \
     "http://127.0.0.1:$PORT/api/v1/oauth/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  form_script "$work/introspect.lua" "token=$token"
-  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/introspect.lua" \
-    "http://127.0.0.1:$PORT/api/v1/oauth/introspect" | awk '/Requests\/sec/ {printf "%d\n", $2}'
+  case $REQUEST in
+    introspect) form_script "$work/request.lua" "token=$token" ;;
+    token) form_script "$work/request.lua" "grant_type=client_credentials" ;;
+    *) echo "REQUEST must be introspect or token" >&2; exit 2 ;;
+  esac
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/request.lua" \
+    "http://127.0.0.1:$PORT/api/v1/oauth/$REQUEST" | awk '/Requests\/sec/ {printf "%d\n", $2}'
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 echo "# $(date -u +%F) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-echo "# introspection, embedded store, wrk -t2 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds A then B"
+echo "# $REQUEST, embedded store, wrk -t2 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds A then B"
 : > "$work/a.txt"; : > "$work/b.txt"
 for round in $(seq "$ROUNDS"); do
   ra=$(run "$a" a); rb=$(run "$b" b)
