@@ -142,32 +142,9 @@ fn decode_basic(encoded: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let id = form_decode(id)?;
-    let secret = form_decode(secret)?;
+    let id = crate::params::form_decode(id)?;
+    let secret = crate::params::form_decode(secret)?;
     (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
-}
-
-/// `application/x-www-form-urlencoded` decoding of one component; `None` on a malformed
-/// escape or invalid UTF-8.
-fn form_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex_value(bytes.next()?)?;
-                let lo = hex_value(bytes.next()?)?;
-                out.push(hi << 4 | lo);
-            }
-            _ => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Equality whose time depends only on the lengths, not on where the bytes differ.

@@ -21,27 +21,28 @@ pub fn issue(host: &impl Host, client: &Client, req: &Request) -> Result<Respons
         audience,
         session: None,
     };
-    issue_token(host, client, claims, &req.client_ip)
+    issue_token(host, client, &format, claims, &req.client_ip)
 }
 
 /// Issues a `client_credentials` access token for `claims` to `client`.
 fn issue_token(
     host: &impl Host,
     client: &Client,
+    format: &crate::TokenFormat,
     claims: Claims,
     client_ip: &str,
 ) -> Result<Response, OAuthError> {
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
     let record = TokenRecord {
-        user_id: claims.user_id.clone(),
-        scope: claims.scope.clone(),
+        user_id: claims.user_id,
+        scope: claims.scope,
         created_at: now,
         client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: now + ttl,
         token_type: "Bearer".into(),
-        ext: claims.ext.clone(),
+        ext: claims.ext,
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
@@ -59,14 +60,8 @@ fn issue_token(
                         client.client_id, record.scope
                     ),
                 );
-                let token = crate::signed::access_token(
-                    host,
-                    client,
-                    token,
-                    &claims,
-                    now,
-                    record.expires_at,
-                )?;
+                let token =
+                    crate::signed::access_token(host, format, token, &record, &claims.audience)?;
                 let response = json(
                     200,
                     &TokenResponse {

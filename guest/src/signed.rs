@@ -7,9 +7,9 @@
 //! introspection answer inactive. A verifier that checks the signature alone cannot see a
 //! revocation: JWT access tokens should live briefly.
 
-use crate::issue::Claims;
+use crate::record::TokenRecord;
 use crate::response::{store_failure, OAuthError};
-use crate::{Algorithm, Client, Host, Purpose, TokenFormat};
+use crate::{Algorithm, Host, Purpose, TokenFormat};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,7 @@ pub(crate) fn format(host: &impl Host, client_id: &str) -> Result<TokenFormat, O
 
 /// The audiences a token request (or an authorization request) asks for: RFC 8707's
 /// `resource` and Hydra's space-separated `audience`, each one the client was given, else
-/// `invalid_target`. None asked: every audience of the client.
+/// `invalid_target`. None asked: none (a token then names every audience of the client).
 pub(crate) fn audience(
     format: &TokenFormat,
     resource: Option<&str>,
@@ -76,7 +76,7 @@ pub(crate) fn audience(
         .filter(|a| !a.is_empty())
         .collect();
     if requested.is_empty() {
-        return Ok(format.audience.clone());
+        return Ok(Vec::new());
     }
     let mut granted: Vec<String> = Vec::new();
     for target in requested {
@@ -97,33 +97,32 @@ pub(crate) fn audience(
     Ok(granted)
 }
 
-/// The access token to hand out for `opaque`, a token just recorded: itself, or for a
-/// client with the JWT strategy a JWT whose `jti` it is, expiring at `exp` (Unix seconds).
+/// The access token to hand out for `opaque`, a token just recorded as `record`: itself,
+/// or for a client whose `format` is the JWT strategy a JWT whose `jti` it is, naming
+/// `audience` (none: every one of the client's).
 pub(crate) fn access_token(
     host: &impl Host,
-    client: &Client,
+    format: &TokenFormat,
     opaque: String,
-    claims: &Claims,
-    iat: u64,
-    exp: u64,
+    record: &TokenRecord,
+    audience: &[String],
 ) -> Result<String, OAuthError> {
-    let format = format(host, &client.client_id)?;
     if !format.jwt_access_tokens {
         return Ok(opaque);
     }
-    let mut payload = session_claims(claims.ext.as_ref(), &ACCESS_TOKEN_REGISTERED);
-    let audience = match claims.audience.is_empty() {
-        true => &format.audience,
-        false => &claims.audience,
+    let mut payload = session_claims(record.ext.as_ref(), &ACCESS_TOKEN_REGISTERED);
+    let audience = match audience.is_empty() {
+        true => &format.audience[..],
+        false => audience,
     };
     payload.insert("iss".into(), host.issuer().into());
-    payload.insert("exp".into(), exp.into());
-    payload.insert("aud".into(), audience.clone().into());
-    payload.insert("sub".into(), claims.user_id.clone().into());
-    payload.insert("client_id".into(), client.client_id.clone().into());
-    payload.insert("iat".into(), iat.into());
+    payload.insert("exp".into(), record.expires_at.into());
+    payload.insert("aud".into(), audience.into());
+    payload.insert("sub".into(), record.user_id.clone().into());
+    payload.insert("client_id".into(), record.client_id.clone().into());
+    payload.insert("iat".into(), record.created_at.into());
     payload.insert("jti".into(), opaque.into());
-    payload.insert("scope".into(), claims.scope.clone().into());
+    payload.insert("scope".into(), record.scope.clone().into());
     sign(host, Purpose::AccessToken, format.access_token_alg, payload)
 }
 
@@ -143,17 +142,16 @@ pub(crate) struct Session {
     pub claims: Option<Value>,
 }
 
-/// An ID token for `subject`, signed-in as `session` says, to `client_id`, issued with
-/// `access_token` (its `at_hash`), echoing `nonce` exactly.
+/// An ID token for `subject`, signed-in as `session` says, to `client_id` (of token
+/// format `format`), issued with `access_token` (its `at_hash`), echoing `nonce` exactly.
 pub(crate) fn id_token(
     host: &impl Host,
-    client_id: &str,
+    (client_id, format): (&str, &TokenFormat),
     subject: &str,
     session: &Session,
     access_token: &str,
     nonce: Option<&str>,
 ) -> Result<String, OAuthError> {
-    let format = format(host, client_id)?;
     let now = host.now_ms() / 1000;
     let mut payload = session_claims(session.claims.as_ref(), &ID_TOKEN_REGISTERED);
     payload.insert("iss".into(), host.issuer().into());
@@ -258,7 +256,7 @@ mod tests {
     fn a_resource_the_client_was_not_given_is_invalid_target() {
         let host = TestHost::new();
         let format = host.token_format(crate::testing::DEMO_ID).unwrap();
-        assert_eq!(audience(&format, None, None).unwrap(), format.audience);
+        assert!(audience(&format, None, None).unwrap().is_empty());
         assert_eq!(
             audience(&format, Some(crate::testing::AUDIENCE), None).unwrap(),
             [crate::testing::AUDIENCE]

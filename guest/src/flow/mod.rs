@@ -26,6 +26,7 @@ pub mod admin;
 pub mod authorize;
 pub mod code;
 
+use crate::params::form_decode;
 use crate::record::secret_key;
 use crate::response::{store_failure, OAuthError};
 use crate::{Host, Response};
@@ -76,7 +77,7 @@ impl AuthRequest {
         let (_, query) = self.request_url.split_once('?')?;
         query.split('&').find_map(|pair| {
             let (n, v) = pair.split_once('=')?;
-            (decode(n)? == name).then(|| decode(v)).flatten()
+            (form_decode(n)? == name).then(|| form_decode(v)).flatten()
         })
     }
 
@@ -233,24 +234,6 @@ fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// The decoding of [`encode`]'s output (and of any `application/x-www-form-urlencoded`
-/// component); none when it is not valid UTF-8 or a percent escape is broken.
-fn decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = [bytes.next()?, bytes.next()?];
-                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-            }
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A redirect (302) to `location`, no cache may keep.

@@ -399,25 +399,18 @@ fn token_response(
     now_ms: u64,
     nonce: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let claims = Claims {
-        user_id: record.user_id.clone(),
-        scope: record.scope.clone(),
-        ext: record.ext.clone(),
-        audience: grant.audience.clone(),
-        session: None,
-    };
+    let format = crate::signed::format(host, &client.client_id)?;
     let access_token = crate::signed::access_token(
         host,
-        client,
+        &format,
         access_token.to_owned(),
-        &claims,
-        record.created_at,
-        record.expires_at,
+        record,
+        &grant.audience,
     )?;
     let id_token = match &grant.session {
         Some(session) => Some(crate::signed::id_token(
             host,
-            &client.client_id,
+            (&client.client_id, &format),
             &grant.subject,
             session,
             &access_token,

@@ -12,10 +12,11 @@ pub mod sign;
 
 pub use seal::{spawn_refresh, Keyring};
 
+use crate::store::{Expect, StoreResult, TokenStore, Transaction};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The key that wraps a ring's secret parts in the store: HKDF-SHA256 of the operator's
 /// secret, with `purpose` (one per ring) as the info, so no ring's wrapping key opens
@@ -71,6 +72,33 @@ impl Wrapping {
             .open_in_place(nonce, Aad::from(id.as_bytes()), &mut sealed)
             .map_err(|_| Unwrap::WrongSecret)?;
         Ok(secret.to_vec())
+    }
+}
+
+/// Writes a ring's new record `value` at `key` if the store still holds `read` there (none:
+/// nothing), so that of replicas writing at once one wins: none when this one did, else
+/// what the store holds now (what the winner wrote; none if it is gone meanwhile).
+pub(crate) async fn replace_ring(
+    store: &dyn TokenStore,
+    key: &str,
+    read: Option<Vec<u8>>,
+    value: Vec<u8>,
+    ttl: Duration,
+) -> StoreResult<Option<Option<Vec<u8>>>> {
+    let tx = Transaction {
+        expect: vec![Expect {
+            key: key.to_owned(),
+            value: read,
+        }],
+        changes: vec![crate::contract::store::Change {
+            key: key.to_owned(),
+            value: Some(value),
+            ttl_ms: ttl.as_millis() as u64,
+        }],
+    };
+    match store.apply(tx).await? {
+        true => Ok(None),
+        false => Ok(Some(store.get(key.to_owned()).await?)),
     }
 }
 

@@ -18,7 +18,7 @@
 //! seal any number of texts: no GCM nonce is ever used twice under one key.
 
 use super::{now_ms, Unwrap, Wrapping};
-use crate::store::{StoreError, StoreResult, TokenStore, Transaction};
+use crate::store::{StoreError, StoreResult, TokenStore};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -136,27 +136,16 @@ impl Keyring {
             .or(lost.then(|| stored.clone()))
         {
             let value = serde_json::to_vec(&next).expect("rings serialize");
-            let tx = Transaction {
-                expect: vec![crate::store::Expect {
-                    key: KEYRING_KEY.to_owned(),
-                    value: bytes,
-                }],
-                changes: vec![crate::contract::store::Change {
-                    key: KEYRING_KEY.to_owned(),
-                    value: Some(value),
-                    ttl_ms: KEYRING_TTL.as_millis() as u64,
-                }],
-            };
-            stored = match self.store.apply(tx).await? {
-                true => {
+            let ttl = KEYRING_TTL;
+            stored = match super::replace_ring(&*self.store, KEYRING_KEY, bytes, value, ttl).await?
+            {
+                None => {
                     tracing::info!(keys = next.keys.len(), "sealing keys written to the store");
                     next
                 }
                 // Another replica wrote first: take what it wrote.
-                false => match self.store.get(KEYRING_KEY.to_owned()).await? {
-                    Some(bytes) => parse(&bytes)?,
-                    None => return Err(KeyringError::Malformed("removed while written".into())),
-                },
+                Some(Some(bytes)) => parse(&bytes)?,
+                Some(None) => return Err(KeyringError::Malformed("removed while written".into())),
             };
             keys = self.unwrap_all(&stored)?;
         }

@@ -22,7 +22,7 @@
 
 use super::{now_ms, Unwrap, Wrapping};
 use crate::contract::keys::{Algorithm, Purpose};
-use crate::store::{StoreError, StoreResult, TokenStore, Transaction};
+use crate::store::{StoreError, StoreResult, TokenStore};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;
@@ -250,29 +250,19 @@ impl SigningKeys {
         };
         if let Some(next) = next {
             let value = serde_json::to_vec(&next).expect("rings serialize");
-            let tx = Transaction {
-                expect: vec![crate::store::Expect {
-                    key: SIGNING_KEYS_KEY.to_owned(),
-                    value: bytes,
-                }],
-                changes: vec![crate::contract::store::Change {
-                    key: SIGNING_KEYS_KEY.to_owned(),
-                    value: Some(value),
-                    ttl_ms: self.ring_ttl().as_millis() as u64,
-                }],
-            };
-            stored = match self.store.apply(tx).await? {
-                true => {
+            let ttl = self.ring_ttl();
+            stored = match super::replace_ring(&*self.store, SIGNING_KEYS_KEY, bytes, value, ttl)
+                .await?
+            {
+                None => {
                     tracing::info!(keys = next.keys.len(), "signing keys written to the store");
                     next
                 }
                 // Another replica wrote first: take what it wrote.
-                false => match self.store.get(SIGNING_KEYS_KEY.to_owned()).await? {
-                    Some(bytes) => parse(&bytes)?,
-                    None => {
-                        return Err(SigningKeysError::Malformed("removed while written".into()))
-                    }
-                },
+                Some(Some(bytes)) => parse(&bytes)?,
+                Some(None) => {
+                    return Err(SigningKeysError::Malformed("removed while written".into()))
+                }
             };
             keys = self.unwrap_all(&stored)?;
         }

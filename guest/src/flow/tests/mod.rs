@@ -161,11 +161,29 @@ fn start(browser: &mut Browser, host: &TestHost, client: &str, redirect: &str) -
 
 /// Logs in as `alice` and consents to `read`: the redirect back to the client.
 fn consent(browser: &mut Browser, host: &TestHost, login_challenge: &str) -> String {
+    consent_with(
+        browser,
+        host,
+        login_challenge,
+        r#"{"subject":"alice","remember":false}"#,
+        r#"{"grant_scope":["read"],"session":{"access_token":{"team":"blue"}}}"#,
+    )
+}
+
+/// The login app accepts with `login`, the consent app with `consent` (the admin API's
+/// JSON bodies): the redirect back to the client.
+fn consent_with(
+    browser: &mut Browser,
+    host: &TestHost,
+    login_challenge: &str,
+    login: &str,
+    consent: &str,
+) -> String {
     let accepted = call(
         host,
         "login-accept",
         &[("login_challenge", login_challenge)],
-        r#"{"subject":"alice","remember":false}"#,
+        login,
     );
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     let to_consent =
@@ -182,7 +200,7 @@ fn consent(browser: &mut Browser, host: &TestHost, login_challenge: &str) -> Str
         host,
         "consent-accept",
         &[("consent_challenge", &consent_challenge)],
-        r#"{"grant_scope":["read"],"session":{"access_token":{"team":"blue"}}}"#,
+        consent,
     );
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     location(&browser.follow(host, body(&accepted)["redirect_to"].as_str().unwrap()))

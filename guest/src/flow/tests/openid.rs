@@ -39,29 +39,20 @@ fn openid_sign_in(browser: &mut Browser, host: &TestHost, extra: &[(&str, &str)]
 
 fn finish(browser: &mut Browser, host: &TestHost, to_login: &Response) -> String {
     let login_challenge = param(&location(to_login), "login_challenge").unwrap();
-    let accepted = call(
+    let consent = json!({
+        "grant_scope": ["openid", "offline_access", "read"],
+        "session": {
+            "id_token": {"email": "alice@example.test", "sub": "mallory", "nonce": "forged"},
+            "access_token": {"team": "blue"},
+        },
+    });
+    consent_with(
+        browser,
         host,
-        "login-accept",
-        &[("login_challenge", &login_challenge)],
+        &login_challenge,
         r#"{"subject":"alice","acr":"urn:example:mfa","amr":["pwd","otp"]}"#,
-    );
-    let to_consent =
-        location(&browser.follow(host, body(&accepted)["redirect_to"].as_str().unwrap()));
-    let consent_challenge = param(&to_consent, "consent_challenge").unwrap();
-    let accepted = call(
-        host,
-        "consent-accept",
-        &[("consent_challenge", &consent_challenge)],
-        &json!({
-            "grant_scope": ["openid", "offline_access", "read"],
-            "session": {
-                "id_token": {"email": "alice@example.test", "sub": "mallory", "nonce": "forged"},
-                "access_token": {"team": "blue"},
-            },
-        })
-        .to_string(),
-    );
-    location(&browser.follow(host, body(&accepted)["redirect_to"].as_str().unwrap()))
+        &consent.to_string(),
+    )
 }
 
 fn userinfo(host: &TestHost, token: &str) -> Response {
