@@ -20,8 +20,9 @@ from pathlib import Path
 import yaml
 
 # What the host exposes: name -> (type, {label: allowed values, or None for any}).
-ROUTES = {"token", "introspect", "revoke", "metadata", "authorize", "admin", "live", "ready",
-          "metrics", "not_found"}
+ROUTES = {"token", "introspect", "revoke", "metadata", "authorize", "admin", "jwks", "userinfo",
+          "live", "ready", "metrics", "not_found"}
+ALGORITHMS = {"RS256", "ES256", "EdDSA"}
 EXPORTS = {"info", "token", "introspect", "revoke", "metadata"}
 METRICS = {
     "tokenginx_token_created_total": ("counter", {}),
@@ -48,6 +49,9 @@ METRICS = {
     "tokenginx_build_info": ("gauge", {"version": None, "wasmtime": None}),
     "tokenginx_guest_info": ("gauge", {"name": None, "version": None, "sha256": None}),
     "tokenginx_guest_reloads_total": ("counter", {"result": {"ok", "refused", "rolled_back"}}),
+    "tokenginx_signing_keys": ("gauge", {"algorithm": ALGORITHMS,
+                                         "state": {"next", "active", "retired"}}),
+    "tokenginx_signing_key_rotation_due_seconds": ("gauge", {"algorithm": ALGORITHMS}),
     # Prometheus's own, per target.
     "up": ("gauge", {}),
 }

@@ -373,7 +373,9 @@ fn after_login(
             .map_err(|e| store_failure(host, e))?;
         cookies.push(cookie(host, SESSION_COOKIE, &session, ttl));
     }
-    state.consent_skip = super::admin::remembered_consent(host, &state)?;
+    // `prompt=consent`: the consent app asks again, whatever was remembered.
+    state.consent_skip =
+        !state.request.prompts("consent") && super::admin::remembered_consent(host, &state)?;
     if !state.consent_skip && state.request.prompts("none") {
         return Err(Failure::Client(
             Box::new(state.request),

@@ -260,3 +260,35 @@ fn token_with(host: &TestHost, extra: &[(&str, &str)]) -> Value {
         &form(&params, Some(basic(DEMO_ID, DEMO_SECRET))),
     ))
 }
+
+#[test]
+fn prompt_consent_asks_again_for_a_remembered_consent() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let to_login = openid_sign_in(&mut browser, &host, &[]);
+    let login_challenge = param(&location(&to_login), "login_challenge").unwrap();
+    consent_with(
+        &mut browser,
+        &host,
+        &login_challenge,
+        r#"{"subject":"alice"}"#,
+        r#"{"grant_scope":["openid","offline_access","read"],"remember":true}"#,
+    );
+    // The consent app's `skip` for the next sign-in, with and without prompt=consent.
+    let skip = |browser: &mut Browser, extra: &[(&str, &str)]| {
+        let to_login = openid_sign_in(browser, &host, extra);
+        let login_challenge = param(&location(&to_login), "login_challenge").unwrap();
+        let back = alice_logs_in(&host, &login_challenge);
+        let to_consent = location(&browser.follow(&host, &back));
+        let consent_challenge = param(&to_consent, "consent_challenge").unwrap();
+        let request = call(
+            &host,
+            "consent-request",
+            &[("consent_challenge", &consent_challenge)],
+            "",
+        );
+        body(&request)["skip"].as_bool().unwrap()
+    };
+    assert!(skip(&mut browser, &[]));
+    assert!(!skip(&mut browser, &[("prompt", "consent")]));
+}
