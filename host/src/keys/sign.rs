@@ -340,6 +340,9 @@ impl SigningKeys {
                 .await
                 .map_err(|e| SigningKeysError::Malformed(format!("key generation: {e}")))?;
             let key = key_from_pkcs8(alg, &pkcs8, 0).map_err(SigningKeysError::Malformed)?;
+            // Timed from when it exists: the generation (tens of milliseconds for RSA, more
+            // on a loaded machine) must not eat into the time it is published ahead.
+            let now = now_ms();
             next.keys.push(StoredKey {
                 wrapped: self.wrapping.wrap(&key.kid, &pkcs8),
                 kid: key.kid,
