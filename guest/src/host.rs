@@ -238,6 +238,9 @@ pub trait Host {
     /// `claims` (a JSON object naming the issuer and an `exp`) signed by the host's active
     /// key of `alg` (`keys.sign`): a compact JWS.
     fn sign(&self, purpose: Purpose, alg: Algorithm, claims: &str) -> Result<String, StoreError>;
+    /// The claims of `token` if the host signed it for `purpose` with a key it still
+    /// publishes (`keys.verify`).
+    fn verify(&self, purpose: Purpose, token: &str) -> Option<String>;
     /// The host's public keys (`keys.public-keys`).
     fn public_keys(&self) -> KeySet;
     fn scopes_supported(&self) -> Vec<String>;

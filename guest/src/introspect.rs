@@ -1,9 +1,10 @@
 //! Token introspection (RFC 7662).
 
 use crate::client_auth::authenticate;
-use crate::grant::{self, Found, GrantToken};
+use crate::grant::{self, Found};
 use crate::params::param;
-use crate::record::{access_token_key, TokenRecord};
+use crate::presented::Named;
+use crate::record::TokenRecord;
 use crate::response::{finish, json, store_failure, OAuthError};
 use crate::{Host, Level, Request, Response};
 use serde::Serialize;
@@ -39,7 +40,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
     // `token_type_hint` is only a hint (section 2.1): one read finds either kind.
-    match live_record(host, &crate::signed::recorded(token))? {
+    match live_record(host, token)? {
         Some(record) => Ok(json(
             200,
             &Active {
@@ -65,29 +66,28 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
 
 /// The record of `token` if it is live: a `client_credentials` access token that exists and
 /// has not expired, or a live grant's access token or refresh token (as a record of
-/// `token_type` `refresh_token`).
+/// `token_type` `refresh_token`); a JWT access token by the record its `jti` names.
 pub(crate) fn live_record(
     host: &impl Host,
     token: &str,
 ) -> Result<Option<TokenRecord>, OAuthError> {
-    if let Some(token) = GrantToken::parse(token) {
-        return Ok(match grant::find(host, &token)? {
+    match crate::presented::named(host, token) {
+        Named::Grant(token) => Ok(match grant::find(host, &token)? {
             Found::Access(record, _) | Found::Refresh(record) => Some(record),
             Found::Rotated { .. } | Found::None => None,
-        });
+        }),
+        Named::Client(key) => client_record(host, &key),
+        Named::Nothing => Ok(None),
     }
-    client_credentials_record(host, token)
 }
 
-/// The record of a `client_credentials` access token if it exists and has not expired.
-pub(crate) fn client_credentials_record(
+/// The record of a `client_credentials` access token at `key` if it exists and has not
+/// expired.
+pub(crate) fn client_record(
     host: &impl Host,
-    token: &str,
+    key: &str,
 ) -> Result<Option<TokenRecord>, OAuthError> {
-    let Some(key) = access_token_key(token) else {
-        return Ok(None);
-    };
-    let Some(bytes) = host.store_get(&key).map_err(|e| store_failure(host, e))? else {
+    let Some(bytes) = host.store_get(key).map_err(|e| store_failure(host, e))? else {
         return Ok(None);
     };
     let record: TokenRecord = match serde_json::from_slice(&bytes) {

@@ -29,6 +29,7 @@ mod introspect;
 mod issue;
 pub mod metadata;
 mod params;
+mod presented;
 mod record;
 mod response;
 mod revoke;

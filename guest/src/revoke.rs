@@ -1,12 +1,11 @@
 //! Token revocation (RFC 7009).
 
 use crate::client_auth::authenticate;
-use crate::grant::GrantToken;
-use crate::introspect::client_credentials_record;
+use crate::introspect::client_record;
 use crate::params::param;
-use crate::record::access_token_key;
+use crate::presented::Named;
 use crate::response::{finish, store_failure, OAuthError};
-use crate::{Host, Level, Request, Response};
+use crate::{Client, Host, Level, Request, Response};
 
 pub fn revoke(host: &impl Host, req: &Request) -> Response {
     finish(answer(host, req))
@@ -16,18 +15,29 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
     let client = authenticate(host, req, true)?.client;
     let token = param(req, "token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
-    let token = &*crate::signed::recorded(token);
     // Unknown and already invalid tokens answer 200 too (section 2.2). A client revokes only
     // its own tokens; another's stays active, and the answer does not tell the difference,
     // so revocation cannot be used to probe for valid tokens. `token_type_hint` is only a
     // hint (section 2.1): one read finds either kind.
-    if let Some(token) = GrantToken::parse(token) {
-        crate::grant::revoke(host, &client, &token)?;
-    } else if let Some(record) = client_credentials_record(host, token)? {
+    match crate::presented::named(host, token) {
+        Named::Grant(token) => {
+            crate::grant::revoke(host, &client, &token)?;
+        }
+        Named::Client(key) => revoke_client_token(host, &client, &key)?,
+        Named::Nothing => {}
+    }
+    Ok(Response {
+        status: 200,
+        headers: vec![("Cache-Control".into(), "no-store".into())],
+        body: String::new(),
+    })
+}
+
+/// Revokes the client token recorded at `key` if it is `client`'s own.
+fn revoke_client_token(host: &impl Host, client: &Client, key: &str) -> Result<(), OAuthError> {
+    if let Some(record) = client_record(host, key)? {
         if record.client_id == client.client_id {
-            let key = access_token_key(token).expect("a live token has a key");
-            host.store_delete(&key)
-                .map_err(|e| store_failure(host, e))?;
+            host.store_delete(key).map_err(|e| store_failure(host, e))?;
             host.log(
                 Level::Info,
                 &format!("client {:?} revoked an access token", client.client_id),
@@ -42,11 +52,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
             );
         }
     }
-    Ok(Response {
-        status: 200,
-        headers: vec![("Cache-Control".into(), "no-store".into())],
-        body: String::new(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

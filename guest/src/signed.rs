@@ -1,11 +1,11 @@
 //! Signed tokens: RFC 9068 JWT access tokens and OpenID Connect ID tokens. The guest builds
 //! their claims; the host signs them (`keys.sign`) with keys the guest never holds.
 //!
-//! A JWT access token stands for an opaque one: its `jti` is the token the client would
-//! have got with the opaque strategy, recorded in the store as that one is (under its
-//! digest), so introspection and revocation find it by its `jti` and a revocation makes
-//! introspection answer inactive. A verifier that checks the signature alone cannot see a
-//! revocation: JWT access tokens should live briefly.
+//! A JWT access token stands for an opaque one, recorded in the store as that one is (under
+//! its digest) and never handed out: the JWT's `jti` says where the record is
+//! (`presented.rs`), so introspection and revocation find a verified JWT by its `jti`, and
+//! a revocation makes introspection answer inactive. A verifier that checks the signature
+//! alone cannot see a revocation: JWT access tokens should live briefly.
 
 use crate::record::TokenRecord;
 use crate::response::{store_failure, OAuthError};
@@ -15,7 +15,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha512};
-use std::borrow::Cow;
 
 /// The scope that asks for an ID token (OpenID Connect Core section 3.1.2.1).
 pub(crate) const OPENID: &str = "openid";
@@ -121,7 +120,7 @@ pub(crate) fn access_token(
     payload.insert("sub".into(), record.user_id.clone().into());
     payload.insert("client_id".into(), record.client_id.clone().into());
     payload.insert("iat".into(), record.created_at.into());
-    payload.insert("jti".into(), opaque.into());
+    payload.insert("jti".into(), crate::presented::jti(&opaque).into());
     payload.insert("scope".into(), record.scope.clone().into());
     sign(host, Purpose::AccessToken, format.access_token_alg, payload)
 }
@@ -207,30 +206,6 @@ fn sign(
         .map_err(|e| store_failure(host, e))
 }
 
-/// The token `token` stands for: for a JWT access token this service issued, its `jti`
-/// (the opaque token recorded for it); any other token as it is. The signature is not
-/// checked here: the record the `jti` names is what counts, and only a holder of the token
-/// knows its `jti`.
-pub(crate) fn recorded(token: &str) -> Cow<'_, str> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Cow::Borrowed(token);
-    };
-    let json = |part: &str| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
-    };
-    let jti = json(header)
-        .filter(|h| h["typ"] == "at+jwt")
-        .and_then(|_| json(payload))
-        .and_then(|p| p["jti"].as_str().map(str::to_owned));
-    match jti {
-        Some(jti) => Cow::Owned(jti),
-        None => Cow::Borrowed(token),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,23 +250,5 @@ mod tests {
             Value::Object(kept),
             serde_json::json!({"email": "a@b.test"})
         );
-    }
-
-    #[test]
-    fn only_our_jwt_access_tokens_are_read_for_their_jti() {
-        let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
-        let jwt = format!(
-            "{}.{}.sig",
-            b64(serde_json::json!({"typ": "at+jwt"})),
-            b64(serde_json::json!({"jti": "opaque"}))
-        );
-        assert_eq!(recorded(&jwt), "opaque");
-        let id_token = format!(
-            "{}.{}.sig",
-            b64(serde_json::json!({"typ": "JWT"})),
-            b64(serde_json::json!({"jti": "opaque"}))
-        );
-        assert_eq!(recorded(&id_token), id_token);
-        assert_eq!(recorded("grant.0.secret"), "grant.0.secret");
     }
 }

@@ -408,8 +408,9 @@ impl Host for TestHost {
         })
     }
     /// Not a signature: the test host checks what the real one checks of the claims and
-    /// returns a JWS whose signature names the algorithm, for the logic's tests to read
-    /// the header and claims. The host's own tests verify real signatures.
+    /// returns a JWS whose "signature" is a digest of its header and payload, for the
+    /// logic's tests to read the header and claims and for `verify` to tell an altered
+    /// token. The host's own tests sign and verify for real.
     fn sign(&self, purpose: Purpose, alg: Algorithm, claims: &str) -> Result<String, StoreError> {
         let parsed: serde_json::Value = serde_json::from_str(claims).expect("claims are JSON");
         assert_eq!(parsed["iss"], self.issuer(), "sign: iss must be the issuer");
@@ -424,12 +425,25 @@ impl Host for TestHost {
         };
         let header = serde_json::json!({"alg": alg.name(), "kid": "test", "typ": typ});
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        Ok(format!(
-            "{}.{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.as_bytes()),
-            b64(alg.name().as_bytes())
-        ))
+        let (header, payload) = (b64(header.to_string().as_bytes()), b64(claims.as_bytes()));
+        let signature = fake_signature(&header, &payload);
+        Ok(format!("{header}.{payload}.{signature}"))
+    }
+    /// Checks what the fake `sign` wrote: the header's `typ`, and the stand-in signature of
+    /// this very header and payload.
+    fn verify(&self, purpose: Purpose, token: &str) -> Option<String> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = token.split('.');
+        let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        let parsed: serde_json::Value = serde_json::from_slice(&b64.decode(header).ok()?).ok()?;
+        let typ = match purpose {
+            Purpose::IdToken => "JWT",
+            Purpose::AccessToken => "at+jwt",
+        };
+        let expected = fake_signature(header, payload);
+        (parsed["typ"] == typ && signature == expected && parts.next().is_none())
+            .then(|| String::from_utf8(b64.decode(payload).ok()?).ok())
+            .flatten()
     }
     fn public_keys(&self) -> KeySet {
         KeySet {
@@ -501,6 +515,12 @@ impl Host for TestHost {
 }
 
 /// An `Authorization: Basic` header per RFC 6749 section 2.3.1 (plain ids only).
+/// The test host's stand-in for a signature: base64url(SHA-256(header "." payload)).
+fn fake_signature(header: &str, payload: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(format!("{header}.{payload}").as_bytes()))
+}
+
 pub fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",

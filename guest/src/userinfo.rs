@@ -3,7 +3,8 @@
 //! 2.1) or, on a POST, in the form (section 2.2); the answer is the subject and the claims
 //! the consent app put in `session.id_token`.
 
-use crate::grant::{self, Found, GrantToken};
+use crate::grant::{self, Found};
+use crate::presented::Named;
 use crate::response::json;
 use crate::signed::{session_claims, ID_TOKEN_REGISTERED, OPENID};
 use crate::{Host, Response};
@@ -31,16 +32,15 @@ pub fn userinfo(
         // No credentials: the challenge alone (RFC 6750 section 3.1).
         _ => return challenge(401, "", ""),
     };
-    let recorded = crate::signed::recorded(token);
-    let found = match GrantToken::parse(&recorded) {
-        Some(token) => grant::find(host, &token),
-        None => Ok(Found::None),
+    let found = match crate::presented::named(host, token) {
+        Named::Grant(token) => grant::find(host, &token),
+        Named::Client(_) | Named::Nothing => Ok(Found::None),
     };
     match found {
-        Ok(Found::Access(record, Some(session)))
-            if record.scope.split(' ').any(|s| s == OPENID) =>
-        {
-            let mut claims = session_claims(session.claims.as_ref(), &ID_TOKEN_REGISTERED);
+        // A grant started before this guest kept sign-ins has no session: its subject.
+        Ok(Found::Access(record, session)) if record.scope.split(' ').any(|s| s == OPENID) => {
+            let claims = session.as_ref().and_then(|s| s.claims.as_ref());
+            let mut claims = session_claims(claims, &ID_TOKEN_REGISTERED);
             claims.insert("sub".into(), record.user_id.into());
             json(200, &Value::Object(claims))
         }

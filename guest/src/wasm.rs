@@ -12,6 +12,13 @@ use tokenginx::oauth::{
 struct Component;
 export!(Component);
 
+fn purpose_of(purpose: crate::Purpose) -> keys::Purpose {
+    match purpose {
+        crate::Purpose::IdToken => keys::Purpose::IdToken,
+        crate::Purpose::AccessToken => keys::Purpose::AccessToken,
+    }
+}
+
 fn algorithm(alg: keys::Algorithm) -> crate::Algorithm {
     match alg {
         keys::Algorithm::Rs256 => crate::Algorithm::Rs256,
@@ -162,16 +169,15 @@ impl crate::Host for Imports {
         alg: crate::Algorithm,
         claims: &str,
     ) -> Result<String, crate::StoreError> {
-        let purpose = match purpose {
-            crate::Purpose::IdToken => keys::Purpose::IdToken,
-            crate::Purpose::AccessToken => keys::Purpose::AccessToken,
-        };
         let alg = match alg {
             crate::Algorithm::Rs256 => keys::Algorithm::Rs256,
             crate::Algorithm::Es256 => keys::Algorithm::Es256,
             crate::Algorithm::EdDsa => keys::Algorithm::Eddsa,
         };
-        keys::sign(purpose, alg, claims).map_err(Into::into)
+        keys::sign(purpose_of(purpose), alg, claims).map_err(Into::into)
+    }
+    fn verify(&self, purpose: crate::Purpose, token: &str) -> Option<String> {
+        keys::verify(purpose_of(purpose), token)
     }
     fn public_keys(&self) -> crate::KeySet {
         let set = keys::public_keys();

@@ -144,9 +144,12 @@ ok('refresh: a new ID token for the same subject, a new JWT access token');
 const introspect = async (token) =>
   (await client.tokenIntrospection(config, token)).active;
 assert.equal(await introspect(refreshed.access_token), true);
+// Its jti is where its record is, not a credential: presented as a token, it is nothing.
+const { jti } = JSON.parse(Buffer.from(refreshed.access_token.split('.')[1], 'base64url'));
+assert.equal(await introspect(jti), false);
 await client.tokenRevocation(config, refreshed.access_token);
 assert.equal(await introspect(refreshed.access_token), false);
-ok('revocation: introspection answers inactive for a revoked JWT access token');
+ok('revocation: introspection answers for a JWT (not for its jti), and inactive once revoked');
 // (A verifier that checks only the signature still accepts it until it expires: the
 // README says so.)
 

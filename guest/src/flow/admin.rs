@@ -21,6 +21,8 @@ const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// A remembered consent lasts at most this long (30 days) when the app says 0 (for ever).
 const LONGEST_CONSENT_S: u64 = 30 * 24 * 3600;
 const CONSENT_PREFIX: &str = "oauth:consent_memory:";
+/// The most JSON a consent's `session.access_token` or `session.id_token` may be.
+const MAX_SESSION_CLAIMS_BYTES: usize = 8 * 1024;
 
 /// Answers the admin call `call` (`login-request`, `login-accept`, ...).
 pub fn admin(host: &impl Host, call: &str, req: &BrowserRequest) -> Response {
@@ -239,6 +241,19 @@ fn accept_consent(flow: &mut Flow, body: &str, _now_s: u64) -> Result<(), AdminE
         Some(session) => (session.access_token, session.id_token),
         None => (None, None),
     };
+    // The claims end up in signed tokens, which the host signs up to 16 KiB of claims: too
+    // many are refused here, where the app can answer again, not at the code's redemption.
+    for (name, claims) in [("access_token", &access_token), ("id_token", &id_token)] {
+        let bytes = claims.as_ref().map_or(0, |c| c.to_string().len());
+        if bytes > MAX_SESSION_CLAIMS_BYTES {
+            return Err(AdminError(
+                400,
+                format!(
+                    "session.{name} is {bytes} bytes of JSON; at most {MAX_SESSION_CLAIMS_BYTES}"
+                ),
+            ));
+        }
+    }
     flow.consent = Some(Consent {
         grant_scope: accept.grant_scope,
         remember: accept.remember,

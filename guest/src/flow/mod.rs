@@ -77,7 +77,11 @@ impl AuthRequest {
         let (_, query) = self.request_url.split_once('?')?;
         query.split('&').find_map(|pair| {
             let (n, v) = pair.split_once('=')?;
-            (form_decode(n)? == name).then(|| form_decode(v)).flatten()
+            // A parameter sent without a value is omitted (RFC 6749 section 3.1).
+            (form_decode(n)? == name)
+                .then(|| form_decode(v))
+                .flatten()
+                .filter(|v| !v.is_empty())
         })
     }
 

@@ -135,6 +135,18 @@ impl<'t> GrantToken<'t> {
         })
     }
 
+    /// The access token of the grant of access id `access_id` whose digest is `digest`:
+    /// what a JWT access token's `jti` names (`presented.rs`).
+    pub fn recorded(access_id: &str, digest: &str) -> GrantToken<'static> {
+        GrantToken {
+            token: "",
+            kind: Kind::Access,
+            tag: hex_sha256(access_id.as_bytes()),
+            access_id: access_id.to_owned(),
+            digest: digest.to_owned(),
+        }
+    }
+
     fn grant_key(&self) -> String {
         grant_key(&self.tag)
     }

@@ -27,8 +27,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
-    RSA_PKCS1_SHA256,
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, RsaPublicKeyComponents,
+    UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -163,6 +164,25 @@ struct Key {
     jwk: Value,
     /// The JWS headers it signs under, base64url: an ID token's and an access token's.
     headers: [String; 2],
+    /// Its public key, to verify with.
+    public: Public,
+}
+
+enum Public {
+    Rsa(RsaPublicKeyComponents<Vec<u8>>),
+    Ec(Vec<u8>),
+    Ed(Vec<u8>),
+}
+
+/// What `verify` reads of a JWS header.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kid: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What `sign` reads of the claims it is given; the rest passes through untouched.
@@ -432,6 +452,46 @@ impl SigningKeys {
         Ok(jws)
     }
 
+    /// The claims of `token` if it is a compact JWS whose signature verifies under a key
+    /// held now (next, active or retired) and whose `typ` is `purpose`'s.
+    pub fn verify(&self, purpose: Purpose, token: &str) -> Option<String> {
+        // A token longer than the longest this host signs is not one of its own.
+        if token.len() > MAX_CLAIMS_BYTES * 2 {
+            return None;
+        }
+        let (signed, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signed.split_once('.')?;
+        let header = URL_SAFE_NO_PAD.decode(header).ok()?;
+        let header: Header = serde_json::from_slice(&header).ok()?;
+        let typ = match purpose {
+            Purpose::IdToken => "JWT",
+            Purpose::AccessToken => "at+jwt",
+        };
+        if header.typ.as_deref() != Some(typ) {
+            return None;
+        }
+        let key = {
+            let held = self.held.read().expect("keys lock");
+            held.keys.iter().find(|k| k.kid == header.kid)?.clone()
+        };
+        if name(key.alg) != header.alg {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let message = signed.as_bytes();
+        let verified = match &key.public {
+            Public::Rsa(public) => public.verify(&RSA_PKCS1_2048_8192_SHA256, message, &signature),
+            Public::Ec(point) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, &signature)
+            }
+            Public::Ed(public) => {
+                UnparsedPublicKey::new(&ED25519, public).verify(message, &signature)
+            }
+        };
+        verified.ok()?;
+        String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
     /// The newest key of `alg` whose time has come.
     fn active(&self, alg: Algorithm, now: u64) -> Option<Arc<Key>> {
         let held = self.held.read().expect("keys lock");
@@ -581,13 +641,13 @@ fn generate(alg: Algorithm) -> Vec<u8> {
 /// The key of `alg` in `pkcs8`, with its public JWK and thumbprint.
 fn key_from_pkcs8(alg: Algorithm, pkcs8: &[u8], active_from_ms: u64) -> Result<Key, String> {
     let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
-    let (pair, members) = match alg {
+    let (pair, public, members) = match alg {
         Algorithm::Rs256 => {
             let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| format!("RSA: {e}"))?;
-            let public: ring::signature::RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+            let public: RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
             // RFC 7638: the required members, in lexicographic order.
             let members = json!({"e": b64(&public.e), "kty": "RSA", "n": b64(&public.n)});
-            (Pair::Rsa(pair), members)
+            (Pair::Rsa(pair), Public::Rsa(public), members)
         }
         Algorithm::Es256 => {
             let pair = EcdsaKeyPair::from_pkcs8(
@@ -599,14 +659,16 @@ fn key_from_pkcs8(alg: Algorithm, pkcs8: &[u8], active_from_ms: u64) -> Result<K
             // An uncompressed point: 0x04, x, y.
             let point = pair.public_key().as_ref();
             let members = json!({"crv": "P-256", "kty": "EC", "x": b64(&point[1..33]), "y": b64(&point[33..65])});
-            (Pair::Ec(pair), members)
+            let public = Public::Ec(point.to_vec());
+            (Pair::Ec(pair), public, members)
         }
         Algorithm::Eddsa => {
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
                 .map_err(|e| format!("Ed25519: {e}"))?;
             let members =
                 json!({"crv": "Ed25519", "kty": "OKP", "x": b64(pair.public_key().as_ref())});
-            (Pair::Ed(pair), members)
+            let public = Public::Ed(pair.public_key().as_ref().to_vec());
+            (Pair::Ed(pair), public, members)
         }
     };
     // serde_json's maps keep keys sorted, and the members hold no whitespace: the
@@ -630,6 +692,7 @@ fn key_from_pkcs8(alg: Algorithm, pkcs8: &[u8], active_from_ms: u64) -> Result<K
         pair,
         jwk,
         headers,
+        public,
     })
 }
 

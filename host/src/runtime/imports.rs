@@ -260,6 +260,10 @@ impl keys::Host for InstanceState {
         keys.sign(purpose, algorithm, &claims)
     }
 
+    fn verify(&mut self, purpose: keys::Purpose, token: String) -> Option<String> {
+        self.services.signing.as_ref()?.verify(purpose, &token)
+    }
+
     fn public_keys(&mut self) -> keys::KeySet {
         match &self.services.signing {
             Some(keys) => keys::KeySet {

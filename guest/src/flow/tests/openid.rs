@@ -229,16 +229,23 @@ fn a_jwt_access_token_is_introspected_and_revoked_by_its_jti() {
         ))
     };
     assert_eq!(introspect_as(&token)["active"], true);
-    // The jti is the recorded token: revoking the JWT revokes it.
+    // The jti is where the record is, not a credential: presented as a token it is
+    // nothing, and a token the host did not sign, naming the same jti, is nothing either.
+    let jti = claims["jti"].as_str().unwrap();
+    assert!(!token.contains(jti));
+    assert_eq!(introspect_as(jti)["active"], false);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let (header, _, signature) = (parts.next().unwrap(), parts.next(), parts.next().unwrap());
+    let forged_claims = json!({"jti": jti, "sub": "mallory", "scope": "admin"}).to_string();
+    let forged = format!("{header}.{}.{signature}", b64.encode(forged_claims));
+    assert_eq!(introspect_as(&forged)["active"], false);
+    // Revoking the JWT revokes the token it stands for.
     crate::revoke(
         &host,
         &form(&[("token", &token)], Some(basic(DEMO_ID, DEMO_SECRET))),
     );
     assert_eq!(introspect_as(&token)["active"], false);
-    assert_eq!(
-        introspect_as(claims["jti"].as_str().unwrap())["active"],
-        false
-    );
 
     let narrowed = token_with(&host, &[("resource", "https://other-api.test")]);
     assert_eq!(
@@ -291,4 +298,32 @@ fn prompt_consent_asks_again_for_a_remembered_consent() {
     };
     assert!(skip(&mut browser, &[]));
     assert!(!skip(&mut browser, &[("prompt", "consent")]));
+}
+
+#[test]
+fn a_consent_with_too_many_session_claims_is_refused_and_may_answer_again() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    let to_login = openid_sign_in(&mut browser, &host, &[]);
+    let login_challenge = param(&location(&to_login), "login_challenge").unwrap();
+    let back = alice_logs_in(&host, &login_challenge);
+    let to_consent = location(&browser.follow(&host, &back));
+    let consent_challenge = param(&to_consent, "consent_challenge").unwrap();
+    let accept = |body: &str| {
+        call(
+            &host,
+            "consent-accept",
+            &[("consent_challenge", &consent_challenge)],
+            body,
+        )
+    };
+    let huge =
+        json!({"grant_scope": ["openid"], "session": {"id_token": {"bio": "x".repeat(9000)}}});
+    let refused = accept(&huge.to_string());
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(body(&refused)["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("session.id_token"));
+    assert_eq!(accept(r#"{"grant_scope":["openid"]}"#).status, 200);
 }

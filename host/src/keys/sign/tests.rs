@@ -88,6 +88,48 @@ async fn each_algorithm_signs_a_jws_its_published_key_verifies() {
     }
 }
 
+/// What a key signs, it verifies, for its purpose only; an altered token, another
+/// purpose's, or one signed by a key this host does not hold does not verify.
+#[tokio::test]
+async fn verify_accepts_only_what_a_held_key_signed_for_the_purpose() {
+    let store = memory();
+    let keys = keys(&store, schedule(HOUR * 24, HOUR)).await;
+    for alg in ALGORITHMS {
+        let jws = keys.sign(Purpose::AccessToken, alg, &claims(60)).unwrap();
+        let verified: Value =
+            serde_json::from_str(&keys.verify(Purpose::AccessToken, &jws).unwrap()).unwrap();
+        assert_eq!(verified["sub"], "alice");
+        assert_eq!(
+            keys.verify(Purpose::IdToken, &jws),
+            None,
+            "{alg:?}: another purpose"
+        );
+        // Another payload under the same header and signature.
+        let (header, rest) = jws.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged_claims = json!({"iss": ISSUER, "sub": "mallory", "exp": 1}).to_string();
+        let forged = format!(
+            "{header}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(forged_claims)
+        );
+        assert_eq!(
+            keys.verify(Purpose::AccessToken, &forged),
+            None,
+            "{alg:?}: forged"
+        );
+    }
+    let elsewhere = SigningKeys::load(memory(), SECRET, ISSUER.into(), schedule(HOUR * 24, HOUR))
+        .await
+        .unwrap();
+    let foreign = elsewhere
+        .sign(Purpose::AccessToken, Algorithm::Es256, &claims(60))
+        .unwrap();
+    assert_eq!(keys.verify(Purpose::AccessToken, &foreign), None);
+    for junk in ["", "a.b", "a.b.c", "..", &"x".repeat(40_000)] {
+        assert_eq!(keys.verify(Purpose::AccessToken, junk), None);
+    }
+}
+
 /// RFC 7638 section 3.1's example key has this thumbprint.
 #[test]
 fn the_kid_is_the_rfc_7638_thumbprint() {
