@@ -43,6 +43,7 @@ fn issue_token(
         expires_at: now + ttl,
         token_type: "Bearer".into(),
         ext: claims.ext,
+        aud: crate::signed::effective(format, claims.audience),
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
@@ -60,8 +61,7 @@ fn issue_token(
                         client.client_id, record.scope
                     ),
                 );
-                let token =
-                    crate::signed::access_token(host, format, token, &record, &claims.audience)?;
+                let token = crate::signed::access_token(host, format, token, &record)?;
                 let response = json(
                     200,
                     &TokenResponse {

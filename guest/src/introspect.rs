@@ -24,6 +24,9 @@ struct Active<'a> {
     /// Claims the consent app added (Hydra's `ext`).
     #[serde(skip_serializing_if = "Option::is_none")]
     ext: Option<&'a serde_json::Value>,
+    /// The resource servers it is for (RFC 8707's `resource`), when the client has some.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    aud: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -57,6 +60,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                 iat: record.created_at,
                 iss: &host.issuer(),
                 ext: record.ext.as_ref(),
+                aud: &record.aud,
             },
         )),
         // Unknown, expired and revoked tokens look the same (section 2.2).

@@ -34,6 +34,9 @@ pub struct TokenRecord {
     /// Claims the consent app put in the session's access token (Hydra's `ext`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext: Option<serde_json::Value>,
+    /// The audiences (resource servers) it is for; none: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aud: Vec<String>,
 }
 
 /// The store key of `token`, or `None` when `token` cannot be one this service issued.

@@ -96,27 +96,31 @@ pub(crate) fn audience(
     Ok(granted)
 }
 
+/// The audiences a token is for: those `granted` (asked for), or when none were asked for,
+/// every one of the client's.
+pub(crate) fn effective(format: &TokenFormat, granted: Vec<String>) -> Vec<String> {
+    match granted.is_empty() {
+        true => format.audience.clone(),
+        false => granted,
+    }
+}
+
 /// The access token to hand out for `opaque`, a token just recorded as `record`: itself,
-/// or for a client whose `format` is the JWT strategy a JWT whose `jti` it is, naming
-/// `audience` (none: every one of the client's).
+/// or for a client whose `format` is the JWT strategy a JWT that stands for it, naming the
+/// record's audiences.
 pub(crate) fn access_token(
     host: &impl Host,
     format: &TokenFormat,
     opaque: String,
     record: &TokenRecord,
-    audience: &[String],
 ) -> Result<String, OAuthError> {
     if !format.jwt_access_tokens {
         return Ok(opaque);
     }
     let mut payload = session_claims(record.ext.as_ref(), &ACCESS_TOKEN_REGISTERED);
-    let audience = match audience.is_empty() {
-        true => &format.audience[..],
-        false => audience,
-    };
     payload.insert("iss".into(), host.issuer().into());
     payload.insert("exp".into(), record.expires_at.into());
-    payload.insert("aud".into(), audience.into());
+    payload.insert("aud".into(), record.aud.clone().into());
     payload.insert("sub".into(), record.user_id.clone().into());
     payload.insert("client_id".into(), record.client_id.clone().into());
     payload.insert("iat".into(), record.created_at.into());

@@ -143,7 +143,9 @@ ok('refresh: a new ID token for the same subject, a new JWT access token');
 // Introspection still answers for a JWT access token, and revocation reaches it.
 const introspect = async (token) =>
   (await client.tokenIntrospection(config, token)).active;
-assert.equal(await introspect(refreshed.access_token), true);
+const seen = await client.tokenIntrospection(config, refreshed.access_token);
+assert.equal(seen.active, true);
+assert.deepEqual(seen.aud, [audience], 'introspection names the audiences a resource server checks');
 // Its jti is where its record is, not a credential: presented as a token, it is nothing.
 const { jti } = JSON.parse(Buffer.from(refreshed.access_token.split('.')[1], 'base64url'));
 assert.equal(await introspect(jti), false);

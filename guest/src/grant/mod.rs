@@ -54,7 +54,8 @@ struct GrantRecord {
     /// Claims the consent app added (Hydra's `session.access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ext: Option<serde_json::Value>,
-    /// The audiences granted; none: every one of the client's.
+    /// The audiences its tokens are for (those asked for, else all the client's); none:
+    /// any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     audience: Vec<String>,
     /// The OpenID Connect sign-in, when `openid` was granted: each refresh issues an ID
@@ -199,6 +200,7 @@ pub(crate) fn start(
     nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {
     let policy = policy(host, client)?;
+    let format = crate::signed::format(host, &client.client_id)?;
     let offline = client
         .grant_types
         .iter()
@@ -222,7 +224,7 @@ pub(crate) fn start(
         subject: claims.user_id.clone(),
         scope: claims.scope.clone(),
         ext: claims.ext.clone(),
-        audience: claims.audience.clone(),
+        audience: crate::signed::effective(&format, claims.audience.clone()),
         session: claims.session.clone(),
         ends_at_ms,
         generation: 0,
@@ -231,7 +233,14 @@ pub(crate) fn start(
         refresh_expires_at_ms,
         expires_at_ms: access_expires_at_ms.max(refresh_expires_at_ms),
     };
-    let record = access_record(client, &claims, client_ip, now, access_expires_at_ms);
+    let record = access_record(
+        client,
+        &claims,
+        &grant.audience,
+        client_ip,
+        now,
+        access_expires_at_ms,
+    );
     let key = grant_key(&tag);
     let tx = Transaction {
         expect: vec![(key.clone(), None)],
@@ -259,7 +268,7 @@ pub(crate) fn start(
     );
     let response = token_response(
         host,
-        client,
+        (client, &format),
         &grant,
         &access_token,
         &record,
@@ -328,6 +337,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
                 expires_at: grant.refresh_expires_at_ms / 1000,
                 token_type: crate::issue::REFRESH_TOKEN.into(),
                 ext: grant.ext,
+                aud: grant.audience,
             })
         }
         Kind::Refresh { .. } => Found::None,
@@ -380,11 +390,13 @@ fn short(tag: &str) -> &str {
 fn access_record(
     client: &Client,
     claims: &Claims,
+    aud: &[String],
     client_ip: &str,
     now_ms: u64,
     expires_at_ms: u64,
 ) -> TokenRecord {
     TokenRecord {
+        aud: aud.to_vec(),
         user_id: claims.user_id.clone(),
         scope: claims.scope.clone(),
         created_at: now_ms / 1000,
@@ -397,13 +409,13 @@ fn access_record(
 }
 
 /// The token response for a grant's new tokens: the access token `record` describes in the
-/// client's format (opaque, or a JWT whose `jti` it is), and for an OpenID Connect sign-in
-/// an ID token (with `nonce` at the code's redemption only: OpenID Connect Core section
-/// 12.2).
+/// client's `format` (opaque, or a JWT that stands for it), and for an OpenID Connect
+/// sign-in an ID token (with `nonce` at the code's redemption only: OpenID Connect Core
+/// section 12.2).
 #[allow(clippy::too_many_arguments)]
 fn token_response(
     host: &impl Host,
-    client: &Client,
+    (client, format): (&Client, &crate::TokenFormat),
     grant: &GrantRecord,
     access_token: &str,
     record: &TokenRecord,
@@ -411,18 +423,11 @@ fn token_response(
     now_ms: u64,
     nonce: Option<&str>,
 ) -> Result<Response, OAuthError> {
-    let format = crate::signed::format(host, &client.client_id)?;
-    let access_token = crate::signed::access_token(
-        host,
-        &format,
-        access_token.to_owned(),
-        record,
-        &grant.audience,
-    )?;
+    let access_token = crate::signed::access_token(host, format, access_token.to_owned(), record)?;
     let id_token = match &grant.session {
         Some(session) => Some(crate::signed::id_token(
             host,
-            (&client.client_id, &format),
+            (&client.client_id, format),
             &grant.subject,
             session,
             &access_token,

@@ -176,6 +176,7 @@ impl<H: Host> Refresh<'_, H> {
         let record = access_record(
             client,
             &claims,
+            &next.audience,
             &self.req.client_ip,
             now,
             access_expires_at_ms,
@@ -199,9 +200,10 @@ impl<H: Host> Refresh<'_, H> {
             expect: vec![(key, Some(bytes.to_vec()))],
             changes,
         };
+        let format = crate::signed::format(self.host, &client.client_id)?;
         let response = token_response(
             self.host,
-            client,
+            (client, &format),
             &next,
             &access_token,
             &record,
@@ -287,10 +289,15 @@ fn replay(
         expires_at: grace.expires_at,
         token_type: "Bearer".into(),
         ext: grant.ext.clone(),
+        aud: grant.audience.clone(),
+    };
+    let format = match crate::signed::format(host, &client.client_id) {
+        Ok(format) => format,
+        Err(e) => return Some(Err(e)),
     };
     Some(token_response(
         host,
-        client,
+        (client, &format),
         grant,
         &access_token,
         &record,

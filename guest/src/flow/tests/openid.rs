@@ -228,7 +228,12 @@ fn a_jwt_access_token_is_introspected_and_revoked_by_its_jti() {
             &form(&[("token", token)], Some(basic(DEMO_ID, DEMO_SECRET))),
         ))
     };
-    assert_eq!(introspect_as(&token)["active"], true);
+    let seen = introspect_as(&token);
+    assert_eq!(seen["active"], true);
+    assert_eq!(
+        seen["aud"], claims["aud"],
+        "introspection names the token's audiences"
+    );
     // The jti is where the record is, not a credential: presented as a token it is
     // nothing, and a token the host did not sign, naming the same jti, is nothing either.
     let jti = claims["jti"].as_str().unwrap();
@@ -248,6 +253,8 @@ fn a_jwt_access_token_is_introspected_and_revoked_by_its_jti() {
     assert_eq!(introspect_as(&token)["active"], false);
 
     let narrowed = token_with(&host, &[("resource", "https://other-api.test")]);
+    let narrowed_seen = introspect_as(narrowed["access_token"].as_str().unwrap());
+    assert_eq!(narrowed_seen["aud"], json!(["https://other-api.test"]));
     assert_eq!(
         jws(narrowed["access_token"].as_str().unwrap()).1["aud"],
         json!(["https://other-api.test"])
