@@ -30,6 +30,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -212,6 +213,13 @@ def browser():
     driver.quit()
 
 
+def wait(browser) -> WebDriverWait:
+    """Waits up to WAIT_S for a condition on the page. A page that navigates while it is
+    looked at (a form posted, a redirect followed) is looked at again, not a failure:
+    Chromium then answers "aborted by navigation"."""
+    return WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,))
+
+
 def client(service, scope) -> OAuth2Session:
     return OAuth2Session(
         "web",
@@ -230,7 +238,7 @@ def sign_in(browser, service, password=PASSWORD, scope="read write"):
         service["issuer"] + "/api/v1/oauth/authorize", code_verifier=verifier
     )
     browser.get(url)
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "username")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "username")))
     browser.find_element(By.ID, "username").send_keys("alice")
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "signin").click()
@@ -238,7 +246,7 @@ def sign_in(browser, service, password=PASSWORD, scope="read write"):
 
 
 def back_at_the_app(browser, service) -> str:
-    WebDriverWait(browser, WAIT_S).until(
+    wait(browser).until(
         lambda b: b.current_url.startswith(service["redirect_uri"])
     )
     return browser.current_url
@@ -246,7 +254,7 @@ def back_at_the_app(browser, service) -> str:
 
 def test_a_person_signs_in_consents_and_the_app_gets_a_token(browser, service):
     session, verifier = sign_in(browser, service)
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "allow")))
     assert "The web app" in browser.find_element(By.ID, "client").text
     # The person grants read only.
     browser.find_element(By.CSS_SELECTOR, "input[value=write]").click()
@@ -297,7 +305,7 @@ def test_a_person_signs_in_consents_and_the_app_gets_a_token(browser, service):
 
 def test_a_wrong_password_is_asked_again_and_a_refusal_reaches_the_app(browser, service):
     sign_in(browser, service, password="not-the-password")
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "error")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "error")))
     browser.find_element(By.ID, "cancel").click()
     callback = back_at_the_app(browser, service)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))
@@ -308,7 +316,7 @@ def test_a_wrong_password_is_asked_again_and_a_refusal_reaches_the_app(browser, 
 
 def test_no_code_verifier_challenge_or_subject_reaches_the_log(browser, service):
     session, verifier = sign_in(browser, service)
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "allow")))
     browser.find_element(By.ID, "allow").click()
     callback = back_at_the_app(browser, service)
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(callback).query))["code"]
@@ -339,7 +347,7 @@ def test_the_app_stays_signed_in_with_refresh_tokens_and_a_replay_ends_the_grant
     browser, service
 ):
     session, verifier = sign_in(browser, service, scope="read offline_access")
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "allow")))
     browser.find_element(By.ID, "allow").click()
     callback = back_at_the_app(browser, service)
     token_url = service["issuer"] + "/api/v1/oauth/token"
@@ -419,7 +427,7 @@ def test_every_record_in_the_store_matches_the_storage_schema(browser, service):
     )
     assert machine.status_code == 200, machine.text
     session, verifier = sign_in(browser, service, scope="read offline_access")
-    WebDriverWait(browser, WAIT_S).until(ready.presence_of_element_located((By.ID, "allow")))
+    wait(browser).until(ready.presence_of_element_located((By.ID, "allow")))
     browser.find_element(By.ID, "allow").click()
     token_url = service["issuer"] + "/api/v1/oauth/token"
     first = session.fetch_token(
