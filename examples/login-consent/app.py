@@ -91,6 +91,31 @@ def consent_form(challenge: str, client_name: str, scopes: list) -> str:
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        self.answer(self.get)
+
+    def do_POST(self):
+        self.answer(self.post)
+
+    def answer(self, handle):
+        """An unknown, expired or answered challenge (the admin API's 404 or 410) is a page
+        that says so, not a dropped connection."""
+        try:
+            handle()
+        except ory_hydra_client.exceptions.ApiException as e:
+            if e.status not in (404, 410):
+                raise
+            self.send_response(400)
+            body = page(
+                "Sign-in expired",
+                "<p id=\"error\">This sign-in link is unknown, used or expired: start again "
+                "from the app.</p>",
+            ).encode()
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def get(self):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
         if url.path == "/login" and "login_challenge" in query:
@@ -114,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.html(consent_form(challenge, name, request.requested_scope or []))
         self.send_error(404)
 
-    def do_POST(self):
+    def post(self):
         length = int(self.headers.get("Content-Length", "0"))
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
         field = lambda name: form.get(name, [""])[0]
