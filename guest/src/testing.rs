@@ -419,10 +419,7 @@ impl Host for TestHost {
             exp <= self.now_ms.get() / 1000 + 24 * 3600,
             "sign: exp too far"
         );
-        let typ = match purpose {
-            Purpose::IdToken => "JWT",
-            Purpose::AccessToken => "at+jwt",
-        };
+        let typ = typ(purpose);
         let header = serde_json::json!({"alg": alg.name(), "kid": "test", "typ": typ});
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let (header, payload) = (b64(header.to_string().as_bytes()), b64(claims.as_bytes()));
@@ -436,10 +433,7 @@ impl Host for TestHost {
         let mut parts = token.split('.');
         let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
         let parsed: serde_json::Value = serde_json::from_slice(&b64.decode(header).ok()?).ok()?;
-        let typ = match purpose {
-            Purpose::IdToken => "JWT",
-            Purpose::AccessToken => "at+jwt",
-        };
+        let typ = typ(purpose);
         let expected = fake_signature(header, payload);
         (parsed["typ"] == typ && signature == expected && parts.next().is_none())
             .then(|| String::from_utf8(b64.decode(payload).ok()?).ok())
@@ -515,6 +509,14 @@ impl Host for TestHost {
 }
 
 /// An `Authorization: Basic` header per RFC 6749 section 2.3.1 (plain ids only).
+/// The JWS `typ` the host sets for `purpose`.
+fn typ(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::IdToken => "JWT",
+        Purpose::AccessToken => "at+jwt",
+    }
+}
+
 /// The test host's stand-in for a signature: base64url(SHA-256(header "." payload)).
 fn fake_signature(header: &str, payload: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD

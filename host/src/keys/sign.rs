@@ -463,11 +463,7 @@ impl SigningKeys {
         let (header, payload) = signed.split_once('.')?;
         let header = URL_SAFE_NO_PAD.decode(header).ok()?;
         let header: Header = serde_json::from_slice(&header).ok()?;
-        let typ = match purpose {
-            Purpose::IdToken => "JWT",
-            Purpose::AccessToken => "at+jwt",
-        };
-        if header.typ.as_deref() != Some(typ) {
+        if header.typ.as_deref() != Some(typ(purpose)) {
             return None;
         }
         let key = {
@@ -492,14 +488,10 @@ impl SigningKeys {
         String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
     }
 
-    /// The newest key of `alg` whose time has come.
+    /// The key of `alg` that signs at `now`.
     fn active(&self, alg: Algorithm, now: u64) -> Option<Arc<Key>> {
         let held = self.held.read().expect("keys lock");
-        held.keys
-            .iter()
-            .filter(|k| k.alg == alg && k.active_from_ms <= now)
-            .max_by_key(|k| k.active_from_ms)
-            .cloned()
+        signing(&held.keys, alg, now).cloned()
     }
 
     /// The public keys, as a JWK set.
@@ -516,28 +508,21 @@ impl SigningKeys {
         let held = self.held.read().expect("keys lock");
         let mut out = Vec::new();
         for alg in ALGORITHMS {
-            let active = held
-                .keys
-                .iter()
-                .filter(|k| k.alg == alg && k.active_from_ms <= now)
-                .map(|k| k.active_from_ms)
-                .max();
-            for state in State::ALL {
-                let count = held
-                    .keys
-                    .iter()
-                    .filter(|k| k.alg == alg)
-                    .filter(|k| {
-                        let s = match active {
-                            _ if k.active_from_ms > now => State::Next,
-                            Some(a) if a == k.active_from_ms => State::Active,
-                            _ => State::Retired,
-                        };
-                        s == state
-                    })
-                    .count();
-                out.push((alg, state, count));
+            let active = signing(&held.keys, alg, now).map(|k| k.kid.as_str());
+            let mut counts = [0; 3];
+            for key in held.keys.iter().filter(|k| k.alg == alg) {
+                let state = match key.active_from_ms > now {
+                    true => State::Next,
+                    false if Some(key.kid.as_str()) == active => State::Active,
+                    false => State::Retired,
+                };
+                counts[state as usize] += 1;
             }
+            out.extend(
+                State::ALL
+                    .into_iter()
+                    .map(|state| (alg, state, counts[state as usize])),
+            );
         }
         out
     }
@@ -545,16 +530,7 @@ impl SigningKeys {
     /// Seconds until a key of `alg` is due to be made (negative: overdue).
     pub fn rotation_due_in(&self, alg: Algorithm) -> i64 {
         let held = self.held.read().expect("keys lock");
-        let newest = held
-            .stored
-            .keys
-            .iter()
-            .filter(|k| k.alg == name(alg))
-            .map(|k| k.active_from_ms)
-            .max()
-            .unwrap_or(0);
-        let due = newest + self.schedule.rotate_every.as_millis() as u64;
-        let due = due.saturating_sub(self.schedule.publish_ahead.as_millis() as u64);
+        let due = due_at(&held.stored, &self.schedule, alg).unwrap_or(0);
         (due as i64 - now_ms() as i64) / 1000
     }
 
@@ -568,21 +544,39 @@ impl SigningKeys {
 /// The algorithms whose next key is due: none held yet, or the newest signs (or will) for
 /// less than `publish_ahead` more before its `rotate_every` is up.
 fn due(stored: &Stored, schedule: &Schedule, now: u64) -> Option<Vec<Algorithm>> {
-    let rotate = schedule.rotate_every.as_millis() as u64;
-    let ahead = schedule.publish_ahead.as_millis() as u64;
     let due: Vec<Algorithm> = ALGORITHMS
         .into_iter()
-        .filter(|&alg| {
-            let newest = stored
-                .keys
-                .iter()
-                .filter(|k| k.alg == name(alg))
-                .map(|k| k.active_from_ms)
-                .max();
-            newest.is_none_or(|from| now + ahead >= from + rotate)
-        })
+        .filter(|&alg| due_at(stored, schedule, alg).is_none_or(|at| now >= at))
         .collect();
     (!due.is_empty()).then_some(due)
+}
+
+/// When the next key of `alg` is due (ms since the epoch): `publish_ahead` before the
+/// newest one's `rotate_every` is up; none when there is none yet.
+fn due_at(stored: &Stored, schedule: &Schedule, alg: Algorithm) -> Option<u64> {
+    let newest = stored
+        .keys
+        .iter()
+        .filter(|k| k.alg == name(alg))
+        .map(|k| k.active_from_ms)
+        .max()?;
+    let turn = schedule.rotate_every.saturating_sub(schedule.publish_ahead);
+    Some(newest + turn.as_millis() as u64)
+}
+
+/// The JWS `typ` of a token for `purpose`: an ID token's, or RFC 9068's for an access token.
+fn typ(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::IdToken => "JWT",
+        Purpose::AccessToken => "at+jwt",
+    }
+}
+
+/// The key of `alg` among `keys` that signs at `now`: the newest whose time has come.
+fn signing(keys: &[Arc<Key>], alg: Algorithm, now: u64) -> Option<&Arc<Key>> {
+    keys.iter()
+        .filter(|k| k.alg == alg && k.active_from_ms <= now)
+        .max_by_key(|k| k.active_from_ms)
 }
 
 /// When the key after `key` (of its algorithm) signs from, if there is one.
@@ -680,7 +674,10 @@ fn key_from_pkcs8(alg: Algorithm, pkcs8: &[u8], active_from_ms: u64) -> Result<K
             .as_bytes())
     };
     // An ID token's, then an access token's.
-    let headers = [header("JWT"), header("at+jwt")];
+    let headers = [
+        header(typ(Purpose::IdToken)),
+        header(typ(Purpose::AccessToken)),
+    ];
     let mut jwk = members;
     jwk["use"] = "sig".into();
     jwk["alg"] = name(alg).into();
@@ -714,6 +711,8 @@ pub fn spawn_refresh(keys: &Arc<SigningKeys>, metrics: Arc<crate::metrics::Metri
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once: `load` has just read the keys.
+        ticks.tick().await;
         loop {
             ticks.tick().await;
             let Some(keys) = keys.upgrade() else { return };
