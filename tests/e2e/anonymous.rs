@@ -1,6 +1,7 @@
 //! What a request without credentials can make the service hold: nothing in the store, a
-//! bounded table of address budgets in memory. Floods of the authorization endpoint, on the
-//! store `TOKENGINX_TEST_STORE` names (the embedded one with room for 200 entries).
+//! bounded table of address budgets in memory. Floods of the authorization endpoint and of
+//! userinfo, on the store `TOKENGINX_TEST_STORE` names (the embedded one with room for 200
+//! entries).
 
 use crate::authorization_code::{flow_host_on, http, location, query_param, WEB_ID, WEB_REDIRECT};
 use crate::harness::*;
@@ -53,24 +54,40 @@ fn authorize_url(host: &Host, state: &str) -> String {
     .to_string()
 }
 
+/// What one flood connection sends, by the connection's number.
+type FloodRequest = Arc<dyn Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync>;
+
 /// Floods the authorization endpoint from [`FLOOD_CONNECTIONS`] connections for
-/// [`FLOOD_TIME`] with `state`, while the demo client asks for a token and a probe asks
-/// `/health/ready` every 100 ms: how many flood requests were answered (each must be a
-/// 302), and the statuses the client and the probe got.
+/// [`FLOOD_TIME`] with `state`: see [`flood_with`]; each answer must be a 302.
 async fn flood(host: &Host, state: &str) -> (u64, Vec<u16>, Vec<u16>) {
+    let urls: Vec<String> = (0..FLOOD_CONNECTIONS)
+        .map(|_| authorize_url(host, state))
+        .collect();
+    flood_with(host, Arc::new(move |client, i| client.get(&urls[i])), 302).await
+}
+
+/// Sends `request` from [`FLOOD_CONNECTIONS`] connections for [`FLOOD_TIME`], while the
+/// demo client asks for a token and a probe asks `/health/ready` every 100 ms: how many
+/// flood requests were answered (each must be `expected`), and the statuses the client and
+/// the probe got.
+async fn flood_with(
+    host: &Host,
+    request: FloodRequest,
+    expected: u16,
+) -> (u64, Vec<u16>, Vec<u16>) {
     let deadline = Instant::now() + FLOOD_TIME;
     let answered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..FLOOD_CONNECTIONS {
-        let (url, answered) = (authorize_url(host, state), answered.clone());
+    for i in 0..FLOOD_CONNECTIONS {
+        let (request, answered) = (request.clone(), answered.clone());
         tasks.push(tokio::spawn(async move {
             let client = http();
             for _ in 0..FLOOD_MAX_PER_CONNECTION {
                 if Instant::now() >= deadline {
                     break;
                 }
-                let response = client.get(&url).send().await.unwrap();
-                assert_eq!(response.status(), 302);
+                let response = request(&client, i).send().await.unwrap();
+                assert_eq!(response.status(), expected);
                 answered.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -137,6 +154,67 @@ async fn an_anonymous_flood_of_authorize_holds_nothing_and_stops_no_one() {
             now < before + 100,
             "{before} challenge keys before, {now} after"
         );
+    }
+    assert_eq!(host.get("/health/ready").await.json()["store"], "ok");
+}
+
+/// Userinfo takes a token from anyone: a flood of made-up opaque tokens and of JWTs forged
+/// around the host's real key id (each one a signature the host checks) is answered 401,
+/// and holds nothing either; other clients keep getting tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_flood_of_userinfo_holds_nothing_and_stops_no_one() {
+    let store = match shared_store().contains("mode: memory") {
+        true => "tokenginx:\n  mode: memory\n  max_entries: 200\n".to_owned(),
+        false => shared_store(),
+    };
+    // A client that may ask for openid: the host then has signing keys.
+    let base = config_with_store(
+        &default_guest(),
+        "  address_rate_limit: unlimited\n",
+        &store,
+    )
+    .replacen("scopes: [read, write]", "scopes: [openid, read, write]", 1);
+    let (host, _) = flow_host_on(base, "", "admin:\n  port: 0\n");
+    let jwks = host.get("/.well-known/jwks.json").await.json();
+    let es256 = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["alg"] == "ES256");
+    let kid = es256.unwrap()["kid"].as_str().unwrap().to_owned();
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let header = b64(serde_json::json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"}));
+    let url = host.url("/api/v1/oauth/userinfo");
+    let rss_before = host.rss_bytes();
+    let redis_before = shared_store_used_memory();
+    let request: FloodRequest = Arc::new(move |client, i| {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).unwrap();
+        let opaque = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+        let token = match i % 2 {
+            0 => opaque,
+            _ => format!(
+                "{header}.{}.{}",
+                b64(serde_json::json!({"jti": hex::encode(random), "sub": "mallory"})),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 64])
+            ),
+        };
+        client.get(&url).bearer_auth(token)
+    });
+    let (answered, tokens, probes) = flood_with(&host, request, 401).await;
+    println!("{answered} userinfo requests answered 401 in {FLOOD_TIME:?}");
+    assert!(answered > 1000, "only {answered} requests answered");
+    assert!(tokens.iter().all(|s| *s == 200), "tokens {tokens:?}");
+    assert!(probes.iter().all(|s| *s == 200), "ready {probes:?}");
+    let grown = host.rss_bytes().saturating_sub(rss_before);
+    println!("the host's RSS grew by {} KiB", grown / 1024);
+    assert!(grown < 64 * MIB, "RSS grew by {grown} bytes");
+    if let (Some(before), Some(now)) = (redis_before, shared_store_used_memory()) {
+        let grown = now.saturating_sub(before);
+        println!("Redis used_memory grew by {} KiB", grown / 1024);
+        assert!(grown < 64 * MIB, "Redis grew by {grown} bytes");
     }
     assert_eq!(host.get("/health/ready").await.json()["store"], "ok");
 }
