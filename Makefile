@@ -72,7 +72,7 @@ run: guests py-venv
 
 # The endpoint suite (with `test-guest` on the default guest) and the authorization code
 # flow run against each store; the rest of e2e once.
-ENDPOINT_SUITE := endpoints:: guest_failures::batched authorization_code:: refresh:: anonymous::
+ENDPOINT_SUITE := endpoints:: clients:: guest_failures::batched authorization_code:: refresh:: anonymous::
 PYTHON_GUEST := target/python-guest/tokenginx_python_guest
 # The default guest as it was at contract 0.1.4, run through the host's 0.1 adapter.
 GUEST_0_1 := $(CURDIR)/tests/guests/fixtures/tokenginx_guest-0.1.4.wasm

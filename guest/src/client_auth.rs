@@ -8,7 +8,7 @@
 //! tell whether an id exists.
 
 use crate::params::param;
-use crate::response::OAuthError;
+use crate::response::{store_failure, OAuthError};
 use crate::{Client, Host, Request};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -42,7 +42,8 @@ pub fn authenticate(
         }
     }
     let credentials = credentials(req)?;
-    let client = host.client(&credentials.client_id);
+    let client =
+        crate::clients::find(host, &credentials.client_id).map_err(|e| store_failure(host, e))?;
     let presented: [u8; 32] = Sha256::digest(credentials.secret.as_bytes()).into();
     // Compare against a digest no secret has when the client is unknown: one code path.
     let expected = client
@@ -66,11 +67,13 @@ pub fn authenticate(
 
 /// A client registered with `token_endpoint_auth_method: none`, named by `client_id`.
 fn public_client(host: &impl Host, client_id: &str) -> Result<Authenticated, OAuthError> {
-    let public = host
-        .registration(client_id)
-        .is_some_and(|r| r.token_endpoint_auth_method == "none");
-    match host.client(client_id) {
-        Some(client) if public => {
+    let client = crate::clients::find(host, client_id).map_err(|e| store_failure(host, e))?;
+    let public = |client: &crate::Client| {
+        crate::clients::registration(host, client)
+            .is_some_and(|r| r.token_endpoint_auth_method == "none")
+    };
+    match client {
+        Some(client) if public(&client) => {
             host.authenticated(&client.client_id);
             Ok(Authenticated {
                 client,

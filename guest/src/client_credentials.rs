@@ -10,7 +10,7 @@ use crate::{scope, Client, Host, Level, Request, Response};
 /// client, for an access token.
 pub fn issue(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
     let scope = scope::grant(client, param(req, "scope"))?;
-    let format = crate::signed::format(host, &client.client_id)?;
+    let format = crate::signed::format(host, client)?;
     let audience =
         crate::signed::audience(&format, param(req, "resource"), param(req, "audience"))?;
     charge(host, client)?;

@@ -1,7 +1,7 @@
 //! What the OAuth logic needs from its host, as plain Rust, so the same logic runs inside
 //! the component and in native tests.
 
-/// A registered client, as the operator configured it.
+/// A registered client: configured by the operator, or registered at runtime.
 #[derive(Clone, Debug)]
 pub struct Client {
     pub client_id: String,
@@ -12,6 +12,24 @@ pub struct Client {
     pub grant_types: Vec<String>,
     /// Access token lifetime in seconds.
     pub access_token_ttl: u64,
+    /// For a client registered at runtime, what the host's settings answer of a
+    /// configured one (see `clients`); none for a configured client.
+    pub runtime: Option<Box<crate::clients::RuntimeParts>>,
+}
+
+/// What a client registered at runtime inherits of the operator's settings
+/// (`settings.client-defaults`).
+#[derive(Clone, Copy, Debug)]
+pub struct Inherited {
+    /// Seconds.
+    pub access_token_ttl: u64,
+    pub refresh: RefreshPolicy,
+    /// `oauth.access_token_strategy` is `jwt`.
+    pub jwt_access_tokens: bool,
+    /// Seconds.
+    pub id_token_ttl: u64,
+    /// The longest lifetime of a token the host signs, seconds; none: it signs nothing.
+    pub signs_up_to: Option<u64>,
 }
 
 /// What the browser flows need of a registered client.
@@ -229,6 +247,8 @@ pub trait Host {
     fn random_bytes(&self, len: u32) -> Vec<u8>;
     fn log(&self, level: Level, message: &str);
     fn issuer(&self) -> String;
+    /// The configured client `client_id` (`settings.find-client`); [`crate::clients::find`]
+    /// finds runtime ones too.
     fn client(&self, client_id: &str) -> Option<Client>;
     fn registration(&self, client_id: &str) -> Option<Registration>;
     /// The login and consent app; none when the operator set none.
@@ -244,6 +264,10 @@ pub trait Host {
     /// The host's public keys (`keys.public-keys`).
     fn public_keys(&self) -> KeySet;
     fn scopes_supported(&self) -> Vec<String>;
+    /// What a client registered at runtime inherits (`settings.client-defaults`).
+    fn client_defaults(&self) -> Inherited;
+    /// The ids of the configured clients, in the configuration's order.
+    fn configured_clients(&self) -> Vec<String>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);
     /// Adds `by` to the series `labels` of the declared counter `name` (`metrics.count`;

@@ -21,6 +21,7 @@
 mod client_auth;
 mod client_credentials;
 pub mod client_rules;
+pub mod clients;
 pub mod counters;
 mod flow;
 mod grant;
@@ -51,8 +52,9 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    Algorithm, BrowserRequest, Change, Client, Host, HttpRequest, KeySet, Level, LoginFlow,
-    Purpose, RefreshPolicy, Registration, Request, Response, StoreError, TokenFormat, Transaction,
+    Algorithm, BrowserRequest, Change, Client, Host, HttpRequest, Inherited, KeySet, Level,
+    LoginFlow, Purpose, RefreshPolicy, Registration, Request, Response, StoreError, TokenFormat,
+    Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;

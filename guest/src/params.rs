@@ -43,3 +43,18 @@ pub(crate) fn form_decode(s: &str) -> Option<String> {
 fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
+
+/// Percent-encoding of everything but the unreserved characters (RFC 3986 section 2.3):
+/// a form component (`application/x-www-form-urlencoded`), or a path segment.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

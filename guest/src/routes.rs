@@ -78,7 +78,21 @@ const fn document(name: &'static str, path: &'static str) -> Route {
     }
 }
 
-pub const ROUTES: [Route; 10] = [
+/// Ory Hydra v2's client admin API (`clients/admin.rs`).
+const fn clients(path: &'static str, methods: &'static [&'static str]) -> Route {
+    Route {
+        name: "clients",
+        path,
+        methods,
+        listener: Listener::Admin,
+        body: Body::Json,
+        headers: &[],
+        anonymous: false,
+        uses_store: true,
+    }
+}
+
+pub const ROUTES: [Route; 12] = [
     // RFC 6749 section 3.2.
     client_endpoint("token", "/api/v1/oauth/token"),
     // RFC 7662.
@@ -115,6 +129,8 @@ pub const ROUTES: [Route; 10] = [
     },
     admin("/admin/oauth2/auth/requests/{flow}", &["GET"]),
     admin("/admin/oauth2/auth/requests/{flow}/{decision}", &["PUT"]),
+    clients("/admin/clients", &["GET", "POST"]),
+    clients("/admin/clients/{id}", &["GET", "PUT", "PATCH", "DELETE"]),
 ];
 
 /// The absolute URL of the public route `name`, below the issuer.
@@ -144,6 +160,7 @@ pub fn named_headers(route: &str, values: Vec<Option<String>>) -> Vec<(&'static 
 pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
     let path_param = |name: &str| req.path_param(name).map(str::to_owned);
     let (flow, decision) = (path_param("flow"), path_param("decision"));
+    let id = path_param("id");
     let HttpRequest {
         method,
         query,
@@ -192,6 +209,9 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 client_ip,
             };
             crate::authorize(host, &req)
+        }
+        "clients" => {
+            crate::clients::admin::handle(host, &method, id.as_deref(), &query, json.as_deref())
         }
         "admin" => {
             let call = match decision {

@@ -55,9 +55,9 @@ pub(crate) const ID_TOKEN_REGISTERED: [&str; 15] = [
     "sid",
 ];
 
-/// The token format of a registered client; the host has one for each.
-pub(crate) fn format(host: &impl Host, client_id: &str) -> Result<TokenFormat, OAuthError> {
-    host.token_format(client_id)
+/// The token format of a registered client; there is one for each.
+pub(crate) fn format(host: &impl Host, client: &crate::Client) -> Result<TokenFormat, OAuthError> {
+    crate::clients::token_format(host, client)
         .ok_or_else(|| OAuthError::server_error("the host has no token format for the client"))
 }
 

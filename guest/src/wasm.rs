@@ -124,6 +124,7 @@ impl crate::Host for Imports {
             default_scopes: c.default_scopes,
             grant_types: crate::client_rules::grant_types(c.grant_types),
             access_token_ttl: c.access_token_ttl,
+            runtime: None,
         })
     }
     fn registration(&self, client_id: &str) -> Option<crate::Registration> {
@@ -153,6 +154,23 @@ impl crate::Host for Imports {
     }
     fn scopes_supported(&self) -> Vec<String> {
         settings::scopes_supported()
+    }
+    fn client_defaults(&self) -> crate::Inherited {
+        let d = settings::client_defaults();
+        crate::Inherited {
+            access_token_ttl: d.access_token_ttl,
+            refresh: crate::RefreshPolicy {
+                refresh_token_ttl: d.refresh.refresh_token_ttl,
+                grant_max_lifetime: d.refresh.grant_max_lifetime,
+                reuse_grace_ms: d.refresh.reuse_grace_ms,
+            },
+            jwt_access_tokens: d.access_token_strategy == settings::AccessTokenStrategy::Jwt,
+            id_token_ttl: d.id_token_ttl,
+            signs_up_to: d.signs_up_to,
+        }
+    }
+    fn configured_clients(&self) -> Vec<String> {
+        settings::configured_clients()
     }
     fn token_format(&self, client_id: &str) -> Option<crate::TokenFormat> {
         settings::find_token_format(client_id).map(|f| crate::TokenFormat {

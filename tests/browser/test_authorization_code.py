@@ -190,6 +190,7 @@ log:
         wait_for_port(login_port, login)
         yield {
             "issuer": issuer,
+            "admin": f"http://127.0.0.1:{admin_port}",
             "redirect_uri": redirect_uri,
             "log": work / "host.log",
             "redis_ports": ports,
@@ -220,20 +221,20 @@ def wait(browser) -> WebDriverWait:
     return WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,))
 
 
-def client(service, scope) -> OAuth2Session:
+def client(service, scope, credentials=("web", WEB_SECRET)) -> OAuth2Session:
     return OAuth2Session(
-        "web",
-        WEB_SECRET,
+        *credentials,
         redirect_uri=service["redirect_uri"],
         scope=scope,
         code_challenge_method="S256",
     )
 
 
-def sign_in(browser, service, password=PASSWORD, scope="read write"):
-    """Starts the flow in the browser and signs in as alice: the authlib session and the
-    PKCE verifier."""
-    session, verifier = client(service, scope), generate_token(48)
+def sign_in(browser, service, password=PASSWORD, scope="read write", credentials=None):
+    """Starts the flow in the browser and signs in as alice (to the web app, or the client
+    of `credentials`): the authlib session and the PKCE verifier."""
+    session = client(service, scope, *([credentials] if credentials else []))
+    verifier = generate_token(48)
     url, _state = session.create_authorization_url(
         service["issuer"] + "/api/v1/oauth/authorize", code_verifier=verifier
     )

@@ -13,6 +13,7 @@ mod table_guest;
 
 mod anonymous;
 mod authorization_code;
+mod clients;
 mod config_cli;
 mod endpoints;
 mod guest_failures;

@@ -297,8 +297,11 @@ fn handled() -> AdminError {
 
 /// The client as Hydra's `OAuth2Client` shows it to the login and consent apps.
 fn client(host: &impl Host, client_id: &str) -> Value {
-    let client = host.client(client_id);
-    let registration = host.registration(client_id);
+    // The store away: the app sees the id alone, and the flow goes on.
+    let client = crate::clients::find(host, client_id).ok().flatten();
+    let registration = client
+        .as_ref()
+        .and_then(|c| crate::clients::registration(host, c));
     value!({
         "client_id": client_id,
         "client_name": registration.as_ref().map_or("", |r| r.client_name.as_str()),

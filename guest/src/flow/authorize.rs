@@ -68,8 +68,10 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     let client_id = param(req, "client_id")
         .ok_or_else(|| Failure::Page(400, "The request names no client (client_id).".into()))?;
     let unknown = || Failure::Page(400, "The client is not registered.".into());
-    let client = host.client(client_id).ok_or_else(unknown)?;
-    let registration = host.registration(client_id).ok_or_else(unknown)?;
+    let client = crate::clients::find(host, client_id)
+        .map_err(|e| Failure::from(store_failure(host, e)))?
+        .ok_or_else(unknown)?;
+    let registration = crate::clients::registration(host, &client).ok_or_else(unknown)?;
     let redirect_uri = match (param(req, "redirect_uri"), &registration.redirect_uris[..]) {
         (Some(uri), registered) if registered.iter().any(|r| redirect_matches(r, uri)) => {
             uri.to_owned()
@@ -115,7 +117,7 @@ fn begin(host: &impl Host, req: &BrowserRequest, flow: &LoginFlow) -> Result<Res
     let checked = within_limits(req, query_bytes, state)
         .and_then(|()| check(&client, req))
         .and_then(|checked| {
-            let format = crate::signed::format(host, client_id)?;
+            let format = crate::signed::format(host, &client)?;
             let audience =
                 crate::signed::audience(&format, param(req, "resource"), param(req, "audience"))?;
             Ok((checked, audience))

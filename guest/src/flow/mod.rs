@@ -218,24 +218,10 @@ fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     let mut separator = if url.contains('?') { '&' } else { '?' };
     for (name, value) in params {
         out.push(separator);
-        out.push_str(&encode(name));
+        out.push_str(&crate::params::percent_encode(name));
         out.push('=');
-        out.push_str(&encode(value));
+        out.push_str(&crate::params::percent_encode(value));
         separator = '&';
-    }
-    out
-}
-
-/// `application/x-www-form-urlencoded` encoding of one component.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(b))
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
     }
     out
 }

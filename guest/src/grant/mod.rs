@@ -178,7 +178,7 @@ fn invalid() -> OAuthError {
 
 /// The policy of a registered client; the host has one for each.
 fn policy(host: &impl Host, client: &Client) -> Result<RefreshPolicy, OAuthError> {
-    host.refresh_policy(&client.client_id)
+    crate::clients::refresh_policy(host, client)
         .ok_or_else(|| OAuthError::server_error("the host has no refresh policy for the client"))
 }
 
@@ -200,7 +200,7 @@ pub(crate) fn start(
     nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {
     let policy = policy(host, client)?;
-    let format = crate::signed::format(host, &client.client_id)?;
+    let format = crate::signed::format(host, client)?;
     let offline = client
         .grant_types
         .iter()

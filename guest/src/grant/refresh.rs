@@ -200,7 +200,7 @@ impl<H: Host> Refresh<'_, H> {
             expect: vec![(key, Some(bytes.to_vec()))],
             changes,
         };
-        let format = crate::signed::format(self.host, &client.client_id)?;
+        let format = crate::signed::format(self.host, client)?;
         let response = token_response(
             self.host,
             (client, &format),
@@ -291,7 +291,7 @@ fn replay(
         ext: grant.ext.clone(),
         aud: grant.audience.clone(),
     };
-    let format = match crate::signed::format(host, &client.client_id) {
+    let format = match crate::signed::format(host, client) {
         Ok(format) => format,
         Err(e) => return Some(Err(e)),
     };

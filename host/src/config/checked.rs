@@ -18,7 +18,8 @@ pub struct Loaded {
     pub metrics: Metrics,
     pub guest: GuestConfig,
     pub oauth: OAuthSettings,
-    /// The admin API's listener; none without browser flows (`oauth.login_url`).
+    /// The admin API's listener: on with browser flows (`oauth.login_url`) or an `admin`
+    /// section; none otherwise.
     pub admin: Option<Admin>,
     pub keys: Keys,
     /// Keys that were accepted but do nothing, each with why: `check-config` prints them and
@@ -151,12 +152,20 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     let server = check_server(server, base)?;
     let metrics = check_metrics(metrics, &server)?;
     let oauth = check_oauth(oauth)?;
-    let admin = match oauth.flow {
-        Some(_) => Some(check_admin(admin, base, &server, &metrics)?),
-        None => None,
+    let admin = match (oauth.flow.is_some(), admin) {
+        (true, admin) => Some(check_admin(
+            admin.unwrap_or_default(),
+            base,
+            &server,
+            &metrics,
+        )?),
+        (false, Some(admin)) => Some(check_admin(admin, base, &server, &metrics)?),
+        (false, None) => None,
     };
     let store = check_store(store, base, &mut warnings)?;
-    let keys = check_keys(keys, &store, &oauth)?;
+    let keys = check_keys(keys, &store, &oauth, admin.is_some())?;
+    let mut oauth = oauth;
+    oauth.defaults.signs_up_to = keys.signing.map(|s| s.longest_token.as_secs());
     Ok(Loaded {
         store,
         keys,
@@ -476,10 +485,16 @@ fn check_admin(
 /// The keys: a secret of at least 32 characters; required where replicas share a store and
 /// something needs sealing (a login app) or signing (ID tokens, JWT access tokens); made up
 /// at start on the embedded store. The signing schedule must keep a bounded number of keys.
+///
+/// With the admin API on (`admin_api`), a client registered at runtime may ask for signed
+/// tokens: the host then signs wherever it has key material (the embedded store, or
+/// `keys.secret`), its tokens living at most as long as the configured clients' or
+/// `oauth.id_token_ttl`.
 fn check_keys(
     keys: KeysConfig,
     store: &Store,
     oauth: &OAuthSettings,
+    admin_api: bool,
 ) -> Result<Keys, (String, String)> {
     use crate::keys::sign::{Schedule, MAX_KEYS_PER_ALGORITHM};
     let day = Duration::from_secs(24 * 3600);
@@ -495,11 +510,17 @@ fn check_keys(
             "must be longer than keys.publish_ahead and at most 365d",
         );
     }
-    let signing = oauth.longest_signed.map(|longest_token| Schedule {
-        rotate_every: keys.rotate_every,
-        publish_ahead: keys.publish_ahead,
-        longest_token,
-    });
+    let has_material = keys.secret.is_some() || matches!(store, Store::Memory { .. });
+    let runtime_clients =
+        (admin_api && has_material).then(|| Duration::from_secs(oauth.defaults.id_token_ttl));
+    let signing = oauth
+        .longest_signed
+        .or(runtime_clients)
+        .map(|longest_token| Schedule {
+            rotate_every: keys.rotate_every,
+            publish_ahead: keys.publish_ahead,
+            longest_token,
+        });
     if let Some(schedule) = signing.filter(|s| s.keys_held() > MAX_KEYS_PER_ALGORITHM) {
         return bad(
             "keys.rotate_every",

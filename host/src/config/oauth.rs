@@ -46,6 +46,12 @@ pub struct OAuthSettings {
     /// none when no client can get one (no client with `openid` in its scopes nor the JWT
     /// strategy), and the host needs no signing keys.
     pub longest_signed: Option<Duration>,
+    /// The budget of a client that has none of its own (`oauth.rate_limit`): a configured
+    /// one's, and any the guest registers at runtime. None: `unlimited`.
+    pub rate_limit: Option<RateLimit>,
+    /// What a client the guest registers at runtime inherits (`settings.client-defaults`);
+    /// `signs_up_to` is set once the keys are checked.
+    pub defaults: settings::Inherited,
 }
 
 impl OAuthSettings {
@@ -103,6 +109,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
     let mut longest_signed: Option<Duration> = None;
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
+    let default_strategy = oauth.access_token_strategy;
     for (i, c) in oauth.clients.into_iter().enumerate() {
         let key = move |field: &str| format!("oauth.clients[{i}].{field}");
         if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
@@ -241,7 +248,26 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         scopes_supported: all_scopes.into_iter().collect(),
         flow,
         longest_signed,
+        rate_limit: default_limit,
+        defaults: settings::Inherited {
+            access_token_ttl: super::raw::default_token_ttl().as_secs(),
+            refresh: settings::RefreshPolicy {
+                refresh_token_ttl: default_refresh_ttl.as_secs(),
+                grant_max_lifetime: max_lifetime.as_secs(),
+                reuse_grace_ms: grace.as_millis() as u64,
+            },
+            access_token_strategy: strategy(default_strategy),
+            id_token_ttl: id_token_ttl.as_secs(),
+            signs_up_to: None,
+        },
     })
+}
+
+fn strategy(configured: AccessTokenStrategy) -> settings::AccessTokenStrategy {
+    match configured {
+        AccessTokenStrategy::Opaque => settings::AccessTokenStrategy::Opaque,
+        AccessTokenStrategy::Jwt => settings::AccessTokenStrategy::Jwt,
+    }
 }
 
 /// How a client's tokens are made: the strategy (its own or the service's), the signing
@@ -264,10 +290,7 @@ fn check_token_format(
             }),
         }
     };
-    let strategy = match c.access_token_strategy.unwrap_or(default_strategy) {
-        AccessTokenStrategy::Opaque => settings::AccessTokenStrategy::Opaque,
-        AccessTokenStrategy::Jwt => settings::AccessTokenStrategy::Jwt,
-    };
+    let strategy = strategy(c.access_token_strategy.unwrap_or(default_strategy));
     for (i, uri) in c.audience.iter().enumerate() {
         let parsed: Option<hyper::Uri> = uri.parse().ok();
         if parsed.is_none_or(|u| u.scheme().is_none() || u.host().is_none()) || uri.contains('#') {

@@ -24,8 +24,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub guest: GuestConfig,
     pub oauth: OAuthConfig,
+    /// None: no `admin` section (the listener is then on only with a login app).
     #[serde(default)]
-    pub admin: AdminConfig,
+    pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub keys: KeysConfig,
 }
@@ -63,7 +64,8 @@ impl Default for KeysConfig {
     }
 }
 
-/// The admin API (Ory Hydra's login and consent endpoints), on a listener of its own.
+/// The admin API (Ory Hydra's login and consent endpoints, its client API, and the guest's
+/// other admin routes), on a listener of its own.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
@@ -539,7 +541,7 @@ pub struct ClientConfig {
     pub audience: Vec<String>,
 }
 
-fn default_token_ttl() -> Duration {
+pub(super) fn default_token_ttl() -> Duration {
     Duration::from_secs(3600)
 }
 

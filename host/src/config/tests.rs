@@ -290,10 +290,22 @@ fn a_login_app_turns_on_the_admin_listener_on_loopback() {
     // Passed on as written: the default method is the guest's (client_rules.rs).
     assert_eq!(web.token_endpoint_auth_method, None);
     assert_eq!(web.redirect_uris.len(), 2);
-    assert!(
-        parse_str(MINIMAL).unwrap().admin.is_none(),
-        "no login app, no admin API"
-    );
+    let minimal = parse_str(MINIMAL).unwrap();
+    assert!(minimal.admin.is_none(), "no login app, no admin API");
+    // No client can get a signed token, and no client can be registered at runtime.
+    assert!(minimal.keys.signing.is_none());
+}
+
+#[test]
+fn an_admin_section_alone_turns_on_the_client_api_and_signing_for_its_clients() {
+    let c = parse_str(&format!("{MINIMAL}admin:\n  port: 4999\n")).unwrap();
+    assert_eq!(c.admin.expect("an admin listener").addr.port(), 4999);
+    // A client registered at runtime may ask for ID tokens: the embedded store signs, for
+    // as long as `oauth.id_token_ttl`, and the guest is told so.
+    let signing = c.keys.signing.expect("signing keys");
+    assert_eq!(signing.longest_token.as_secs(), 3600);
+    assert_eq!(c.oauth.defaults.signs_up_to, Some(3600));
+    assert_eq!(c.oauth.defaults.access_token_ttl, 3600);
 }
 
 #[test]

@@ -198,35 +198,57 @@ macro_rules! store_imports {
 }
 crate::store::store_operations!(store_imports);
 
+/// The longest client id `rate-limit.charge` and `caller.authenticated` take.
+const MAX_CLIENT_ID_BYTES: usize = 255;
+
 impl rate_limit::Host for InstanceState {
     async fn charge(&mut self, client_id: String) -> StoreResult<Option<u64>> {
         let services = self.services.clone();
-        let Some(client) = services.oauth.clients.get(&client_id) else {
-            return Err(StoreError::Rejected(
-                "rate-limit.charge: no registered client has that id".into(),
-            ));
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+            return Err(StoreError::Rejected(format!(
+                "rate-limit.charge: a client id is 1 to {MAX_CLIENT_ID_BYTES} bytes"
+            )));
+        }
+        // A configured client's budget, or for one the guest registered at runtime
+        // `oauth.rate_limit` in a bucket of its own.
+        let (limit, key, label) = match services.oauth.clients.get(&client_id) {
+            Some(client) => (
+                client.rate_limit,
+                std::borrow::Cow::Borrowed(client.rate_limit_key.as_str()),
+                client.record.client_id.as_str(),
+            ),
+            None => (
+                services.oauth.rate_limit,
+                std::borrow::Cow::Owned(crate::store::rate_limit_key(&client_id)),
+                // Runtime clients are not the operator's fixed set: one series for all.
+                RUNTIME_CLIENTS_LABEL,
+            ),
         };
-        let Some(limit) = client.rate_limit else {
+        let Some(limit) = limit else {
             return Ok(None);
         };
         let wait = timed(
             &services.metrics,
             self.store_deadline,
             "charge",
-            services.store.charge(&client.rate_limit_key, limit),
+            services.store.charge(&key, limit),
         )
         .await?;
         if wait.is_some() {
             services
                 .metrics
                 .rate_limited
-                .with_label_values(&[&client.record.client_id])
+                .with_label_values(&[label])
                 .inc();
         }
         // Whole milliseconds, rounded up: a client that waits that long is admitted.
         Ok(wait.map(|w| w.as_micros().div_ceil(1000) as u64))
     }
 }
+
+/// The `client_id` label of `tokenginx_rate_limited_total` for every client the guest
+/// registered at runtime (the configured ones are labelled by their ids).
+pub const RUNTIME_CLIENTS_LABEL: &str = "(registered at runtime)";
 
 impl seal::Host for InstanceState {
     fn seal(&mut self, purpose: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<String> {
@@ -379,12 +401,21 @@ impl settings::Host for InstanceState {
         let client = self.services.oauth.clients.get(&client_id)?;
         Some(client.tokens.clone())
     }
+
+    fn client_defaults(&mut self) -> settings::Inherited {
+        self.services.oauth.defaults
+    }
+
+    fn configured_clients(&mut self) -> Vec<String> {
+        let clients = self.services.oauth.clients_in_order().into_iter();
+        clients.map(|c| c.record.client_id.clone()).collect()
+    }
 }
 
 impl caller::Host for InstanceState {
     fn authenticated(&mut self, client_id: String) {
-        if self.services.oauth.clients.contains_key(&client_id) {
-            self.authenticated = Some(client_id);
+        if !client_id.is_empty() && client_id.len() <= MAX_CLIENT_ID_BYTES {
+            self.authenticated = Some(sanitize(&client_id));
         }
     }
 }

@@ -1,0 +1,267 @@
+//! A client from Hydra's `OAuth2Client` JSON, checked: the rules of a configured client
+//! (`client_rules`) and what only a client registered at runtime can get wrong.
+
+use super::admin::ApiError;
+use super::record::{algorithm, Stored};
+use crate::client_rules::{self, ClientConfig};
+use crate::record::{hex_sha256, new_secret};
+use crate::Host;
+use serde_json::{Map, Value};
+
+/// Hydra's fields kept and shown as given, with the JSON type each must have.
+const SHOWN: [(&str, Kind); 11] = [
+    ("metadata", Kind::Any),
+    ("owner", Kind::Text),
+    ("contacts", Kind::Texts),
+    ("client_uri", Kind::Text),
+    ("logo_uri", Kind::Text),
+    ("policy_uri", Kind::Text),
+    ("tos_uri", Kind::Text),
+    ("allowed_cors_origins", Kind::Texts),
+    ("post_logout_redirect_uris", Kind::Texts),
+    ("jwks_uri", Kind::Text),
+    ("jwks", Kind::Any),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Any,
+    Text,
+    Texts,
+}
+
+/// A secret the operator chooses has at least this many characters.
+pub const MIN_CHOSEN_SECRET_CHARS: usize = 32;
+/// A client from Hydra's JSON `fields`: the new one, or `previous` replaced (its secret
+/// kept unless `client_secret` is given), checked; with the secret to show once.
+pub(super) fn build(
+    host: &impl Host,
+    fields: &Map<String, Value>,
+    id: &str,
+    previous: Option<&Stored>,
+    now: u64,
+) -> Result<(Stored, Option<String>), ApiError> {
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::metadata(format!("{name} must be a string"))),
+        }
+    };
+    let texts = |name: &str| -> Result<Option<Vec<String>>, ApiError> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .map(Some)
+                .ok_or_else(|| ApiError::metadata(format!("{name} must be an array of strings"))),
+            Some(_) => Err(ApiError::metadata(format!(
+                "{name} must be an array of strings"
+            ))),
+        }
+    };
+    if let Some(given) = text("client_id")?.filter(|g| !g.is_empty() && g != id) {
+        return Err(ApiError::metadata(format!(
+            "client_id {given:?} differs from the client's, {id:?}: an id cannot change"
+        )));
+    }
+    let inherited = host.client_defaults();
+    let method = text("token_endpoint_auth_method")?
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| client_rules::auth_method(None).to_owned());
+    let public = method == "none";
+    let (digest, shown_secret) = match text("client_secret")?.filter(|s| !s.is_empty()) {
+        Some(_) if public => {
+            return Err(ApiError::metadata(
+                "client_secret: a public client (token_endpoint_auth_method none) has none",
+            ))
+        }
+        Some(chosen) if chosen.chars().count() < MIN_CHOSEN_SECRET_CHARS => {
+            return Err(ApiError::metadata(format!(
+                "client_secret must be at least {MIN_CHOSEN_SECRET_CHARS} characters"
+            )))
+        }
+        Some(chosen) => (hex_sha256(chosen.as_bytes()), Some(chosen)),
+        None if public => (String::new(), None),
+        None => match previous.filter(|p| !p.client_secret_sha256.is_empty()) {
+            Some(previous) => (previous.client_secret_sha256.clone(), None),
+            None => {
+                let secret = new_secret(host);
+                (hex_sha256(secret.as_bytes()), Some(secret))
+            }
+        },
+    };
+    let grant_types = texts("grant_types")?
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| vec![crate::issue::AUTHORIZATION_CODE.to_owned()]);
+    let response_types = texts("response_types")?
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec!["code".to_owned()]);
+    if let Some(other) = response_types
+        .iter()
+        .find(|r| !crate::RESPONSE_TYPES.contains(&r.as_str()))
+    {
+        return Err(ApiError::metadata(format!(
+            "response_types: {other:?} is not one this server answers (code)"
+        )));
+    }
+    let signs = inherited.signs_up_to.is_some();
+    let scope = match text("scope")? {
+        Some(scope) => scope,
+        // Hydra's default, less what this host cannot do.
+        None if signs => "openid offline_access".to_owned(),
+        None => "offline_access".to_owned(),
+    };
+    let mut shown = Map::new();
+    for (name, kind) in SHOWN {
+        let Some(value) = fields.get(name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let fits = match kind {
+            Kind::Any => true,
+            Kind::Text => value.is_string(),
+            Kind::Texts => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(Value::is_string)),
+        };
+        if !fits {
+            return Err(ApiError::metadata(format!(
+                "{name} has the wrong JSON type"
+            )));
+        }
+        shown.insert(name.to_owned(), value.clone());
+    }
+    let stored = Stored {
+        client_id: id.to_owned(),
+        client_name: text("client_name")?.unwrap_or_default(),
+        client_secret_sha256: digest,
+        grant_types,
+        response_types,
+        redirect_uris: texts("redirect_uris")?.unwrap_or_default(),
+        scope,
+        audience: texts("audience")?.unwrap_or_default(),
+        token_endpoint_auth_method: method,
+        skip_consent: match fields.get("skip_consent") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ApiError::metadata("skip_consent must be a boolean")),
+        },
+        access_token_strategy: text("access_token_strategy")?.filter(|s| !s.is_empty()),
+        access_token_signed_response_alg: text("access_token_signed_response_alg")?,
+        id_token_signed_response_alg: text("id_token_signed_response_alg")?,
+        shown,
+        created_at: previous.map_or(now, |p| p.created_at),
+        updated_at: now,
+        registration_access_token_sha256: previous
+            .and_then(|p| p.registration_access_token_sha256.clone()),
+    };
+    check(&stored, shown_secret.as_deref(), &inherited)?;
+    Ok((stored, shown_secret))
+}
+
+/// The rules of a registration (`client_rules`, a configured client's), and what only a
+/// client registered here can get wrong.
+fn check(
+    stored: &Stored,
+    secret: Option<&str>,
+    inherited: &crate::Inherited,
+) -> Result<(), ApiError> {
+    let config = ClientConfig {
+        token_endpoint_auth_method: Some(stored.token_endpoint_auth_method.clone()),
+        has_secret: !stored.client_secret_sha256.is_empty(),
+        secret_chars: secret.map(|s| s.chars().count() as u32),
+        scopes: stored.scopes(),
+        default_scopes: Vec::new(),
+        grant_types: Some(stored.grant_types.clone()),
+        redirect_uris: stored.redirect_uris.clone(),
+        access_token_ttl: inherited.access_token_ttl,
+    };
+    if let Err((key, message)) = client_rules::check(&config) {
+        return Err(match key.starts_with("redirect_uris") {
+            true => ApiError(400, "invalid_redirect_uri", format!("{key}: {message}")),
+            false => ApiError::metadata(format!("{}: {message}", hydra_name(&key))),
+        });
+    }
+    let code = stored
+        .grant_types
+        .iter()
+        .any(|g| g == crate::issue::AUTHORIZATION_CODE);
+    if code && stored.redirect_uris.is_empty() {
+        return Err(ApiError(
+            400,
+            "invalid_redirect_uri",
+            "redirect_uris: the authorization_code grant needs at least one".into(),
+        ));
+    }
+    if let Some(bad) = stored.scopes().iter().find(|s| !is_scope_token(s)) {
+        return Err(ApiError::metadata(format!(
+            "scope: {bad:?} is not a scope token"
+        )));
+    }
+    for (i, uri) in stored.audience.iter().enumerate() {
+        let absolute = uri.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty() && !rest.is_empty() && !uri.contains(['#', ' '])
+        });
+        if !absolute {
+            return Err(ApiError::metadata(format!(
+                "audience[{i}]: {uri:?} is not an absolute URI without a fragment"
+            )));
+        }
+    }
+    match stored.access_token_strategy.as_deref() {
+        None | Some("opaque" | "jwt") => {}
+        Some(other) => {
+            return Err(ApiError::metadata(format!(
+                "access_token_strategy: {other:?} is not opaque or jwt"
+            )))
+        }
+    }
+    for (name, alg) in [
+        (
+            "access_token_signed_response_alg",
+            &stored.access_token_signed_response_alg,
+        ),
+        (
+            "id_token_signed_response_alg",
+            &stored.id_token_signed_response_alg,
+        ),
+    ] {
+        if algorithm(alg.as_deref()).is_none() {
+            return Err(ApiError::metadata(format!(
+                "{name}: {alg:?} is not RS256, ES256 or EdDSA"
+            )));
+        }
+    }
+    let jwt = stored.jwt_access_tokens(inherited);
+    let openid = stored.scopes().iter().any(|s| s == crate::signed::OPENID);
+    match inherited.signs_up_to {
+        None if jwt || openid => Err(ApiError::metadata(
+            "this server signs nothing (a Redis store without keys.secret): a client can \
+             have neither the openid scope nor JWT access tokens",
+        )),
+        Some(longest) if jwt && inherited.access_token_ttl > longest => Err(ApiError::metadata(
+            format!("access_token_strategy: this server signs tokens of at most {longest}s"),
+        )),
+        _ if jwt && stored.audience.is_empty() => Err(ApiError::metadata(
+            "audience: JWT access tokens (RFC 9068) name their audience: give at least one",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 6749 section 3.3: `%x21 / %x23-5B / %x5D-7E`, at least one.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// Hydra's name for a key `client_rules` names.
+fn hydra_name(key: &str) -> &str {
+    match key {
+        "scopes" | "default_scopes" => "scope",
+        other => other,
+    }
+}

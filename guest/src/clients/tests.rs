@@ -1,0 +1,251 @@
+//! The client admin API against the native test host's store: what an operator scripting
+//! Hydra's API relies on, and that a client registered here is served like a configured one.
+
+use super::admin::handle;
+use crate::testing::{basic, body, form, TestHost, DEMO_ID};
+use crate::{introspect, token, Host, Response};
+use serde_json::{json, Value};
+
+const SECRET: &str = "a-secret-of-at-least-32-characters!!";
+
+fn call(host: &TestHost, method: &str, id: Option<&str>, body: Option<Value>) -> Response {
+    let body = body.map(|b| b.to_string());
+    handle(host, method, id, &[], body.as_deref())
+}
+
+fn machine(id: &str) -> Value {
+    json!({"client_id": id, "client_secret": SECRET, "grant_types": ["client_credentials"],
+           "scope": "read write", "metadata": {"team": "payments"}})
+}
+
+fn token_for(host: &TestHost, id: &str, secret: &str) -> Response {
+    token(
+        host,
+        &form(
+            &[("grant_type", "client_credentials")],
+            Some(basic(id, secret)),
+        ),
+    )
+}
+
+fn active(host: &TestHost, token: &str) -> bool {
+    let req = form(
+        &[("token", token)],
+        Some(basic(DEMO_ID, crate::testing::DEMO_SECRET)),
+    );
+    body(&introspect(host, &req))["active"] == true
+}
+
+#[test]
+fn a_created_client_gets_tokens_and_its_secret_is_shown_once() {
+    let host = TestHost::new();
+    let created = call(&host, "POST", None, Some(machine("svc")));
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("Location"), Some("/admin/clients/svc"));
+    let shown = body(&created);
+    assert_eq!(shown["client_secret"], SECRET);
+    assert_eq!(shown["scope"], "read write");
+    assert_eq!(shown["metadata"], json!({"team": "payments"}));
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_basic");
+
+    let read = body(&call(&host, "GET", Some("svc"), None));
+    assert!(read.get("client_secret").is_none(), "{read}");
+    assert_eq!(read["created_at"], shown["created_at"]);
+    // No secret in the store, only its digest.
+    assert!(host.keys().iter().all(|k| !k.contains(SECRET)));
+    let record = host.store_text(&super::record_key("svc"));
+    assert!(!record.contains(SECRET), "{record}");
+
+    let answer = token_for(&host, "svc", SECRET);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let access = body(&answer)["access_token"].as_str().unwrap().to_owned();
+    assert!(active(&host, &access));
+    assert_eq!(token_for(&host, "svc", "wrong").status, 401);
+}
+
+#[test]
+fn a_generated_client_has_a_uuid_and_a_256_bit_secret() {
+    let host = TestHost::new();
+    let shown = body(&call(
+        &host,
+        "POST",
+        None,
+        Some(json!({"grant_types": ["client_credentials"], "scope": "read"})),
+    ));
+    let id = shown["client_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(&id[14..15], "4");
+    let secret = shown["client_secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 43, "256 bits in base64url: {secret}");
+    assert_eq!(token_for(&host, id, secret).status, 200);
+}
+
+#[test]
+fn invalid_metadata_is_refused_and_nothing_is_written() {
+    let host = TestHost::new();
+    let before = host.entries();
+    for (client, error) in [
+        (
+            json!({"client_secret": "too short"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"grant_types": ["password"], "client_secret": SECRET}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"redirect_uris": ["http://app.example/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"grant_types": ["authorization_code"]}),
+            "invalid_redirect_uri",
+        ),
+        (json!({"scope": 7}), "invalid_client_metadata"),
+        (
+            json!({"access_token_strategy": "jwt", "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"token_endpoint_auth_method": "none", "client_secret": SECRET}),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let answer = call(&host, "POST", None, Some(client.clone()));
+        assert_eq!(
+            (answer.status, body(&answer)["error"].as_str()),
+            (400, Some(error)),
+            "{client}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(host.entries(), before);
+}
+
+#[test]
+fn a_taken_id_is_409_and_configured_clients_are_listed_but_not_changed() {
+    let host = TestHost::new();
+    assert_eq!(call(&host, "POST", None, Some(machine("svc"))).status, 201);
+    assert_eq!(call(&host, "POST", None, Some(machine("svc"))).status, 409);
+    assert_eq!(
+        call(&host, "POST", None, Some(machine(DEMO_ID))).status,
+        409
+    );
+    for method in ["PUT", "PATCH", "DELETE"] {
+        let answer = call(&host, method, Some(DEMO_ID), Some(json!({})));
+        assert_eq!(answer.status, 403, "{method}");
+        assert!(answer.body.contains("oauth.clients"), "{}", answer.body);
+    }
+    let demo = body(&call(&host, "GET", Some(DEMO_ID), None));
+    assert_eq!(demo["metadata"]["tokenginx"]["configured"], true);
+    assert_eq!(call(&host, "GET", Some("nobody"), None).status, 404);
+}
+
+#[test]
+fn a_put_keeps_the_secret_unless_it_sets_one_and_a_patch_edits_the_json() {
+    let host = TestHost::new();
+    call(&host, "POST", None, Some(machine("svc")));
+    let mut changed = machine("svc");
+    changed.as_object_mut().unwrap().remove("client_secret");
+    changed["client_name"] = json!("Service");
+    let put = call(&host, "PUT", Some("svc"), Some(changed));
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert!(body(&put).get("client_secret").is_none());
+    assert_eq!(token_for(&host, "svc", SECRET).status, 200);
+
+    let new_secret = "another-secret-of-at-least-32-chars!";
+    let patch = json!([{"op": "replace", "path": "/client_secret", "value": new_secret},
+                       {"op": "replace", "path": "/scope", "value": "read"}]);
+    let patched = call(&host, "PATCH", Some("svc"), Some(patch));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(body(&patched)["client_secret"], new_secret);
+    assert_eq!(body(&patched)["client_name"], "Service");
+    assert_eq!(token_for(&host, "svc", SECRET).status, 401);
+    let answer = token_for(&host, "svc", new_secret);
+    assert_eq!(body(&answer)["scope"], "read", "{}", answer.body);
+
+    let rename = json!([{"op": "replace", "path": "/client_id", "value": "other-id"}]);
+    assert_eq!(call(&host, "PATCH", Some("svc"), Some(rename)).status, 400);
+    assert_eq!(
+        call(&host, "PATCH", Some("ghost"), Some(json!([]))).status,
+        404
+    );
+}
+
+#[test]
+fn a_deleted_clients_tokens_are_inactive_and_stay_so_if_its_id_is_taken_again() {
+    let host = TestHost::new();
+    call(&host, "POST", None, Some(machine("svc")));
+    let access = body(&token_for(&host, "svc", SECRET))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(call(&host, "DELETE", Some("svc"), None).status, 204);
+    assert!(!active(&host, &access));
+    assert_eq!(call(&host, "DELETE", Some("svc"), None).status, 404);
+    assert_eq!(token_for(&host, "svc", SECRET).status, 401);
+    host.advance_clock_ms(1000);
+    assert_eq!(call(&host, "POST", None, Some(machine("svc"))).status, 201);
+    assert!(
+        !active(&host, &access),
+        "a new client with the old id revives nothing"
+    );
+}
+
+#[test]
+fn the_list_pages_by_id_through_the_link_header() {
+    let host = TestHost::new();
+    for i in 0..7 {
+        call(&host, "POST", None, Some(machine(&format!("svc-{i}"))));
+    }
+    let configured = host.configured_clients().len();
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![("page_size".to_owned(), "3".to_owned())];
+        query.extend(token.clone().map(|t| ("page_token".to_owned(), t)));
+        let page = handle(&host, "GET", None, &query, None);
+        assert_eq!(page.status, 200);
+        let ids: Vec<String> = body(&page)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(ids.len() <= 3);
+        seen.extend(ids);
+        let link = page.header("Link").unwrap().to_owned();
+        assert!(link.contains("rel=\"first\""), "{link}");
+        match link.split(',').find(|l| l.ends_with("rel=\"next\"")) {
+            Some(next) => {
+                let start = next.find("page_token=").unwrap() + "page_token=".len();
+                let end = next.find('>').unwrap();
+                token = Some(next[start..end].to_owned());
+            }
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "each once, by id");
+    assert_eq!(seen.len(), 7 + configured);
+    let bad = handle(
+        &host,
+        "GET",
+        None,
+        &[("page_size".into(), "0".into())],
+        None,
+    );
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn a_store_that_is_away_is_503_and_loses_nothing() {
+    let host = TestHost::new();
+    host.set_store_down(true);
+    assert_eq!(call(&host, "POST", None, Some(machine("svc"))).status, 503);
+    assert_eq!(token_for(&host, "svc", SECRET).status, 503);
+    host.set_store_down(false);
+    assert_eq!(call(&host, "GET", Some("svc"), None).status, 404);
+}
