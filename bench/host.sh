@@ -33,6 +33,8 @@ guest: { path: $2 }
 keys: { secret: bench-keys-secret-0123456789-0123456789 }
 oauth:
   issuer: http://127.0.0.1:$PORT
+  # The budget of a client registered at runtime (bench/runtime_clients.sh): none reached.
+  rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
   # The authorization code flow, for the grants the refresh runs rotate: bench/grants.py
   # plays the browser and the login app (nothing listens at these URLs).
   login_url: http://127.0.0.1:1/login

@@ -44,6 +44,7 @@ fn issue_token(
         token_type: "Bearer".into(),
         ext: claims.ext,
         aud: crate::signed::effective(format, claims.audience),
+        client_registered_at: crate::clients::registered_at(client),
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 

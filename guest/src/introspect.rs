@@ -83,22 +83,13 @@ pub(crate) fn live_record(
         Named::Client(key) => client_record(host, &key)?,
         Named::Nothing => None,
     };
-    match record {
-        Some(record) if issued_to_registered(host, &record)? => Ok(Some(record)),
-        _ => Ok(None),
-    }
-}
-
-/// Whether `record`'s client is registered still, and was when the token was issued: a
-/// deleted client's tokens are dead, and stay so if another client takes its id.
-fn issued_to_registered(host: &impl Host, record: &TokenRecord) -> Result<bool, OAuthError> {
-    let client =
-        crate::clients::find(host, &record.client_id).map_err(|e| store_failure(host, e))?;
-    Ok(client.is_some_and(|c| {
-        c.runtime
-            .as_ref()
-            .is_none_or(|parts| record.created_at >= parts.registered_at)
-    }))
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let registered =
+        crate::clients::still_registered(host, &record.client_id, record.client_registered_at)
+            .map_err(|e| store_failure(host, e))?;
+    Ok(registered.then_some(record))
 }
 
 /// The record of a `client_credentials` access token at `key` if it exists and has not

@@ -37,6 +37,10 @@ pub struct TokenRecord {
     /// The audiences (resource servers) it is for; none: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aud: Vec<String>,
+    /// For a client registered at runtime, when it was (Unix seconds): the token is live
+    /// only while that very registration is. None: a configured client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_registered_at: Option<u64>,
 }
 
 /// The store key of `token`, or `None` when `token` cannot be one this service issued.

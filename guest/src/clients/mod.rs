@@ -36,8 +36,8 @@ pub struct RuntimeParts {
     pub registration: Registration,
     pub refresh: RefreshPolicy,
     pub format: TokenFormat,
-    /// When it was registered, Unix seconds: a token issued before is another client's,
-    /// which had its id and was deleted.
+    /// When it was registered, Unix seconds: its tokens record it, and are live only
+    /// while this very registration is.
     pub registered_at: u64,
 }
 
@@ -92,6 +92,27 @@ pub fn find(host: &impl Host, client_id: &str) -> Result<Option<Client>, StoreEr
             Ok(None)
         }
     }
+}
+
+/// When `client` was registered, if at runtime: what its tokens' records keep
+/// (`client_registered_at`), so that only they cost a lookup to check it is still there.
+pub fn registered_at(client: &Client) -> Option<u64> {
+    client.runtime.as_ref().map(|parts| parts.registered_at)
+}
+
+/// Whether the client a token was issued to (`client_id`, registered at runtime at
+/// `registered_at`; none: configured) is that same registration still: a deleted client's
+/// tokens are dead, and stay so if another client takes its id.
+pub fn still_registered(
+    host: &impl Host,
+    client_id: &str,
+    registered_at: Option<u64>,
+) -> Result<bool, StoreError> {
+    let Some(registered_at) = registered_at else {
+        return Ok(true);
+    };
+    let client = find(host, client_id)?;
+    Ok(client.is_some_and(|c| self::registered_at(&c) == Some(registered_at)))
 }
 
 /// The browser-flow registration of `client`.

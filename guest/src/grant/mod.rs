@@ -73,6 +73,9 @@ struct GrantRecord {
     refresh_expires_at_ms: u64,
     /// When this record expires: once the last of its tokens has, ms since the epoch.
     expires_at_ms: u64,
+    /// For a client registered at runtime, when it was (see `TokenRecord`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_registered_at: Option<u64>,
 }
 
 /// With a reuse grace: what rebuilds the last rotation's answer, at `oauth:refresh_grace:{g}`.
@@ -232,6 +235,7 @@ pub(crate) fn start(
         refresh_issued_at_ms: now,
         refresh_expires_at_ms,
         expires_at_ms: access_expires_at_ms.max(refresh_expires_at_ms),
+        client_registered_at: crate::clients::registered_at(client),
     };
     let record = access_record(
         client,
@@ -338,6 +342,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
                 token_type: crate::issue::REFRESH_TOKEN.into(),
                 ext: grant.ext,
                 aud: grant.audience,
+                client_registered_at: grant.client_registered_at,
             })
         }
         Kind::Refresh { .. } => Found::None,
@@ -405,6 +410,7 @@ fn access_record(
         expires_at: expires_at_ms / 1000,
         token_type: "Bearer".into(),
         ext: claims.ext.clone(),
+        client_registered_at: crate::clients::registered_at(client),
     }
 }
 

@@ -290,6 +290,7 @@ fn replay(
         token_type: "Bearer".into(),
         ext: grant.ext.clone(),
         aud: grant.audience.clone(),
+        client_registered_at: grant.client_registered_at,
     };
     let format = match crate::signed::format(host, client) {
         Ok(format) => format,
