@@ -249,3 +249,41 @@ fn a_store_that_is_away_is_503_and_loses_nothing() {
     host.set_store_down(false);
     assert_eq!(call(&host, "GET", Some("svc"), None).status, 404);
 }
+
+#[test]
+fn a_grant_of_a_deleted_client_refreshes_for_no_client_that_takes_its_id() {
+    let host = TestHost::new();
+    let app = json!({"client_id": "app", "client_secret": SECRET,
+                     "grant_types": ["authorization_code", "refresh_token"],
+                     "redirect_uris": ["https://app.example/cb"], "scope": "read offline_access"});
+    call(&host, "POST", None, Some(app.clone()));
+    let client = super::find(&host, "app").unwrap().unwrap();
+    let claims = crate::issue::Claims {
+        user_id: "alice".into(),
+        scope: "offline_access read".into(),
+        ext: None,
+        audience: Vec::new(),
+        session: None,
+    };
+    let started = crate::grant::start(&host, &client, claims, "127.0.0.1", None).unwrap();
+    let refresh_token = body(&started.response)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = |host: &TestHost| {
+        let params = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        token(host, &form(&params, Some(basic("app", SECRET))))
+    };
+    assert_eq!(call(&host, "DELETE", Some("app"), None).status, 204);
+    host.advance_clock_ms(1000);
+    assert_eq!(call(&host, "POST", None, Some(app)).status, 201);
+    let answer = refresh(&host);
+    assert_eq!(
+        (answer.status, body(&answer)["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(!active(&host, &refresh_token));
+}

@@ -85,7 +85,12 @@ impl<H: Host> Refresh<'_, H> {
                 return Err(invalid());
             };
             let grant: GrantRecord = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-            if grant.client_id != self.client.client_id {
+            // A client registered at runtime refreshes only its own registration's grants:
+            // not those of a deleted client whose id it took.
+            let registered_at = crate::clients::registered_at(self.client);
+            if grant.client_id != self.client.client_id
+                || grant.client_registered_at != registered_at
+            {
                 host.log(
                     Level::Warn,
                     &format!(
