@@ -92,7 +92,7 @@ const fn clients(path: &'static str, methods: &'static [&'static str]) -> Route 
     }
 }
 
-pub const ROUTES: [Route; 12] = [
+pub const ROUTES: [Route; 13] = [
     // RFC 6749 section 3.2.
     client_endpoint("token", "/api/v1/oauth/token"),
     // RFC 7662.
@@ -131,6 +131,13 @@ pub const ROUTES: [Route; 12] = [
     admin("/admin/oauth2/auth/requests/{flow}/{decision}", &["PUT"]),
     clients("/admin/clients", &["GET", "POST"]),
     clients("/admin/clients/{id}", &["GET", "PUT", "PATCH", "DELETE"]),
+    // Hydra's consent and login sessions (`flow/sessions.rs`): `{which}` is `consent` or
+    // `login`.
+    Route {
+        name: "sessions",
+        body: Body::None,
+        ..admin("/admin/oauth2/auth/sessions/{which}", &["GET", "DELETE"])
+    },
 ];
 
 /// The absolute URL of the public route `name`, below the issuer.
@@ -161,6 +168,7 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
     let path_param = |name: &str| req.path_param(name).map(str::to_owned);
     let (flow, decision) = (path_param("flow"), path_param("decision"));
     let id = path_param("id");
+    let which = path_param("which");
     let HttpRequest {
         method,
         query,
@@ -213,6 +221,12 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
         "clients" => {
             crate::clients::admin::handle(host, &method, id.as_deref(), &query, json.as_deref())
         }
+        "sessions" => crate::flow::sessions::handle(
+            host,
+            &method,
+            which.as_deref().unwrap_or_default(),
+            &query,
+        ),
         "admin" => {
             let call = match decision {
                 None => format!("{}-request", flow.unwrap_or_default()),

@@ -9,6 +9,7 @@
 
 use super::build::build;
 use super::record::Stored;
+pub use super::show::rfc3339;
 use super::show::{show, show_configured};
 use super::{index_key, index_key_of, record_key, MAX_ID_BYTES, RECORD_TTL_MS};
 use crate::response::json;
@@ -152,6 +153,17 @@ fn read(host: &impl Host, id: &str) -> Result<Option<(Stored, Vec<u8>)>, ApiErro
         let stored: Stored = serde_json::from_slice(&bytes).ok()?;
         (stored.client_id == id).then_some((stored, bytes))
     }))
+}
+
+/// Client `id` as Hydra shows it (configured or registered here), if there is one.
+pub fn shown(host: &impl Host, id: &str) -> Option<Value> {
+    match host.client(id) {
+        Some(client) => Some(show_configured(host, &client)),
+        None => read(host, id)
+            .ok()
+            .flatten()
+            .map(|(stored, _)| show(&stored, None, host)),
+    }
 }
 
 fn show_one(host: &impl Host, id: &str) -> Result<Response, ApiError> {

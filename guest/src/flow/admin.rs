@@ -315,7 +315,7 @@ fn client(host: &impl Host, client_id: &str) -> Value {
 }
 
 /// Where a subject's consent to a client is remembered.
-fn consent_key(subject: &str, client_id: &str) -> String {
+pub(super) fn consent_key(subject: &str, client_id: &str) -> String {
     let who = crate::record::hex_sha256(format!("{subject}\0{client_id}").as_bytes());
     format!("{CONSENT_PREFIX}{{{who}}}")
 }
@@ -333,6 +333,14 @@ pub(super) fn remembered_consent(host: &impl Host, flow: &Flow) -> Result<bool, 
     Ok(!granted.is_empty() && flow.request.scope.iter().all(|s| granted.contains(s)))
 }
 
+/// For how many seconds `consent` is remembered: as the app said, at most 30 days.
+pub(super) fn remembered_for(consent: &Consent) -> u64 {
+    match consent.remember_for {
+        0 => LONGEST_CONSENT_S,
+        s => s.min(LONGEST_CONSENT_S),
+    }
+}
+
 /// Remembers `consent` of `subject` to the request's client.
 pub(super) fn remember_consent(
     host: &impl Host,
@@ -340,10 +348,7 @@ pub(super) fn remember_consent(
     request: &AuthRequest,
     consent: &Consent,
 ) -> Result<(), OAuthError> {
-    let ttl = match consent.remember_for {
-        0 => LONGEST_CONSENT_S,
-        s => s.min(LONGEST_CONSENT_S),
-    };
+    let ttl = remembered_for(consent);
     let value = serde_json::to_vec(&consent.grant_scope).expect("scopes serialize");
     host.store_set(
         &consent_key(subject, &request.client_id),

@@ -373,6 +373,8 @@ fn after_login(
         let key = secret_key(SESSION_PREFIX, &session).expect("our secrets are well formed");
         host.store_set(&key, login.subject.as_bytes(), ttl * 1000)
             .map_err(|e| store_failure(host, e))?;
+        let expires_at_ms = host.now_ms() + ttl * 1000;
+        super::sessions::login_remembered(host, &login.subject, &key, expires_at_ms)?;
         cookies.push(cookie(host, SESSION_COOKIE, &session, ttl));
     }
     // `prompt=consent`: the consent app asks again, whatever was remembered.
@@ -409,6 +411,7 @@ fn after_consent(
     if consent.remember {
         super::admin::remember_consent(host, &login.subject, &state.request, consent)?;
     }
+    super::sessions::consented(host, &login.subject, &state.request, consent)?;
     let code = super::code::issue(host, &state, flow.authorization_code_ttl)?;
     host.log(
         Level::Info,

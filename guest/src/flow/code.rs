@@ -40,6 +40,10 @@ struct CodeRecord {
     session: Option<crate::signed::Session>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nonce: Option<String>,
+    /// When it was issued, ms (0 in a code from before 0.2.2): a revocation of the consent
+    /// after it keeps it from starting a grant.
+    #[serde(default)]
+    issued_at_ms: u64,
 }
 
 /// A new code for the flow's consented grant, valid `ttl_s` seconds.
@@ -69,6 +73,7 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
                 claims: consent.id_token.clone(),
             }),
         nonce: flow.request.param("nonce"),
+        issued_at_ms: host.now_ms(),
     };
     let code = new_secret(host);
     let key = secret_key(CODE_PREFIX, &code).expect("our secrets are well formed");
@@ -169,6 +174,7 @@ fn issue_tokens(
     record: CodeRecord,
     code: &str,
 ) -> Result<Response, OAuthError> {
+    let subject = record.subject.clone();
     let claims = Claims {
         user_id: record.subject,
         scope: record.scope,
@@ -183,6 +189,25 @@ fn issue_tokens(
         &req.client_ip,
         record.nonce.as_deref(),
     )?;
+    // Recorded under the subject, for a revocation of the consent to end it; a revocation
+    // since the code was issued ends it now.
+    let expires_at_ms = host.now_ms() + started.ttl_ms;
+    let recorded = super::sessions::grant_started(
+        host,
+        &subject,
+        &client.client_id,
+        &started.grant_key,
+        expires_at_ms,
+        record.issued_at_ms,
+    )
+    .map_err(|e| store_failure(host, e))?;
+    if !recorded {
+        host.store_delete(&started.grant_key)
+            .map_err(|e| store_failure(host, e))?;
+        return Err(OAuthError::invalid_grant(
+            "the user revoked the consent this code stands for",
+        ));
+    }
     // Kept as long as the access token lives: a replay soon after the redemption is a sign
     // the code leaked; a replay days later is more likely someone wanting the user signed
     // out, which a used code from a browser's history must not allow.

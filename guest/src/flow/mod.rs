@@ -25,6 +25,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod code;
+pub mod sessions;
 
 use crate::params::form_decode;
 use crate::record::secret_key;

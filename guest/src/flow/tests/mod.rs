@@ -551,3 +551,4 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
 
 mod misuse;
 mod redemption;
+mod sessions;
