@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 # What the host exposes: name -> (type, {label: allowed values, or None for any}).
-ROUTES = {"token", "introspect", "revoke", "metadata", "authorize", "admin", "clients", "sessions", "jwks", "userinfo",
+ROUTES = {"token", "introspect", "revoke", "metadata", "authorize", "admin", "clients", "sessions", "register", "jwks", "userinfo",
           "live", "ready", "metrics", "not_found"}
 ALGORITHMS = {"RS256", "ES256", "EdDSA"}
 EXPORTS = {"info", "token", "introspect", "revoke", "metadata"}

@@ -133,7 +133,7 @@ fn credentials(req: &Request) -> Result<Credentials, OAuthError> {
 }
 
 /// The credentials of `<scheme> <rest>`, the scheme matched case-insensitively.
-fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+pub(crate) fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     let (name, rest) = header.split_once(' ')?;
     name.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }

@@ -17,6 +17,18 @@ pub struct Client {
     pub runtime: Option<Box<crate::clients::RuntimeParts>>,
 }
 
+/// Dynamic client registration (RFC 7591) as the operator allows it
+/// (`settings.dynamic-registration`).
+#[derive(Clone, Debug, Default)]
+pub struct RegistrationPolicy {
+    /// Anyone may register, without an initial access token.
+    pub open: bool,
+    /// The SHA-256 of each initial access token that may register.
+    pub initial_access_tokens_sha256: Vec<Vec<u8>>,
+    /// Registration stops once this many clients are registered at runtime.
+    pub max_clients: u32,
+}
+
 /// What a client registered at runtime inherits of the operator's settings
 /// (`settings.client-defaults`).
 #[derive(Clone, Copy, Debug)]
@@ -268,6 +280,11 @@ pub trait Host {
     fn client_defaults(&self) -> Inherited;
     /// The ids of the configured clients, in the configuration's order.
     fn configured_clients(&self) -> Vec<String>;
+    /// Dynamic client registration, when the operator allows it.
+    fn dynamic_registration(&self) -> Option<RegistrationPolicy>;
+    /// Charges one registration to the budget of `key` (`rate-limit.charge-registration`):
+    /// none when admitted, or the milliseconds to wait.
+    fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError>;
     /// Tells the host the request authenticated as registered client `client_id`.
     fn authenticated(&self, client_id: &str);
     /// Adds `by` to the series `labels` of the declared counter `name` (`metrics.count`;

@@ -53,8 +53,8 @@ pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
     Algorithm, BrowserRequest, Change, Client, Host, HttpRequest, Inherited, KeySet, Level,
-    LoginFlow, Purpose, RefreshPolicy, Registration, Request, Response, StoreError, TokenFormat,
-    Transaction,
+    LoginFlow, Purpose, RefreshPolicy, Registration, RegistrationPolicy, Request, Response,
+    StoreError, TokenFormat, Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;

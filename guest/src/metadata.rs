@@ -45,6 +45,9 @@ struct Metadata {
     prompt_values_supported: Option<[&'static str; 4]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_modes_supported: Option<[&'static str; 1]>,
+    /// RFC 7591, when the operator allows dynamic registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration_endpoint: Option<String>,
 }
 
 /// What signs ID tokens and JWT access tokens; RS256 first, as OpenID Connect requires it.
@@ -108,6 +111,9 @@ pub fn metadata(host: &impl Host) -> Response {
         claims_supported: flow.then_some(CLAIMS),
         prompt_values_supported: flow.then_some(["none", "login", "consent", "select_account"]),
         response_modes_supported: flow.then_some(["query"]),
+        registration_endpoint: host
+            .dynamic_registration()
+            .and_then(|_| crate::routes::endpoint_url(host, "register")),
     };
     Response {
         status: 200,

@@ -92,7 +92,22 @@ const fn clients(path: &'static str, methods: &'static [&'static str]) -> Route 
     }
 }
 
-pub const ROUTES: [Route; 13] = [
+/// Dynamic client registration (RFC 7591, 7592; `clients/register.rs`), as Hydra serves
+/// it: anyone may call it, so the address's budget is charged first.
+const fn register(path: &'static str, methods: &'static [&'static str]) -> Route {
+    Route {
+        name: "register",
+        path,
+        methods,
+        listener: Listener::Public,
+        body: Body::Json,
+        headers: &["authorization"],
+        anonymous: true,
+        uses_store: true,
+    }
+}
+
+pub const ROUTES: [Route; 15] = [
     // RFC 6749 section 3.2.
     client_endpoint("token", "/api/v1/oauth/token"),
     // RFC 7662.
@@ -127,6 +142,8 @@ pub const ROUTES: [Route; 13] = [
         anonymous: true,
         uses_store: true,
     },
+    register("/oauth2/register", &["POST"]),
+    register("/oauth2/register/{id}", &["GET", "PUT", "DELETE"]),
     admin("/admin/oauth2/auth/requests/{flow}", &["GET"]),
     admin("/admin/oauth2/auth/requests/{flow}/{decision}", &["PUT"]),
     clients("/admin/clients", &["GET", "POST"]),
@@ -221,6 +238,13 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
         "clients" => {
             crate::clients::admin::handle(host, &method, id.as_deref(), &query, json.as_deref())
         }
+        "register" => crate::clients::register::handle(
+            host,
+            &method,
+            id.as_deref(),
+            authorization.as_deref(),
+            json.as_deref(),
+        ),
         "sessions" => crate::flow::sessions::handle(
             host,
             &method,

@@ -91,6 +91,10 @@ pub struct TestHost {
     sealed: RefCell<HashMap<String, Sealed>>,
     /// The clients whose access tokens are JWTs.
     jwt_clients: RefCell<Vec<String>>,
+    /// Dynamic registration, when a test allows it, its budget a key, and what was charged.
+    pub registration: RefCell<Option<crate::RegistrationPolicy>>,
+    pub registration_budget: Cell<u32>,
+    registrations_charged: RefCell<Vec<String>>,
 }
 
 /// A sealed value: its purpose, its bytes, and its expiry in ms of the test clock.
@@ -133,6 +137,9 @@ impl TestHost {
             warnings: RefCell::default(),
             sealed: RefCell::default(),
             jwt_clients: RefCell::default(),
+            registration: RefCell::default(),
+            registration_budget: Cell::new(u32::MAX),
+            registrations_charged: RefCell::default(),
         }
     }
 
@@ -237,11 +244,6 @@ impl TestHost {
     /// The client the logic said the last request authenticated as, forgotten once read.
     pub fn take_authenticated(&self) -> Option<String> {
         self.authenticated.take()
-    }
-    /// The value at `key`, as text.
-    pub fn store_text(&self, key: &str) -> String {
-        let store = self.store.borrow();
-        String::from_utf8_lossy(&store.get(key).expect("a stored value").0).into_owned()
     }
     pub fn entries(&self) -> usize {
         self.store.borrow().len()
@@ -468,6 +470,20 @@ impl Host for TestHost {
             id_token_ttl: 3600,
             signs_up_to: Some(3600),
         }
+    }
+    fn dynamic_registration(&self) -> Option<crate::RegistrationPolicy> {
+        self.registration.borrow().clone()
+    }
+    fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.store_up()?;
+        self.registrations_charged.borrow_mut().push(key.to_owned());
+        let spent = self
+            .registrations_charged
+            .borrow()
+            .iter()
+            .filter(|k| *k == key)
+            .count();
+        Ok((spent as u32 > self.registration_budget.get()).then_some(60_000))
     }
     fn configured_clients(&self) -> Vec<String> {
         self.clients

@@ -172,6 +172,16 @@ impl crate::Host for Imports {
     fn configured_clients(&self) -> Vec<String> {
         settings::configured_clients()
     }
+    fn dynamic_registration(&self) -> Option<crate::RegistrationPolicy> {
+        settings::dynamic_registration().map(|p| crate::RegistrationPolicy {
+            open: p.open,
+            initial_access_tokens_sha256: p.initial_access_tokens_sha256,
+            max_clients: p.max_clients,
+        })
+    }
+    fn charge_registration(&self, key: &str) -> Result<Option<u64>, crate::StoreError> {
+        rate_limit::charge_registration(key).map_err(Into::into)
+    }
     fn token_format(&self, client_id: &str) -> Option<crate::TokenFormat> {
         settings::find_token_format(client_id).map(|f| crate::TokenFormat {
             jwt_access_tokens: f.access_token_strategy == settings::AccessTokenStrategy::Jwt,

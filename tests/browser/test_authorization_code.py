@@ -9,6 +9,7 @@ Run by `make test` (which installs Chromium, its driver and the pinned packages)
     target/browser-venv/bin/python -m pytest -q tests/browser
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -40,6 +41,7 @@ LOGIN_APP = ROOT / "examples/login-consent/app.py"
 STORAGE_SCHEMA = ROOT / "docs/storage.schema.json"
 WEB_SECRET = "web-secret-0123456789"
 ADMIN_KEY = "browser-test-admin-key-0123456789abcdef"
+INITIAL_ACCESS_TOKEN = "browser-test-initial-access-token-0123456789"
 PASSWORD = "alice-password-for-the-test"
 WAIT_S = 20
 
@@ -154,6 +156,9 @@ oauth:
   issuer: {issuer}
   login_url: http://127.0.0.1:{login_port}/login
   consent_url: http://127.0.0.1:{login_port}/consent
+  # Dynamic registration (RFC 7591) with an initial access token: test_clients_at_runtime.py.
+  registration:
+    initial_access_tokens_sha256: [{hashlib.sha256(INITIAL_ACCESS_TOKEN.encode()).hexdigest()}]
   clients:
     - client_id: machine
       client_secret: {WEB_SECRET}

@@ -1,6 +1,7 @@
 """Clients managed at runtime through Hydra's client admin API, judged by Ory's own SDK
 (@ory/hydra-client, in Node: tests/oidc/hydra-clients.mjs): it creates, lists page by
-page, reads, replaces, patches and deletes clients; then a person signs in in Chromium,
+page, reads, replaces, patches and deletes clients, and registers a client that manages
+itself (RFC 7591, 7592, the SDK's OidcApi); then a person signs in in Chromium,
 through the example login app, to an app the SDK created, and the app's tokens end when
 the app is deleted. She grants a second app, and Ory's Python SDK lists her consents and
 revokes one app's: its access and refresh tokens end, the other's live on. On the
@@ -21,6 +22,7 @@ from selenium.webdriver.support import expected_conditions as ready
 
 from test_authorization_code import (  # noqa: F401 (fixtures)
     ADMIN_KEY,
+    INITIAL_ACCESS_TOKEN,
     WAIT_S,
     back_at_the_app,
     browser,
@@ -49,9 +51,10 @@ def test_ory_sdk_manages_clients_and_a_person_signs_in_to_one(browser, service):
             "ADMIN_KEY": ADMIN_KEY,
             "ISSUER": service["issuer"],
             "REDIRECT_URI": service["redirect_uri"],
+            "INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN,
         },
     )
-    assert out.count("ok ") == 8, out
+    assert out.count("ok ") == 9, out
     app = json.loads(out.strip().splitlines()[-1])
     credentials = (app["client_id"], app["client_secret"])
 

@@ -3,13 +3,16 @@
 // delete clients, and a created client getting tokens (oauth4webapi). Then it creates the
 // web app the browser test signs a person in with, and prints it as the last line.
 //
-// Env: ADMIN_URL, ADMIN_KEY, ISSUER, REDIRECT_URI.
+// Then dynamic registration (RFC 7591, 7592) through the SDK's OidcApi, with an initial
+// access token.
+//
+// Env: ADMIN_URL, ADMIN_KEY, ISSUER, REDIRECT_URI, INITIAL_ACCESS_TOKEN.
 import assert from "node:assert/strict";
 import hydra from "@ory/hydra-client";
 import * as oauth from "oauth4webapi";
 
-const { Configuration, OAuth2Api } = hydra;
-const { ADMIN_URL, ADMIN_KEY, ISSUER, REDIRECT_URI } = process.env;
+const { Configuration, OAuth2Api, OidcApi } = hydra;
+const { ADMIN_URL, ADMIN_KEY, ISSUER, REDIRECT_URI, INITIAL_ACCESS_TOKEN } = process.env;
 const api = new OAuth2Api(
   new Configuration({
     basePath: ADMIN_URL,
@@ -129,6 +132,45 @@ for (const c of created) {
 assert.equal(await status(api.getOAuth2Client({ id: first.client_id })), 404);
 await assert.rejects(clientCredentials(first.client_id, newSecret, "read"));
 ok("deleted clients are gone");
+
+// Dynamic registration: the initial access token registers, the registration access token
+// reads, changes and deletes; the initial token manages nothing.
+const registrar = new OidcApi(
+  new Configuration({
+    basePath: ISSUER,
+    baseOptions: { headers: { Authorization: `Bearer ${INITIAL_ACCESS_TOKEN}` } },
+  }),
+);
+const anonymous = new OidcApi(new Configuration({ basePath: ISSUER }));
+const self = { client_name: "self-registered", grant_types: ["client_credentials"], scope: "read" };
+assert.equal(await status(anonymous.createOidcDynamicClient({ oAuth2Client: self })), 401);
+const { data: registered, status: registeredStatus } = await registrar.createOidcDynamicClient({
+  oAuth2Client: self,
+});
+assert.equal(registeredStatus, 201);
+assert.equal(
+  registered.registration_client_uri,
+  `${ISSUER}/oauth2/register/${registered.client_id}`,
+);
+await clientCredentials(registered.client_id, registered.client_secret, "read");
+const owner = (token) =>
+  new OidcApi(new Configuration({ basePath: ISSUER, accessToken: token }));
+const { data: own } = await owner(registered.registration_access_token).getOidcDynamicClient({
+  id: registered.client_id,
+});
+assert.equal(own.client_name, "self-registered");
+assert.equal(await status(owner(INITIAL_ACCESS_TOKEN).getOidcDynamicClient({ id: registered.client_id })), 401);
+const { data: renamed } = await owner(registered.registration_access_token).setOidcDynamicClient({
+  id: registered.client_id,
+  oAuth2Client: { ...self, client_name: "renamed itself" },
+});
+assert.equal(renamed.client_name, "renamed itself");
+const { status: gone } = await owner(renamed.registration_access_token).deleteOidcDynamicClient({
+  id: registered.client_id,
+});
+assert.equal(gone, 204);
+await assert.rejects(clientCredentials(registered.client_id, registered.client_secret, "read"));
+ok("a client registers itself, reads, changes and deletes itself");
 
 const { data: web } = await api.createOAuth2Client({
   oAuth2Client: {

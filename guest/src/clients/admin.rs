@@ -42,7 +42,7 @@ impl ApiError {
     fn not_found(id: &str) -> Self {
         ApiError(404, NOT_FOUND, format!("no client has the id {id:?}"))
     }
-    fn store(host: &impl Host, error: StoreError) -> Self {
+    pub(super) fn store(host: &impl Host, error: StoreError) -> Self {
         let e = crate::response::store_failure(host, error);
         ApiError(e.status, e.error, e.description)
     }
@@ -104,8 +104,16 @@ fn create(host: &impl Host, body: Option<&str>) -> Result<Response, ApiError> {
     }
     let now = host.now_ms() / 1000;
     let (stored, secret) = build(host, &fields, &id, None, now)?;
-    if !insert(host, &stored).map_err(|e| ApiError::store(host, e))? {
-        return Err(taken(&id));
+    match insert(host, &stored, usize::MAX).map_err(|e| ApiError::store(host, e))? {
+        Inserted::Yes => {}
+        Inserted::Taken => return Err(taken(&id)),
+        Inserted::Full => {
+            return Err(ApiError(
+                507,
+                "insufficient_storage",
+                format!("the index of {id:?}'s bucket is full ({MAX_INDEX_BYTES} bytes)"),
+            ))
+        }
     }
     let mut response = json(201, &show(&stored, secret.as_deref(), host));
     let location = format!("/admin/clients/{}", crate::params::percent_encode(&id));
@@ -118,7 +126,7 @@ fn taken(id: &str) -> ApiError {
 }
 
 /// A client id as Hydra makes one: a random UUID (version 4).
-fn new_id(host: &impl Host) -> String {
+pub(super) fn new_id(host: &impl Host) -> String {
     let mut b = host.random_bytes(16);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -142,7 +150,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn read(host: &impl Host, id: &str) -> Result<Option<(Stored, Vec<u8>)>, ApiError> {
+pub(super) fn read(host: &impl Host, id: &str) -> Result<Option<(Stored, Vec<u8>)>, ApiError> {
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Ok(None);
     }
@@ -228,9 +236,20 @@ fn update(
     let fields = edit(show(&previous, None, host))?;
     let now = host.now_ms() / 1000;
     let (stored, secret) = build(host, &fields, id, Some(&previous), now)?;
-    let value = serde_json::to_vec(&stored).expect("a client serializes");
+    write_over(host, bytes, &stored)?;
+    Ok(json(200, &show(&stored, secret.as_deref(), host)))
+}
+
+/// Writes `stored` over the record that was `previous`, unless it changed meanwhile (409).
+pub(super) fn write_over(
+    host: &impl Host,
+    previous: Vec<u8>,
+    stored: &Stored,
+) -> Result<(), ApiError> {
+    let id = &stored.client_id;
+    let value = serde_json::to_vec(stored).expect("a client serializes");
     let tx = Transaction {
-        expect: vec![(record_key(id), Some(bytes))],
+        expect: vec![(record_key(id), Some(previous))],
         changes: vec![Change {
             key: record_key(id),
             value: Some(value.clone()),
@@ -240,17 +259,17 @@ fn update(
     let applied = host.store_apply(tx).map_err(|e| ApiError::store(host, e))?;
     // False may follow a retried first attempt that landed: then the record is ours.
     let landed = applied || read(host, id)?.is_some_and(|(_, now)| now == value);
-    if !landed {
-        return Err(ApiError(
+    match landed {
+        true => Ok(()),
+        false => Err(ApiError(
             409,
             "conflict",
             "the client changed while this request changed it: read it and try again".into(),
-        ));
+        )),
     }
-    Ok(json(200, &show(&stored, secret.as_deref(), host)))
 }
 
-fn delete(host: &impl Host, id: &str) -> Result<Response, ApiError> {
+pub(super) fn delete(host: &impl Host, id: &str) -> Result<Response, ApiError> {
     if host.client(id).is_some() {
         return Err(configured(id));
     }
@@ -310,9 +329,33 @@ fn ids_in(index: Option<&[u8]>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Writes a new client and adds it to its bucket's index, together; false when its id is
-/// taken.
-fn insert(host: &impl Host, stored: &Stored) -> Result<bool, StoreError> {
+/// The ids of every client registered at runtime, from the 16 indexes in one round trip.
+pub(super) fn runtime_ids(host: &impl Host) -> Result<Vec<String>, StoreError> {
+    let index_keys: Vec<String> = "0123456789abcdef".chars().map(index_key_of).collect();
+    let indexes = host.store_get_many(&index_keys)?;
+    Ok(indexes
+        .iter()
+        .flat_map(|index| ids_in(index.as_deref()))
+        .collect())
+}
+
+/// What [`insert`] did.
+pub(super) enum Inserted {
+    Yes,
+    /// The id is taken.
+    Taken,
+    /// The id's bucket holds `most_in_bucket` ids, or as many as its index can.
+    Full,
+}
+
+/// Writes a new client and adds it to its bucket's index, together, unless its id is taken
+/// or its bucket full. The index is compared and set with the record, so of concurrent
+/// inserts into one bucket none goes past `most_in_bucket`.
+pub(super) fn insert(
+    host: &impl Host,
+    stored: &Stored,
+    most_in_bucket: usize,
+) -> Result<Inserted, StoreError> {
     let id = &stored.client_id;
     let (record, index) = (record_key(id), index_key(id));
     let value = serde_json::to_vec(stored).expect("a client serializes");
@@ -322,17 +365,21 @@ fn insert(host: &impl Host, stored: &Stored) -> Result<bool, StoreError> {
         if let Some(current) = current_record {
             // After an attempt answered false, this very record is that attempt's, landed
             // on a retry of the call.
-            return Ok(attempt > 0 && current == value);
+            return Ok(match attempt > 0 && current == value {
+                true => Inserted::Yes,
+                false => Inserted::Taken,
+            });
         }
         let mut ids = ids_in(current_index.as_deref());
         ids.retain(|i| i != id);
+        if ids.len() >= most_in_bucket {
+            return Ok(Inserted::Full);
+        }
         ids.push(id.clone());
         ids.sort();
         let new_index = serde_json::to_vec(&ids).expect("ids serialize");
         if new_index.len() > MAX_INDEX_BYTES {
-            return Err(StoreError::Rejected(format!(
-                "the clients' index {index} is full ({MAX_INDEX_BYTES} bytes)"
-            )));
+            return Ok(Inserted::Full);
         }
         let tx = Transaction {
             expect: vec![(record.clone(), None), (index.clone(), current_index)],
@@ -350,7 +397,7 @@ fn insert(host: &impl Host, stored: &Stored) -> Result<bool, StoreError> {
             ],
         };
         if host.store_apply(tx)? {
-            return Ok(true);
+            return Ok(Inserted::Yes);
         }
     }
     Err(StoreError::Unavailable(
@@ -394,15 +441,8 @@ fn list(host: &impl Host, query: &[(String, String)]) -> Result<Response, ApiErr
         ),
     };
     let configured = host.configured_clients();
-    let index_keys: Vec<String> = "0123456789abcdef".chars().map(index_key_of).collect();
-    let indexes = host
-        .store_get_many(&index_keys)
-        .map_err(|e| ApiError::store(host, e))?;
-    let mut ids: Vec<String> = indexes
-        .iter()
-        .flat_map(|index| ids_in(index.as_deref()))
-        .chain(configured.iter().cloned())
-        .collect();
+    let mut ids = runtime_ids(host).map_err(|e| ApiError::store(host, e))?;
+    ids.extend(configured.iter().cloned());
     ids.sort();
     ids.dedup();
     let rest: Vec<String> = ids

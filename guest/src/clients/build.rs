@@ -154,6 +154,8 @@ pub(super) fn build(
         shown,
         created_at: previous.map_or(now, |p| p.created_at),
         updated_at: now,
+        registration_access_token_sha256: previous
+            .and_then(|p| p.registration_access_token_sha256.clone()),
     };
     check(&stored, shown_secret.as_deref(), &inherited)?;
     Ok((stored, shown_secret))

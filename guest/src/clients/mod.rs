@@ -21,6 +21,7 @@ pub mod admin;
 mod build;
 mod patch;
 mod record;
+pub mod register;
 mod show;
 #[cfg(test)]
 mod tests;

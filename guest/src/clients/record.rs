@@ -43,6 +43,10 @@ pub struct Stored {
     /// Unix seconds.
     pub created_at: u64,
     pub updated_at: u64,
+    /// For a client registered by RFC 7591: the hex SHA-256 of its registration access
+    /// token (RFC 7592), which reads, changes and deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token_sha256: Option<String>,
 }
 
 /// The signing algorithm named `name` (RS256 when none).

@@ -94,6 +94,7 @@ pub(super) fn show_configured(host: &impl Host, client: &Client) -> Value {
         )]),
         created_at: 0,
         updated_at: 0,
+        registration_access_token_sha256: None,
     };
     show(&stored, None, host)
 }

@@ -53,7 +53,8 @@ fn a_created_client_gets_tokens_and_its_secret_is_shown_once() {
     assert_eq!(read["created_at"], shown["created_at"]);
     // No secret in the store, only its digest.
     assert!(host.keys().iter().all(|k| !k.contains(SECRET)));
-    let record = host.store_text(&super::record_key("svc"));
+    let record = host.store_get(&super::record_key("svc")).unwrap().unwrap();
+    let record = String::from_utf8(record).unwrap();
     assert!(!record.contains(SECRET), "{record}");
 
     let answer = token_for(&host, "svc", SECRET);
@@ -286,4 +287,173 @@ fn a_grant_of_a_deleted_client_refreshes_for_no_client_that_takes_its_id() {
         (400, Some("invalid_grant"))
     );
     assert!(!active(&host, &refresh_token));
+}
+
+mod registration {
+    use super::*;
+    use crate::clients::register::handle as register;
+    use crate::RegistrationPolicy;
+
+    const INITIAL: &str = "an-initial-access-token-of-the-operators";
+
+    fn allowing(open: bool) -> TestHost {
+        let host = TestHost::new();
+        *host.registration.borrow_mut() = Some(RegistrationPolicy {
+            open,
+            initial_access_tokens_sha256: vec![sha2::Sha256::digest(INITIAL.as_bytes()).to_vec()],
+            max_clients: 16,
+        });
+        host
+    }
+
+    fn post(host: &TestHost, bearer: Option<&str>, body: Value) -> Response {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        register(host, "POST", None, auth.as_deref(), Some(&body.to_string()))
+    }
+
+    fn machine_metadata() -> Value {
+        json!({"client_name": "a job", "grant_types": ["client_credentials"], "scope": "read"})
+    }
+
+    use sha2::Digest as _;
+
+    #[test]
+    fn a_client_registers_with_an_initial_token_and_manages_itself_with_its_own() {
+        let host = allowing(false);
+        assert_eq!(post(&host, None, machine_metadata()).status, 401);
+        assert_eq!(post(&host, Some("not-it"), machine_metadata()).status, 401);
+        let created = post(&host, Some(INITIAL), machine_metadata());
+        assert_eq!(created.status, 201, "{}", created.body);
+        let shown = body(&created);
+        let (id, secret) = (
+            shown["client_id"].as_str().unwrap(),
+            shown["client_secret"].as_str().unwrap(),
+        );
+        let token = shown["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            shown["registration_client_uri"],
+            format!("http://issuer.test/oauth2/register/{id}")
+        );
+        assert_eq!(token_for(&host, id, secret).status, 200);
+
+        let read = |bearer: &str| {
+            let auth = format!("Bearer {bearer}");
+            register(&host, "GET", Some(id), Some(&auth), None)
+        };
+        assert_eq!(read(&token).status, 200);
+        assert!(body(&read(&token)).get("client_secret").is_none());
+        assert_eq!(
+            read(INITIAL).status,
+            401,
+            "the initial token manages nothing"
+        );
+        // Another client's registration token reads nothing of this one.
+        let other = body(&post(&host, Some(INITIAL), machine_metadata()));
+        let other_token = other["registration_access_token"].as_str().unwrap();
+        assert_eq!(read(other_token).status, 401);
+
+        let auth = format!("Bearer {token}");
+        let changed = json!({"client_name": "renamed", "grant_types": ["client_credentials"], "scope": "read"});
+        let put = register(
+            &host,
+            "PUT",
+            Some(id),
+            Some(&auth),
+            Some(&changed.to_string()),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
+        let new_token = body(&put)["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            read(&token).status,
+            401,
+            "a change ends the old registration token"
+        );
+        assert_eq!(body(&read(&new_token))["client_name"], "renamed");
+        assert_eq!(
+            token_for(&host, id, secret).status,
+            200,
+            "the secret is kept"
+        );
+
+        let auth = format!("Bearer {new_token}");
+        assert_eq!(
+            register(&host, "DELETE", Some(id), Some(&auth), None).status,
+            204
+        );
+        assert_eq!(token_for(&host, id, secret).status, 401);
+    }
+
+    #[test]
+    fn what_a_client_cannot_set_about_itself_is_refused_and_the_caps_hold() {
+        let host = allowing(true);
+        for field in [
+            json!({"client_secret": SECRET}),
+            json!({"metadata": {}}),
+            json!({"skip_consent": true}),
+            json!({"access_token_strategy": "jwt"}),
+        ] {
+            let mut metadata = machine_metadata();
+            metadata
+                .as_object_mut()
+                .unwrap()
+                .extend(field.as_object().unwrap().clone());
+            let answer = post(&host, None, metadata);
+            assert_eq!(
+                (answer.status, body(&answer)["error"].as_str()),
+                (400, Some("invalid_client_metadata")),
+                "{field}"
+            );
+        }
+        let taken =
+            json!({"client_id": DEMO_ID, "grant_types": ["client_credentials"], "scope": "read"});
+        let created = body(&post(&host, None, taken));
+        assert_ne!(created["client_id"], DEMO_ID, "the server gives the id");
+        // One a bucket: 16 at most, whatever the order the ids fall in.
+        let statuses: Vec<u16> = (0..40)
+            .map(|_| post(&host, None, machine_metadata()).status)
+            .collect();
+        let created = 1 + statuses.iter().filter(|s| **s == 201).count();
+        assert!(
+            (8..=16).contains(&created),
+            "{created} registered: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| [201, 403].contains(s)),
+            "{statuses:?}"
+        );
+        let full = post(&host, None, machine_metadata());
+        assert_eq!(
+            (full.status, body(&full)["error"].as_str()),
+            (403, Some("access_denied"))
+        );
+
+        let host = allowing(true);
+        host.registration_budget.set(1);
+        assert_eq!(post(&host, None, machine_metadata()).status, 201);
+        let limited = post(&host, None, machine_metadata());
+        assert_eq!(limited.status, 429);
+        assert_eq!(limited.header("Retry-After"), Some("60"));
+        // Another initial token has a budget of its own.
+        assert_eq!(post(&host, Some(INITIAL), machine_metadata()).status, 201);
+    }
+
+    #[test]
+    fn registration_is_off_unless_allowed_and_then_in_the_metadata() {
+        let host = TestHost::new();
+        assert_eq!(post(&host, None, machine_metadata()).status, 404);
+        assert!(body(&crate::metadata(&host))
+            .get("registration_endpoint")
+            .is_none());
+        let host = allowing(false);
+        assert_eq!(
+            body(&crate::metadata(&host))["registration_endpoint"],
+            "http://issuer.test/oauth2/register"
+        );
+    }
 }

@@ -52,6 +52,9 @@ pub struct OAuthSettings {
     /// What a client the guest registers at runtime inherits (`settings.client-defaults`);
     /// `signs_up_to` is set once the keys are checked.
     pub defaults: settings::Inherited,
+    /// Dynamic client registration (`settings.dynamic-registration`), and its budget per initial
+    /// access token; none: off.
+    pub registration: Option<(settings::RegistrationPolicy, Option<RateLimit>)>,
 }
 
 impl OAuthSettings {
@@ -110,6 +113,10 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
     let default_strategy = oauth.access_token_strategy;
+    let registration = match oauth.registration {
+        Some(r) => check_registration(r)?,
+        None => None,
+    };
     for (i, c) in oauth.clients.into_iter().enumerate() {
         let key = move |field: &str| format!("oauth.clients[{i}].{field}");
         if c.client_id.is_empty() || c.client_id.chars().any(char::is_control) {
@@ -249,6 +256,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         flow,
         longest_signed,
         rate_limit: default_limit,
+        registration,
         defaults: settings::Inherited {
             access_token_ttl: super::raw::default_token_ttl().as_secs(),
             refresh: settings::RefreshPolicy {
@@ -261,6 +269,41 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             signs_up_to: None,
         },
     })
+}
+
+/// `oauth.registration`: none when it lets no one register (neither open nor with a token).
+fn check_registration(
+    r: RegistrationConfig,
+) -> Result<Option<(settings::RegistrationPolicy, Option<RateLimit>)>, (String, String)> {
+    let key = |field: &str| format!("oauth.registration.{field}");
+    let mut tokens = Vec::new();
+    for (i, hex_digest) in r.initial_access_tokens_sha256.iter().enumerate() {
+        let mut digest = [0u8; 32];
+        if hex::decode_to_slice(hex_digest, &mut digest).is_err() {
+            return bad(
+                key(&format!("initial_access_tokens_sha256[{i}]")),
+                "must be 64 hex digits (the SHA-256 of the token)",
+            );
+        }
+        tokens.push(digest.to_vec());
+    }
+    if r.max_clients == 0 || r.max_clients > 24_000 || r.max_clients % 16 != 0 {
+        return bad(
+            key("max_clients"),
+            "must be a multiple of 16 between 16 and 24000: the store keeps clients in 16 \
+             buckets, each holding a sixteenth of them",
+        );
+    }
+    let limit = check_rate_limit(r.rate_limit).map_err(|m| (key("rate_limit"), m))?;
+    if !r.open && tokens.is_empty() {
+        return Ok(None);
+    }
+    let policy = settings::RegistrationPolicy {
+        open: r.open,
+        initial_access_tokens_sha256: tokens,
+        max_clients: r.max_clients,
+    };
+    Ok(Some((policy, limit)))
 }
 
 fn strategy(configured: AccessTokenStrategy) -> settings::AccessTokenStrategy {

@@ -425,6 +425,38 @@ pub struct OAuthConfig {
     /// Every client's access tokens, unless the client says otherwise: `opaque` or `jwt`.
     #[serde(default)]
     pub access_token_strategy: AccessTokenStrategy,
+    /// Dynamic client registration (RFC 7591); off unless set.
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
+}
+
+/// `oauth.registration`: who may register clients at `/oauth2/register`, and how many.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Anyone may register, without an initial access token.
+    #[serde(default)]
+    pub open: bool,
+    /// The hex SHA-256 of each initial access token that may register.
+    #[serde(default)]
+    pub initial_access_tokens_sha256: Vec<String>,
+    /// Registrations per initial access token (all open ones share one budget).
+    #[serde(default = "default_registration_rate_limit")]
+    pub rate_limit: RateLimitConfig,
+    /// Registration stops once the store holds this many clients registered at runtime.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: u32,
+}
+
+fn default_registration_rate_limit() -> RateLimitConfig {
+    RateLimitConfig::Budget(Budget {
+        requests: 10,
+        per: Duration::from_secs(3600),
+        burst: 10,
+    })
+}
+fn default_max_clients() -> u32 {
+    10_000
 }
 
 /// How a client's access tokens are made (Ory Hydra's `access_token_strategy`).

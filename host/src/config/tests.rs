@@ -297,6 +297,32 @@ fn a_login_app_turns_on_the_admin_listener_on_loopback() {
 }
 
 #[test]
+fn dynamic_registration_is_off_unless_open_or_with_a_token_and_its_keys_are_checked() {
+    let with = |section: &str| format!("{MINIMAL}  registration:\n{section}");
+    let off = parse_str(&with("    open: false\n")).unwrap();
+    assert!(off.oauth.registration.is_none());
+    let digest = "ab".repeat(32);
+    let on = parse_str(&with(&format!(
+        "    initial_access_tokens_sha256: [{digest}]\n    max_clients: 32\n"
+    )))
+    .unwrap();
+    let (policy, limit) = on.oauth.registration.expect("on");
+    assert_eq!((policy.open, policy.max_clients), (false, 32));
+    assert_eq!(policy.initial_access_tokens_sha256, [vec![0xab; 32]]);
+    assert!(limit.is_some(), "10 an hour by default");
+    let e = error(&with("    open: true\n    max_clients: 100\n"));
+    assert!(
+        e.contains("oauth.registration.max_clients") && e.contains("16"),
+        "{e}"
+    );
+    let e = error(&with("    initial_access_tokens_sha256: [nothex]\n"));
+    assert!(
+        e.contains("oauth.registration.initial_access_tokens_sha256[0]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_admin_section_alone_turns_on_the_client_api_and_signing_for_its_clients() {
     let c = parse_str(&format!("{MINIMAL}admin:\n  port: 4999\n")).unwrap();
     assert_eq!(c.admin.expect("an admin listener").addr.port(), 4999);

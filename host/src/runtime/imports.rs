@@ -211,19 +211,49 @@ impl rate_limit::Host for InstanceState {
         }
         // A configured client's budget, or for one the guest registered at runtime
         // `oauth.rate_limit` in a bucket of its own.
-        let (limit, key, label) = match services.oauth.clients.get(&client_id) {
-            Some(client) => (
-                client.rate_limit,
-                std::borrow::Cow::Borrowed(client.rate_limit_key.as_str()),
-                client.record.client_id.as_str(),
-            ),
-            None => (
-                services.oauth.rate_limit,
-                std::borrow::Cow::Owned(crate::store::rate_limit_key(&client_id)),
-                // Runtime clients are not the operator's fixed set: one series for all.
-                RUNTIME_CLIENTS_LABEL,
-            ),
+        match services.oauth.clients.get(&client_id) {
+            Some(client) => {
+                let label = &client.record.client_id;
+                self.charge_bucket(&client.rate_limit_key, client.rate_limit, label)
+                    .await
+            }
+            // Runtime clients are not the operator's fixed set: one series for all.
+            None => {
+                let bucket = crate::store::rate_limit_key(&client_id);
+                let limit = services.oauth.rate_limit;
+                self.charge_bucket(&bucket, limit, RUNTIME_CLIENTS_LABEL)
+                    .await
+            }
+        }
+    }
+
+    async fn charge_registration(&mut self, key: String) -> StoreResult<Option<u64>> {
+        if key.is_empty() || key.len() > MAX_CLIENT_ID_BYTES {
+            return Err(StoreError::Rejected(format!(
+                "rate-limit.charge-registration: a key is 1 to {MAX_CLIENT_ID_BYTES} bytes"
+            )));
+        }
+        let Some((_, limit)) = self.services.oauth.registration.clone() else {
+            return Err(StoreError::Rejected(
+                "rate-limit.charge-registration: oauth.registration is off".into(),
+            ));
         };
+        // Apart from the clients' buckets: a key that is a client id charges another one.
+        let bucket = crate::store::rate_limit_key(&format!("registration\0{key}"));
+        self.charge_bucket(&bucket, limit, REGISTRATION_LABEL).await
+    }
+}
+
+impl InstanceState {
+    /// Charges `key` in the bucket at `bucket` against `limit` (none: unlimited), counting
+    /// a refusal under `label`.
+    async fn charge_bucket(
+        &mut self,
+        bucket: &str,
+        limit: Option<crate::store::RateLimit>,
+        label: &str,
+    ) -> StoreResult<Option<u64>> {
+        let services = self.services.clone();
         let Some(limit) = limit else {
             return Ok(None);
         };
@@ -231,7 +261,7 @@ impl rate_limit::Host for InstanceState {
             &services.metrics,
             self.store_deadline,
             "charge",
-            services.store.charge(&key, limit),
+            services.store.charge(bucket, limit),
         )
         .await?;
         if wait.is_some() {
@@ -249,6 +279,8 @@ impl rate_limit::Host for InstanceState {
 /// The `client_id` label of `tokenginx_rate_limited_total` for every client the guest
 /// registered at runtime (the configured ones are labelled by their ids).
 pub const RUNTIME_CLIENTS_LABEL: &str = "(registered at runtime)";
+/// Its label for dynamic client registrations over `oauth.registration.rate_limit`.
+pub const REGISTRATION_LABEL: &str = "(registration)";
 
 impl seal::Host for InstanceState {
     fn seal(&mut self, purpose: String, value: Vec<u8>, ttl_ms: u64) -> StoreResult<String> {
@@ -404,6 +436,14 @@ impl settings::Host for InstanceState {
 
     fn client_defaults(&mut self) -> settings::Inherited {
         self.services.oauth.defaults
+    }
+
+    fn dynamic_registration(&mut self) -> Option<settings::RegistrationPolicy> {
+        self.services
+            .oauth
+            .registration
+            .clone()
+            .map(|(policy, _)| policy)
     }
 
     fn configured_clients(&mut self) -> Vec<String> {
