@@ -87,7 +87,9 @@ assert.deepEqual(seen, [...seen].sort(), "by id");
 assert.equal(new Set(seen).size, seen.length, "each once");
 for (const c of created) assert.ok(seen.includes(c.client_id));
 assert.ok(seen.includes("web"), "the configured clients are listed too");
-ok(`listed ${seen.length} clients in pages of two`);
+const { data: named } = await api.listOAuth2Clients({ clientName: "batch job 3" });
+assert.deepEqual(named.map((c) => c.client_id), [created[3].client_id]);
+ok(`listed ${seen.length} clients in pages of two, and by name`);
 
 const { data: read } = await api.getOAuth2Client({ id: first.client_id });
 assert.equal(read.client_secret, undefined);

@@ -405,8 +405,40 @@ pub(super) fn insert(
     ))
 }
 
+/// The clients of `ids` (sorted) as Hydra shows them, by id: the configured ones from the
+/// settings, the others read in one round trip; an id whose record is gone is left out.
+fn shown_of(
+    host: &impl Host,
+    ids: &[String],
+    configured: &[String],
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let runtime: Vec<&String> = ids.iter().filter(|id| !configured.contains(id)).collect();
+    let keys: Vec<String> = runtime.iter().map(|id| record_key(id)).collect();
+    let records = match keys.is_empty() {
+        true => Vec::new(),
+        false => host
+            .store_get_many(&keys)
+            .map_err(|e| ApiError::store(host, e))?,
+    };
+    let mut stored = records.into_iter();
+    let mut shown = Vec::with_capacity(ids.len());
+    for id in ids {
+        let client = match configured.contains(id) {
+            true => host.client(id).map(|c| show_configured(host, &c)),
+            false => stored
+                .next()
+                .flatten()
+                .and_then(|bytes| serde_json::from_slice::<Stored>(&bytes).ok())
+                .map(|record| show(&record, None, host)),
+        };
+        shown.extend(client.map(|c| (id.clone(), c)));
+    }
+    Ok(shown)
+}
+
 /// A page of every client, configured and registered here, by id: Hydra v2's
-/// `page_size` and `page_token`, the next page in a `Link` header.
+/// `page_size` and `page_token`, the next page in a `Link` header, and its `client_name`
+/// and `owner` filters.
 fn list(host: &impl Host, query: &[(String, String)]) -> Result<Response, ApiError> {
     let param = |name: &str| {
         query
@@ -449,36 +481,35 @@ fn list(host: &impl Host, query: &[(String, String)]) -> Result<Response, ApiErr
         .into_iter()
         .filter(|id| after.as_ref().is_none_or(|after| id > after))
         .collect();
-    let more = rest.len() > page_size;
-    let page = &rest[..rest.len().min(page_size)];
-    let runtime: Vec<&String> = page.iter().filter(|id| !configured.contains(id)).collect();
-    let keys: Vec<String> = runtime.iter().map(|id| record_key(id)).collect();
-    let records = match keys.is_empty() {
-        true => Vec::new(),
-        false => host
-            .store_get_many(&keys)
-            .map_err(|e| ApiError::store(host, e))?,
+    // Hydra's filters, exact matches. Without one a page reads its own clients (one more,
+    // to tell whether a page follows); with one, every client after the token is read, in
+    // one round trip, and the matching ones are paged.
+    let filters: Vec<(&str, &str)> = ["client_name", "owner"]
+        .into_iter()
+        .filter_map(|name| Some((name, param(name)?)))
+        .collect();
+    let candidates = match filters.is_empty() {
+        true => &rest[..rest.len().min(page_size + 1)],
+        false => &rest[..],
     };
-    let mut stored = runtime.into_iter().zip(records);
-    let mut shown = Vec::with_capacity(page.len());
-    for id in page {
-        if let Some(client) = host.client(id) {
-            shown.push(show_configured(host, &client));
-        } else if let Some((_, Some(bytes))) = stored.next() {
-            if let Ok(record) = serde_json::from_slice::<Stored>(&bytes) {
-                shown.push(show(&record, None, host));
-            }
-        }
+    let mut shown: Vec<(String, Value)> = shown_of(host, candidates, &configured)?
+        .into_iter()
+        .filter(|(_, c)| filters.iter().all(|(name, want)| c[*name] == *want))
+        .collect();
+    let more = shown.len() > page_size;
+    shown.truncate(page_size);
+    let last = shown.last().map(|(id, _)| id.clone());
+    let mut response = json(200, &shown.into_iter().map(|(_, c)| c).collect::<Vec<_>>());
+    let mut query = format!("page_size={page_size}");
+    for (name, value) in &filters {
+        query.push_str(&format!("&{name}={}", crate::params::percent_encode(value)));
     }
-    let mut response = json(200, &shown);
     let link = |token: Option<&str>, rel: &str| match token {
-        Some(token) => {
-            format!("</admin/clients?page_size={page_size}&page_token={token}>; rel=\"{rel}\"")
-        }
-        None => format!("</admin/clients?page_size={page_size}>; rel=\"{rel}\""),
+        Some(token) => format!("</admin/clients?{query}&page_token={token}>; rel=\"{rel}\""),
+        None => format!("</admin/clients?{query}>; rel=\"{rel}\""),
     };
     let mut links = vec![link(None, "first")];
-    if let (true, Some(last)) = (more, page.last()) {
+    if let (true, Some(last)) = (more, last) {
         links.push(link(Some(&b64.encode(last.as_bytes())), "next"));
     }
     response.headers.push(("Link".into(), links.join(",")));

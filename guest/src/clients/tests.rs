@@ -239,6 +239,31 @@ fn the_list_pages_by_id_through_the_link_header() {
         None,
     );
     assert_eq!(bad.status, 400);
+
+    // Hydra's filters: exact matches, paged the same way, kept in the links.
+    for (i, owner) in ["ops", "ops", "web"].iter().enumerate() {
+        let mut client = machine(&format!("owned-{i}"));
+        client["owner"] = json!(owner);
+        client["client_name"] = json!("Batch");
+        call(&host, "POST", None, Some(client));
+    }
+    let filtered = |query: &[(&str, &str)]| {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        handle(&host, "GET", None, &query, None)
+    };
+    let page = filtered(&[("owner", "ops"), ("page_size", "1")]);
+    assert_eq!(body(&page)[0]["client_id"], "owned-0");
+    let link = page.header("Link").unwrap();
+    assert!(
+        link.contains("owner=ops") && link.contains("rel=\"next\""),
+        "{link}"
+    );
+    let named = body(&filtered(&[("client_name", "Batch"), ("owner", "web")]));
+    assert_eq!(named.as_array().unwrap().len(), 1);
+    assert_eq!(named[0]["client_id"], "owned-2");
 }
 
 #[test]
