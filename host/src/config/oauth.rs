@@ -54,8 +54,12 @@ pub struct OAuthSettings {
     pub defaults: settings::Inherited,
     /// Dynamic client registration (`settings.dynamic-registration`), and its budget per initial
     /// access token; none: off.
-    pub registration: Option<(settings::RegistrationPolicy, Option<RateLimit>)>,
+    pub registration: Option<DynamicRegistration>,
 }
+
+/// Dynamic client registration as the guest sees it, and the budget of each initial access
+/// token (none: `unlimited`).
+pub type DynamicRegistration = (settings::RegistrationPolicy, Option<RateLimit>);
 
 impl OAuthSettings {
     /// The clients in the order of `oauth.clients`.
@@ -274,7 +278,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
 /// `oauth.registration`: none when it lets no one register (neither open nor with a token).
 fn check_registration(
     r: RegistrationConfig,
-) -> Result<Option<(settings::RegistrationPolicy, Option<RateLimit>)>, (String, String)> {
+) -> Result<Option<DynamicRegistration>, (String, String)> {
     let key = |field: &str| format!("oauth.registration.{field}");
     let mut tokens = Vec::new();
     for (i, hex_digest) in r.initial_access_tokens_sha256.iter().enumerate() {
@@ -287,7 +291,7 @@ fn check_registration(
         }
         tokens.push(digest.to_vec());
     }
-    if r.max_clients == 0 || r.max_clients > 24_000 || r.max_clients % 16 != 0 {
+    if r.max_clients == 0 || r.max_clients > 24_000 || !r.max_clients.is_multiple_of(16) {
         return bad(
             key("max_clients"),
             "must be a multiple of 16 between 16 and 24000: the store keeps clients in 16 \
