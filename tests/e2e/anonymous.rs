@@ -20,11 +20,17 @@ const MIB: u64 = 1024 * 1024;
 
 /// The flow host on the shared store, or on an embedded one with room for 200 entries;
 /// `server_extra` goes in the `server` section.
-fn flood_host(server_extra: &str) -> (Host, String) {
-    let store = match shared_store().contains("mode: memory") {
+/// The store a flood runs on: the shared one, or on the embedded store a small one (200
+/// entries), which a flood that left anything behind would fill.
+fn flood_store() -> String {
+    match shared_store().contains("mode: memory") {
         true => "tokenginx:\n  mode: memory\n  max_entries: 200\n".to_owned(),
         false => shared_store(),
-    };
+    }
+}
+
+fn flood_host(server_extra: &str) -> (Host, String) {
+    let store = flood_store();
     let base = config_with_store(&default_guest(), server_extra, &store);
     flow_host_on(base, "", "admin:\n  port: 0\n")
 }
@@ -172,10 +178,7 @@ async fn an_anonymous_flood_of_authorize_holds_nothing_and_stops_no_one() {
 /// and holds nothing either; other clients keep getting tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_flood_of_userinfo_holds_nothing_and_stops_no_one() {
-    let store = match shared_store().contains("mode: memory") {
-        true => "tokenginx:\n  mode: memory\n  max_entries: 200\n".to_owned(),
-        false => shared_store(),
-    };
+    let store = flood_store();
     // A client that may ask for openid: the host then has signing keys.
     let base = config_with_store(
         &default_guest(),
@@ -239,10 +242,7 @@ async fn an_anonymous_flood_of_userinfo_holds_nothing_and_stops_no_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_flood_of_open_registration_holds_at_most_max_clients() {
     const MAX_CLIENTS: u64 = 48;
-    let store = match shared_store().contains("mode: memory") {
-        true => "tokenginx:\n  mode: memory\n  max_entries: 200\n".to_owned(),
-        false => shared_store(),
-    };
+    let store = flood_store();
     let base = config_with_store(
         &default_guest(),
         "  address_rate_limit: unlimited\n",

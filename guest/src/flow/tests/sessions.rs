@@ -54,6 +54,19 @@ fn active(host: &TestHost, token: &str) -> bool {
     body(&introspect(host, &req))["active"] == true
 }
 
+/// A new sign-in to the web app in `browser`: its login challenge, and what the login app
+/// is told of it.
+fn login_request(browser: &mut Browser, host: &TestHost) -> (String, serde_json::Value) {
+    let challenge = start(browser, host, WEB_ID, WEB_REDIRECT);
+    let login = call(
+        host,
+        "login-request",
+        &[("login_challenge", &challenge)],
+        "",
+    );
+    (challenge, body(&login))
+}
+
 fn admin_call(host: &TestHost, method: &str, which: &str, query: &[(&str, &str)]) -> Response {
     sessions(host, method, which, &owned(query))
 }
@@ -121,13 +134,7 @@ fn revoking_one_apps_consent_ends_its_tokens_and_leaves_the_others() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     // Asked again: the login is remembered still, the consent to web is not.
-    let again = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
-    let login = body(&call(
-        &host,
-        "login-request",
-        &[("login_challenge", &again)],
-        "",
-    ));
+    let (again, login) = login_request(&mut browser, &host);
     assert_eq!(login["skip"], true);
     let accepted = call(
         &host,
@@ -149,13 +156,7 @@ fn revoking_one_apps_consent_ends_its_tokens_and_leaves_the_others() {
     // Forgetting the logins: the next sign-in asks who.
     let forgot = admin_call(&host, "DELETE", "login", &[("subject", "alice")]);
     assert_eq!(forgot.status, 204);
-    let again = start(&mut browser, &host, WEB_ID, WEB_REDIRECT);
-    let login = body(&call(
-        &host,
-        "login-request",
-        &[("login_challenge", &again)],
-        "",
-    ));
+    let (_, login) = login_request(&mut browser, &host);
     assert_eq!(login["skip"], false);
     assert!(
         active(&host, native["access_token"].as_str().unwrap()),
