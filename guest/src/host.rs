@@ -27,6 +27,8 @@ pub struct RegistrationPolicy {
     pub initial_access_tokens_sha256: Vec<Vec<u8>>,
     /// Registration stops once this many clients are registered at runtime.
     pub max_clients: u32,
+    /// The scopes a self-registered client may have, besides `openid` and `offline_access`.
+    pub allowed_scopes: Vec<String>,
 }
 
 /// What a client registered at runtime inherits of the operator's settings

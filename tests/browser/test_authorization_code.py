@@ -159,6 +159,7 @@ oauth:
   # Dynamic registration (RFC 7591) with an initial access token: test_clients_at_runtime.py.
   registration:
     initial_access_tokens_sha256: [{hashlib.sha256(INITIAL_ACCESS_TOKEN.encode()).hexdigest()}]
+    allowed_scopes: [read]
   clients:
     - client_id: machine
       client_secret: {WEB_SECRET}

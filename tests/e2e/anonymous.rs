@@ -249,7 +249,7 @@ async fn an_anonymous_flood_of_open_registration_holds_at_most_max_clients() {
         &store,
     );
     let registration = format!(
-        "  registration:\n    open: true\n    max_clients: {MAX_CLIENTS}\n    rate_limit: unlimited\n"
+        "  registration:\n    open: true\n    max_clients: {MAX_CLIENTS}\n    rate_limit: unlimited\n    allowed_scopes: [read]\n"
     );
     let (host, admin) = flow_host_on(base, &registration, "admin:\n  port: 0\n");
     let url = host.url("/oauth2/register");

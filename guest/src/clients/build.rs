@@ -195,7 +195,11 @@ fn check(
             "redirect_uris: the authorization_code grant needs at least one".into(),
         ));
     }
-    if let Some(bad) = stored.scopes().iter().find(|s| !is_scope_token(s)) {
+    if let Some(bad) = stored
+        .scopes()
+        .iter()
+        .find(|s| !tokenginx_syntax::is_scope_token(s))
+    {
         return Err(ApiError::metadata(format!(
             "scope: {bad:?} is not a scope token"
         )));
@@ -249,13 +253,6 @@ fn check(
         )),
         _ => Ok(()),
     }
-}
-
-/// RFC 6749 section 3.3: `%x21 / %x23-5B / %x5D-7E`, at least one.
-fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Hydra's name for a key `client_rules` names.

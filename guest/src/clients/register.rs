@@ -113,6 +113,7 @@ fn register(
         return Ok(OAuthError::rate_limited(wait_ms).into_response());
     }
     let fields = checked_fields(body)?;
+    allowed_scopes(policy, &fields)?;
     let now = host.now_ms() / 1000;
     let token = new_secret(host);
     // The cap holds per bucket, where the insert compares and sets the index: of
@@ -142,6 +143,34 @@ fn register(
     shown.insert("registration_access_token".into(), value!(token));
     shown.insert("client_id_issued_at".into(), value!(stored.created_at));
     Ok(json(201, &Value::Object(shown)))
+}
+
+/// A self-registered client's scopes: `openid`, `offline_access` (which grant nothing
+/// without a user's consent) and what the operator allows (`allowed_scopes`). Anything
+/// else would let anyone who registers mint tokens a resource server trusts.
+fn allowed_scopes(
+    policy: &crate::RegistrationPolicy,
+    fields: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let Some(scope) = fields.get("scope").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let free = [crate::signed::OPENID, crate::grant::OFFLINE_ACCESS];
+    let refused = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .find(|s| !free.contains(s) && !policy.allowed_scopes.iter().any(|a| a == s));
+    match refused {
+        None => Ok(()),
+        Some(scope) => Err(ApiError(
+            400,
+            "invalid_client_metadata",
+            format!(
+                "scope: {scope:?} is not one a client may register itself with \
+                 (oauth.registration.allowed_scopes)"
+            ),
+        )),
+    }
 }
 
 /// The body's client metadata, without what a client cannot set about itself.
@@ -217,6 +246,8 @@ fn manage(
         "DELETE" => admin::delete(host, id),
         "PUT" => {
             let mut fields = checked_fields(body)?;
+            let policy = host.dynamic_registration().unwrap_or_default();
+            allowed_scopes(&policy, &fields)?;
             fields.insert("client_id".into(), value!(id));
             // What the client cannot change about itself keeps its value.
             if let Some(metadata) = stored.shown.get("metadata") {

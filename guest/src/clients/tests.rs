@@ -327,6 +327,7 @@ mod registration {
             open,
             initial_access_tokens_sha256: vec![sha2::Sha256::digest(INITIAL.as_bytes()).to_vec()],
             max_clients: 16,
+            allowed_scopes: vec!["read".into()],
         });
         host
     }
@@ -435,6 +436,15 @@ mod registration {
                 "{field}"
             );
         }
+        // A scope the operator did not allow: anyone could mint tokens for it.
+        let mut admin = machine_metadata();
+        admin["scope"] = json!("read admin");
+        let refused = post(&host, None, admin);
+        assert_eq!(body(&refused)["error"], "invalid_client_metadata");
+        assert!(body(&refused)["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("\"admin\""));
         let taken =
             json!({"client_id": DEMO_ID, "grant_types": ["client_credentials"], "scope": "read"});
         let created = body(&post(&host, None, taken));

@@ -299,6 +299,14 @@ fn check_registration(
         );
     }
     let limit = check_rate_limit(r.rate_limit).map_err(|m| (key("rate_limit"), m))?;
+    for (i, scope) in r.allowed_scopes.iter().enumerate() {
+        if !tokenginx_syntax::is_scope_token(scope) {
+            return bad(
+                key(&format!("allowed_scopes[{i}]")),
+                format!("{scope:?} is not a scope token (RFC 6749 section 3.3)"),
+            );
+        }
+    }
     if !r.open && tokens.is_empty() {
         return Ok(None);
     }
@@ -306,6 +314,7 @@ fn check_registration(
         open: r.open,
         initial_access_tokens_sha256: tokens,
         max_clients: r.max_clients,
+        allowed_scopes: r.allowed_scopes,
     };
     Ok(Some((policy, limit)))
 }

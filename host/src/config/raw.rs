@@ -446,6 +446,9 @@ pub struct RegistrationConfig {
     /// Registration stops once the store holds this many clients registered at runtime.
     #[serde(default = "default_max_clients")]
     pub max_clients: u32,
+    /// The scopes a self-registered client may have, besides `openid` and `offline_access`.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
 }
 
 fn default_registration_rate_limit() -> RateLimitConfig {

@@ -315,6 +315,8 @@ fn dynamic_registration_is_off_unless_open_or_with_a_token_and_its_keys_are_chec
         e.contains("oauth.registration.max_clients") && e.contains("16"),
         "{e}"
     );
+    let e = error(&with("    open: true\n    allowed_scopes: [\"a b\"]\n"));
+    assert!(e.contains("oauth.registration.allowed_scopes[0]"), "{e}");
     let e = error(&with("    initial_access_tokens_sha256: [nothex]\n"));
     assert!(
         e.contains("oauth.registration.initial_access_tokens_sha256[0]"),
