@@ -29,6 +29,8 @@ pub struct RegistrationPolicy {
     pub max_clients: u32,
     /// The scopes a self-registered client may have, besides `openid` and `offline_access`.
     pub allowed_scopes: Vec<String>,
+    /// The audiences a self-registered client may name.
+    pub allowed_audiences: Vec<String>,
 }
 
 /// What a client registered at runtime inherits of the operator's settings

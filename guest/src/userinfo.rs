@@ -36,6 +36,18 @@ pub fn userinfo(
         Named::Grant(token) => grant::find(host, &token),
         Named::Client(_) | Named::Nothing => Ok(Found::None),
     };
+    // A deleted runtime client's tokens are dead here as at introspection.
+    let found = found.and_then(|found| match &found {
+        Found::Access(record, _) => {
+            let at = record.client_registered_at;
+            match crate::clients::still_registered(host, &record.client_id, at) {
+                Ok(true) => Ok(found),
+                Ok(false) => Ok(Found::None),
+                Err(e) => Err(crate::response::store_failure(host, e)),
+            }
+        }
+        _ => Ok(found),
+    });
     match found {
         // A grant started before this guest kept sign-ins has no session: its subject.
         Ok(Found::Access(record, session)) if record.scope.split(' ').any(|s| s == OPENID) => {

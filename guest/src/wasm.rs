@@ -178,6 +178,7 @@ impl crate::Host for Imports {
             initial_access_tokens_sha256: p.initial_access_tokens_sha256,
             max_clients: p.max_clients,
             allowed_scopes: p.allowed_scopes,
+            allowed_audiences: p.allowed_audiences,
         })
     }
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, crate::StoreError> {

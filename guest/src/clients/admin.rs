@@ -233,7 +233,13 @@ fn update(
         return Err(configured(id));
     }
     let (previous, bytes) = read(host, id)?.ok_or_else(|| ApiError::not_found(id))?;
-    let fields = edit(show(&previous, None, host))?;
+    let current = show(&previous, None, host);
+    let mut fields = edit(current.clone())?;
+    // The strategy shown of a client that inherits it stays inherited unless changed.
+    let strategy = "access_token_strategy";
+    if previous.access_token_strategy.is_none() && fields.get(strategy) == current.get(strategy) {
+        fields.remove(strategy);
+    }
     let now = host.now_ms() / 1000;
     let (stored, secret) = build(host, &fields, id, Some(&previous), now)?;
     write_over(host, bytes, &stored)?;
@@ -273,7 +279,12 @@ pub(super) fn delete(host: &impl Host, id: &str) -> Result<Response, ApiError> {
     if host.client(id).is_some() {
         return Err(configured(id));
     }
-    for _ in 0..ATTEMPTS {
+    let deleted = Response {
+        status: 204,
+        headers: Vec::new(),
+        body: String::new(),
+    };
+    for attempt in 0..ATTEMPTS {
         let keys = [record_key(id), index_key(id)];
         let found = host
             .store_get_many(&keys)
@@ -281,7 +292,12 @@ pub(super) fn delete(host: &impl Host, id: &str) -> Result<Response, ApiError> {
         let [record, index] = <[Option<Vec<u8>>; 2]>::try_from(found)
             .map_err(|_| ApiError(500, "server_error", "the store answered short".into()))?;
         let Some(record) = record else {
-            return Err(ApiError::not_found(id));
+            // After an attempt answered false, the record gone is that attempt's doing,
+            // landed on a retry of the call.
+            return match attempt {
+                0 => Err(ApiError::not_found(id)),
+                _ => Ok(deleted),
+            };
         };
         let mut ids = ids_in(index.as_deref());
         ids.retain(|i| i != id);
@@ -305,11 +321,7 @@ pub(super) fn delete(host: &impl Host, id: &str) -> Result<Response, ApiError> {
             ],
         };
         if host.store_apply(tx).map_err(|e| ApiError::store(host, e))? {
-            return Ok(Response {
-                status: 204,
-                headers: Vec::new(),
-                body: String::new(),
-            });
+            return Ok(deleted);
         }
     }
     Err(busy())
@@ -361,7 +373,8 @@ pub(super) fn insert(
     let value = serde_json::to_vec(stored).expect("a client serializes");
     for attempt in 0..ATTEMPTS {
         let found = host.store_get_many(&[record.clone(), index.clone()])?;
-        let (current_record, current_index) = (found[0].clone(), found.get(1).cloned().flatten());
+        let [current_record, current_index] = <[Option<Vec<u8>>; 2]>::try_from(found)
+            .map_err(|_| StoreError::Unavailable("the store answered short".into()))?;
         if let Some(current) = current_record {
             // After an attempt answered false, this very record is that attempt's, landed
             // on a retry of the call.
@@ -488,15 +501,22 @@ fn list(host: &impl Host, query: &[(String, String)]) -> Result<Response, ApiErr
         .into_iter()
         .filter_map(|name| Some((name, param(name)?)))
         .collect();
-    let candidates = match filters.is_empty() {
-        true => &rest[..rest.len().min(page_size + 1)],
-        false => &rest[..],
-    };
-    let mut shown: Vec<(String, Value)> = shown_of(host, candidates, &configured)?
-        .into_iter()
-        .filter(|(_, c)| filters.iter().all(|(name, want)| c[*name] == *want))
-        .collect();
-    let more = shown.len() > page_size;
+    // Read a page's worth at a time (one round trip each), so that a filter that matches
+    // little reads many clients without holding them all.
+    let mut shown: Vec<(String, Value)> = Vec::new();
+    let mut read_up_to = 0;
+    while shown.len() <= page_size && read_up_to < rest.len() {
+        let chunk = &rest[read_up_to..rest.len().min(read_up_to + page_size + 1)];
+        read_up_to += chunk.len();
+        shown.extend(
+            shown_of(host, chunk, &configured)?
+                .into_iter()
+                .filter(|(_, c)| filters.iter().all(|(name, want)| c[*name] == *want)),
+        );
+    }
+    shown.truncate(page_size + 1);
+    // More follow if a match was left over, or ids were left unread.
+    let more = shown.len() > page_size || read_up_to < rest.len();
     shown.truncate(page_size);
     let last = shown.last().map(|(id, _)| id.clone());
     let mut response = json(200, &shown.into_iter().map(|(_, c)| c).collect::<Vec<_>>());

@@ -30,6 +30,9 @@ enum Kind {
     Texts,
 }
 
+/// The most JSON a client's record may be: far above what any client needs, and a bound on
+/// what a registration can make the store hold and a listing read.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 /// A secret the operator chooses has at least this many characters.
 pub const MIN_CHOSEN_SECRET_CHARS: usize = 32;
 /// A client from Hydra's JSON `fields`: the new one, or `previous` replaced (its secret
@@ -158,6 +161,14 @@ pub(super) fn build(
             .and_then(|p| p.registration_access_token_sha256.clone()),
     };
     check(&stored, shown_secret.as_deref(), &inherited)?;
+    let bytes = serde_json::to_vec(&stored)
+        .expect("a client serializes")
+        .len();
+    if bytes > MAX_RECORD_BYTES {
+        return Err(ApiError::metadata(format!(
+            "the client is {bytes} bytes of JSON; at most {MAX_RECORD_BYTES}"
+        )));
+    }
     Ok((stored, shown_secret))
 }
 
@@ -248,6 +259,13 @@ fn check(
         Some(longest) if jwt && inherited.access_token_ttl > longest => Err(ApiError::metadata(
             format!("access_token_strategy: this server signs tokens of at most {longest}s"),
         )),
+        Some(longest) if openid && inherited.id_token_ttl > longest => {
+            Err(ApiError::metadata(format!(
+                "scope: openid: this server signs tokens of at most {longest}s, less than \
+                 an ID token lives (oauth.id_token_ttl, {}s)",
+                inherited.id_token_ttl
+            )))
+        }
         _ if jwt && stored.audience.is_empty() => Err(ApiError::metadata(
             "audience: JWT access tokens (RFC 9068) name their audience: give at least one",
         )),

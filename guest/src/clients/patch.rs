@@ -24,6 +24,10 @@ fn apply_one(doc: &mut Value, op: &Value) -> Result<(), String> {
         "remove" => remove(doc, path).map(drop),
         // As Hydra: a member of an object is replaced whether or not it was there (a
         // client's JSON leaves out `client_secret`, which a patch sets so).
+        "replace" if path.is_empty() => {
+            *doc = value()?;
+            Ok(())
+        }
         "replace" => {
             let (parent, _) = split(path)?;
             if !doc.pointer(parent).is_some_and(Value::is_object) {
@@ -101,7 +105,9 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
 
 /// `token` as an array index below `len` (no leading zeros, RFC 6901 section 4).
 fn index_in(token: &str, len: usize) -> Result<usize, String> {
-    let canonical = token == "0" || !token.starts_with('0');
+    let canonical = (token == "0" || !token.starts_with('0'))
+        && !token.is_empty()
+        && token.bytes().all(|b| b.is_ascii_digit());
     match token.parse::<usize>() {
         Ok(i) if canonical && i < len => Ok(i),
         _ => Err(format!("{token:?} is not an index of the array")),
@@ -137,5 +143,9 @@ mod tests {
             &json!([{"op": "add", "path": "/a/01", "value": 0}])
         )
         .is_err());
+        let plus = json!([{"op": "remove", "path": "/a/+1"}]);
+        assert!(apply(json!({"a": [1, 2]}), &plus).is_err());
+        let whole = json!([{"op": "replace", "path": "", "value": {"b": 2}}]);
+        assert_eq!(apply(json!({"a": 1}), &whole).unwrap(), json!({"b": 2}));
     }
 }

@@ -24,12 +24,13 @@ use sha2::{Digest, Sha256};
 /// The buckets of the client indexes (`clients/mod.rs`).
 const BUCKETS: usize = 16;
 
-/// What a client cannot set about itself.
-const REFUSED: [&str; 4] = [
+/// What a client cannot set about itself (`owner` is the operator's, and its filter).
+const REFUSED: [&str; 5] = [
     "client_secret",
     "metadata",
     "skip_consent",
     "access_token_strategy",
+    "owner",
 ];
 
 /// Answers a registration (`id` none) or a registered client's call.
@@ -113,7 +114,7 @@ fn register(
         return Ok(OAuthError::rate_limited(wait_ms).into_response());
     }
     let fields = checked_fields(body)?;
-    allowed_scopes(policy, &fields)?;
+    allowed_targets(policy, &fields)?;
     let now = host.now_ms() / 1000;
     let token = new_secret(host);
     // The cap holds per bucket, where the insert compares and sets the index: of
@@ -145,13 +146,29 @@ fn register(
     Ok(json(201, &Value::Object(shown)))
 }
 
-/// A self-registered client's scopes: `openid`, `offline_access` (which grant nothing
-/// without a user's consent) and what the operator allows (`allowed_scopes`). Anything
-/// else would let anyone who registers mint tokens a resource server trusts.
-fn allowed_scopes(
+/// A self-registered client's audiences and scopes: the audiences the operator allows
+/// (`allowed_audiences`), and `openid`, `offline_access` (which grant nothing without a
+/// user's consent) and the scopes the operator allows (`allowed_scopes`). Anything else
+/// would let anyone who registers mint tokens a resource server trusts.
+fn allowed_targets(
     policy: &crate::RegistrationPolicy,
     fields: &Map<String, Value>,
 ) -> Result<(), ApiError> {
+    let audience = fields.get("audience").and_then(Value::as_array);
+    let named = audience.into_iter().flatten().filter_map(Value::as_str);
+    if let Some(other) = named
+        .clone()
+        .find(|a| !policy.allowed_audiences.iter().any(|allowed| allowed == a))
+    {
+        return Err(ApiError(
+            400,
+            "invalid_client_metadata",
+            format!(
+                "audience: {other:?} is not one a client may register itself with \
+                 (oauth.registration.allowed_audiences)"
+            ),
+        ));
+    }
     let Some(scope) = fields.get("scope").and_then(Value::as_str) else {
         return Ok(());
     };
@@ -247,7 +264,7 @@ fn manage(
         "PUT" => {
             let mut fields = checked_fields(body)?;
             let policy = host.dynamic_registration().unwrap_or_default();
-            allowed_scopes(&policy, &fields)?;
+            allowed_targets(&policy, &fields)?;
             fields.insert("client_id".into(), value!(id));
             // What the client cannot change about itself keeps its value.
             if let Some(metadata) = stored.shown.get("metadata") {
@@ -258,12 +275,13 @@ fn manage(
                 fields.insert("access_token_strategy".into(), value!(strategy));
             }
             let now = host.now_ms() / 1000;
-            let (mut updated, _) = build(host, &fields, id, Some(&stored), now)?;
+            let (mut updated, secret) = build(host, &fields, id, Some(&stored), now)?;
             // A new registration access token each change, as Hydra: the old one ends.
             let token = new_secret(host);
             updated.registration_access_token_sha256 = Some(hex_sha256(token.as_bytes()));
             admin::write_over(host, bytes, &updated)?;
-            let mut shown = registered_view(host, &updated, None);
+            // A secret the change made (a public client turned confidential) is shown once.
+            let mut shown = registered_view(host, &updated, secret.as_deref());
             shown.insert("registration_access_token".into(), value!(token));
             Ok(json(200, &Value::Object(shown)))
         }

@@ -314,6 +314,35 @@ fn a_grant_of_a_deleted_client_refreshes_for_no_client_that_takes_its_id() {
     assert!(!active(&host, &refresh_token));
 }
 
+#[test]
+fn userinfo_answers_for_no_token_of_a_deleted_client() {
+    let host = TestHost::new();
+    let app = json!({"client_id": "app", "client_secret": SECRET,
+                     "grant_types": ["authorization_code"],
+                     "redirect_uris": ["https://app.example/cb"], "scope": "openid read"});
+    call(&host, "POST", None, Some(app));
+    let client = super::find(&host, "app").unwrap().unwrap();
+    let claims = crate::issue::Claims {
+        user_id: "alice".into(),
+        scope: "openid read".into(),
+        ext: None,
+        audience: Vec::new(),
+        session: None,
+    };
+    let started = crate::grant::start(&host, &client, claims, "127.0.0.1", None).unwrap();
+    let access = body(&started.response)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let userinfo = |host: &TestHost| {
+        let bearer = format!("Bearer {access}");
+        crate::userinfo::userinfo(host, Some(&bearer), None).status
+    };
+    assert_eq!(userinfo(&host), 200);
+    call(&host, "DELETE", Some("app"), None);
+    assert_eq!(userinfo(&host), 401);
+}
+
 mod registration {
     use super::*;
     use crate::clients::register::handle as register;
@@ -328,6 +357,7 @@ mod registration {
             initial_access_tokens_sha256: vec![sha2::Sha256::digest(INITIAL.as_bytes()).to_vec()],
             max_clients: 16,
             allowed_scopes: vec!["read".into()],
+            allowed_audiences: vec!["https://api.example".into()],
         });
         host
     }
@@ -436,6 +466,22 @@ mod registration {
                 "{field}"
             );
         }
+        // An audience or an owner the operator did not allow.
+        let mut aimed = machine_metadata();
+        aimed["audience"] = json!(["https://api.internal"]);
+        assert_eq!(
+            body(&post(&host, None, aimed))["error"],
+            "invalid_client_metadata"
+        );
+        let mut allowed = machine_metadata();
+        allowed["audience"] = json!(["https://api.example"]);
+        assert_eq!(post(&host, None, allowed).status, 201);
+        let mut owned = machine_metadata();
+        owned["owner"] = json!("ops");
+        assert_eq!(
+            body(&post(&host, None, owned))["error"],
+            "invalid_client_metadata"
+        );
         // A scope the operator did not allow: anyone could mint tokens for it.
         let mut admin = machine_metadata();
         admin["scope"] = json!("read admin");

@@ -189,15 +189,15 @@ fn issue_tokens(
         &req.client_ip,
         record.nonce.as_deref(),
     )?;
-    // Recorded under the subject, for a revocation of the consent to end it; a revocation
-    // since the code was issued ends it now.
-    let expires_at_ms = host.now_ms() + started.ttl_ms;
+    // Recorded under the subject until the grant's hard end (refreshes carry it on that
+    // long), for a revocation of the consent to end it; a revocation since the code was
+    // issued ends it now.
     let recorded = super::sessions::grant_started(
         host,
         &subject,
         &client.client_id,
         &started.grant_key,
-        expires_at_ms,
+        started.ends_at_ms,
         record.issued_at_ms,
     )
     .map_err(|e| store_failure(host, e))?;

@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 pub const MAX_GRANTS: usize = 128;
 /// The most remembered logins a subject keeps recorded.
 pub const MAX_LOGINS: usize = 32;
-/// How long a revocation is remembered: longer than any code lives (10 minutes at most).
+/// How long a revocation is remembered, and a consent that started no grant yet is kept:
+/// longer than any code lives (10 minutes at most).
 const REVOKED_FOR_MS: u64 = 15 * 60 * 1000;
 const ATTEMPTS: usize = 8;
 
@@ -72,8 +73,13 @@ impl Subject {
         for consent in self.consents.values_mut() {
             consent.grants.retain(|(_, until)| *until > now_ms);
         }
-        self.consents
-            .retain(|_, c| !c.grants.is_empty() || c.remembered_until_ms > now_ms);
+        // A consent whose code is still out is kept, for a revocation to reach the grant the
+        // code would start.
+        self.consents.retain(|_, c| {
+            !c.grants.is_empty()
+                || c.remembered_until_ms > now_ms
+                || c.handled_at * 1000 + REVOKED_FOR_MS > now_ms
+        });
         self.revoked.retain(|_, at| *at + REVOKED_FOR_MS > now_ms);
         self.logins.retain(|(_, until)| *until > now_ms);
     }
@@ -87,7 +93,7 @@ impl Subject {
                 c.grants
                     .iter()
                     .map(|(_, until)| *until)
-                    .chain([c.remembered_until_ms])
+                    .chain([c.remembered_until_ms, c.handled_at * 1000 + REVOKED_FOR_MS])
             })
             .chain(self.revoked.values().map(|at| at + REVOKED_FOR_MS))
             .chain(self.logins.iter().map(|(_, until)| *until))

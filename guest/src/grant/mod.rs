@@ -189,6 +189,8 @@ fn policy(host: &impl Host, client: &Client) -> Result<RefreshPolicy, OAuthError
 pub(crate) struct Started {
     pub grant_key: String,
     pub ttl_ms: u64,
+    /// When the grant ends however often it is refreshed, ms since the epoch.
+    pub ends_at_ms: u64,
     pub response: Response,
 }
 
@@ -283,6 +285,7 @@ pub(crate) fn start(
     Ok(Started {
         grant_key: key,
         ttl_ms: grant.expires_at_ms - now,
+        ends_at_ms: grant.ends_at_ms,
         response,
     })
 }

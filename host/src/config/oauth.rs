@@ -315,6 +315,7 @@ fn check_registration(
         initial_access_tokens_sha256: tokens,
         max_clients: r.max_clients,
         allowed_scopes: r.allowed_scopes,
+        allowed_audiences: r.allowed_audiences,
     };
     Ok(Some((policy, limit)))
 }

@@ -449,6 +449,9 @@ pub struct RegistrationConfig {
     /// The scopes a self-registered client may have, besides `openid` and `offline_access`.
     #[serde(default)]
     pub allowed_scopes: Vec<String>,
+    /// The audiences a self-registered client may name.
+    #[serde(default)]
+    pub allowed_audiences: Vec<String>,
 }
 
 fn default_registration_rate_limit() -> RateLimitConfig {

@@ -7,6 +7,17 @@ use crate::flow::sessions::handle as sessions;
 /// Alice signs in to `client` (remembering the login and the consent) and grants `read`
 /// and `offline_access`: the redirect back with the code.
 fn granted(browser: &mut Browser, host: &TestHost, client: &str, redirect: &str) -> String {
+    granted_remembering(browser, host, client, redirect, true)
+}
+
+/// [`granted`], the consent remembered or not.
+fn granted_remembering(
+    browser: &mut Browser,
+    host: &TestHost,
+    client: &str,
+    redirect: &str,
+    remember: bool,
+) -> String {
     let response = browser.get(
         host,
         &[
@@ -24,7 +35,9 @@ fn granted(browser: &mut Browser, host: &TestHost, client: &str, redirect: &str)
         host,
         &login_challenge,
         r#"{"subject":"alice","remember":true,"remember_for":3600}"#,
-        r#"{"grant_scope":["read","offline_access"],"remember":true,"remember_for":3600}"#,
+        &format!(
+            r#"{{"grant_scope":["read","offline_access"],"remember":{remember},"remember_for":3600}}"#
+        ),
     )
 }
 
@@ -165,10 +178,37 @@ fn revoking_one_apps_consent_ends_its_tokens_and_leaves_the_others() {
 }
 
 #[test]
-fn a_code_issued_before_a_revocation_starts_no_grant() {
+fn a_grant_refreshed_past_its_first_tokens_is_still_revoked_with_its_consent() {
     let host = TestHost::new();
     let mut browser = Browser::default();
     let back = granted(&mut browser, &host, WEB_ID, WEB_REDIRECT);
+    let mut tokens = tokens(&host, WEB_ID, WEB_REDIRECT, &back);
+    // Refreshed every 29 days: the grant outlives its first refresh token's 30 days.
+    for _ in 0..2 {
+        host.advance_clock_ms(29 * 24 * 3600 * 1000);
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let params = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ];
+        let answer = token(&host, &form(&params, Some(basic(WEB_ID, WEB_SECRET))));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        tokens = body(&answer);
+    }
+    let query = [("subject", "alice"), ("client", WEB_ID)];
+    assert_eq!(admin_call(&host, "DELETE", "consent", &query).status, 204);
+    for kind in ["access_token", "refresh_token"] {
+        assert!(!active(&host, tokens[kind].as_str().unwrap()), "{kind}");
+    }
+}
+
+#[test]
+fn a_code_issued_before_a_revocation_starts_no_grant() {
+    let host = TestHost::new();
+    let mut browser = Browser::default();
+    // A consent not remembered, revoked before its code is redeemed, all clients at once.
+    let back = granted_remembering(&mut browser, &host, WEB_ID, WEB_REDIRECT, false);
+    host.advance_clock_ms(1000);
     let revoked = admin_call(
         &host,
         "DELETE",
