@@ -72,7 +72,7 @@ pub fn userinfo(
 
 /// An RFC 6750 section 3 answer: `WWW-Authenticate: Bearer` with the error, if any, in the
 /// header and the body.
-fn challenge(status: u16, error: &str, description: &str) -> Response {
+pub(crate) fn challenge(status: u16, error: &str, description: &str) -> Response {
     let (header, body) = match error {
         "" => ("Bearer".to_owned(), serde_json::json!({})),
         _ => {

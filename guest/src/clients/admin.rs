@@ -151,16 +151,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 pub(super) fn read(host: &impl Host, id: &str) -> Result<Option<(Stored, Vec<u8>)>, ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES {
-        return Ok(None);
-    }
-    let bytes = host
-        .store_get(&record_key(id))
-        .map_err(|e| ApiError::store(host, e))?;
-    Ok(bytes.and_then(|bytes| {
-        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
-        (stored.client_id == id).then_some((stored, bytes))
-    }))
+    super::read(host, id).map_err(|e| ApiError::store(host, e))
 }
 
 /// Client `id` as Hydra shows it (configured or registered here), if there is one.

@@ -75,6 +75,16 @@ pub fn find(host: &impl Host, client_id: &str) -> Result<Option<Client>, StoreEr
     if let Some(client) = host.client(client_id) {
         return Ok(Some(client));
     }
+    let stored = read(host, client_id)?;
+    Ok(stored.map(|(stored, _)| stored.client(&host.client_defaults())))
+}
+
+/// The record of client `client_id` registered at runtime, and its bytes as stored (for a
+/// compare-and-set); none when there is none, or none readable.
+pub(crate) fn read(
+    host: &impl Host,
+    client_id: &str,
+) -> Result<Option<(Stored, Vec<u8>)>, StoreError> {
     if client_id.is_empty() || client_id.len() > MAX_ID_BYTES {
         return Ok(None);
     }
@@ -82,9 +92,7 @@ pub fn find(host: &impl Host, client_id: &str) -> Result<Option<Client>, StoreEr
         return Ok(None);
     };
     match serde_json::from_slice::<Stored>(&bytes) {
-        Ok(stored) if stored.client_id == client_id => {
-            Ok(Some(stored.client(&host.client_defaults())))
-        }
+        Ok(stored) if stored.client_id == client_id => Ok(Some((stored, bytes))),
         _ => {
             host.log(
                 Level::Warn,

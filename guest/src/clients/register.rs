@@ -59,23 +59,11 @@ pub fn handle(
             "not on this path".into(),
         )),
     };
+    // A missing or wrong token: RFC 6750's answer, `WWW-Authenticate: Bearer` with it.
     result.unwrap_or_else(|e| match e.0 {
-        401 => invalid_token(&e.2),
+        401 => crate::userinfo::challenge(401, "invalid_token", &e.2),
         _ => e.into_response(),
     })
-}
-
-/// RFC 6750's answer to a missing or wrong token.
-fn invalid_token(description: &str) -> Response {
-    let mut response = json(
-        401,
-        &value!({"error": "invalid_token", "error_description": description}),
-    );
-    response.headers.push((
-        "WWW-Authenticate".into(),
-        format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
-    ));
-    response
 }
 
 fn unauthorized(why: &str) -> ApiError {

@@ -276,6 +276,19 @@ fn a_store_that_is_away_is_503_and_loses_nothing() {
     assert_eq!(call(&host, "GET", Some("svc"), None).status, 404);
 }
 
+/// A grant of `scope` for alice to the runtime client `app`, as a redeemed code starts one.
+fn alices_grant(host: &TestHost, scope: &str) -> crate::grant::Started {
+    let client = super::find(host, "app").unwrap().unwrap();
+    let claims = crate::issue::Claims {
+        user_id: "alice".into(),
+        scope: scope.into(),
+        ext: None,
+        audience: Vec::new(),
+        session: None,
+    };
+    crate::grant::start(host, &client, claims, "127.0.0.1", None).unwrap()
+}
+
 #[test]
 fn a_grant_of_a_deleted_client_refreshes_for_no_client_that_takes_its_id() {
     let host = TestHost::new();
@@ -283,15 +296,7 @@ fn a_grant_of_a_deleted_client_refreshes_for_no_client_that_takes_its_id() {
                      "grant_types": ["authorization_code", "refresh_token"],
                      "redirect_uris": ["https://app.example/cb"], "scope": "read offline_access"});
     call(&host, "POST", None, Some(app.clone()));
-    let client = super::find(&host, "app").unwrap().unwrap();
-    let claims = crate::issue::Claims {
-        user_id: "alice".into(),
-        scope: "offline_access read".into(),
-        ext: None,
-        audience: Vec::new(),
-        session: None,
-    };
-    let started = crate::grant::start(&host, &client, claims, "127.0.0.1", None).unwrap();
+    let started = alices_grant(&host, "offline_access read");
     let refresh_token = body(&started.response)["refresh_token"]
         .as_str()
         .unwrap()
@@ -321,15 +326,7 @@ fn userinfo_answers_for_no_token_of_a_deleted_client() {
                      "grant_types": ["authorization_code"],
                      "redirect_uris": ["https://app.example/cb"], "scope": "openid read"});
     call(&host, "POST", None, Some(app));
-    let client = super::find(&host, "app").unwrap().unwrap();
-    let claims = crate::issue::Claims {
-        user_id: "alice".into(),
-        scope: "openid read".into(),
-        ext: None,
-        audience: Vec::new(),
-        session: None,
-    };
-    let started = crate::grant::start(&host, &client, claims, "127.0.0.1", None).unwrap();
+    let started = alices_grant(&host, "openid read");
     let access = body(&started.response)["access_token"]
         .as_str()
         .unwrap()

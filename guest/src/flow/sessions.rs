@@ -303,12 +303,7 @@ pub fn handle(host: &impl Host, method: &str, which: &str, query: &[(String, Str
         )),
         _ => Err(OAuthError::new(404, "not_found", "no such sessions")),
     };
-    answer.unwrap_or_else(|e| {
-        json(
-            e.status,
-            &value!({"error": e.error, "error_description": e.description}),
-        )
-    })
+    answer.unwrap_or_else(OAuthError::into_response)
 }
 
 fn bad(why: &str) -> OAuthError {
