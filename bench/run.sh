@@ -10,7 +10,10 @@
 #
 # "token" is charged to the client's rate limit (a budget no run reaches); "token, no limit"
 # is the same for a client with `rate_limit: unlimited`, and "token, JWT ES256" (RS256,
-# EdDSA) the same again for a client whose access tokens are JWTs the host signs. "refresh" rotates refresh tokens:
+# EdDSA) the same again for a client whose access tokens are JWTs the host signs. "token,
+# DPoP" is "no limit" with a DPoP proof (RFC 9449, ES256) per request, each proof fresh
+# (made just before the run by guest/examples/dpop_proofs.rs): its verification in the
+# guest, and the store insert that takes its jti once. "refresh" rotates refresh tokens:
 # each connection trades the refresh token its last answer brought for the next pair, over
 # grants started beforehand through the authorization code flow (bench/grants.py).
 #
@@ -43,6 +46,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl openssl
 fi
 cargo build --release -q -p tokenginx-host
+cargo build --release -q -p tokenginx-guest --features testing --example dpop_proofs
 make -s guests >/dev/null
 host=$PWD/target/release/tokenginx-host
 hz=$(getconf CLK_TCK)
@@ -171,6 +175,10 @@ function request()
 end
 LUA
 }
+cycling_script "$work/token-dpop.lua" "$work/proofs.txt" "wrk.method = \"POST\"" \
+  "wrk.format(nil, nil, {[\"Content-Type\"] = \"application/x-www-form-urlencoded\",
+    [\"Authorization\"] = \"Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)\",
+    [\"DPoP\"] = item}, \"grant_type=client_credentials\")"
 cycling_script "$work/revoke.lua" "$work/tokens.txt" "wrk.method = \"POST\"
 wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
 wrk.headers[\"Authorization\"] = \"$basic\"" 'wrk.format(nil, nil, nil, "token=" .. item)'
@@ -243,6 +251,9 @@ bench_store() { # label, tokenginx section, store pids
     fi
     load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, no limit" "$c" "$work/token-unlimited.lua" "$url/token" "$hpid" "$store_pids"
+    # Fresh proofs (an iat of now), 25,000 a second of the run: more than it takes.
+    target/release/examples/dpop_proofs "$url/token" $(( ${DURATION%s} * 25000 )) > "$work/proofs.txt"
+    load "$label token, DPoP" "$c" "$work/token-dpop.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT ES256" "$c" "$work/token-jwt-es256.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT EdDSA" "$c" "$work/token-jwt-eddsa.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT RS256" "$c" "$work/token-jwt-rs256.lua" "$url/token" "$hpid" "$store_pids"

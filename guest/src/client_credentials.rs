@@ -1,25 +1,31 @@
 //! The `client_credentials` grant (RFC 6749 section 4.4): a client's token for itself.
 
-use crate::issue::{charge, Claims, TokenResponse};
+use crate::issue::{charge, Claims, Sender, TokenResponse};
 use crate::params::param;
-use crate::record::{access_token_key, new_secret, TokenRecord};
+use crate::record::{access_token_key, new_secret, token_type, Confirmation, TokenRecord};
 use crate::response::{json, store_failure, OAuthError};
 use crate::{scope, Client, Host, Level, Request, Response};
 
 /// `grant_type=client_credentials`: the scope asked for (or the default), charged to the
 /// client, for an access token.
-pub fn issue(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
+pub fn issue(
+    host: &impl Host,
+    client: &Client,
+    req: &Request,
+    sender: Sender,
+) -> Result<Response, OAuthError> {
     let scope = scope::grant(client, param(req, "scope"))?;
     let format = crate::signed::format(host, client)?;
     let audience =
         crate::signed::audience(&format, param(req, "resource"), param(req, "audience"))?;
-    charge(host, client)?;
+    charge(host, client, sender)?;
     let claims = Claims {
         user_id: client.client_id.clone(),
         scope,
         ext: None,
         audience,
         session: None,
+        jkt: sender.jkt(),
     };
     issue_token(host, client, &format, claims, &req.client_ip)
 }
@@ -34,6 +40,7 @@ fn issue_token(
 ) -> Result<Response, OAuthError> {
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
+    let cnf = Confirmation::dpop(claims.jkt.as_ref());
     let record = TokenRecord {
         user_id: claims.user_id,
         scope: claims.scope,
@@ -41,10 +48,11 @@ fn issue_token(
         client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: now + ttl,
-        token_type: "Bearer".into(),
+        token_type: token_type(&cnf).into(),
         ext: claims.ext,
         aud: crate::signed::effective(format, claims.audience),
         client_registered_at: crate::clients::registered_at(client),
+        cnf,
     };
     let value = serde_json::to_vec(&record).expect("records serialize");
 
@@ -67,7 +75,7 @@ fn issue_token(
                     200,
                     &TokenResponse {
                         access_token: &token,
-                        token_type: "Bearer",
+                        token_type: &record.token_type,
                         expires_in: ttl,
                         scope: &record.scope,
                         refresh_token: None,

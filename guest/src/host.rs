@@ -118,6 +118,15 @@ pub struct TokenFormat {
     pub id_token_ttl: u64,
 }
 
+/// DPoP (RFC 9449) as the operator sets it (`settings.dpop`).
+#[derive(Clone, Debug, Default)]
+pub struct DpopPolicy {
+    /// Every proof must carry a nonce this service handed out (section 8).
+    pub require_nonce: bool,
+    /// The configured clients whose token requests must carry a proof (section 5.2).
+    pub bound_clients: Vec<String>,
+}
+
 /// The host's public keys, and how long a verifier may cache them.
 #[derive(Clone, Debug)]
 pub struct KeySet {
@@ -175,6 +184,10 @@ pub struct Request {
     pub params: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub client_ip: String,
+    /// The `DPoP` header (RFC 9449), if sent.
+    pub dpop: Option<String>,
+    /// The URL as the client addressed it.
+    pub url: String,
 }
 
 /// A request to one of this guest's routes, checked by the host (`server.request`).
@@ -286,6 +299,8 @@ pub trait Host {
     fn configured_clients(&self) -> Vec<String>;
     /// Dynamic client registration, when the operator allows it.
     fn dynamic_registration(&self) -> Option<RegistrationPolicy>;
+    /// DPoP as the operator sets it (`settings.dpop`).
+    fn dpop(&self) -> DpopPolicy;
     /// Charges one registration to the budget of `key` (`rate-limit.charge-registration`):
     /// none when admitted, or the milliseconds to wait.
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError>;

@@ -27,6 +27,10 @@ struct Active<'a> {
     /// The resource servers it is for (RFC 8707's `resource`), when the client has some.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     aud: &'a [String],
+    /// The key the token is bound to (RFC 9449 section 6.2): a resource server takes it
+    /// only with a DPoP proof by that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<&'a crate::record::Confirmation>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +65,7 @@ fn answer(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
                 iss: &host.issuer(),
                 ext: record.ext.as_ref(),
                 aud: &record.aud,
+                cnf: record.cnf.as_ref(),
             },
         )),
         // Unknown, expired and revoked tokens look the same (section 2.2).

@@ -2,6 +2,7 @@
 //! token stands for, the token response (RFC 6749 section 5.1), and the rate-limit charge.
 //! The grants import it; it imports none of them.
 
+use crate::dpop::Proof;
 use crate::response::{store_failure, OAuthError};
 use crate::{Client, Host};
 use serde::Serialize;
@@ -25,14 +26,39 @@ pub(crate) struct TokenResponse<'a> {
     pub id_token: Option<&'a str>,
 }
 
-/// Charges the client's rate limit: only once it has authenticated, so that no one else can
-/// spend its budget, and before anything is written, so that the budget bounds what it
-/// stores.
-pub(crate) fn charge(host: &impl Host, client: &Client) -> Result<(), OAuthError> {
+/// The DPoP proof a token request sent, if any (checked: `dpop::at_token_endpoint`), and
+/// whether its client is public: a public client's refresh tokens are bound to the proof's
+/// key too (RFC 9449 section 5); a confidential client's are not, so that it may change
+/// keys.
+#[derive(Clone, Copy)]
+pub(crate) struct Sender<'a> {
+    pub proof: Option<&'a Proof>,
+    pub public: bool,
+}
+
+impl Sender<'_> {
+    /// The key an access token issued now is bound to.
+    pub fn jkt(&self) -> Option<String> {
+        self.proof.map(|p| p.jkt.clone())
+    }
+    /// The key a grant started now binds its refresh tokens to.
+    pub fn refresh_jkt(&self) -> Option<String> {
+        self.proof.filter(|_| self.public).map(|p| p.jkt.clone())
+    }
+}
+
+/// Charges the client's rate limit, then spends the request's DPoP proof: only once it has
+/// authenticated, so that no one else can spend its budget, and before anything is written,
+/// so that the budget bounds what it stores.
+pub(crate) fn charge(host: &impl Host, client: &Client, sender: Sender) -> Result<(), OAuthError> {
     match host.rate_limit(&client.client_id) {
-        Ok(None) => Ok(()),
-        Ok(Some(wait_ms)) => Err(OAuthError::rate_limited(wait_ms)),
-        Err(e) => Err(store_failure(host, e)),
+        Ok(None) => {}
+        Ok(Some(wait_ms)) => return Err(OAuthError::rate_limited(wait_ms)),
+        Err(e) => return Err(store_failure(host, e)),
+    }
+    match sender.proof {
+        Some(proof) => crate::dpop::spend(host, proof),
+        None => Ok(()),
     }
 }
 
@@ -48,4 +74,6 @@ pub(crate) struct Claims {
     pub audience: Vec<String>,
     /// The user's OpenID Connect sign-in, when `openid` was granted.
     pub session: Option<crate::signed::Session>,
+    /// The DPoP key the access token is bound to; none: a bearer token.
+    pub jkt: Option<String>,
 }

@@ -23,11 +23,13 @@ mod client_credentials;
 pub mod client_rules;
 pub mod clients;
 pub mod counters;
+mod dpop;
 mod flow;
 mod grant;
 mod host;
 mod introspect;
 mod issue;
+mod jose;
 pub mod metadata;
 mod params;
 mod presented;
@@ -52,8 +54,8 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    Algorithm, BrowserRequest, Change, Client, Host, HttpRequest, Inherited, KeySet, Level,
-    LoginFlow, Purpose, RefreshPolicy, Registration, RegistrationPolicy, Request, Response,
+    Algorithm, BrowserRequest, Change, Client, DpopPolicy, Host, HttpRequest, Inherited, KeySet,
+    Level, LoginFlow, Purpose, RefreshPolicy, Registration, RegistrationPolicy, Request, Response,
     StoreError, TokenFormat, Transaction,
 };
 pub use introspect::introspect;

@@ -30,6 +30,8 @@ struct Metadata {
     token_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: [&'static str; 2],
     revocation_endpoint_auth_methods_supported: &'static [&'static str],
+    /// RFC 9449 section 5.1: the token endpoint takes DPoP proofs by these algorithms.
+    dpop_signing_alg_values_supported: [&'static str; 5],
     scopes_supported: Vec<String>,
     jwks_uri: Option<String>,
     /// OpenID Connect, with the authorization code flow.
@@ -89,6 +91,7 @@ pub fn metadata(host: &impl Host) -> Response {
             .collect(),
         response_types_supported: if flow { &RESPONSE_TYPES } else { &[] },
         code_challenge_methods_supported: flow.then_some(["S256"]),
+        dpop_signing_alg_values_supported: crate::jose::ASYMMETRIC,
         authorization_response_iss_parameter_supported: flow.then_some(true),
         token_endpoint_auth_methods_supported: if flow {
             &TOKEN_AUTH_METHODS
@@ -179,6 +182,10 @@ mod tests {
             serde_json::json!(["S256"])
         );
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(
+            doc["dpop_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])
+        );
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post", "none"])

@@ -41,6 +41,32 @@ pub struct TokenRecord {
     /// only while that very registration is. None: a configured client's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_registered_at: Option<u64>,
+    /// The key it is bound to (RFC 7800 `cnf`); none: a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// What a token is bound to (RFC 7800's `cnf`, as introspection and a JWT show it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 thumbprint of a DPoP key (RFC 9449 section 6).
+    pub jkt: String,
+}
+
+impl Confirmation {
+    /// A token bound to DPoP key `jkt`, if any.
+    pub fn dpop(jkt: Option<&String>) -> Option<Self> {
+        jkt.map(|jkt| Confirmation { jkt: jkt.clone() })
+    }
+}
+
+/// The `token_type` of an access token bound to `cnf` (RFC 9449 section 5): `DPoP`, or for
+/// a bearer token `Bearer`.
+pub fn token_type(cnf: &Option<Confirmation>) -> &'static str {
+    match cnf {
+        Some(_) => "DPoP",
+        None => "Bearer",
+    }
 }
 
 /// The store key of `token`, or `None` when `token` cannot be one this service issued.

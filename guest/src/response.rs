@@ -14,6 +14,8 @@ pub struct OAuthError {
     pub challenge: bool,
     /// Send `Retry-After` with these seconds (429).
     pub retry_after: Option<u64>,
+    /// Send `DPoP-Nonce` with this nonce (`use_dpop_nonce`, RFC 9449 section 8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -70,6 +72,7 @@ impl OAuthError {
             description: description.into(),
             challenge: false,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -96,6 +99,9 @@ impl OAuthError {
             response
                 .headers
                 .push(("Retry-After".into(), seconds.to_string()));
+        }
+        if let Some(nonce) = self.dpop_nonce {
+            response.headers.push(("DPoP-Nonce".into(), nonce));
         }
         response
     }

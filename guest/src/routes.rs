@@ -108,8 +108,11 @@ const fn register(path: &'static str, methods: &'static [&'static str]) -> Route
 }
 
 pub const ROUTES: [Route; 15] = [
-    // RFC 6749 section 3.2.
-    client_endpoint("token", "/api/v1/oauth/token"),
+    // RFC 6749 section 3.2, with DPoP proofs (RFC 9449).
+    Route {
+        headers: &["authorization", "dpop"],
+        ..client_endpoint("token", "/api/v1/oauth/token")
+    },
     // RFC 7662.
     client_endpoint("introspect", "/api/v1/oauth/introspect"),
     // RFC 7009.
@@ -127,7 +130,7 @@ pub const ROUTES: [Route; 15] = [
         methods: &["GET", "POST"],
         listener: Listener::Public,
         body: Body::Form,
-        headers: &["authorization"],
+        headers: &["authorization", "dpop"],
         anonymous: true,
         uses_store: true,
     },
@@ -188,6 +191,7 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
     let which = path_param("which");
     let HttpRequest {
         method,
+        url,
         query,
         form,
         json,
@@ -196,15 +200,22 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
         client_ip,
         ..
     } = req;
-    let authorization = headers
-        .into_iter()
-        .find_map(|(name, value)| (name == "authorization").then_some(value));
+    let (mut authorization, mut dpop) = (None, None);
+    for (name, value) in headers {
+        match name {
+            "authorization" => authorization = Some(value),
+            "dpop" => dpop = Some(value),
+            _ => {}
+        }
+    }
     match route {
         "token" | "introspect" | "revoke" => {
             let req = Request {
                 params: form,
                 authorization,
                 client_ip,
+                dpop,
+                url,
             };
             match route {
                 "token" => crate::token(host, &req),
@@ -219,7 +230,14 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 .iter()
                 .find(|(name, _)| name == "access_token")
                 .map(|(_, value)| value.as_str());
-            crate::userinfo::userinfo(host, authorization.as_deref(), form_token)
+            let presented = crate::userinfo::Presented {
+                authorization: authorization.as_deref(),
+                form_token,
+                dpop: dpop.as_deref(),
+                method: &method,
+                url: &url,
+            };
+            crate::userinfo::userinfo(host, &presented)
         }
         "authorize" => {
             let params = match method.as_str() {

@@ -126,6 +126,9 @@ pub(crate) fn access_token(
     payload.insert("iat".into(), record.created_at.into());
     payload.insert("jti".into(), crate::presented::jti(&opaque).into());
     payload.insert("scope".into(), record.scope.clone().into());
+    if let Some(cnf) = &record.cnf {
+        payload.insert("cnf".into(), serde_json::json!({"jkt": cnf.jkt}));
+    }
     sign(host, Purpose::AccessToken, format.access_token_alg, payload)
 }
 

@@ -4,7 +4,7 @@
 //! [`crate::grant::refresh`] (`refresh_token`, section 6).
 
 use crate::client_auth::{authenticate, Authenticated};
-use crate::issue::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN};
+use crate::issue::{Sender, AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN};
 use crate::params::param;
 use crate::response::{finish, OAuthError};
 use crate::{Host, Request, Response};
@@ -33,10 +33,15 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
             "this client may not use the {grant_type} grant"
         )));
     }
+    let proof = crate::dpop::at_token_endpoint(host, req, &client)?;
+    let sender = Sender {
+        proof: proof.as_ref(),
+        public,
+    };
     match grant_type {
-        AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req),
-        REFRESH_TOKEN => crate::grant::refresh::refresh(host, &client, req),
-        _ => crate::client_credentials::issue(host, &client, req),
+        AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req, sender),
+        REFRESH_TOKEN => crate::grant::refresh::refresh(host, &client, req, sender),
+        _ => crate::client_credentials::issue(host, &client, req, sender),
     }
 }
 

@@ -1,7 +1,8 @@
 //! OpenID Connect's UserInfo endpoint (Core section 5.3): who signed in, for an access
 //! token granted with `openid`. The token comes as a Bearer credential (RFC 6750 section
 //! 2.1) or, on a POST, in the form (section 2.2); the answer is the subject and the claims
-//! the consent app put in `session.id_token`.
+//! the consent app put in `session.id_token`. A DPoP-bound token (RFC 9449) comes only as a
+//! DPoP credential (`Authorization: DPoP`), with a proof by its key (section 7).
 
 use crate::grant::{self, Found};
 use crate::presented::Named;
@@ -10,17 +11,31 @@ use crate::signed::{session_claims, ID_TOKEN_REGISTERED, OPENID};
 use crate::{Host, Response};
 use serde_json::Value;
 
+/// What a request to the endpoint presented.
+pub struct Presented<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The form's `access_token` (a POST).
+    pub form_token: Option<&'a str>,
+    /// The `DPoP` header.
+    pub dpop: Option<&'a str>,
+    pub method: &'a str,
+    /// The URL as the client addressed it.
+    pub url: &'a str,
+}
+
 /// `GET` or `POST` with `authorization` (the header) or `access_token` (the form).
-pub fn userinfo(
-    host: &impl Host,
-    authorization: Option<&str>,
-    form_token: Option<&str>,
-) -> Response {
-    let bearer = authorization.and_then(|a| {
-        let (scheme, token) = a.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    let token = match (bearer, form_token) {
+pub fn userinfo(host: &impl Host, presented: &Presented) -> Response {
+    let (scheme, header_token) = match presented.authorization.and_then(|a| a.split_once(' ')) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            (Scheme::Bearer, Some(token.trim()))
+        }
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => {
+            (Scheme::Dpop, Some(token.trim()))
+        }
+        _ => (Scheme::Bearer, None),
+    };
+    let token = match (header_token, presented.form_token) {
         (Some(token), None) | (None, Some(token)) if !token.is_empty() => token,
         (Some(_), Some(_)) => {
             return challenge(
@@ -48,6 +63,12 @@ pub fn userinfo(
         }
         _ => Ok(found),
     });
+    if let Ok(Found::Access(record, _)) = &found {
+        let cnf = record.cnf.as_ref().map(|c| c.jkt.as_str());
+        if let Err(refused) = crate::dpop::at_resource(host, cnf, scheme, token, presented) {
+            return refused;
+        }
+    }
     match found {
         // A grant started before this guest kept sign-ins has no session: its subject.
         Ok(Found::Access(record, session)) if record.scope.split(' ').any(|s| s == OPENID) => {
@@ -70,8 +91,17 @@ pub fn userinfo(
     }
 }
 
+/// How the token was presented (RFC 6750, RFC 9449 section 7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer`, or the form.
+    Bearer,
+    /// `Authorization: DPoP`.
+    Dpop,
+}
+
 /// An RFC 6750 section 3 answer: `WWW-Authenticate: Bearer` with the error, if any, in the
-/// header and the body.
+/// header and the body; with no error, a DPoP challenge too (RFC 9449 section 7.1).
 pub(crate) fn challenge(status: u16, error: &str, description: &str) -> Response {
     let (header, body) = match error {
         "" => ("Bearer".to_owned(), serde_json::json!({})),
@@ -88,5 +118,11 @@ pub(crate) fn challenge(status: u16, error: &str, description: &str) -> Response
     };
     let mut response = json(status, &body);
     response.headers.push(("WWW-Authenticate".into(), header));
+    if error.is_empty() {
+        response.headers.push((
+            "WWW-Authenticate".into(),
+            crate::dpop::challenge_header("", ""),
+        ));
+    }
     response
 }

@@ -181,6 +181,13 @@ impl crate::Host for Imports {
             allowed_audiences: p.allowed_audiences,
         })
     }
+    fn dpop(&self) -> crate::DpopPolicy {
+        let policy = settings::dpop();
+        crate::DpopPolicy {
+            require_nonce: policy.require_nonce,
+            bound_clients: policy.bound_clients,
+        }
+    }
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, crate::StoreError> {
         rate_limit::charge_registration(key).map_err(Into::into)
     }

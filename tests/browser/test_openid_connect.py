@@ -70,7 +70,7 @@ oauth:
       # The rotation test's load.
       rate_limit: unlimited
       audience: [{AUDIENCE}]
-admin:
+{extra.get("clients", "")}admin:
   port: {admin_port}
 keys:
   secret: ${{KEYS_SECRET}}
@@ -137,7 +137,8 @@ def stop(processes):
 
 
 def node(script, env):
-    shutil.copy(SCRIPTS / script, RP / script)
+    for path in SCRIPTS.glob("*.mjs"):
+        shutil.copy(path, RP / path.name)
     result = subprocess.run(
         ["node", str(RP / script)],
         env=dict(os.environ, **env),

@@ -10,66 +10,12 @@
 import * as client from 'openid-client';
 import * as oauth from 'oauth4webapi';
 import assert from 'node:assert/strict';
+import { env, ok, signIn } from './sign-in.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const issuer = new URL(env('ISSUER'));
 const redirectUri = env('REDIRECT_URI');
 const audience = env('API_AUDIENCE');
 const insecure = { execute: [client.allowInsecureRequests] };
-
-function ok(what) {
-  console.log(`ok   ${what}`);
-}
-
-// Follows a browser's redirects from `url` until one leaves for `stop` (the login app's
-// form, the client's redirect URI), carrying the service's cookies as a browser does.
-async function follow(url, jar, stop) {
-  for (let hops = 0; hops < 10; hops++) {
-    if (url.startsWith(stop)) return url;
-    const response = await fetch(url, {
-      redirect: 'manual',
-      headers: jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {},
-    });
-    for (const cookie of response.headers.getSetCookie()) {
-      const [pair] = cookie.split(';');
-      const at = pair.indexOf('=');
-      jar.set(pair.slice(0, at), pair.slice(at + 1));
-    }
-    const location = response.headers.get('location');
-    if (!location) {
-      throw new Error(`${url} answered ${response.status} without a redirect: ${await response.text()}`);
-    }
-    url = new URL(location, url).href;
-  }
-  throw new Error('too many redirects');
-}
-
-// What a person does on the example login app: signs in as alice, then allows every scope.
-async function signIn(authorizationUrl, jar) {
-  const loginApp = new URL(await follow(authorizationUrl, jar, 'http://127.0.0.1:' + env('LOGIN_PORT')));
-  const challenge = loginApp.searchParams.get('login_challenge');
-  assert.ok(challenge, `the login app got no challenge: ${loginApp}`);
-  const login = await fetch(new URL('/login', loginApp), {
-    method: 'POST',
-    redirect: 'manual',
-    body: new URLSearchParams({ challenge, username: 'alice', password: env('LOGIN_PASSWORD'), action: 'signin' }),
-  });
-  assert.equal(login.status, 302, `the login app refused the sign-in: ${await login.text()}`);
-  const consentApp = new URL(await follow(new URL(login.headers.get('location'), loginApp).href, jar, loginApp.origin));
-  const consentChallenge = consentApp.searchParams.get('consent_challenge');
-  assert.ok(consentChallenge, `the consent app got no challenge: ${consentApp}`);
-  const page = await (await fetch(consentApp)).text();
-  const scopes = [...page.matchAll(/name="scope" value="([^"]+)"/g)].map((m) => m[1]);
-  const body = new URLSearchParams({ challenge: consentChallenge, action: 'allow' });
-  for (const scope of scopes) body.append('scope', scope);
-  const consent = await fetch(new URL('/consent', consentApp), { method: 'POST', redirect: 'manual', body });
-  assert.equal(consent.status, 302, `the consent app refused: ${await consent.text()}`);
-  return follow(new URL(consent.headers.get('location'), consentApp).href, jar, redirectUri);
-}
 
 const config = await client.discovery(issuer, 'web', undefined, client.ClientSecretBasic(env('WEB_SECRET')), insecure);
 client.allowInsecureRequests(config);
@@ -94,7 +40,7 @@ const authorizationUrl = client.buildAuthorizationUrl(config, {
   state,
   resource: audience,
 });
-const callback = await signIn(authorizationUrl.href, new Map());
+const callback = await signIn(authorizationUrl.href, redirectUri);
 const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
   pkceCodeVerifier: verifier,
   expectedNonce: nonce,

@@ -65,6 +65,13 @@ pub(super) fn build(
             ))),
         }
     };
+    let flag = |name: &str| -> Result<bool, ApiError> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::metadata(format!("{name} must be a boolean"))),
+        }
+    };
     if let Some(given) = text("client_id")?.filter(|g| !g.is_empty() && g != id) {
         return Err(ApiError::metadata(format!(
             "client_id {given:?} differs from the client's, {id:?}: an id cannot change"
@@ -146,11 +153,8 @@ pub(super) fn build(
         scope,
         audience: texts("audience")?.unwrap_or_default(),
         token_endpoint_auth_method: method,
-        skip_consent: match fields.get("skip_consent") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ApiError::metadata("skip_consent must be a boolean")),
-        },
+        skip_consent: flag("skip_consent")?,
+        dpop_bound_access_tokens: flag("dpop_bound_access_tokens")?,
         access_token_strategy: text("access_token_strategy")?.filter(|s| !s.is_empty()),
         access_token_signed_response_alg: text("access_token_signed_response_alg")?,
         id_token_signed_response_alg: text("id_token_signed_response_alg")?,

@@ -40,6 +40,8 @@ pub struct RuntimeParts {
     /// When it was registered, Unix seconds: its tokens record it, and are live only
     /// while this very registration is.
     pub registered_at: u64,
+    /// `dpop_bound_access_tokens`: its token requests must carry a DPoP proof.
+    pub dpop_bound: bool,
 }
 
 /// How long a client's record lives after its last change, in ms (ten years).

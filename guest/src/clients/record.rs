@@ -47,6 +47,9 @@ pub struct Stored {
     /// token (RFC 7592), which reads, changes and deletes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_access_token_sha256: Option<String>,
+    /// Its token requests must carry a DPoP proof (RFC 9449 section 5.2).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// The signing algorithm named `name` (RS256 when none).
@@ -111,6 +114,7 @@ impl Stored {
                 refresh: inherited.refresh,
                 format,
                 registered_at: self.created_at,
+                dpop_bound: self.dpop_bound_access_tokens,
             })),
         }
     }

@@ -25,6 +25,10 @@ pub(super) fn show(stored: &Stored, secret: Option<&str>, host: &impl Host) -> V
             value!(stored.token_endpoint_auth_method),
         ),
         ("skip_consent", value!(stored.skip_consent)),
+        (
+            "dpop_bound_access_tokens",
+            value!(stored.dpop_bound_access_tokens),
+        ),
         ("access_token_strategy", value!(strategy)),
         ("subject_type", value!("public")),
         ("client_secret_expires_at", value!(0)),
@@ -95,6 +99,7 @@ pub(super) fn show_configured(host: &impl Host, client: &Client) -> Value {
         created_at: 0,
         updated_at: 0,
         registration_access_token_sha256: None,
+        dpop_bound_access_tokens: host.dpop().bound_clients.contains(&client.client_id),
     };
     show(&stored, None, host)
 }

@@ -285,8 +285,9 @@ fn alices_grant(host: &TestHost, scope: &str) -> crate::grant::Started {
         ext: None,
         audience: Vec::new(),
         session: None,
+        jkt: None,
     };
-    crate::grant::start(host, &client, claims, "127.0.0.1", None).unwrap()
+    crate::grant::start(host, &client, (claims, None), "127.0.0.1", None).unwrap()
 }
 
 #[test]
@@ -333,7 +334,7 @@ fn userinfo_answers_for_no_token_of_a_deleted_client() {
         .to_owned();
     let userinfo = |host: &TestHost| {
         let bearer = format!("Bearer {access}");
-        crate::userinfo::userinfo(host, Some(&bearer), None).status
+        crate::testing::userinfo(host, Some(&bearer), None).status
     };
     assert_eq!(userinfo(&host), 200);
     call(&host, "DELETE", Some("app"), None);

@@ -323,13 +323,21 @@ fn check(
             "code_challenge_method must be S256",
         ));
     }
-    let well_formed = challenge.len() == S256_CHALLENGE_LEN
-        && challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    let sha256_b64 = |value: &str| {
+        value.len() == S256_CHALLENGE_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !sha256_b64(challenge) {
         return Err(OAuthError::invalid_request(
             "code_challenge is not a base64url SHA-256 digest",
+        ));
+    }
+    // RFC 9449 section 10: the code goes only to a proof by this key.
+    if param(req, "dpop_jkt").is_some_and(|jkt| !sha256_b64(jkt)) {
+        return Err(OAuthError::invalid_request(
+            "dpop_jkt is not a base64url SHA-256 JWK thumbprint",
         ));
     }
     let scope = crate::scope::grant(client, param(req, "scope"))?;

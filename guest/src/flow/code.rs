@@ -8,7 +8,7 @@
 //! issued from it (section 4.1.2).
 
 use super::Flow;
-use crate::issue::{charge, Claims};
+use crate::issue::{charge, Claims, Sender};
 use crate::params::param;
 use crate::record::{new_secret, secret_key};
 use crate::response::{store_failure, OAuthError};
@@ -44,6 +44,10 @@ struct CodeRecord {
     /// after it keeps it from starting a grant.
     #[serde(default)]
     issued_at_ms: u64,
+    /// The DPoP key the authorization request bound it to (`dpop_jkt`, RFC 9449 section
+    /// 10): only a token request with a proof by that key redeems it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 /// A new code for the flow's consented grant, valid `ttl_s` seconds.
@@ -74,6 +78,7 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
             }),
         nonce: flow.request.param("nonce"),
         issued_at_ms: host.now_ms(),
+        dpop_jkt: flow.request.param("dpop_jkt"),
     };
     let code = new_secret(host);
     let key = secret_key(CODE_PREFIX, &code).expect("our secrets are well formed");
@@ -91,14 +96,19 @@ pub(super) fn issue(host: &impl Host, flow: &Flow, ttl_s: u64) -> Result<String,
 /// wrong `redirect_uri` or PKCE verifier) is refused and leaves the code to the client it
 /// was issued to, who alone holds the verifier. Of concurrent redemptions that pass, the
 /// one that takes the code goes on.
-pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
+pub fn redeem(
+    host: &impl Host,
+    client: &Client,
+    req: &Request,
+    sender: Sender,
+) -> Result<Response, OAuthError> {
     let code =
         param(req, "code").ok_or_else(|| OAuthError::invalid_request("missing parameter code"))?;
     let verifier = param(req, "code_verifier")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter code_verifier"))?;
     let key = secret_key(CODE_PREFIX, code).ok_or_else(invalid)?;
     // Charged before the code is taken: a client over its limit keeps its code for a retry.
-    charge(host, client)?;
+    charge(host, client, sender)?;
     let found = host.store_get(&key).map_err(|e| store_failure(host, e))?;
     let Some(bytes) = found else {
         let replayed = revoke_replayed(host, client, code, verifier)?;
@@ -113,9 +123,9 @@ pub fn redeem(host: &impl Host, client: &Client, req: &Request) -> Result<Respon
         );
         return Err(invalid());
     };
-    let redeemed = check_record(client, req, &bytes, verifier).and_then(|record| {
+    let redeemed = check_record(client, req, &bytes, verifier, sender).and_then(|record| {
         match host.store_take(&key).map_err(|e| store_failure(host, e))? {
-            Some(_) => issue_tokens(host, client, req, record, code),
+            Some(_) => issue_tokens(host, (client, sender), req, record, code),
             // Another redemption took it in between: the same code and verifier twice, a
             // replay like any other.
             None => {
@@ -141,12 +151,14 @@ fn invalid() -> OAuthError {
 }
 
 /// A code's record, if the request may redeem it: the client it was issued to, the same
-/// `redirect_uri`, and the PKCE verifier of its challenge.
+/// `redirect_uri`, the PKCE verifier of its challenge, and a DPoP proof by the key it is
+/// bound to, if it is.
 fn check_record(
     client: &Client,
     req: &Request,
     bytes: &[u8],
     verifier: &str,
+    sender: Sender,
 ) -> Result<CodeRecord, OAuthError> {
     let record: CodeRecord = serde_json::from_slice(bytes).map_err(|_| invalid())?;
     if record.client_id != client.client_id {
@@ -163,13 +175,27 @@ fn check_record(
             "the code_verifier does not match",
         ));
     }
+    match (&record.dpop_jkt, sender.proof) {
+        (None, _) => {}
+        (Some(_), None) => {
+            return Err(crate::dpop::invalid_proof(
+                "the code is bound to a DPoP key (dpop_jkt): send a proof by that key",
+            ))
+        }
+        (Some(jkt), Some(proof)) if *jkt != proof.jkt => {
+            return Err(OAuthError::invalid_grant(
+                "the code is bound to another DPoP key (dpop_jkt)",
+            ))
+        }
+        _ => {}
+    }
     Ok(record)
 }
 
 /// Starts the grant a taken code stands for, and leaves the marker a replay finds.
 fn issue_tokens(
     host: &impl Host,
-    client: &Client,
+    (client, sender): (&Client, Sender),
     req: &Request,
     record: CodeRecord,
     code: &str,
@@ -181,11 +207,12 @@ fn issue_tokens(
         ext: record.ext,
         audience: record.audience,
         session: record.session,
+        jkt: sender.jkt(),
     };
     let started = crate::grant::start(
         host,
         client,
-        claims,
+        (claims, sender.refresh_jkt()),
         &req.client_ip,
         record.nonce.as_deref(),
     )?;

@@ -30,7 +30,7 @@
 //! however many access tokens it issued.
 
 use crate::issue::{Claims, TokenResponse};
-use crate::record::{hex_sha256, is_secret, new_secret, TokenRecord};
+use crate::record::{hex_sha256, is_secret, new_secret, token_type, Confirmation, TokenRecord};
 use crate::response::{json, store_failure, OAuthError};
 use crate::{scope, Change, Client, Host, Level, RefreshPolicy, Request, Response, Transaction};
 use base64::Engine as _;
@@ -76,6 +76,10 @@ struct GrantRecord {
     /// For a client registered at runtime, when it was (see `TokenRecord`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     client_registered_at: Option<u64>,
+    /// The DPoP key its refresh tokens are bound to (a public client's, RFC 9449 section
+    /// 5): only a request with a proof by that key refreshes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jkt: Option<String>,
 }
 
 /// With a reuse grace: what rebuilds the last rotation's answer, at `oauth:refresh_grace:{g}`.
@@ -89,6 +93,9 @@ struct Grace {
     scope: String,
     /// The access token's expiry, Unix seconds.
     expires_at: u64,
+    /// The DPoP key the access token was bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jkt: Option<String>,
 }
 
 /// A token of a grant, as its keys see it.
@@ -195,12 +202,12 @@ pub(crate) struct Started {
 }
 
 /// Starts a grant for `claims` (a redeemed code's): an access token, a refresh token when
-/// the client may refresh and `offline_access` was granted, and an ID token (echoing
-/// `nonce`) when `openid` was.
+/// the client may refresh and `offline_access` was granted (bound to DPoP key
+/// `refresh_jkt`, if any), and an ID token (echoing `nonce`) when `openid` was.
 pub(crate) fn start(
     host: &impl Host,
     client: &Client,
-    claims: Claims,
+    (claims, refresh_jkt): (Claims, Option<String>),
     client_ip: &str,
     nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {
@@ -238,6 +245,7 @@ pub(crate) fn start(
         refresh_expires_at_ms,
         expires_at_ms: access_expires_at_ms.max(refresh_expires_at_ms),
         client_registered_at: crate::clients::registered_at(client),
+        jkt: refresh_jkt,
     };
     let record = access_record(
         client,
@@ -346,6 +354,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
                 ext: grant.ext,
                 aud: grant.audience,
                 client_registered_at: grant.client_registered_at,
+                cnf: Confirmation::dpop(grant.jkt.as_ref()),
             })
         }
         Kind::Refresh { .. } => Found::None,
@@ -403,6 +412,7 @@ fn access_record(
     now_ms: u64,
     expires_at_ms: u64,
 ) -> TokenRecord {
+    let cnf = Confirmation::dpop(claims.jkt.as_ref());
     TokenRecord {
         aud: aud.to_vec(),
         user_id: claims.user_id.clone(),
@@ -411,9 +421,10 @@ fn access_record(
         client_ip: client_ip.to_owned(),
         client_id: client.client_id.clone(),
         expires_at: expires_at_ms / 1000,
-        token_type: "Bearer".into(),
+        token_type: token_type(&cnf).into(),
         ext: claims.ext.clone(),
         client_registered_at: crate::clients::registered_at(client),
+        cnf,
     }
 }
 
@@ -448,7 +459,7 @@ fn token_response(
         200,
         &TokenResponse {
             access_token: &access_token,
-            token_type: "Bearer",
+            token_type: &record.token_type,
             expires_in: record.expires_at.saturating_sub(now_ms / 1000),
             scope: &record.scope,
             refresh_token,

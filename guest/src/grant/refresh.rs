@@ -3,12 +3,17 @@
 //! section 4.14), or within the reuse grace gets the answer it missed.
 
 use super::*;
-use crate::issue::charge;
+use crate::issue::{charge, Sender};
 use crate::params::param;
 
 /// `grant_type=refresh_token` (RFC 6749 section 6): a new access token and a new refresh
 /// token; the presented one is dead from then on.
-pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Response, OAuthError> {
+pub fn refresh(
+    host: &impl Host,
+    client: &Client,
+    req: &Request,
+    sender: Sender,
+) -> Result<Response, OAuthError> {
     let presented = param(req, "refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("missing parameter refresh_token"))?;
     let answer = match GrantToken::parse(presented) {
@@ -20,7 +25,7 @@ pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Respo
         ) => {
             // Charged before anything is read or written: a client over its limit keeps
             // its token.
-            charge(host, client)?;
+            charge(host, client, sender)?;
             let policy = policy(host, client)?;
             let refresh = Refresh {
                 host,
@@ -28,6 +33,7 @@ pub fn refresh(host: &impl Host, client: &Client, req: &Request) -> Result<Respo
                 policy,
                 token,
                 req,
+                sender,
             };
             refresh.answer()
         }
@@ -66,6 +72,7 @@ struct Refresh<'r, H> {
     policy: RefreshPolicy,
     token: GrantToken<'r>,
     req: &'r Request,
+    sender: Sender<'r>,
 }
 
 impl<H: Host> Refresh<'_, H> {
@@ -101,6 +108,7 @@ impl<H: Host> Refresh<'_, H> {
                 );
                 return Err(invalid());
             }
+            check_binding(&grant, self.sender)?;
             let now = host.now_ms();
             // Our own rotation, which the host's retry of a dropped connection found done.
             if let Some(tried) = attempt.take() {
@@ -177,6 +185,7 @@ impl<H: Host> Refresh<'_, H> {
             ext: grant.ext.clone(),
             audience: grant.audience.clone(),
             session: None,
+            jkt: self.sender.jkt(),
         };
         let record = access_record(
             client,
@@ -197,6 +206,7 @@ impl<H: Host> Refresh<'_, H> {
                 nonce,
                 scope: record.scope.clone(),
                 expires_at: record.expires_at,
+                jkt: record.cnf.as_ref().map(|c| c.jkt.clone()),
             };
             let ttl = policy.reuse_grace_ms.min(next.expires_at_ms - now);
             changes.push(write(&token.grace_key(), &grace, ttl));
@@ -285,6 +295,7 @@ fn replay(
     }
     // The access token as that rotation recorded it (issued with the grant's refresh
     // token), signed again for a client with the JWT strategy: the same `jti`.
+    let cnf = Confirmation::dpop(grace.jkt.as_ref());
     let record = TokenRecord {
         user_id: grant.subject.clone(),
         scope: grace.scope,
@@ -292,10 +303,11 @@ fn replay(
         client_ip: String::new(),
         client_id: grant.client_id.clone(),
         expires_at: grace.expires_at,
-        token_type: "Bearer".into(),
+        token_type: token_type(&cnf).into(),
         ext: grant.ext.clone(),
         aud: grant.audience.clone(),
         client_registered_at: grant.client_registered_at,
+        cnf,
     };
     let format = match crate::signed::format(host, client) {
         Ok(format) => format,
@@ -311,6 +323,21 @@ fn replay(
         now,
         None,
     ))
+}
+
+/// A grant whose refresh tokens are bound to a DPoP key is refreshed only with a proof by
+/// that key (RFC 9449 section 5).
+fn check_binding(grant: &GrantRecord, sender: Sender) -> Result<(), OAuthError> {
+    match (&grant.jkt, sender.proof) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(crate::dpop::invalid_proof(
+            "the refresh token is bound to a DPoP key: send a proof by that key",
+        )),
+        (Some(jkt), Some(proof)) if *jkt != proof.jkt => Err(OAuthError::invalid_grant(
+            "the refresh token is bound to another DPoP key",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The access token and the refresh token that succeed the refresh token `token` at a

@@ -18,9 +18,10 @@ fn started(host: &TestHost, scope: &str) -> serde_json::Value {
         ext: Some(serde_json::json!({"team": "blue"})),
         audience: Vec::new(),
         session: None,
+        jkt: None,
     };
     body(
-        &start(host, &client, claims, "127.0.0.1", None)
+        &start(host, &client, (claims, None), "127.0.0.1", None)
             .unwrap()
             .response,
     )
@@ -504,9 +505,10 @@ fn a_public_client_refreshes_with_its_id_alone() {
         ext: None,
         audience: Vec::new(),
         session: None,
+        jkt: None,
     };
     let first = body(
-        &start(&host, &client, claims, "127.0.0.1", None)
+        &start(&host, &client, (claims, None), "127.0.0.1", None)
             .unwrap()
             .response,
     );

@@ -540,6 +540,10 @@ fn check_keys(
             "oauth.login_url is set: every replica seals and opens the sign-in \
                            flow's challenges",
         ),
+        _ if oauth.dpop.require_nonce => Some(
+            "oauth.dpop.require_nonce is set: every replica seals and opens the DPoP \
+             nonces",
+        ),
         (false, true) => Some(
             "a client can get signed tokens (openid in its scopes, or the \
                                JWT access token strategy): every replica signs them",

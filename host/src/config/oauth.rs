@@ -55,6 +55,8 @@ pub struct OAuthSettings {
     /// Dynamic client registration (`settings.dynamic-registration`), and its budget per initial
     /// access token; none: off.
     pub registration: Option<DynamicRegistration>,
+    /// DPoP (`settings.dpop`).
+    pub dpop: settings::DpopPolicy,
 }
 
 /// Dynamic client registration as the guest sees it, and the budget of each initial access
@@ -116,6 +118,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
     let mut longest_signed: Option<Duration> = None;
     let mut clients = HashMap::new();
     let mut all_scopes = BTreeSet::new();
+    let mut dpop_bound = Vec::new();
     let default_strategy = oauth.access_token_strategy;
     let registration = match oauth.registration {
         Some(r) => check_registration(r)?,
@@ -184,6 +187,9 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             longest_signed = longest_signed.max(Some(c.access_token_ttl));
         }
         all_scopes.extend(c.scopes.iter().cloned());
+        if c.dpop_bound_access_tokens {
+            dpop_bound.push(c.client_id.clone());
+        }
         let configured = server::ClientConfig {
             client_id: c.client_id.clone(),
             client_name: c.client_name.clone(),
@@ -261,6 +267,10 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         longest_signed,
         rate_limit: default_limit,
         registration,
+        dpop: settings::DpopPolicy {
+            require_nonce: oauth.dpop.require_nonce,
+            bound_clients: dpop_bound,
+        },
         defaults: settings::Inherited {
             access_token_ttl: super::raw::default_token_ttl().as_secs(),
             refresh: settings::RefreshPolicy {

@@ -428,6 +428,18 @@ pub struct OAuthConfig {
     /// Dynamic client registration (RFC 7591); off unless set.
     #[serde(default)]
     pub registration: Option<RegistrationConfig>,
+    /// DPoP (RFC 9449): sender-constrained tokens for any client that sends a proof.
+    #[serde(default)]
+    pub dpop: DpopConfig,
+}
+
+/// `oauth.dpop`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// Every proof must carry a nonce the service handed out (RFC 9449 section 8).
+    #[serde(default)]
+    pub require_nonce: bool,
 }
 
 /// `oauth.registration`: who may register clients at `/oauth2/register`, and how many.
@@ -577,6 +589,9 @@ pub struct ClientConfig {
     /// `audience`); a client with the JWT strategy needs one.
     #[serde(default)]
     pub audience: Vec<String>,
+    /// Its token requests must carry a DPoP proof (RFC 9449 section 5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 pub(super) fn default_token_ttl() -> Duration {

@@ -581,3 +581,30 @@ fn a_signing_schedule_keeps_few_keys_and_a_redis_store_needs_a_secret_to_sign() 
         "{e}"
     );
 }
+
+#[test]
+fn dpop_settings_reach_the_guest_and_nonces_on_redis_need_a_keys_secret() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert!(!c.oauth.dpop.require_nonce, "nonces are off by default");
+    assert!(c.oauth.dpop.bound_clients.is_empty());
+    let bound = MINIMAL.replace(
+        "      default_scopes: [read]\n",
+        "      default_scopes: [read]\n      dpop_bound_access_tokens: true\n  dpop:\n    require_nonce: true\n",
+    );
+    let c = parse_str(&bound).unwrap();
+    assert!(c.oauth.dpop.require_nonce);
+    assert_eq!(c.oauth.dpop.bound_clients, ["demo"]);
+    let redis = "tokenginx:\n  mode: standalone\n  addrs: [127.0.0.1:6379]\n";
+    let e = error(&format!("{redis}{bound}"));
+    assert!(
+        e.contains(
+            "keys.secret: is required on a Redis store once oauth.dpop.require_nonce is set"
+        ),
+        "{e}"
+    );
+    let e = error(&bound.replace("require_nonce: true", "require_nonces: true"));
+    assert!(
+        e.contains("oauth.dpop") && e.contains("require_nonces"),
+        "{e}"
+    );
+}

@@ -450,6 +450,10 @@ impl settings::Host for InstanceState {
         let clients = self.services.oauth.clients_in_order().into_iter();
         clients.map(|c| c.record.client_id.clone()).collect()
     }
+
+    fn dpop(&mut self) -> settings::DpopPolicy {
+        self.services.oauth.dpop.clone()
+    }
 }
 
 impl caller::Host for InstanceState {

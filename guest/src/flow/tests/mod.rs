@@ -10,6 +10,7 @@ use crate::{introspect, token, BrowserRequest, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+mod dpop;
 mod openid;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

@@ -56,7 +56,7 @@ fn finish(browser: &mut Browser, host: &TestHost, to_login: &Response) -> String
 }
 
 fn userinfo(host: &TestHost, token: &str) -> Response {
-    crate::userinfo::userinfo(host, Some(&format!("Bearer {token}")), None)
+    crate::testing::userinfo(host, Some(&format!("Bearer {token}")), None)
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn userinfo_refuses_what_is_not_a_live_openid_token() {
     assert_eq!(refused.status, 403);
     assert_eq!(body(&refused)["error"], "insufficient_scope");
     // Both ways at once.
-    let twice = crate::userinfo::userinfo(&host, Some(&format!("Bearer {token}")), Some(&token));
+    let twice = crate::testing::userinfo(&host, Some(&format!("Bearer {token}")), Some(&token));
     assert_eq!(twice.status, 400);
 }
 

@@ -2,13 +2,16 @@
 //! the test moves, counter-based randomness, and two registered clients.
 
 use crate::{
-    token, Algorithm, Client, Host, KeySet, Level, LoginFlow, Purpose, RefreshPolicy, Registration,
-    Request, Response, StoreError, TokenFormat, Transaction,
+    Algorithm, Client, DpopPolicy, Host, KeySet, Level, LoginFlow, Purpose, RefreshPolicy,
+    Registration, StoreError, TokenFormat, Transaction,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+
+mod requests;
+pub use requests::*;
 
 pub const DEMO_ID: &str = "demo";
 pub const DEMO_SECRET: &str = "demo-secret-0123456789";
@@ -95,6 +98,8 @@ pub struct TestHost {
     pub registration: RefCell<Option<crate::RegistrationPolicy>>,
     pub registration_budget: Cell<u32>,
     registrations_charged: RefCell<Vec<String>>,
+    /// DPoP as a test sets it.
+    pub dpop: RefCell<DpopPolicy>,
 }
 
 /// A sealed value: its purpose, its bytes, and its expiry in ms of the test clock.
@@ -140,6 +145,7 @@ impl TestHost {
             registration: RefCell::default(),
             registration_budget: Cell::new(u32::MAX),
             registrations_charged: RefCell::default(),
+            dpop: RefCell::default(),
         }
     }
 
@@ -474,6 +480,9 @@ impl Host for TestHost {
     fn dynamic_registration(&self) -> Option<crate::RegistrationPolicy> {
         self.registration.borrow().clone()
     }
+    fn dpop(&self) -> DpopPolicy {
+        self.dpop.borrow().clone()
+    }
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.store_up()?;
         self.registrations_charged.borrow_mut().push(key.to_owned());
@@ -545,7 +554,6 @@ impl Host for TestHost {
     }
 }
 
-/// An `Authorization: Basic` header per RFC 6749 section 2.3.1 (plain ids only).
 /// The JWS `typ` the host sets for `purpose`.
 fn typ(purpose: Purpose) -> &'static str {
     match purpose {
@@ -558,43 +566,4 @@ fn typ(purpose: Purpose) -> &'static str {
 fn fake_signature(header: &str, payload: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(format!("{header}.{payload}").as_bytes()))
-}
-
-pub fn basic(id: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
-}
-
-pub fn post_auth<'a>(id: &'a str, secret: &'a str) -> [(&'a str, &'a str); 2] {
-    [("client_id", id), ("client_secret", secret)]
-}
-
-pub fn form(params: &[(&str, &str)], authorization: Option<String>) -> Request {
-    Request {
-        params: params
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        authorization,
-        client_ip: "127.0.0.1".into(),
-    }
-}
-
-pub fn body(response: &Response) -> serde_json::Value {
-    serde_json::from_str(&response.body).expect("JSON body")
-}
-
-/// Issues a token to the demo client and returns it.
-pub fn issue(host: &TestHost, scope: &str) -> String {
-    let response = token(
-        host,
-        &form(
-            &[("grant_type", "client_credentials"), ("scope", scope)],
-            Some(basic(DEMO_ID, DEMO_SECRET)),
-        ),
-    );
-    assert_eq!(response.status, 200, "{}", response.body);
-    body(&response)["access_token"].as_str().unwrap().to_owned()
 }
