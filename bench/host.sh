@@ -86,7 +86,7 @@ oauth:
       grant_types: [authorization_code, refresh_token]
       redirect_uris: [https://app.example/cb]
       rate_limit: { requests: 1000000, per: 1s, burst: 1000000 }
-admin: { port: $((PORT + 1)) }
+${BENCH_CLIENTS:-}admin: { port: $((PORT + 1)) }
 log: { level: ${LOG_LEVEL:-warn}, output: ${LOG_OUTPUT:-stdout} }
 YAML
   "${HOST_BIN:-target/release/tokenginx-host}" serve --config "$work/config.yaml" &

@@ -12,8 +12,10 @@
 # is the same for a client with `rate_limit: unlimited`, and "token, JWT ES256" (RS256,
 # EdDSA) the same again for a client whose access tokens are JWTs the host signs. "token,
 # DPoP" is "no limit" with a DPoP proof (RFC 9449, ES256) per request, each proof fresh
-# (made just before the run by guest/examples/dpop_proofs.rs): its verification in the
-# guest, and the store insert that takes its jti once. "refresh" rotates refresh tokens:
+# (made just before the run by guest/examples/bench_jwts.rs): its verification in the
+# guest, and the store insert that takes its jti once. "token, private_key_jwt" is a client
+# like "no limit" authenticating with an ES256 assertion (RFC 7523) instead of a secret,
+# each fresh too. "refresh" rotates refresh tokens:
 # each connection trades the refresh token its last answer brought for the next pair, over
 # grants started beforehand through the authorization code flow (bench/grants.py).
 #
@@ -46,7 +48,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx redis-server curl openssl
 fi
 cargo build --release -q -p tokenginx-host
-cargo build --release -q -p tokenginx-guest --features testing --example dpop_proofs
+cargo build --release -q -p tokenginx-guest --features testing --example bench_jwts
+jwts=target/release/examples/bench_jwts
+# The client that signs its assertions with bench_jwts' key (host.sh adds it).
+BENCH_CLIENTS="    - client_id: bench-signed
+      token_endpoint_auth_method: private_key_jwt
+      jwks: {keys: [$($jwts jwk)]}
+      scopes: [read]
+      default_scopes: [read]
+      rate_limit: unlimited
+"
 make -s guests >/dev/null
 host=$PWD/target/release/tokenginx-host
 hz=$(getconf CLK_TCK)
@@ -179,6 +190,9 @@ cycling_script "$work/token-dpop.lua" "$work/proofs.txt" "wrk.method = \"POST\""
   "wrk.format(nil, nil, {[\"Content-Type\"] = \"application/x-www-form-urlencoded\",
     [\"Authorization\"] = \"Basic $(printf 'bench-unlimited:%s' "$SECRET" | base64 -w0)\",
     [\"DPoP\"] = item}, \"grant_type=client_credentials\")"
+cycling_script "$work/token-signed.lua" "$work/assertions.txt" "wrk.method = \"POST\"
+wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"" \
+  "wrk.format(nil, nil, nil, \"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=\" .. item)"
 cycling_script "$work/revoke.lua" "$work/tokens.txt" "wrk.method = \"POST\"
 wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
 wrk.headers[\"Authorization\"] = \"$basic\"" 'wrk.format(nil, nil, nil, "token=" .. item)'
@@ -251,9 +265,12 @@ bench_store() { # label, tokenginx section, store pids
     fi
     load "$label token" "$c" "$work/token.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, no limit" "$c" "$work/token-unlimited.lua" "$url/token" "$hpid" "$store_pids"
-    # Fresh proofs (an iat of now), 25,000 a second of the run: more than it takes.
-    target/release/examples/dpop_proofs "$url/token" $(( ${DURATION%s} * 25000 )) > "$work/proofs.txt"
+    # Fresh proofs and assertions (an iat of now), 25,000 a second of the run: more than it
+    # takes.
+    $jwts dpop "$url/token" $(( ${DURATION%s} * 25000 )) > "$work/proofs.txt"
     load "$label token, DPoP" "$c" "$work/token-dpop.lua" "$url/token" "$hpid" "$store_pids"
+    $jwts assertion bench-signed "http://127.0.0.1:$PORT" $(( ${DURATION%s} * 25000 )) > "$work/assertions.txt"
+    load "$label token, private_key_jwt" "$c" "$work/token-signed.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT ES256" "$c" "$work/token-jwt-es256.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT EdDSA" "$c" "$work/token-jwt-eddsa.lua" "$url/token" "$hpid" "$store_pids"
     load "$label token, JWT RS256" "$c" "$work/token-jwt-rs256.lua" "$url/token" "$hpid" "$store_pids"

@@ -6,6 +6,16 @@
 use crate::GRANT_TYPES;
 use tokenginx_syntax::registration::{self, Registration, DEFAULT_AUTH_METHOD};
 
+/// How this guest's clients may authenticate: RFC 6749's methods, and RFC 7523's JWTs
+/// (`client_auth`).
+pub const AUTH_METHODS: [&str; 5] = [
+    "client_secret_basic",
+    "client_secret_post",
+    registration::CLIENT_SECRET_JWT,
+    registration::PRIVATE_KEY_JWT,
+    "none",
+];
+
 /// A client registration as the operator configured it.
 #[derive(Clone, Debug, Default)]
 pub struct ClientConfig {
@@ -13,6 +23,8 @@ pub struct ClientConfig {
     pub has_secret: bool,
     /// The characters of `client_secret`, when it was given as such.
     pub secret_chars: Option<u32>,
+    /// It registered public keys (`jwks`).
+    pub has_jwks: bool,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
     /// None: the operator named none.
@@ -39,13 +51,14 @@ pub fn check(client: &ClientConfig) -> Result<(), (String, String)> {
         token_endpoint_auth_method: client.token_endpoint_auth_method.as_deref(),
         has_secret: client.has_secret,
         secret_chars: client.secret_chars,
+        has_jwks: client.has_jwks,
         scopes: &client.scopes,
         default_scopes: &client.default_scopes,
         grant_types: &grant_types,
         redirect_uris: &client.redirect_uris,
         access_token_ttl: client.access_token_ttl,
     };
-    registration::check(&registration, &GRANT_TYPES).map_err(|p| (p.key, p.message))
+    registration::check(&registration, &GRANT_TYPES, &AUTH_METHODS).map_err(|p| (p.key, p.message))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! A client sends a proof, a JWS it signed with its key (the public half in the proof's
 //! header), naming the request's method and URL (and at a resource, the access token's
-//! hash). The token endpoint binds what it issues to the key's RFC 7638 thumbprint
+//! hash). The guest checks the proof's claims; the host its signature (`jose`). The token endpoint binds what it issues to the key's RFC 7638 thumbprint
 //! (`cnf.jkt`); the userinfo endpoint takes such a token only with a fresh proof by that
 //! key. Each proof is taken once: its `jti` is written with `store.insert` (Redis `SET NX`)
 //! for as long as its `iat` is acceptable, so replicas share what they saw and of two
@@ -46,12 +46,12 @@ pub(crate) enum Refusal {
     UseNonce(String),
 }
 
-/// What the proof must name: the request's method, the URLs it was sent to (the URL as the
-/// client addressed it, and the endpoint's URL below the issuer, for a service behind a
-/// proxy), and at a resource the access token presented.
+/// What the proof must name: the request's method, the endpoint's URL below the issuer
+/// (what metadata advertises, whatever `Host` a request sends: a proof made for another
+/// server is no good here), and at a resource the access token presented.
 pub(crate) struct Expected<'a> {
     pub method: &'a str,
-    pub urls: [&'a str; 2],
+    pub url: &'a str,
     pub access_token: Option<&'a str>,
 }
 
@@ -75,6 +75,11 @@ pub(crate) fn check(
 ) -> Result<Proof, Refusal> {
     let invalid = |why: &str| Refusal::Invalid(why.to_owned());
     let jws = jose::parse(header).map_err(|e| invalid(&format!("the DPoP proof: {e}")))?;
+    if jws.alg == jose::Alg::Hs256 {
+        return Err(invalid(
+            "the DPoP proof's alg is HS256: a proof is signed by a key pair",
+        ));
+    }
     if jws.header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
         return Err(invalid("the DPoP proof's typ is not dpop+jwt"));
     }
@@ -83,8 +88,8 @@ pub(crate) fn check(
         .get("jwk")
         .and_then(Value::as_object)
         .ok_or_else(|| invalid("the DPoP proof has no jwk header"))?;
-    let key = jose::public_key(jwk).map_err(|e| invalid(&format!("the DPoP proof's jwk: {e}")))?;
-    if !jws.verified_by(&key) {
+    jose::public_jwk(jwk).map_err(|e| invalid(&format!("the DPoP proof's jwk: {e}")))?;
+    if !jws.verified_by(host, jwk) {
         return Err(invalid("the DPoP proof's signature does not verify"));
     }
     let jti = jws
@@ -98,16 +103,12 @@ pub(crate) fn check(
         .claim_str("htu")
         .and_then(normalized)
         .ok_or_else(|| invalid("the DPoP proof's htu is not an http(s) URL"))?;
-    if !expected
-        .urls
-        .iter()
-        .any(|url| normalized(url).as_deref() == Some(htu.as_str()))
-    {
+    if normalized(expected.url).as_deref() != Some(htu.as_str()) {
         return Err(invalid("the DPoP proof's htu is not this endpoint's URL"));
     }
     let now = host.now_ms() / 1000;
     let iat = jws.claims.get("iat").and_then(Value::as_u64);
-    if !iat.is_some_and(|iat| iat.abs_diff(now) <= IAT_WINDOW_S) {
+    if iat.is_none_or(|iat| iat.abs_diff(now) > IAT_WINDOW_S) {
         return Err(invalid(&format!(
             "the DPoP proof's iat is not within {IAT_WINDOW_S} seconds of now"
         )));
@@ -161,7 +162,7 @@ pub(crate) fn at_token_endpoint(
     let endpoint = crate::routes::endpoint_url(host, "token").unwrap_or_default();
     let expected = Expected {
         method: "POST",
-        urls: [&req.url, &endpoint],
+        url: &endpoint,
         access_token: None,
     };
     match check(host, policy.require_nonce, header, &expected) {
@@ -226,7 +227,7 @@ pub(crate) fn at_resource(
     let endpoint = crate::routes::endpoint_url(host, "userinfo").unwrap_or_default();
     let expected = Expected {
         method: presented.method,
-        urls: [presented.url, &endpoint],
+        url: &endpoint,
         access_token: Some(token),
     };
     let proof = match check(host, host.dpop().require_nonce, header, &expected) {

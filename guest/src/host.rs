@@ -186,8 +186,6 @@ pub struct Request {
     pub client_ip: String,
     /// The `DPoP` header (RFC 9449), if sent.
     pub dpop: Option<String>,
-    /// The URL as the client addressed it.
-    pub url: String,
 }
 
 /// A request to one of this guest's routes, checked by the host (`server.request`).
@@ -301,6 +299,15 @@ pub trait Host {
     fn dynamic_registration(&self) -> Option<RegistrationPolicy>;
     /// DPoP as the operator sets it (`settings.dpop`).
     fn dpop(&self) -> DpopPolicy;
+    /// The public keys configured client `client_id` registered, a JWK set as JSON
+    /// (`settings.find-client-jwks`).
+    fn client_jwks(&self, client_id: &str) -> Option<String>;
+    /// Whether `token` is an HS256 JWS under configured client `client_id`'s secret
+    /// (`keys.verify-client-secret-jwt`).
+    fn verify_client_secret_jwt(&self, client_id: &str, token: &str) -> bool;
+    /// Whether `token` is a JWS signed by the public key `jwk` (JSON) under its header's
+    /// `alg` (`keys.verify-with-key`).
+    fn verify_with_key(&self, jwk: &str, token: &str) -> bool;
     /// Charges one registration to the budget of `key` (`rate-limit.charge-registration`):
     /// none when admitted, or the milliseconds to wait.
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError>;

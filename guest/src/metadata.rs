@@ -4,9 +4,15 @@
 use crate::{Algorithm, Host, Response, GRANT_TYPES, RESPONSE_TYPES};
 use serde::Serialize;
 
-const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// How a confidential client authenticates (`client_rules::AUTH_METHODS` but `none`).
+const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+];
 /// The token endpoint also takes public clients (`none`), which redeem codes with PKCE.
-const TOKEN_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+const TOKEN_AUTH_METHODS: [&str; 5] = crate::client_rules::AUTH_METHODS;
 
 #[derive(Serialize)]
 struct Metadata {
@@ -28,10 +34,14 @@ struct Metadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_response_iss_parameter_supported: Option<bool>,
     token_endpoint_auth_methods_supported: &'static [&'static str],
-    introspection_endpoint_auth_methods_supported: [&'static str; 2],
+    introspection_endpoint_auth_methods_supported: [&'static str; 4],
     revocation_endpoint_auth_methods_supported: &'static [&'static str],
     /// RFC 9449 section 5.1: the token endpoint takes DPoP proofs by these algorithms.
     dpop_signing_alg_values_supported: [&'static str; 5],
+    /// What a client assertion may be signed with (`client_secret_jwt`, `private_key_jwt`).
+    token_endpoint_auth_signing_alg_values_supported: [&'static str; 6],
+    introspection_endpoint_auth_signing_alg_values_supported: [&'static str; 6],
+    revocation_endpoint_auth_signing_alg_values_supported: [&'static str; 6],
     scopes_supported: Vec<String>,
     jwks_uri: Option<String>,
     /// OpenID Connect, with the authorization code flow.
@@ -92,6 +102,9 @@ pub fn metadata(host: &impl Host) -> Response {
         response_types_supported: if flow { &RESPONSE_TYPES } else { &[] },
         code_challenge_methods_supported: flow.then_some(["S256"]),
         dpop_signing_alg_values_supported: crate::jose::ASYMMETRIC,
+        token_endpoint_auth_signing_alg_values_supported: crate::jose::CLIENT_ASSERTION,
+        introspection_endpoint_auth_signing_alg_values_supported: crate::jose::CLIENT_ASSERTION,
+        revocation_endpoint_auth_signing_alg_values_supported: crate::jose::CLIENT_ASSERTION,
         authorization_response_iss_parameter_supported: flow.then_some(true),
         token_endpoint_auth_methods_supported: if flow {
             &TOKEN_AUTH_METHODS
@@ -188,11 +201,26 @@ mod tests {
         );
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+            serde_json::json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "client_secret_jwt",
+                "private_key_jwt",
+                "none"
+            ])
         );
         assert_eq!(
             doc["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "client_secret_jwt",
+                "private_key_jwt"
+            ])
+        );
+        assert_eq!(
+            doc["token_endpoint_auth_signing_alg_values_supported"],
+            serde_json::json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256", "HS256"])
         );
         assert_eq!(
             doc["scopes_supported"],

@@ -191,7 +191,6 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
     let which = path_param("which");
     let HttpRequest {
         method,
-        url,
         query,
         form,
         json,
@@ -215,7 +214,6 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 authorization,
                 client_ip,
                 dpop,
-                url,
             };
             match route {
                 "token" => crate::token(host, &req),
@@ -235,7 +233,6 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 form_token,
                 dpop: dpop.as_deref(),
                 method: &method,
-                url: &url,
             };
             crate::userinfo::userinfo(host, &presented)
         }

@@ -20,8 +20,6 @@ pub struct Presented<'a> {
     /// The `DPoP` header.
     pub dpop: Option<&'a str>,
     pub method: &'a str,
-    /// The URL as the client addressed it.
-    pub url: &'a str,
 }
 
 /// `GET` or `POST` with `authorization` (the header) or `access_token` (the form).

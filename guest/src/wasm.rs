@@ -188,6 +188,15 @@ impl crate::Host for Imports {
             bound_clients: policy.bound_clients,
         }
     }
+    fn client_jwks(&self, client_id: &str) -> Option<String> {
+        settings::find_client_jwks(client_id)
+    }
+    fn verify_client_secret_jwt(&self, client_id: &str, token: &str) -> bool {
+        keys::verify_client_secret_jwt(client_id, token)
+    }
+    fn verify_with_key(&self, jwk: &str, token: &str) -> bool {
+        keys::verify_with_key(jwk, token)
+    }
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, crate::StoreError> {
         rate_limit::charge_registration(key).map_err(Into::into)
     }
@@ -331,6 +340,7 @@ impl server::Guest for Component {
 
     fn check_client(client: server::ClientConfig) -> Result<(), server::ClientProblem> {
         let client = crate::client_rules::ClientConfig {
+            has_jwks: settings::find_client_jwks(&client.client_id).is_some(),
             token_endpoint_auth_method: client.token_endpoint_auth_method,
             has_secret: client.has_secret,
             secret_chars: client.secret_length,

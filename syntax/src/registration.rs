@@ -8,10 +8,18 @@ use std::net::IpAddr;
 
 /// How a client authenticates when its registration names no method.
 pub const DEFAULT_AUTH_METHOD: &str = "client_secret_basic";
-/// The token endpoint's client authentication methods (`none`: a public client).
+/// The token endpoint's client authentication methods of RFC 6749 (`none`: a public
+/// client). A server may serve more (RFC 7523's, below).
 pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+/// RFC 7523 (OpenID Connect Core section 9): a JWT signed with the client's secret (HS256),
+/// or with a key of its registered `jwks`.
+pub const CLIENT_SECRET_JWT: &str = "client_secret_jwt";
+pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
 /// The shortest `client_secret` taken.
 pub const MIN_SECRET_CHARS: u32 = 16;
+/// The shortest secret of `client_secret_jwt`: an HS256 key of 256 bits at least (RFC 7518
+/// section 3.2).
+pub const MIN_MAC_SECRET_CHARS: u32 = 32;
 /// The longest access token lifetime, in seconds.
 pub const MAX_ACCESS_TOKEN_TTL: u64 = 24 * 3600;
 
@@ -24,6 +32,8 @@ pub struct Registration<'a> {
     pub has_secret: bool,
     /// The characters of `client_secret`, when it was given as such.
     pub secret_chars: Option<u32>,
+    /// It registered public keys (`jwks`).
+    pub has_jwks: bool,
     pub scopes: &'a [String],
     pub default_scopes: &'a [String],
     /// As it applies (the default filled in).
@@ -48,32 +58,59 @@ fn problem<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, P
     })
 }
 
-/// Whether `client` follows the rules, for a server that serves the grant types `served`.
-pub fn check(client: &Registration, served: &[&str]) -> Result<(), Problem> {
+/// Whether `client` follows the rules, for a server that serves the grant types `served`
+/// and the authentication methods `methods`.
+pub fn check(client: &Registration, served: &[&str], methods: &[&str]) -> Result<(), Problem> {
     let method = client
         .token_endpoint_auth_method
         .unwrap_or(DEFAULT_AUTH_METHOD);
-    if !AUTH_METHODS.contains(&method) {
+    if !methods.contains(&method) {
         return problem(
             "token_endpoint_auth_method",
-            format!("{method:?} is not client_secret_basic, client_secret_post or none"),
+            format!("{method:?} is not one of {}", methods.join(", ")),
         );
     }
-    match (method == "none", client.has_secret, client.secret_chars) {
-        (true, true, _) => {
+    let keyed = method == PRIVATE_KEY_JWT;
+    match (method, client.has_secret, client.secret_chars) {
+        ("none", true, _) => {
             return problem(
                 "client_secret",
                 "a public client (token_endpoint_auth_method: none) has no secret",
             )
         }
-        (false, false, _) => {
+        (PRIVATE_KEY_JWT, true, _) => {
+            return problem(
+                "client_secret",
+                "a private_key_jwt client authenticates with its keys (jwks): it has no secret",
+            )
+        }
+        (PRIVATE_KEY_JWT, false, _) if !client.has_jwks => {
+            return problem(
+                "jwks",
+                "private_key_jwt needs the client's public keys: set jwks (inline: a jwks_uri is not fetched)",
+            )
+        }
+        (CLIENT_SECRET_JWT, true, None) => {
+            return problem(
+                "client_secret",
+                "client_secret_jwt signs with the secret itself: give client_secret, not its \
+                 SHA-256",
+            )
+        }
+        (CLIENT_SECRET_JWT, true, Some(chars)) if chars < MIN_MAC_SECRET_CHARS => {
+            return problem(
+                "client_secret",
+                format!("must be at least {MIN_MAC_SECRET_CHARS} characters for client_secret_jwt (an HS256 key)"),
+            )
+        }
+        (_, false, _) if method != "none" && !keyed => {
             return problem(
                 "client_secret",
                 "set one of client_secret and client_secret_sha256 (or \
                  token_endpoint_auth_method: none for a public client)",
             )
         }
-        (false, true, Some(chars)) if chars < MIN_SECRET_CHARS => {
+        (_, true, Some(chars)) if chars < MIN_SECRET_CHARS => {
             return problem(
                 "client_secret",
                 format!("must be at least {MIN_SECRET_CHARS} characters (is its variable set?)"),
@@ -167,13 +204,19 @@ mod tests {
             token_endpoint_auth_method: method,
             has_secret: secret.is_some(),
             secret_chars: secret,
+            has_jwks: false,
             scopes: &scopes,
             default_scopes: &defaults,
             grant_types: &grants,
             redirect_uris: &redirects,
             access_token_ttl: 3600,
         };
-        check(&client, &["client_credentials", "authorization_code"]).map_err(|p| p.key)
+        check(
+            &client,
+            &["client_credentials", "authorization_code"],
+            &AUTH_METHODS,
+        )
+        .map_err(|p| p.key)
     }
 
     #[test]
@@ -225,5 +268,49 @@ mod tests {
             let e = check_redirect_uri(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn jwt_methods_need_their_key_material() {
+        let (scopes, none) = (strings(&["read"]), Vec::new());
+        let methods = [
+            AUTH_METHODS.as_slice(),
+            &[CLIENT_SECRET_JWT, PRIVATE_KEY_JWT],
+        ]
+        .concat();
+        let key = |method: &str, secret: Option<u32>, has_secret: bool, has_jwks: bool| {
+            let client = Registration {
+                token_endpoint_auth_method: Some(method),
+                has_secret,
+                secret_chars: secret,
+                has_jwks,
+                scopes: &scopes,
+                default_scopes: &none,
+                grant_types: &none,
+                redirect_uris: &none,
+                access_token_ttl: 60,
+            };
+            check(&client, &[], &methods).map_err(|p| p.key)
+        };
+        assert_eq!(key(PRIVATE_KEY_JWT, None, false, true), Ok(()));
+        assert_eq!(key(PRIVATE_KEY_JWT, None, false, false), Err("jwks".into()));
+        assert_eq!(
+            key(PRIVATE_KEY_JWT, Some(40), true, true),
+            Err("client_secret".into())
+        );
+        assert_eq!(key(CLIENT_SECRET_JWT, Some(40), true, false), Ok(()));
+        assert_eq!(
+            key(CLIENT_SECRET_JWT, Some(20), true, false),
+            Err("client_secret".into())
+        );
+        assert_eq!(
+            key(CLIENT_SECRET_JWT, None, true, false),
+            Err("client_secret".into()),
+            "a digest"
+        );
+        assert_eq!(
+            key(CLIENT_SECRET_JWT, None, false, false),
+            Err("client_secret".into())
+        );
     }
 }

@@ -34,7 +34,7 @@ def test_oauth4webapi_binds_tokens_to_keys_and_one_proof_gets_one_token(store, n
     if nonce:
         extra["oauth"] = "  dpop:\n    require_nonce: true\n"
     replicas = 2 if store["kind"] == "cluster" else 1
-    processes, issuer, urls, login_port, work = start(
+    processes, issuer, urls, login_port, work, _admin = start(
         store, f"dpop{nonce}", extra=extra, replicas=replicas
     )
     try:

@@ -96,7 +96,8 @@ def store(request, tmp_path_factory):
 
 def start(store, name, extra=None, replicas=1):
     """`replicas` hosts sharing the store and one configuration (but for the port), and
-    the login app talking to the first one's admin API."""
+    the login app talking to the first one's admin API: the processes, the issuer, the
+    replicas' URLs, the login app's port, the work directory and the first admin URL."""
     work = store["work"] / name
     work.mkdir()
     ports = [free_port() for _ in range(replicas)]
@@ -127,7 +128,8 @@ def start(store, name, extra=None, replicas=1):
     for port, process in zip(ports, processes):
         wait_for_port(port, process)
     wait_for_port(login_port, login)
-    return processes, issuer, [f"http://127.0.0.1:{p}" for p in ports], login_port, work
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    return processes, issuer, urls, login_port, work, f"http://127.0.0.1:{admin_ports[0]}"
 
 
 def stop(processes):
@@ -152,7 +154,7 @@ def node(script, env):
 
 
 def test_openid_client_signs_in_and_oauth4webapi_validates_jwt_access_tokens(store):
-    processes, issuer, urls, login_port, work = start(store, "rp")
+    processes, issuer, urls, login_port, work, _admin = start(store, "rp")
     try:
         out = node(
             "rp.mjs",
@@ -197,7 +199,7 @@ def test_a_cached_jwks_never_meets_an_unknown_kid_while_keys_rotate(store):
         "oauth": "  id_token_ttl: 10s\n",
     }
     replicas = 2 if store["kind"] == "cluster" else 1
-    processes, issuer, urls, _login_port, work = start(
+    processes, issuer, urls, _login_port, work, _admin = start(
         store, "rotation", extra=extra, replicas=replicas
     )
     try:

@@ -81,12 +81,13 @@ pub(super) fn build(
     let method = text("token_endpoint_auth_method")?
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| client_rules::auth_method(None).to_owned());
-    let public = method == "none";
+    // A public client has no secret, nor has one that signs with its keys.
+    let secretless = method == "none" || method == tokenginx_syntax::registration::PRIVATE_KEY_JWT;
     let (digest, shown_secret) = match text("client_secret")?.filter(|s| !s.is_empty()) {
-        Some(_) if public => {
-            return Err(ApiError::metadata(
-                "client_secret: a public client (token_endpoint_auth_method none) has none",
-            ))
+        Some(_) if secretless => {
+            return Err(ApiError::metadata(format!(
+                "client_secret: a client with token_endpoint_auth_method {method} has none"
+            )))
         }
         Some(chosen) if chosen.chars().count() < MIN_CHOSEN_SECRET_CHARS => {
             return Err(ApiError::metadata(format!(
@@ -94,7 +95,7 @@ pub(super) fn build(
             )))
         }
         Some(chosen) => (hex_sha256(chosen.as_bytes()), Some(chosen)),
-        None if public => (String::new(), None),
+        None if secretless => (String::new(), None),
         None => match previous.filter(|p| !p.client_secret_sha256.is_empty()) {
             Some(previous) => (previous.client_secret_sha256.clone(), None),
             None => {
@@ -183,7 +184,18 @@ fn check(
     secret: Option<&str>,
     inherited: &crate::Inherited,
 ) -> Result<(), ApiError> {
+    let jwks = stored.shown.get("jwks").filter(|j| !j.is_null());
+    if let Some(jwks) = jwks {
+        check_jwks(jwks)?;
+    }
+    if stored.token_endpoint_auth_method == tokenginx_syntax::registration::CLIENT_SECRET_JWT {
+        return Err(ApiError::metadata(
+            "token_endpoint_auth_method: client_secret_jwt needs the secret itself, and this \
+             service keeps a runtime client's secret only as a digest: use private_key_jwt",
+        ));
+    }
     let config = ClientConfig {
+        has_jwks: jwks.is_some(),
         token_endpoint_auth_method: Some(stored.token_endpoint_auth_method.clone()),
         has_secret: !stored.client_secret_sha256.is_empty(),
         secret_chars: secret.map(|s| s.chars().count() as u32),
@@ -275,6 +287,28 @@ fn check(
         )),
         _ => Ok(()),
     }
+}
+
+/// A client's `jwks`: a JWK set of 1 to 16 public keys this guest verifies with (EC P-256,
+/// OKP Ed25519, RSA of 2048 bits or more); a private member anywhere is refused, so that a
+/// private key pasted by mistake is not kept.
+fn check_jwks(jwks: &Value) -> Result<(), ApiError> {
+    let bad = |why: String| Err(ApiError::metadata(format!("jwks: {why}")));
+    let Some(keys) = jwks.get("keys").and_then(Value::as_array) else {
+        return bad("must be a JWK set: {\"keys\": [...]}".into());
+    };
+    if keys.is_empty() || keys.len() > 16 {
+        return bad("must hold 1 to 16 keys".into());
+    }
+    for (i, jwk) in keys.iter().enumerate() {
+        let Some(jwk) = jwk.as_object() else {
+            return bad(format!("keys[{i}] is not a JWK object"));
+        };
+        if let Err(why) = crate::jose::public_jwk(jwk) {
+            return bad(format!("keys[{i}]: {why}"));
+        }
+    }
+    Ok(())
 }
 
 /// Hydra's name for a key `client_rules` names.

@@ -42,6 +42,8 @@ pub struct RuntimeParts {
     pub registered_at: u64,
     /// `dpop_bound_access_tokens`: its token requests must carry a DPoP proof.
     pub dpop_bound: bool,
+    /// Its public keys (`jwks`), a JWK set as JSON, for `private_key_jwt`.
+    pub jwks: Option<String>,
 }
 
 /// How long a client's record lives after its last change, in ms (ten years).

@@ -115,6 +115,7 @@ impl Stored {
                 format,
                 registered_at: self.created_at,
                 dpop_bound: self.dpop_bound_access_tokens,
+                jwks: self.shown.get("jwks").map(Value::to_string),
             })),
         }
     }

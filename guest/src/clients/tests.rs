@@ -536,3 +536,58 @@ mod registration {
         );
     }
 }
+
+#[test]
+fn a_runtime_client_with_jwks_authenticates_with_private_key_jwt() {
+    let host = TestHost::new();
+    let key = crate::testing::DpopKey::es256(41);
+    let client = json!({"client_id": "signer", "grant_types": ["client_credentials"],
+        "scope": "read", "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.jwk()]}});
+    let created = call(&host, "POST", None, Some(client.clone()));
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(
+        body(&created).get("client_secret").is_none(),
+        "no secret to show"
+    );
+    let now = host.now_ms() / 1000;
+    let assertion = key.sign(
+        json!({"jwk": null}),
+        json!({"iss": "signer", "sub": "signer", "aud": "http://issuer.test", "jti": "1",
+               "exp": now + 60}),
+    );
+    let issued = token(
+        &host,
+        &form(
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", crate::client_auth::JWT_BEARER),
+                ("client_assertion", &assertion),
+            ],
+            None,
+        ),
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+
+    let refused = |change: Value, why: &str| {
+        let mut fields = client.clone();
+        for (name, value) in change.as_object().unwrap() {
+            fields[name] = value.clone();
+        }
+        fields["client_id"] = json!(format!("x-{why}"));
+        let answer = call(&host, "POST", None, Some(fields));
+        assert_eq!(answer.status, 400, "{why}: {}", answer.body);
+        assert_eq!(body(&answer)["error"], "invalid_client_metadata", "{why}");
+    };
+    let mut private = key.jwk();
+    private["d"] = json!("AAAA");
+    refused(json!({"jwks": {"keys": [private]}}), "a private key");
+    refused(
+        json!({"jwks": null, "jwks_uri": "https://app.example/jwks"}),
+        "only a jwks_uri",
+    );
+    refused(
+        json!({"token_endpoint_auth_method": "client_secret_jwt", "client_secret": SECRET}),
+        "client_secret_jwt",
+    );
+}

@@ -75,6 +75,8 @@ fn each_malformed_proof_is_invalid_dpop_proof_and_writes_nothing() {
         ),
         ("wrong htm", key.proof("GET", TOKEN_URL, now, "j")),
         ("wrong htu", key.proof("POST", "http://issuer.test/api/v1/oauth/introspect", now, "j")),
+        // Whatever Host a request names: a proof made for another server is no good here.
+        ("another server", key.proof("POST", "http://other.test/api/v1/oauth/token", now, "j")),
         ("old iat", key.proof("POST", TOKEN_URL, now - IAT_WINDOW_S - 1, "j")),
         ("future iat", key.proof("POST", TOKEN_URL, now + IAT_WINDOW_S + 1, "j")),
         (

@@ -23,8 +23,19 @@ pub const WEB_SECRET: &str = "web-secret-0123456789";
 pub const WEB_REDIRECT: &str = "https://app.example/callback";
 pub const NATIVE_ID: &str = "native";
 pub const NATIVE_REDIRECT: &str = "http://127.0.0.1:5555/cb";
+/// A client that signs its assertions with a key (`private_key_jwt`): the keys of
+/// [`keyed_keys`] are its `jwks`; and one that signs them with its secret
+/// (`client_secret_jwt`).
+pub const KEYED_ID: &str = "keyed";
+pub const MAC_ID: &str = "mac";
+pub const MAC_SECRET: &str = "mac-secret-0123456789-0123456789-0123456789";
 /// The first audience of every client's token format.
 pub const AUDIENCE: &str = "https://api.test";
+
+/// The keys of the `private_key_jwt` client: ES256 (`kid` `es`) and EdDSA (`kid` `ed`).
+pub fn keyed_keys() -> [DpopKey; 2] {
+    [DpopKey::es256(31), DpopKey::eddsa(32)]
+}
 
 pub fn demo_client() -> Client {
     client(DEMO_ID, DEMO_SECRET)
@@ -127,6 +138,11 @@ impl TestHost {
                 odd,
                 user_client(WEB_ID, Some(WEB_SECRET)),
                 user_client(NATIVE_ID, None),
+                Client {
+                    secret_sha256: Vec::new(),
+                    ..client(KEYED_ID, "unused")
+                },
+                client(MAC_ID, MAC_SECRET),
             ]),
             budget: Cell::new(None),
             authenticated: RefCell::default(),
@@ -482,6 +498,28 @@ impl Host for TestHost {
     }
     fn dpop(&self) -> DpopPolicy {
         self.dpop.borrow().clone()
+    }
+    fn client_jwks(&self, client_id: &str) -> Option<String> {
+        (client_id == KEYED_ID).then(|| {
+            let [es256, eddsa] = keyed_keys();
+            let (mut es256, mut eddsa) = (es256.jwk(), eddsa.jwk());
+            es256["kid"] = "es".into();
+            eddsa["kid"] = "ed".into();
+            serde_json::json!({ "keys": [es256, eddsa] }).to_string()
+        })
+    }
+    fn verify_with_key(&self, jwk: &str, token: &str) -> bool {
+        requests::verify_with_key(jwk, token)
+    }
+    fn verify_client_secret_jwt(&self, client_id: &str, token: &str) -> bool {
+        // As the host: HS256 under the configured secret, for the client_secret_jwt client.
+        let claims = token.split('.').nth(1).unwrap_or_default();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .ok()
+            .and_then(|c| serde_json::from_slice(&c).ok())
+            .unwrap_or_default();
+        client_id == MAC_ID && token == hs256(MAC_SECRET, claims)
     }
     fn charge_registration(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.store_up()?;

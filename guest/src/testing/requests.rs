@@ -26,7 +26,6 @@ pub fn form(params: &[(&str, &str)], authorization: Option<String>) -> Request {
         authorization,
         client_ip: "127.0.0.1".into(),
         dpop: None,
-        url: TOKEN_URL.into(),
     }
 }
 
@@ -79,7 +78,10 @@ impl DpopKey {
         };
         let fields = header.as_object_mut().unwrap();
         fields.entry("alg").or_insert(alg.into());
-        fields.entry("jwk").or_insert(self.jwk());
+        // `"jwk": null` leaves it out (a client assertion names no key).
+        if fields.entry("jwk").or_insert(self.jwk()).is_null() {
+            fields.remove("jwk");
+        }
         let b64 = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
         let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let signature = match self {
@@ -135,10 +137,69 @@ pub fn userinfo(
             form_token: form_token.map(String::as_str),
             dpop: None,
             method: if form_token.is_some() { "POST" } else { "GET" },
-            url: USERINFO_URL,
         },
     )
 }
 
 /// The userinfo endpoint's URL below the test host's issuer.
 pub const USERINFO_URL: &str = "http://issuer.test/api/v1/oauth/userinfo";
+
+/// A JWS of `claims` with HS256 under `secret` (a `client_secret_jwt` assertion).
+pub fn hs256(secret: &str, claims: serde_json::Value) -> String {
+    use hmac::Mac as _;
+    let b64 = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag)
+    )
+}
+
+/// What the host's `keys.verify-with-key` answers, natively with pure-Rust verifiers: ES256
+/// and EdDSA (the tests sign no RSA).
+pub fn verify_with_key(jwk: &str, token: &str) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v.as_str().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let Ok(jwk) = serde_json::from_str::<serde_json::Value>(jwk) else {
+        return false;
+    };
+    let Some((input, signature)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let header = input.split('.').next().unwrap_or_default();
+    let header: serde_json::Value =
+        serde_json::from_slice(&b64(&header.into())).unwrap_or_default();
+    let signature = b64(&signature.into());
+    match (header["alg"].as_str(), jwk["kty"].as_str()) {
+        (Some("ES256"), Some("EC")) => {
+            let (x, y) = (b64(&jwk["x"]), b64(&jwk["y"]));
+            if x.len() != 32 || y.len() != 32 {
+                return false;
+            }
+            let point = p256::EncodedPoint::from_affine_coordinates(
+                x.as_slice().into(),
+                y.as_slice().into(),
+                false,
+            );
+            let key = p256::ecdsa::VerifyingKey::from_encoded_point(&point);
+            let sig = p256::ecdsa::Signature::from_slice(&signature);
+            matches!((key, sig), (Ok(key), Ok(sig)) if key.verify(input.as_bytes(), &sig).is_ok())
+        }
+        (Some("EdDSA" | "Ed25519"), Some("OKP")) => {
+            let key = <[u8; 32]>::try_from(b64(&jwk["x"]))
+                .ok()
+                .and_then(|x| ed25519_dalek::VerifyingKey::from_bytes(&x).ok());
+            let sig = ed25519_dalek::Signature::from_slice(&signature);
+            matches!((key, sig), (Some(key), Ok(sig)) if key.verify_strict(input.as_bytes(), &sig).is_ok())
+        }
+        _ => false,
+    }
+}

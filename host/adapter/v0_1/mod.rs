@@ -369,13 +369,17 @@ pub fn check_clients(
             token_endpoint_auth_method: configured.token_endpoint_auth_method.as_deref(),
             has_secret: configured.has_secret,
             secret_chars: configured.secret_length,
+            has_jwks: false,
             scopes: &configured.scopes,
             default_scopes: &configured.default_scopes,
             grant_types: &grants,
             redirect_uris: &configured.redirect_uris,
             access_token_ttl: configured.access_token_ttl,
         };
-        if let Err(problem) = tokenginx_syntax::registration::check(&registration, &served) {
+        let methods = tokenginx_syntax::registration::AUTH_METHODS;
+        if let Err(problem) =
+            tokenginx_syntax::registration::check(&registration, &served, &methods)
+        {
             return Err(crate::runtime::refused_client(
                 client,
                 &problem.key,

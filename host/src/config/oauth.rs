@@ -32,6 +32,11 @@ pub struct Client {
     /// The store key of this client's rate-limit bucket, computed once at load
     /// ([`crate::store::rate_limit_key`]).
     pub rate_limit_key: String,
+    /// Its public keys (`settings.find-client-jwks`), a JWK set as JSON.
+    pub jwks: Option<String>,
+    /// With `client_secret_jwt`, its secret as an HMAC key (`keys.verify-client-secret-jwt`):
+    /// the one secret the host keeps, in memory only.
+    pub mac_key: Option<ring::hmac::Key>,
 }
 
 /// The OAuth settings the guest reads through its `settings` import.
@@ -180,6 +185,16 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             None => default_refresh_ttl,
         };
         let tokens = check_token_format(&c, oauth.access_token_strategy, id_token_ttl, &key)?;
+        let jwks = match &c.jwks {
+            Some(jwks) => Some(check_jwks(jwks).map_err(|m| (key("jwks"), m))?),
+            None => None,
+        };
+        let mac_key = match (c.token_endpoint_auth_method.as_deref(), &c.client_secret) {
+            (Some(tokenginx_syntax::registration::CLIENT_SECRET_JWT), Some(secret)) => Some(
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
+            ),
+            _ => None,
+        };
         if c.scopes.iter().any(|s| s == "openid") {
             longest_signed = longest_signed.max(Some(id_token_ttl));
         }
@@ -215,6 +230,8 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             tokens,
             rate_limit,
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
+            jwks,
+            mac_key,
             registration: settings::Registration {
                 client_name: c.client_name,
                 redirect_uris: c.redirect_uris,
@@ -411,4 +428,40 @@ fn check_app_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// JWK members of a private or secret key (RFC 7518 section 6): never in `jwks`.
+const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// The most keys, and JSON, a client's `jwks` may hold.
+const MAX_JWKS_KEYS: usize = 16;
+const MAX_JWKS_BYTES: usize = 16 * 1024;
+
+/// A client's `jwks` as the JSON the guest reads: a JWK set (RFC 7517 section 5) of 1 to 16
+/// public keys, each with its `kty`; the guest judges which it can verify with.
+fn check_jwks(jwks: &serde_json::Value) -> Result<String, String> {
+    let keys = jwks
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("must be a JWK set: {keys: [...]}")?;
+    if keys.is_empty() || keys.len() > MAX_JWKS_KEYS {
+        return Err(format!("must hold 1 to {MAX_JWKS_KEYS} keys"));
+    }
+    for (i, jwk) in keys.iter().enumerate() {
+        let Some(jwk) = jwk.as_object() else {
+            return Err(format!("keys[{i}] is not a JWK object"));
+        };
+        if !jwk.get("kty").is_some_and(serde_json::Value::is_string) {
+            return Err(format!("keys[{i}] has no kty"));
+        }
+        if let Some(member) = PRIVATE_JWK_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+            return Err(format!(
+                "keys[{i}] holds a private key ({member:?}): register the public key only"
+            ));
+        }
+    }
+    let json = jwks.to_string();
+    if json.len() > MAX_JWKS_BYTES {
+        return Err(format!("must be at most {MAX_JWKS_BYTES} bytes of JSON"));
+    }
+    Ok(json)
 }

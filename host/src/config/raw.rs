@@ -592,6 +592,9 @@ pub struct ClientConfig {
     /// Its token requests must carry a DPoP proof (RFC 9449 section 5.2).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// Its public keys, a JWK set (RFC 7517), for `private_key_jwt` (RFC 7523).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 pub(super) fn default_token_ttl() -> Duration {

@@ -608,3 +608,57 @@ fn dpop_settings_reach_the_guest_and_nonces_on_redis_need_a_keys_secret() {
         "{e}"
     );
 }
+
+#[test]
+fn a_clients_jwks_is_a_set_of_public_keys_and_client_secret_jwt_keeps_its_secret() {
+    let jwks = "      token_endpoint_auth_method: private_key_jwt\n      jwks:\n        keys:\n          - {kty: OKP, crv: Ed25519, x: 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo}\n";
+    let keyed = MINIMAL.replace("      client_secret: ${SECRET}\n", jwks);
+    let c = parse_str(&keyed).unwrap();
+    let client = &c.oauth.clients["demo"];
+    let json: serde_json::Value = serde_json::from_str(client.jwks.as_ref().unwrap()).unwrap();
+    assert_eq!(json["keys"][0]["crv"], "Ed25519");
+    assert!(client.mac_key.is_none());
+    let private = keyed.replace("x: 11qY", "d: AAAA, x: 11qY");
+    let e = error(&private);
+    assert!(
+        e.contains("oauth.clients[0].jwks: keys[0] holds a private key"),
+        "{e}"
+    );
+    let e = error(&keyed.replace("keys:\n          - ", "nokeys:\n          - "));
+    assert!(
+        e.contains("oauth.clients[0].jwks: must be a JWK set"),
+        "{e}"
+    );
+
+    let mac = MINIMAL.replace(
+        "      client_secret: ${SECRET}\n",
+        "      client_secret: ${SECRET}${SECRET}\n      token_endpoint_auth_method: client_secret_jwt\n",
+    );
+    let c = parse_str(&mac).unwrap();
+    let key = c.oauth.clients["demo"].mac_key.clone().unwrap();
+    // An HS256 JWS under the secret verifies; another secret's, or another alg, does not.
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let jws = |alg: &str, secret: &str| {
+        let input = format!(
+            "{}.{}",
+            b64(format!("{{\"alg\":\"{alg}\"}}").as_bytes()),
+            b64(b"{}")
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        format!(
+            "{input}.{}",
+            b64(ring::hmac::sign(&key, input.as_bytes()).as_ref())
+        )
+    };
+    let secret = "a-secret-of-enough-lengtha-secret-of-enough-length";
+    assert!(crate::keys::verify_hs256(&key, &jws("HS256", secret)));
+    assert!(!crate::keys::verify_hs256(
+        &key,
+        &jws("HS256", "another secret")
+    ));
+    assert!(!crate::keys::verify_hs256(&key, &jws("none", secret)));
+    assert!(!crate::keys::verify_hs256(&key, "not.a.jws"));
+}

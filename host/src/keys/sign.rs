@@ -609,7 +609,7 @@ impl Key {
 }
 
 /// A new private key of `alg`, as PKCS#8.
-fn generate(alg: Algorithm) -> Vec<u8> {
+pub(super) fn generate(alg: Algorithm) -> Vec<u8> {
     let rng = SystemRandom::new();
     match alg {
         Algorithm::Rs256 => {

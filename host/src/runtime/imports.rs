@@ -318,6 +318,17 @@ impl keys::Host for InstanceState {
         self.services.signing.as_ref()?.verify(purpose, &token)
     }
 
+    fn verify_with_key(&mut self, jwk: String, token: String) -> bool {
+        crate::keys::external::verify(&jwk, &token)
+    }
+
+    fn verify_client_secret_jwt(&mut self, client_id: String, token: String) -> bool {
+        let client = self.services.oauth.clients.get(&client_id);
+        client
+            .and_then(|c| c.mac_key.as_ref())
+            .is_some_and(|key| crate::keys::verify_hs256(key, &token))
+    }
+
     fn public_keys(&mut self) -> keys::KeySet {
         match &self.services.signing {
             Some(keys) => keys::KeySet {
@@ -453,6 +464,10 @@ impl settings::Host for InstanceState {
 
     fn dpop(&mut self) -> settings::DpopPolicy {
         self.services.oauth.dpop.clone()
+    }
+
+    fn find_client_jwks(&mut self, client_id: String) -> Option<String> {
+        self.services.oauth.clients.get(&client_id)?.jwks.clone()
     }
 }
 

@@ -85,7 +85,6 @@ fn userinfo(host: &TestHost, authorization: &str, proof: Option<String>) -> Resp
             form_token: None,
             dpop: proof.as_deref(),
             method: "GET",
-            url: USERINFO_URL,
         },
     )
 }

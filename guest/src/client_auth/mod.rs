@@ -1,6 +1,7 @@
 //! Client authentication (RFC 6749 section 2.3): `client_secret_basic`, with the
-//! form-encoding of id and secret of section 2.3.1, `client_secret_post`, and `none` for a
-//! public client registered as such (section 2.1), which sends only its `client_id`.
+//! form-encoding of id and secret of section 2.3.1, `client_secret_post`, `none` for a
+//! public client registered as such (section 2.1), which sends only its `client_id`, and a
+//! JWT the client signed (`private_key_jwt`, `client_secret_jwt`: RFC 7523, [`assertion`]).
 //!
 //! Secrets are compared as SHA-256 digests in constant time, so timing tells nothing about a
 //! secret. Client ids are not secret (as in Hydra and Keycloak): looking up a registered
@@ -12,6 +13,10 @@ use crate::response::{store_failure, OAuthError};
 use crate::{Client, Host, Request};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+
+mod assertion;
+#[cfg(test)]
+pub(crate) use assertion::JWT_BEARER;
 
 /// The credentials a request presented, and how.
 struct Credentials {
@@ -36,6 +41,9 @@ pub fn authenticate(
     req: &Request,
     allow_public: bool,
 ) -> Result<Authenticated, OAuthError> {
+    if let Some(assertion_type) = param(req, "client_assertion_type") {
+        return assertion::authenticate(host, req, assertion_type);
+    }
     if allow_public && req.authorization.is_none() && param(req, "client_secret").is_none() {
         if let Some(id) = param(req, "client_id") {
             return public_client(host, id);

@@ -1,0 +1,50 @@
+//! JWTs for the benchmark (`bench/run.sh`), one per line, each with its own `jti`, issued now
+//! by one ES256 key:
+//!
+//! - `jwk`: that key's public JWK (`kid` `bench`), for a client's `jwks`;
+//! - `dpop URL COUNT`: DPoP proofs for a POST to `URL` ("token, DPoP"), good for the 60 s a
+//!   proof's `iat` is accepted;
+//! - `assertion CLIENT AUD COUNT`: `private_key_jwt` assertions of `CLIENT` for `AUD`
+//!   ("token, private_key_jwt"), good for 5 minutes.
+//!
+//!   cargo run --release -p tokenginx-guest --features testing --example bench_jwts -- ARGS
+
+use std::io::Write as _;
+use tokenginx_guest::testing::DpopKey;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let key = DpopKey::es256(42);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let count = |n: &str| n.parse::<u64>().expect("COUNT is a number");
+    match args.as_slice() {
+        ["jwk"] => {
+            let mut jwk = key.jwk();
+            jwk["kid"] = "bench".into();
+            writeln!(out, "{jwk}").unwrap();
+        }
+        ["dpop", url, n] => {
+            for i in 0..count(n) {
+                let jti = format!("bench-{now}-{i}");
+                writeln!(out, "{}", key.proof("POST", url, now, &jti)).unwrap();
+            }
+        }
+        ["assertion", client, aud, n] => {
+            for i in 0..count(n) {
+                let claims = serde_json::json!({"iss": client, "sub": client, "aud": aud,
+                    "jti": format!("bench-{now}-{i}"), "iat": now, "exp": now + 300});
+                let header = serde_json::json!({"kid": "bench", "jwk": null});
+                writeln!(out, "{}", key.sign(header, claims)).unwrap();
+            }
+        }
+        _ => {
+            eprintln!("usage: bench_jwts jwk | dpop URL COUNT | assertion CLIENT AUD COUNT");
+            std::process::exit(2);
+        }
+    }
+}
