@@ -89,9 +89,7 @@ pub(crate) fn check(
         .and_then(Value::as_object)
         .ok_or_else(|| invalid("the DPoP proof has no jwk header"))?;
     jose::public_jwk(jwk).map_err(|e| invalid(&format!("the DPoP proof's jwk: {e}")))?;
-    if !jws.verified_by(host, jwk) {
-        return Err(invalid("the DPoP proof's signature does not verify"));
-    }
+    // The claims first: a proof that names the wrong request costs no signature check.
     let jti = jws
         .claim_str("jti")
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
@@ -119,6 +117,9 @@ pub(crate) fn check(
                 "the DPoP proof's ath is not the access token's hash",
             ));
         }
+    }
+    if !jws.verified_by(host, jwk) {
+        return Err(invalid("the DPoP proof's signature does not verify"));
     }
     if require_nonce {
         let ours = jws

@@ -58,6 +58,10 @@ pub(super) fn authenticate(
             "client_id does not match the authenticated client",
         ));
     }
+    // The claims first: an assertion for another audience, or stale, costs no lookup and no
+    // signature check.
+    let now = host.now_ms() / 1000;
+    check_claims(host, &jws.claims, now)?;
     let client = crate::clients::find(host, client_id)
         .map_err(|e| store_failure(host, e))?
         .ok_or_else(|| refused("the client is unknown or did not sign it"))?;
@@ -71,8 +75,6 @@ pub(super) fn authenticate(
     if !signed {
         return Err(refused("the client is unknown or did not sign it"));
     }
-    let now = host.now_ms() / 1000;
-    check_claims(host, &jws.claims, now)?;
     let jti = jws
         .claim_str("jti")
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
