@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::Host;
+use tokenginx_syntax::registration::PRIVATE_JWK_MEMBERS;
 
 /// The asymmetric algorithms verified, by their JWS names (RFC 7518, RFC 8037, RFC 9864).
 pub const ASYMMETRIC: [&str; 5] = ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"];
@@ -27,9 +28,6 @@ pub const CLIENT_ASSERTION: [&str; 6] = ["ES256", "EdDSA", "Ed25519", "RS256", "
 /// A JWS longer than this is refused unread: a proof is a few hundred bytes, one with an
 /// RSA key about 1.5 KiB.
 const MAX_LEN: usize = 8 * 1024;
-
-/// JWK members that only a private or secret key has (RFC 7518 section 6).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// The algorithms of [`CLIENT_ASSERTION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +142,7 @@ impl Jws<'_> {
 /// A JWK with a private member (`d`, ...) or a symmetric one is refused: it was never meant
 /// to be sent. Whether an EC point is on the curve, the host finds when it verifies.
 pub fn public_jwk(jwk: &Map<String, Value>) -> Result<(), &'static str> {
-    if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+    if PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err("the JWK holds a private key");
     }
     let bytes = |name: &str| -> Result<usize, &'static str> {

@@ -15,6 +15,9 @@ pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post"
 /// or with a key of its registered `jwks`.
 pub const CLIENT_SECRET_JWT: &str = "client_secret_jwt";
 pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
+/// JWK members that only a private or secret key has (RFC 7518 section 6): a client's
+/// `jwks`, or a DPoP proof's `jwk`, with one of them is refused.
+pub const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /// The shortest `client_secret` taken.
 pub const MIN_SECRET_CHARS: u32 = 16;
 /// The shortest secret of `client_secret_jwt`: an HS256 key of 256 bits at least (RFC 7518

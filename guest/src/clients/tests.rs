@@ -287,7 +287,7 @@ fn alices_grant(host: &TestHost, scope: &str) -> crate::grant::Started {
         session: None,
         jkt: None,
     };
-    crate::grant::start(host, &client, (claims, None), "127.0.0.1", None).unwrap()
+    crate::grant::start(host, &client, claims, None, "127.0.0.1", None).unwrap()
 }
 
 #[test]

@@ -1,5 +1,7 @@
 use super::*;
-use crate::testing::{basic, body, form, DpopKey, TestHost, DEMO_ID, DEMO_SECRET, TOKEN_URL};
+use crate::testing::{
+    basic, body, form, refusal, DpopKey, TestHost, DEMO_ID, DEMO_SECRET, TOKEN_URL,
+};
 use serde_json::json;
 
 fn now_s(host: &TestHost) -> u64 {
@@ -14,16 +16,6 @@ fn token_with(host: &TestHost, proof: Option<String>) -> crate::Response {
     );
     req.dpop = proof;
     crate::token(host, &req)
-}
-
-fn refused(response: &crate::Response) -> (u16, String) {
-    (
-        response.status,
-        body(response)["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
 }
 
 #[test]
@@ -87,7 +79,7 @@ fn each_malformed_proof_is_invalid_dpop_proof_and_writes_nothing() {
     for (case, proof) in cases {
         let response = token_with(&host, Some(proof));
         assert_eq!(
-            refused(&response),
+            refusal(&response),
             (400, "invalid_dpop_proof".into()),
             "{case}"
         );
@@ -128,7 +120,7 @@ fn a_replayed_proof_is_refused_and_the_first_token_stands() {
     let proof = key.proof("POST", TOKEN_URL, now_s(&host), "once");
     assert_eq!(token_with(&host, Some(proof.clone())).status, 200);
     let replay = token_with(&host, Some(proof));
-    assert_eq!(refused(&replay), (400, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&replay), (400, "invalid_dpop_proof".into()));
     assert_eq!(
         body(&replay)["error_description"],
         "the DPoP proof was used before"
@@ -160,7 +152,7 @@ fn with_require_nonce_a_proof_needs_one_of_ours() {
     let key = DpopKey::es256(6);
     let now = now_s(&host);
     let first = token_with(&host, Some(key.proof("POST", TOKEN_URL, now, "n1")));
-    assert_eq!(refused(&first), (400, "use_dpop_nonce".into()));
+    assert_eq!(refusal(&first), (400, "use_dpop_nonce".into()));
     let nonce = first.header("DPoP-Nonce").unwrap().to_owned();
     assert_eq!(host.entries(), 0, "a nonce costs the store nothing");
     let with_nonce = |nonce: &str, jti: &str| {
@@ -174,14 +166,14 @@ fn with_require_nonce_a_proof_needs_one_of_ours() {
         200
     );
     let forged = token_with(&host, Some(with_nonce("made-up", "n3")));
-    assert_eq!(refused(&forged), (400, "use_dpop_nonce".into()));
+    assert_eq!(refusal(&forged), (400, "use_dpop_nonce".into()));
     host.advance_clock_ms(NONCE_TTL_MS + 1);
     let stale = key.sign(
         json!({"typ": "dpop+jwt"}),
         json!({"jti": "n4", "htm": "POST", "htu": TOKEN_URL, "iat": now_s(&host), "nonce": nonce}),
     );
     assert_eq!(
-        refused(&token_with(&host, Some(stale))),
+        refusal(&token_with(&host, Some(stale))),
         (400, "use_dpop_nonce".into())
     );
 }
@@ -191,7 +183,7 @@ fn a_dpop_bound_client_must_send_a_proof() {
     let host = TestHost::new();
     host.dpop.borrow_mut().bound_clients = vec![DEMO_ID.into()];
     assert_eq!(
-        refused(&token_with(&host, None)),
+        refusal(&token_with(&host, None)),
         (400, "invalid_dpop_proof".into())
     );
     let key = DpopKey::es256(8);

@@ -212,7 +212,8 @@ fn issue_tokens(
     let started = crate::grant::start(
         host,
         client,
-        (claims, sender.refresh_jkt()),
+        claims,
+        sender.refresh_jkt(),
         &req.client_ip,
         record.nonce.as_deref(),
     )?;

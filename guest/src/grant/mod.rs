@@ -207,7 +207,8 @@ pub(crate) struct Started {
 pub(crate) fn start(
     host: &impl Host,
     client: &Client,
-    (claims, refresh_jkt): (Claims, Option<String>),
+    claims: Claims,
+    refresh_jkt: Option<String>,
     client_ip: &str,
     nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {

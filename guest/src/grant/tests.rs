@@ -21,7 +21,7 @@ fn started(host: &TestHost, scope: &str) -> serde_json::Value {
         jkt: None,
     };
     body(
-        &start(host, &client, (claims, None), "127.0.0.1", None)
+        &start(host, &client, claims, None, "127.0.0.1", None)
             .unwrap()
             .response,
     )
@@ -508,7 +508,7 @@ fn a_public_client_refreshes_with_its_id_alone() {
         jkt: None,
     };
     let first = body(
-        &start(&host, &client, (claims, None), "127.0.0.1", None)
+        &start(&host, &client, claims, None, "127.0.0.1", None)
             .unwrap()
             .response,
     );

@@ -106,6 +106,15 @@ impl DpopKey {
     }
 }
 
+/// An error answer's status and `error`.
+pub fn refusal(response: &Response) -> (u16, String) {
+    let error = body(response)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (response.status, error)
+}
+
 pub fn body(response: &Response) -> serde_json::Value {
     serde_json::from_str(&response.body).expect("JSON body")
 }

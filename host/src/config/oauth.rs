@@ -430,8 +430,6 @@ fn check_app_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// JWK members of a private or secret key (RFC 7518 section 6): never in `jwks`.
-const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 /// The most keys, and JSON, a client's `jwks` may hold.
 const MAX_JWKS_KEYS: usize = 16;
 const MAX_JWKS_BYTES: usize = 16 * 1024;
@@ -453,7 +451,8 @@ fn check_jwks(jwks: &serde_json::Value) -> Result<String, String> {
         if !jwk.get("kty").is_some_and(serde_json::Value::is_string) {
             return Err(format!("keys[{i}] has no kty"));
         }
-        if let Some(member) = PRIVATE_JWK_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+        let private = tokenginx_syntax::registration::PRIVATE_JWK_MEMBERS;
+        if let Some(member) = private.iter().find(|m| jwk.contains_key(**m)) {
             return Err(format!(
                 "keys[{i}] holds a private key ({member:?}): register the public key only"
             ));

@@ -654,11 +654,17 @@ fn a_clients_jwks_is_a_set_of_public_keys_and_client_secret_jwt_keeps_its_secret
         )
     };
     let secret = "a-secret-of-enough-lengtha-secret-of-enough-length";
-    assert!(crate::keys::verify_hs256(&key, &jws("HS256", secret)));
-    assert!(!crate::keys::verify_hs256(
+    assert!(crate::keys::external::verify_hs256(
+        &key,
+        &jws("HS256", secret)
+    ));
+    assert!(!crate::keys::external::verify_hs256(
         &key,
         &jws("HS256", "another secret")
     ));
-    assert!(!crate::keys::verify_hs256(&key, &jws("none", secret)));
-    assert!(!crate::keys::verify_hs256(&key, "not.a.jws"));
+    assert!(!crate::keys::external::verify_hs256(
+        &key,
+        &jws("none", secret)
+    ));
+    assert!(!crate::keys::external::verify_hs256(&key, "not.a.jws"));
 }

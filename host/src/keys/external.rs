@@ -1,5 +1,6 @@
 //! Signatures by keys from outside (`keys.verify-with-key`): a DPoP proof's own key (RFC
-//! 9449), a client's registered ones (`private_key_jwt`, RFC 7523). The guest finds the key
+//! 9449), a client's registered ones (`private_key_jwt`, RFC 7523); and a client's
+//! `client_secret_jwt` under its secret (`keys.verify-client-secret-jwt`). The guest finds the key
 //! and judges the claims; the host does the arithmetic natively, with ring, where the
 //! guest's pure-Rust verifiers took about 2 ms an ES256 signature inside the sandbox
 //! (docs/benchmarks.md, "Keys from outside").
@@ -20,24 +21,36 @@ pub fn verify(jwk: &str, token: &str) -> bool {
     verified(jwk, token).unwrap_or(false)
 }
 
+/// Whether `token` is a compact JWS with `alg: HS256` whose MAC under `key` checks (compared
+/// in constant time by ring): a client's `client_secret_jwt` assertion (RFC 7523).
+pub fn verify_hs256(key: &ring::hmac::Key, token: &str) -> bool {
+    parts(token).is_some_and(|(input, alg, mac)| {
+        alg == "HS256" && ring::hmac::verify(key, input.as_bytes(), &mac).is_ok()
+    })
+}
+
+/// A compact JWS taken apart: the signing input, the header's `alg`, the signature.
+fn parts(token: &str) -> Option<(&str, String, Vec<u8>)> {
+    let (input, signature) = token.rsplit_once('.')?;
+    let (header, _payload) = input.split_once('.')?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?.to_owned();
+    Some((input, alg, URL_SAFE_NO_PAD.decode(signature).ok()?))
+}
+
 fn verified(jwk: &str, token: &str) -> Option<bool> {
     let jwk: Value = serde_json::from_str(jwk).ok()?;
     let jwk = jwk.as_object()?;
-    if ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
-        .iter()
-        .any(|m| jwk.contains_key(*m))
-    {
+    let private = tokenginx_syntax::registration::PRIVATE_JWK_MEMBERS;
+    if private.iter().any(|m| jwk.contains_key(*m)) {
         return None;
     }
-    let (input, signature) = token.rsplit_once('.')?;
-    let (header, _) = input.split_once('.')?;
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    let (input, alg, signature) = parts(token)?;
     let member =
         |name: &str| -> Option<Vec<u8>> { URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok() };
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
     let message = input.as_bytes();
-    let ok = match (header.get("alg")?.as_str()?, text("kty")?, text("crv")) {
+    let ok = match (alg.as_str(), text("kty")?, text("crv")) {
         ("ES256", "EC", Some("P-256")) => {
             let point = [&[4u8][..], &member("x")?, &member("y")?].concat();
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, &signature)

@@ -115,24 +115,3 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-
-/// Whether `token` is a compact JWS with `alg: HS256` whose MAC under `key` checks (compared
-/// in constant time by ring): a client's `client_secret_jwt` assertion (RFC 7523).
-pub fn verify_hs256(key: &ring::hmac::Key, token: &str) -> bool {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let Some((input, signature)) = token.rsplit_once('.') else {
-        return false;
-    };
-    let Some((header, _payload)) = input.split_once('.') else {
-        return false;
-    };
-    let hs256 = URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .is_some_and(|h| h["alg"] == "HS256");
-    match URL_SAFE_NO_PAD.decode(signature) {
-        Ok(mac) => hs256 && ring::hmac::verify(key, input.as_bytes(), &mac).is_ok(),
-        Err(_) => false,
-    }
-}

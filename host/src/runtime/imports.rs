@@ -326,7 +326,7 @@ impl keys::Host for InstanceState {
         let client = self.services.oauth.clients.get(&client_id);
         client
             .and_then(|c| c.mac_key.as_ref())
-            .is_some_and(|key| crate::keys::verify_hs256(key, &token))
+            .is_some_and(|key| crate::keys::external::verify_hs256(key, &token))
     }
 
     fn public_keys(&mut self) -> keys::KeySet {

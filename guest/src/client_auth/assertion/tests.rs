@@ -1,6 +1,7 @@
 use super::*;
 use crate::testing::{
-    body, form, hs256, keyed_keys, TestHost, DEMO_ID, KEYED_ID, MAC_ID, MAC_SECRET, TOKEN_URL,
+    body, form, hs256, keyed_keys, refusal, TestHost, DEMO_ID, KEYED_ID, MAC_ID, MAC_SECRET,
+    TOKEN_URL,
 };
 use serde_json::json;
 
@@ -32,14 +33,6 @@ fn token_with(host: &TestHost, assertion: &str) -> crate::Response {
             None,
         ),
     )
-}
-
-fn refusal(response: &crate::Response) -> (u16, String) {
-    let error = body(response)["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (response.status, error)
 }
 
 #[test]

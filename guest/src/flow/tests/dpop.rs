@@ -2,7 +2,7 @@
 //! tokens bound to its key, and userinfo taking a bound token only with a proof by its key.
 
 use super::*;
-use crate::testing::{DpopKey, NATIVE_ID, TOKEN_URL, USERINFO_URL};
+use crate::testing::{refusal, DpopKey, NATIVE_ID, TOKEN_URL, USERINFO_URL};
 use crate::Host as _;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,14 +69,6 @@ fn redeem_as(host: &TestHost, client: &str, code: &str, key: Option<&DpopKey>) -
     token(host, &req)
 }
 
-fn refused(response: &Response) -> (u16, String) {
-    let error = body(response)["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (response.status, error)
-}
-
 fn userinfo(host: &TestHost, authorization: &str, proof: Option<String>) -> Response {
     crate::userinfo::userinfo(
         host,
@@ -119,7 +111,7 @@ fn userinfo_takes_a_bound_token_only_with_a_proof_by_its_key() {
     assert_eq!((ok.status, body(&ok)["sub"].clone()), (200, json!("alice")));
 
     let as_bearer = userinfo(&host, &format!("Bearer {token}"), None);
-    assert_eq!(refused(&as_bearer), (401, "invalid_token".into()));
+    assert_eq!(refusal(&as_bearer), (401, "invalid_token".into()));
     let challenge = as_bearer.header("WWW-Authenticate").unwrap();
     assert!(
         challenge.starts_with("DPoP error=\"invalid_token\""),
@@ -127,19 +119,19 @@ fn userinfo_takes_a_bound_token_only_with_a_proof_by_its_key() {
     );
 
     let no_proof = userinfo(&host, &dpop, None);
-    assert_eq!(refused(&no_proof), (401, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&no_proof), (401, "invalid_dpop_proof".into()));
     let other = DpopKey::es256(12);
     let by_other = userinfo(
         &host,
         &dpop,
         Some(resource_proof(&host, &other, token, "u2")),
     );
-    assert_eq!(refused(&by_other), (401, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&by_other), (401, "invalid_dpop_proof".into()));
     let no_ath = key.proof("GET", USERINFO_URL, now_s(&host), "u3");
     let without_ath = userinfo(&host, &dpop, Some(no_ath));
-    assert_eq!(refused(&without_ath), (401, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&without_ath), (401, "invalid_dpop_proof".into()));
     let replay = userinfo(&host, &dpop, Some(resource_proof(&host, &key, token, "u1")));
-    assert_eq!(refused(&replay), (401, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&replay), (401, "invalid_dpop_proof".into()));
 }
 
 #[test]
@@ -151,7 +143,7 @@ fn a_bearer_token_cannot_be_presented_as_dpop() {
     let key = DpopKey::es256(13);
     let proof = resource_proof(&host, &key, token, "x");
     let response = userinfo(&host, &format!("DPoP {token}"), Some(proof));
-    assert_eq!(refused(&response), (401, "invalid_token".into()));
+    assert_eq!(refusal(&response), (401, "invalid_token".into()));
 }
 
 #[test]
@@ -162,9 +154,9 @@ fn a_code_bound_by_dpop_jkt_goes_only_to_a_proof_by_that_key() {
     let code = code_for(&host, WEB_ID, "read", &[("dpop_jkt", &jkt)]);
     let other = DpopKey::es256(15);
     let by_other = redeem_as(&host, WEB_ID, &code, Some(&other));
-    assert_eq!(refused(&by_other), (400, "invalid_grant".into()));
+    assert_eq!(refusal(&by_other), (400, "invalid_grant".into()));
     let unproved = redeem_as(&host, WEB_ID, &code, None);
-    assert_eq!(refused(&unproved), (400, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&unproved), (400, "invalid_dpop_proof".into()));
     let redeemed = redeem_as(&host, WEB_ID, &code, Some(&key));
     assert_eq!(redeemed.status, 200, "the refused attempts left the code");
     assert_eq!(body(&redeemed)["token_type"], "DPoP");
@@ -217,10 +209,10 @@ fn a_public_clients_refresh_token_is_bound_to_its_key_a_confidential_ones_is_not
         token(&host, &req)
     };
     let unproved = refresh_with(NATIVE_ID, &refresh, None);
-    assert_eq!(refused(&unproved), (400, "invalid_dpop_proof".into()));
+    assert_eq!(refusal(&unproved), (400, "invalid_dpop_proof".into()));
     let other = DpopKey::es256(17);
     let by_other = refresh_with(NATIVE_ID, &refresh, Some(&other));
-    assert_eq!(refused(&by_other), (400, "invalid_grant".into()));
+    assert_eq!(refusal(&by_other), (400, "invalid_grant".into()));
     let rotated = refresh_with(NATIVE_ID, &refresh, Some(&key));
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     assert_eq!(body(&rotated)["token_type"], "DPoP");
