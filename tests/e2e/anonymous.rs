@@ -1,7 +1,8 @@
 //! What a request without credentials can make the service hold: nothing in the store, a
-//! bounded table of address budgets in memory. Floods of the authorization endpoint and of
-//! userinfo, on the store `TOKENGINX_TEST_STORE` names (the embedded one with room for 200
-//! entries).
+//! bounded table of address budgets in memory, and what a client's budget bounds. Floods of
+//! the authorization endpoint, of userinfo, of open registration and of DPoP proofs naming a
+//! public client, on the store `TOKENGINX_TEST_STORE` names (the embedded one with room for
+//! 200 entries).
 
 use crate::authorization_code::{flow_host_on, http, location, query_param, WEB_ID, WEB_REDIRECT};
 use crate::harness::*;
@@ -292,6 +293,86 @@ async fn an_anonymous_flood_of_open_registration_holds_at_most_max_clients() {
         "{registered} clients"
     );
     grew_little("open registration", &host, rss_before, None);
+}
+
+/// Anyone can name a public client: a flood of token requests naming one, each with a
+/// fresh DPoP proof by the flooder's own key (RFC 9449) and a made-up code. A proof's `jti`
+/// is written only once the client's budget is charged, so the store holds at most the
+/// budget's worth of them (for 120 s); every request past the budget is 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_dpop_proofs_naming_a_public_client_holds_at_most_its_budget() {
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+    const BURST: usize = 40;
+    let store = flood_store();
+    let public_client = format!(
+        "    - client_id: native\n      token_endpoint_auth_method: none\n      scopes: [read]\n      grant_types: [authorization_code]\n      redirect_uris: [http://127.0.0.1/cb]\n      rate_limit: {{requests: 1, per: 1h, burst: {BURST}}}\nlog:\n"
+    );
+    let base = config_with_store(
+        &default_guest(),
+        "  address_rate_limit: unlimited\n",
+        &store,
+    )
+    .replace("log:\n", &public_client);
+    let (host, _admin) = flow_host_on(base, "", "admin:\n  port: 0\n");
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key = Arc::new(
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap(),
+    );
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let point = key.public_key().as_ref();
+    let header = b64(
+        serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {
+        "kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])}})
+        .to_string()
+        .as_bytes(),
+    );
+    let sent = Arc::new(AtomicU64::new(0));
+    let url = host.url("/api/v1/oauth/token");
+    let (rss_before, redis_before) = (host.rss_bytes(), shared_store_used_memory());
+    let request: FloodRequest = Arc::new(move |client, _| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let jti = sent.fetch_add(1, Ordering::Relaxed).to_string();
+        let claims = serde_json::json!({"jti": jti,
+            "htm": "POST", "htu": "http://issuer.test/api/v1/oauth/token", "iat": now});
+        let input = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+        let signature = key
+            .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        let form = form_encode(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "native"),
+            ("code", "a-made-up-code-0123456789-0123456789-012345"),
+            ("code_verifier", crate::authorization_code::VERIFIER),
+            ("redirect_uri", "http://127.0.0.1/cb"),
+        ]);
+        client
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("DPoP", format!("{input}.{}", b64(signature.as_ref())))
+            .body(form)
+    });
+    // The proof is good: the request is charged, the proof taken, and the code unknown.
+    let first = request(&http(), 0).send().await.unwrap();
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["error"], "invalid_grant", "{first}");
+    // 400 so, or 429 past the budget.
+    let flooded = flood_with(&host, request, &[400, 429]).await;
+    unharmed("DPoP proofs", "token", flooded);
+    if let Some(jtis) = shared_store_keys("oauth:dpop_jti:*") {
+        println!("{} DPoP jti records in the store", jtis.len());
+        assert!(
+            (1..=BURST + 1).contains(&jtis.len()),
+            "{} jti records",
+            jtis.len()
+        );
+    }
+    // On the embedded store (200 entries) a flood that wrote past the budget would have
+    // filled it, and the demo client's tokens `unharmed` asked for would have been 503.
+    grew_little("DPoP proofs", &host, rss_before, redis_before);
 }
 
 /// One address over its budget gets 429 with `Retry-After` and a metric; another address
