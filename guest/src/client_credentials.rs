@@ -2,7 +2,7 @@
 
 use crate::issue::{charge, Claims, Sender, TokenResponse};
 use crate::params::param;
-use crate::record::{access_token_key, new_secret, token_type, Confirmation, TokenRecord};
+use crate::record::{access_token_key, new_secret, token_type, TokenRecord};
 use crate::response::{json, store_failure, OAuthError};
 use crate::{scope, Client, Host, Level, Request, Response};
 
@@ -25,7 +25,7 @@ pub fn issue(
         ext: None,
         audience,
         session: None,
-        jkt: sender.jkt(),
+        cnf: sender.cnf(),
     };
     issue_token(host, client, &format, claims, &req.client_ip)
 }
@@ -40,7 +40,7 @@ fn issue_token(
 ) -> Result<Response, OAuthError> {
     let now = host.now_ms() / 1000;
     let ttl = client.access_token_ttl;
-    let cnf = Confirmation::dpop(claims.jkt.as_ref());
+    let cnf = claims.cnf.clone();
     let record = TokenRecord {
         user_id: claims.user_id,
         scope: claims.scope,

@@ -3,16 +3,22 @@
 //! at start and on every reload, for every configured client, and refuses to load a guest
 //! that refuses one.
 
-use crate::GRANT_TYPES;
-use tokenginx_syntax::registration::{self, Registration, DEFAULT_AUTH_METHOD};
+use crate::{CertificateName, MtlsClient, MtlsPolicy, GRANT_TYPES};
+use tokenginx_syntax::registration::{
+    self, Registration, CERTIFICATE_NAMES, DEFAULT_AUTH_METHOD, SELF_SIGNED_TLS_CLIENT_AUTH,
+    TLS_CLIENT_AUTH,
+};
 
-/// How this guest's clients may authenticate: RFC 6749's methods, and RFC 7523's JWTs
-/// (`client_auth`).
-pub const AUTH_METHODS: [&str; 5] = [
+/// How this guest's clients may authenticate: RFC 6749's methods, RFC 7523's JWTs
+/// (`client_auth`), and RFC 8705's TLS certificates (`mtls`), those where the listener
+/// takes client certificates.
+pub const AUTH_METHODS: [&str; 7] = [
     "client_secret_basic",
     "client_secret_post",
     registration::CLIENT_SECRET_JWT,
     registration::PRIVATE_KEY_JWT,
+    TLS_CLIENT_AUTH,
+    SELF_SIGNED_TLS_CLIENT_AUTH,
     "none",
 ];
 
@@ -23,8 +29,12 @@ pub struct ClientConfig {
     pub has_secret: bool,
     /// The characters of `client_secret`, when it was given as such.
     pub secret_chars: Option<u32>,
-    /// It registered public keys (`jwks`).
-    pub has_jwks: bool,
+    /// Its public keys (`jwks`, JSON), if it registered some.
+    pub jwks: Option<String>,
+    /// What it registered for mutual TLS.
+    pub mtls: Option<MtlsClient>,
+    /// Which client certificates the listener takes.
+    pub listener: MtlsPolicy,
     pub scopes: Vec<String>,
     pub default_scopes: Vec<String>,
     /// None: the operator named none.
@@ -51,14 +61,76 @@ pub fn check(client: &ClientConfig) -> Result<(), (String, String)> {
         token_endpoint_auth_method: client.token_endpoint_auth_method.as_deref(),
         has_secret: client.has_secret,
         secret_chars: client.secret_chars,
-        has_jwks: client.has_jwks,
+        has_jwks: client.jwks.is_some(),
+        certificate_name: client
+            .mtls
+            .as_ref()
+            .and_then(|m| m.certificate_name.as_ref())
+            .map(CertificateName::key),
         scopes: &client.scopes,
         default_scopes: &client.default_scopes,
         grant_types: &grant_types,
         redirect_uris: &client.redirect_uris,
         access_token_ttl: client.access_token_ttl,
     };
-    registration::check(&registration, &GRANT_TYPES, &AUTH_METHODS).map_err(|p| (p.key, p.message))
+    registration::check(&registration, &GRANT_TYPES, &AUTH_METHODS)
+        .map_err(|p| (p.key, p.message))?;
+    check_mtls(client)
+}
+
+/// What mutual TLS needs of the listener and of the registration: certificates the
+/// listener takes, a subject DN this reads, and the certificates themselves in `jwks`.
+fn check_mtls(client: &ClientConfig) -> Result<(), (String, String)> {
+    let problem = |key: &str, message: &str| Err((key.to_owned(), message.to_owned()));
+    let listener = client.listener;
+    match auth_method(client.token_endpoint_auth_method.as_deref()) {
+        TLS_CLIENT_AUTH if !listener.chained => {
+            return problem(
+                "token_endpoint_auth_method",
+                "tls_client_auth needs client certificates checked against a CA: \
+                 server.tls.client_auth optional or required, with client_ca_file",
+            )
+        }
+        SELF_SIGNED_TLS_CLIENT_AUTH if !listener.self_signed => {
+            return problem(
+                "token_endpoint_auth_method",
+                "self_signed_tls_client_auth needs a listener that takes certificates no CA \
+                 issued: server.tls.self_signed_client_certs: true",
+            )
+        }
+        SELF_SIGNED_TLS_CLIENT_AUTH => {
+            let jwks = client.jwks.as_deref().unwrap_or_default();
+            if crate::mtls::registered_certificates(jwks).next().is_none() {
+                return problem(
+                    "jwks",
+                    "self_signed_tls_client_auth compares the certificates themselves: give \
+                     each key its x5c",
+                );
+            }
+        }
+        _ => {}
+    }
+    let mtls = client.mtls.clone().unwrap_or_default();
+    match &mtls.certificate_name {
+        Some(CertificateName::SubjectDn(dn)) => {
+            crate::x509::parse_dn(dn).map_err(|why| (CERTIFICATE_NAMES[0].to_owned(), why))?;
+        }
+        Some(CertificateName::SanIp(ip)) if ip.parse::<std::net::IpAddr>().is_err() => {
+            return problem(
+                CERTIFICATE_NAMES[3],
+                &format!("{ip:?} is not an IP address"),
+            );
+        }
+        _ => {}
+    }
+    if mtls.bound_access_tokens && !(listener.chained || listener.self_signed) {
+        return problem(
+            "tls_client_certificate_bound_access_tokens",
+            "needs a listener that asks for client certificates: server.tls.client_auth \
+             optional or required",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

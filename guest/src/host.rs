@@ -127,6 +127,76 @@ pub struct DpopPolicy {
     pub bound_clients: Vec<String>,
 }
 
+/// Which client certificates the listener takes (`settings.mtls`, RFC 8705).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MtlsPolicy {
+    /// Certificates that chain to the listener's CA (`request.client-cert`).
+    pub chained: bool,
+    /// Certificates that chain to none, whose key signed the handshake
+    /// (`caller.presented-cert`).
+    pub self_signed: bool,
+}
+
+/// What names the certificate of a `tls_client_auth` client (RFC 8705 section 2.1.2).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CertificateName {
+    SubjectDn(String),
+    SanDns(String),
+    SanUri(String),
+    SanIp(String),
+    SanEmail(String),
+}
+
+impl CertificateName {
+    /// The name a registration sets as `key` (one of [`CERTIFICATE_NAMES`]) to `value`.
+    ///
+    /// [`CERTIFICATE_NAMES`]: tokenginx_syntax::registration::CERTIFICATE_NAMES
+    pub fn from_key(key: &str, value: String) -> Option<Self> {
+        let names = tokenginx_syntax::registration::CERTIFICATE_NAMES;
+        let kinds: [fn(String) -> Self; 5] = [
+            CertificateName::SubjectDn,
+            CertificateName::SanDns,
+            CertificateName::SanUri,
+            CertificateName::SanIp,
+            CertificateName::SanEmail,
+        ];
+        let i = names.iter().position(|name| *name == key)?;
+        Some(kinds[i](value))
+    }
+
+    /// What it names.
+    pub fn value(&self) -> &str {
+        match self {
+            CertificateName::SubjectDn(v)
+            | CertificateName::SanDns(v)
+            | CertificateName::SanUri(v)
+            | CertificateName::SanIp(v)
+            | CertificateName::SanEmail(v) => v,
+        }
+    }
+
+    /// The registration key that sets it (RFC 8705 section 2.1.2).
+    pub fn key(&self) -> &'static str {
+        let i = match self {
+            CertificateName::SubjectDn(_) => 0,
+            CertificateName::SanDns(_) => 1,
+            CertificateName::SanUri(_) => 2,
+            CertificateName::SanIp(_) => 3,
+            CertificateName::SanEmail(_) => 4,
+        };
+        tokenginx_syntax::registration::CERTIFICATE_NAMES[i]
+    }
+}
+
+/// What a client registered for mutual TLS (`settings.find-client-mtls`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MtlsClient {
+    /// For `tls_client_auth`.
+    pub certificate_name: Option<CertificateName>,
+    /// `tls_client_certificate_bound_access_tokens`.
+    pub bound_access_tokens: bool,
+}
+
 /// The host's public keys, and how long a verifier may cache them.
 #[derive(Clone, Debug)]
 pub struct KeySet {
@@ -186,6 +256,8 @@ pub struct Request {
     pub client_ip: String,
     /// The `DPoP` header (RFC 9449), if sent.
     pub dpop: Option<String>,
+    /// The TLS certificate the client presented, if any (RFC 8705).
+    pub certificate: Option<crate::Certificate>,
 }
 
 /// A request to one of this guest's routes, checked by the host (`server.request`).
@@ -203,7 +275,8 @@ pub struct HttpRequest {
     /// route declares it.
     pub headers: Vec<(&'static str, String)>,
     pub client_ip: String,
-    /// The client's TLS certificate (DER), when it presented one.
+    /// The client's TLS certificate (DER), when it presented one that chains to the
+    /// listener's CA (`request.client-cert`).
     pub client_cert: Option<Vec<u8>>,
 }
 
@@ -302,6 +375,14 @@ pub trait Host {
     /// The public keys configured client `client_id` registered, a JWK set as JSON
     /// (`settings.find-client-jwks`).
     fn client_jwks(&self, client_id: &str) -> Option<String>;
+    /// Which client certificates the listener takes (`settings.mtls`).
+    fn mtls(&self) -> MtlsPolicy;
+    /// What configured client `client_id` registered for mutual TLS
+    /// (`settings.find-client-mtls`).
+    fn client_mtls(&self, client_id: &str) -> Option<MtlsClient>;
+    /// The certificate the request's client presented, chained or not
+    /// (`caller.presented-cert`).
+    fn presented_cert(&self) -> Option<Vec<u8>>;
     /// Whether `token` is an HS256 JWS under configured client `client_id`'s secret
     /// (`keys.verify-client-secret-jwt`).
     fn verify_client_secret_jwt(&self, client_id: &str, token: &str) -> bool;

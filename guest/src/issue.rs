@@ -3,6 +3,7 @@
 //! The grants import it; it imports none of them.
 
 use crate::dpop::Proof;
+use crate::record::Confirmation;
 use crate::response::{store_failure, OAuthError};
 use crate::{Client, Host};
 use serde::Serialize;
@@ -26,20 +27,22 @@ pub(crate) struct TokenResponse<'a> {
     pub id_token: Option<&'a str>,
 }
 
-/// The DPoP proof a token request sent, if any (checked: `dpop::at_token_endpoint`), and
+/// The DPoP proof a token request sent, if any (checked: `dpop::at_token_endpoint`),
 /// whether its client is public: a public client's refresh tokens are bound to the proof's
 /// key too (RFC 9449 section 5); a confidential client's are not, so that it may change
-/// keys.
+/// keys; and the certificate its access tokens are bound to, if they are (RFC 8705).
 #[derive(Clone, Copy)]
 pub(crate) struct Sender<'a> {
     pub proof: Option<&'a Proof>,
     pub public: bool,
+    /// `x5t#S256`.
+    pub certificate: Option<&'a String>,
 }
 
 impl Sender<'_> {
-    /// The key an access token issued now is bound to.
-    pub fn jkt(&self) -> Option<String> {
-        self.proof.map(|p| p.jkt.clone())
+    /// What an access token issued now is bound to.
+    pub fn cnf(&self) -> Option<Confirmation> {
+        Confirmation::of(self.proof.map(|p| &p.jkt), self.certificate)
     }
     /// The key a grant started now binds its refresh tokens to.
     pub fn refresh_jkt(&self) -> Option<String> {
@@ -74,6 +77,6 @@ pub(crate) struct Claims {
     pub audience: Vec<String>,
     /// The user's OpenID Connect sign-in, when `openid` was granted.
     pub session: Option<crate::signed::Session>,
-    /// The DPoP key the access token is bound to; none: a bearer token.
-    pub jkt: Option<String>,
+    /// What the access token is bound to; none: a bearer token.
+    pub cnf: Option<Confirmation>,
 }

@@ -17,6 +17,9 @@
 //! - [`metadata`]: RFC 8414 and OpenID Connect Discovery, and the public keys (JWKS).
 //! - `signed`: JWT access tokens (RFC 9068) and ID tokens, signed by the host;
 //!   `userinfo`: OpenID Connect's UserInfo endpoint.
+//! - Sender-constrained tokens and clients that prove themselves with keys: `dpop` (RFC
+//!   9449), `client_auth` (RFC 6749 section 2.3, RFC 7523), `mtls` (RFC 8705, with `x509`
+//!   to read a certificate's names).
 
 mod client_auth;
 mod client_credentials;
@@ -31,6 +34,7 @@ mod introspect;
 mod issue;
 mod jose;
 pub mod metadata;
+mod mtls;
 mod params;
 mod presented;
 mod record;
@@ -41,6 +45,7 @@ mod scope;
 mod signed;
 mod token;
 mod userinfo;
+mod x509;
 
 // Single-threaded guests only: the arena has no locks.
 #[cfg(any(test, all(target_arch = "wasm32", not(target_feature = "atomics"))))]
@@ -54,12 +59,13 @@ mod wasm;
 pub use flow::admin::admin;
 pub use flow::authorize::authorize;
 pub use host::{
-    Algorithm, BrowserRequest, Change, Client, DpopPolicy, Host, HttpRequest, Inherited, KeySet,
-    Level, LoginFlow, Purpose, RefreshPolicy, Registration, RegistrationPolicy, Request, Response,
-    StoreError, TokenFormat, Transaction,
+    Algorithm, BrowserRequest, CertificateName, Change, Client, DpopPolicy, Host, HttpRequest,
+    Inherited, KeySet, Level, LoginFlow, MtlsClient, MtlsPolicy, Purpose, RefreshPolicy,
+    Registration, RegistrationPolicy, Request, Response, StoreError, TokenFormat, Transaction,
 };
 pub use introspect::introspect;
 pub use metadata::metadata;
+pub use mtls::Certificate;
 pub use revoke::revoke;
 pub use token::token;
 

@@ -1,18 +1,24 @@
 //! Authorization server metadata (RFC 8414), which is also the OpenID Provider's
 //! (OpenID Connect Discovery 1.0), and the public keys its `jwks_uri` names.
 
-use crate::{Algorithm, Host, Response, GRANT_TYPES, RESPONSE_TYPES};
+use crate::{Algorithm, Host, MtlsPolicy, Response, GRANT_TYPES, RESPONSE_TYPES};
 use serde::Serialize;
+use tokenginx_syntax::registration::{SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH};
 
-/// How a confidential client authenticates (`client_rules::AUTH_METHODS` but `none`).
-const AUTH_METHODS: [&str; 4] = [
-    "client_secret_basic",
-    "client_secret_post",
-    "client_secret_jwt",
-    "private_key_jwt",
-];
-/// The token endpoint also takes public clients (`none`), which redeem codes with PKCE.
-const TOKEN_AUTH_METHODS: [&str; 5] = crate::client_rules::AUTH_METHODS;
+/// How clients authenticate (`client_rules::AUTH_METHODS`): RFC 8705's only where the
+/// listener takes their certificates, and `none` only where public clients are let in
+/// (the token and revocation endpoints, with the flow: they redeem codes with PKCE).
+fn auth_methods(listener: MtlsPolicy, public: bool) -> Vec<&'static str> {
+    crate::client_rules::AUTH_METHODS
+        .into_iter()
+        .filter(|method| match *method {
+            TLS_CLIENT_AUTH => listener.chained,
+            SELF_SIGNED_TLS_CLIENT_AUTH => listener.self_signed,
+            "none" => public,
+            _ => true,
+        })
+        .collect()
+}
 
 #[derive(Serialize)]
 struct Metadata {
@@ -33,9 +39,12 @@ struct Metadata {
     /// RFC 9207: the authorization response carries `iss`.
     #[serde(skip_serializing_if = "Option::is_none")]
     authorization_response_iss_parameter_supported: Option<bool>,
-    token_endpoint_auth_methods_supported: &'static [&'static str],
-    introspection_endpoint_auth_methods_supported: [&'static str; 4],
-    revocation_endpoint_auth_methods_supported: &'static [&'static str],
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// RFC 8705 section 3.3: access tokens may be bound to the client's TLS certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_client_certificate_bound_access_tokens: Option<bool>,
     /// RFC 9449 section 5.1: the token endpoint takes DPoP proofs by these algorithms.
     dpop_signing_alg_values_supported: [&'static str; 5],
     /// What a client assertion may be signed with (`client_secret_jwt`, `private_key_jwt`).
@@ -86,6 +95,7 @@ const CLAIMS: [&str; 10] = [
 /// login app (`oauth.login_url`).
 pub fn metadata(host: &impl Host) -> Response {
     let flow = host.login_flow().is_some();
+    let listener = host.mtls();
     let document = Metadata {
         issuer: host.issuer(),
         authorization_endpoint: flow
@@ -106,17 +116,11 @@ pub fn metadata(host: &impl Host) -> Response {
         introspection_endpoint_auth_signing_alg_values_supported: crate::jose::CLIENT_ASSERTION,
         revocation_endpoint_auth_signing_alg_values_supported: crate::jose::CLIENT_ASSERTION,
         authorization_response_iss_parameter_supported: flow.then_some(true),
-        token_endpoint_auth_methods_supported: if flow {
-            &TOKEN_AUTH_METHODS
-        } else {
-            &AUTH_METHODS
-        },
-        introspection_endpoint_auth_methods_supported: AUTH_METHODS,
-        revocation_endpoint_auth_methods_supported: if flow {
-            &TOKEN_AUTH_METHODS
-        } else {
-            &AUTH_METHODS
-        },
+        token_endpoint_auth_methods_supported: auth_methods(listener, flow),
+        introspection_endpoint_auth_methods_supported: auth_methods(listener, false),
+        revocation_endpoint_auth_methods_supported: auth_methods(listener, flow),
+        tls_client_certificate_bound_access_tokens: (listener.chained || listener.self_signed)
+            .then_some(true),
         scopes_supported: host.scopes_supported(),
         jwks_uri: crate::routes::endpoint_url(host, "jwks"),
         userinfo_endpoint: flow
@@ -206,16 +210,21 @@ mod tests {
                 "client_secret_post",
                 "client_secret_jwt",
                 "private_key_jwt",
+                "tls_client_auth",
+                "self_signed_tls_client_auth",
                 "none"
             ])
         );
+        assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
         assert_eq!(
             doc["introspection_endpoint_auth_methods_supported"],
             serde_json::json!([
                 "client_secret_basic",
                 "client_secret_post",
                 "client_secret_jwt",
-                "private_key_jwt"
+                "private_key_jwt",
+                "tls_client_auth",
+                "self_signed_tls_client_auth"
             ])
         );
         assert_eq!(

@@ -46,24 +46,37 @@ pub struct TokenRecord {
     pub cnf: Option<Confirmation>,
 }
 
-/// What a token is bound to (RFC 7800's `cnf`, as introspection and a JWT show it).
+/// What a token is bound to (RFC 7800's `cnf`, as introspection and a JWT show it): a
+/// DPoP key, a TLS client certificate, or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// The RFC 7638 thumbprint of a DPoP key (RFC 9449 section 6).
-    pub jkt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The SHA-256 of a TLS client certificate (RFC 8705 section 3.1).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
 }
 
 impl Confirmation {
-    /// A token bound to DPoP key `jkt`, if any.
-    pub fn dpop(jkt: Option<&String>) -> Option<Self> {
-        jkt.map(|jkt| Confirmation { jkt: jkt.clone() })
+    /// A token bound to DPoP key `jkt` and certificate `x5t_s256`; none: to neither.
+    pub fn of(jkt: Option<&String>, x5t_s256: Option<&String>) -> Option<Self> {
+        (jkt.is_some() || x5t_s256.is_some()).then(|| Confirmation {
+            jkt: jkt.cloned(),
+            x5t_s256: x5t_s256.cloned(),
+        })
+    }
+
+    /// The DPoP key, if bound to one.
+    pub fn jkt(cnf: Option<&Confirmation>) -> Option<&str> {
+        cnf.and_then(|c| c.jkt.as_deref())
     }
 }
 
-/// The `token_type` of an access token bound to `cnf` (RFC 9449 section 5): `DPoP`, or for
-/// a bearer token `Bearer`.
+/// The `token_type` of an access token bound to `cnf` (RFC 9449 section 5): `DPoP` for one
+/// bound to a DPoP key, else `Bearer` (a certificate-bound one too, RFC 8705 section 3).
 pub fn token_type(cnf: &Option<Confirmation>) -> &'static str {
-    match cnf {
+    match Confirmation::jkt(cnf.as_ref()) {
         Some(_) => "DPoP",
         None => "Bearer",
     }

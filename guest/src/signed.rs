@@ -127,7 +127,7 @@ pub(crate) fn access_token(
     payload.insert("jti".into(), crate::presented::jti(&opaque).into());
     payload.insert("scope".into(), record.scope.clone().into());
     if let Some(cnf) = &record.cnf {
-        payload.insert("cnf".into(), serde_json::json!({"jkt": cnf.jkt}));
+        payload.insert("cnf".into(), serde_json::json!(cnf));
     }
     sign(host, Purpose::AccessToken, format.access_token_alg, payload)
 }

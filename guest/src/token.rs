@@ -34,9 +34,11 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
         )));
     }
     let proof = crate::dpop::at_token_endpoint(host, req, &client)?;
+    let certificate = crate::mtls::binding(host, &client, req.certificate.as_ref())?;
     let sender = Sender {
         proof: proof.as_ref(),
         public,
+        certificate: certificate.as_ref(),
     };
     match grant_type {
         AUTHORIZATION_CODE => crate::flow::code::redeem(host, &client, req, sender),

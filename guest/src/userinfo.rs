@@ -2,7 +2,9 @@
 //! token granted with `openid`. The token comes as a Bearer credential (RFC 6750 section
 //! 2.1) or, on a POST, in the form (section 2.2); the answer is the subject and the claims
 //! the consent app put in `session.id_token`. A DPoP-bound token (RFC 9449) comes only as a
-//! DPoP credential (`Authorization: DPoP`), with a proof by its key (section 7).
+//! DPoP credential (`Authorization: DPoP`), with a proof by its key (section 7); one bound
+//! to a TLS client certificate (RFC 8705 section 3) only over a connection that presented
+//! that certificate.
 
 use crate::grant::{self, Found};
 use crate::presented::Named;
@@ -20,6 +22,8 @@ pub struct Presented<'a> {
     /// The `DPoP` header.
     pub dpop: Option<&'a str>,
     pub method: &'a str,
+    /// The TLS client certificate of the connection.
+    pub certificate: Option<&'a crate::Certificate>,
 }
 
 /// `GET` or `POST` with `authorization` (the header) or `access_token` (the form).
@@ -62,9 +66,16 @@ pub fn userinfo(host: &impl Host, presented: &Presented) -> Response {
         _ => Ok(found),
     });
     if let Ok(Found::Access(record, _)) = &found {
-        let cnf = record.cnf.as_ref().map(|c| c.jkt.as_str());
-        if let Err(refused) = crate::dpop::at_resource(host, cnf, scheme, token, presented) {
+        let jkt = crate::record::Confirmation::jkt(record.cnf.as_ref());
+        if let Err(refused) = crate::dpop::at_resource(host, jkt, scheme, token, presented) {
             return refused;
+        }
+        if !crate::mtls::holds(record.cnf.as_ref(), presented.certificate) {
+            return challenge(
+                401,
+                "invalid_token",
+                "the access token is bound to a TLS client certificate this connection did not present",
+            );
         }
     }
     match found {

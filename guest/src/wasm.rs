@@ -191,6 +191,30 @@ impl crate::Host for Imports {
     fn client_jwks(&self, client_id: &str) -> Option<String> {
         settings::find_client_jwks(client_id)
     }
+    fn mtls(&self) -> crate::MtlsPolicy {
+        let policy = settings::mtls();
+        crate::MtlsPolicy {
+            chained: policy.chained,
+            self_signed: policy.self_signed,
+        }
+    }
+    fn client_mtls(&self, client_id: &str) -> Option<crate::MtlsClient> {
+        use crate::CertificateName as Name;
+        use settings::CertificateName as Wit;
+        settings::find_client_mtls(client_id).map(|m| crate::MtlsClient {
+            certificate_name: m.certificate_name.map(|name| match name {
+                Wit::SubjectDn(dn) => Name::SubjectDn(dn),
+                Wit::SanDns(dns) => Name::SanDns(dns),
+                Wit::SanUri(uri) => Name::SanUri(uri),
+                Wit::SanIp(ip) => Name::SanIp(ip),
+                Wit::SanEmail(email) => Name::SanEmail(email),
+            }),
+            bound_access_tokens: m.bound_access_tokens,
+        })
+    }
+    fn presented_cert(&self) -> Option<Vec<u8>> {
+        caller::presented_cert()
+    }
     fn verify_client_secret_jwt(&self, client_id: &str, token: &str) -> bool {
         keys::verify_client_secret_jwt(client_id, token)
     }
@@ -340,7 +364,9 @@ impl server::Guest for Component {
 
     fn check_client(client: server::ClientConfig) -> Result<(), server::ClientProblem> {
         let client = crate::client_rules::ClientConfig {
-            has_jwks: settings::find_client_jwks(&client.client_id).is_some(),
+            jwks: settings::find_client_jwks(&client.client_id),
+            mtls: crate::Host::client_mtls(&Imports, &client.client_id),
+            listener: crate::Host::mtls(&Imports),
             token_endpoint_auth_method: client.token_endpoint_auth_method,
             has_secret: client.has_secret,
             secret_chars: client.secret_length,

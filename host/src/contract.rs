@@ -1,4 +1,4 @@
-//! The host side of the contract, `wit/oauth.wit` (`tokenginx:oauth@0.2.3`), generated:
+//! The host side of the contract, `wit/oauth.wit` (`tokenginx:oauth@0.2.4`), generated:
 //! the types the host shares with guests and the traits of its imports. Only the store and
 //! rate-limit imports are async (they do I/O); `random.bytes`, `seal.seal` and `keys.sign` may trap (an
 //! oversized request is a guest bug).

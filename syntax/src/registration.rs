@@ -15,6 +15,19 @@ pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post"
 /// or with a key of its registered `jwks`.
 pub const CLIENT_SECRET_JWT: &str = "client_secret_jwt";
 pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
+/// RFC 8705: mutual TLS with a certificate a CA issued, named by the registration
+/// (section 2.1), or with one the client registered in its `jwks` (section 2.2).
+pub const TLS_CLIENT_AUTH: &str = "tls_client_auth";
+pub const SELF_SIGNED_TLS_CLIENT_AUTH: &str = "self_signed_tls_client_auth";
+/// The registration keys that name the certificate of a `tls_client_auth` client (RFC 8705
+/// section 2.1.2): it sets exactly one.
+pub const CERTIFICATE_NAMES: [&str; 5] = [
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
+];
 /// JWK members that only a private or secret key has (RFC 7518 section 6): a client's
 /// `jwks`, or a DPoP proof's `jwk`, with one of them is refused.
 pub const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -37,6 +50,8 @@ pub struct Registration<'a> {
     pub secret_chars: Option<u32>,
     /// It registered public keys (`jwks`).
     pub has_jwks: bool,
+    /// Which of [`CERTIFICATE_NAMES`] it set, if one.
+    pub certificate_name: Option<&'a str>,
     pub scopes: &'a [String],
     pub default_scopes: &'a [String],
     /// As it applies (the default filled in).
@@ -73,7 +88,24 @@ pub fn check(client: &Registration, served: &[&str], methods: &[&str]) -> Result
             format!("{method:?} is not one of {}", methods.join(", ")),
         );
     }
-    let keyed = method == PRIVATE_KEY_JWT;
+    // It proves itself with a key, not a secret.
+    let keyed = [
+        PRIVATE_KEY_JWT,
+        TLS_CLIENT_AUTH,
+        SELF_SIGNED_TLS_CLIENT_AUTH,
+    ]
+    .contains(&method);
+    if let Some(name) = client
+        .certificate_name
+        .filter(|_| method != TLS_CLIENT_AUTH)
+    {
+        return problem(
+            name,
+            format!(
+                "names the certificate of a {TLS_CLIENT_AUTH} client, and this one is {method}"
+            ),
+        );
+    }
     match (method, client.has_secret, client.secret_chars) {
         ("none", true, _) => {
             return problem(
@@ -85,6 +117,27 @@ pub fn check(client: &Registration, served: &[&str], methods: &[&str]) -> Result
             return problem(
                 "client_secret",
                 "a private_key_jwt client authenticates with its keys (jwks): it has no secret",
+            )
+        }
+        (TLS_CLIENT_AUTH | SELF_SIGNED_TLS_CLIENT_AUTH, true, _) => {
+            return problem(
+                "client_secret",
+                format!("a {method} client authenticates with its TLS certificate: it has no secret"),
+            )
+        }
+        (TLS_CLIENT_AUTH, false, _) if client.certificate_name.is_none() => {
+            return problem(
+                CERTIFICATE_NAMES[0],
+                format!(
+                    "{TLS_CLIENT_AUTH} needs what names the client's certificate: set one of {}",
+                    CERTIFICATE_NAMES.join(", ")
+                ),
+            )
+        }
+        (SELF_SIGNED_TLS_CLIENT_AUTH, false, _) if !client.has_jwks => {
+            return problem(
+                "jwks",
+                "self_signed_tls_client_auth needs the client's certificates: set jwks, each key with its x5c",
             )
         }
         (PRIVATE_KEY_JWT, false, _) if !client.has_jwks => {
@@ -208,6 +261,7 @@ mod tests {
             has_secret: secret.is_some(),
             secret_chars: secret,
             has_jwks: false,
+            certificate_name: None,
             scopes: &scopes,
             default_scopes: &defaults,
             grant_types: &grants,
@@ -273,27 +327,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn jwt_methods_need_their_key_material() {
+    /// The key a client of `method` that authenticates with key material breaks, if any.
+    fn keyed(
+        method: &str,
+        secret: Option<u32>,
+        has_secret: bool,
+        has_jwks: bool,
+        certificate_name: Option<&str>,
+    ) -> Result<(), String> {
         let (scopes, none) = (strings(&["read"]), Vec::new());
         let methods = [
             AUTH_METHODS.as_slice(),
             &[CLIENT_SECRET_JWT, PRIVATE_KEY_JWT],
+            &[TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH],
         ]
         .concat();
+        let client = Registration {
+            token_endpoint_auth_method: Some(method),
+            has_secret,
+            secret_chars: secret,
+            has_jwks,
+            certificate_name,
+            scopes: &scopes,
+            default_scopes: &none,
+            grant_types: &none,
+            redirect_uris: &none,
+            access_token_ttl: 60,
+        };
+        check(&client, &[], &methods).map_err(|p| p.key)
+    }
+
+    #[test]
+    fn jwt_methods_need_their_key_material() {
         let key = |method: &str, secret: Option<u32>, has_secret: bool, has_jwks: bool| {
-            let client = Registration {
-                token_endpoint_auth_method: Some(method),
-                has_secret,
-                secret_chars: secret,
-                has_jwks,
-                scopes: &scopes,
-                default_scopes: &none,
-                grant_types: &none,
-                redirect_uris: &none,
-                access_token_ttl: 60,
-            };
-            check(&client, &[], &methods).map_err(|p| p.key)
+            keyed(method, secret, has_secret, has_jwks, None)
         };
         assert_eq!(key(PRIVATE_KEY_JWT, None, false, true), Ok(()));
         assert_eq!(key(PRIVATE_KEY_JWT, None, false, false), Err("jwks".into()));
@@ -314,6 +381,38 @@ mod tests {
         assert_eq!(
             key(CLIENT_SECRET_JWT, None, false, false),
             Err("client_secret".into())
+        );
+    }
+
+    #[test]
+    fn mutual_tls_methods_need_a_certificate_name_or_registered_certificates() {
+        let key = |method: &str, has_secret: bool, has_jwks: bool, name: Option<&str>| {
+            keyed(method, has_secret.then_some(40), has_secret, has_jwks, name)
+        };
+        let dn = Some(CERTIFICATE_NAMES[0]);
+        assert_eq!(key(TLS_CLIENT_AUTH, false, false, dn), Ok(()));
+        assert_eq!(
+            key(TLS_CLIENT_AUTH, false, false, None),
+            Err(CERTIFICATE_NAMES[0].into())
+        );
+        assert_eq!(
+            key(TLS_CLIENT_AUTH, true, false, dn),
+            Err("client_secret".into())
+        );
+        assert_eq!(key(SELF_SIGNED_TLS_CLIENT_AUTH, false, true, None), Ok(()));
+        assert_eq!(
+            key(SELF_SIGNED_TLS_CLIENT_AUTH, false, false, None),
+            Err("jwks".into())
+        );
+        assert_eq!(
+            key(
+                "client_secret_basic",
+                true,
+                false,
+                Some("tls_client_auth_san_dns")
+            ),
+            Err("tls_client_auth_san_dns".into()),
+            "a certificate name on a client that does not use it"
         );
     }
 }

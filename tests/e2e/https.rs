@@ -1,6 +1,6 @@
 //! HTTPS on the listener, with certificates made by openssl for the test: TLS 1.2 and 1.3,
 //! HTTP/2 and HTTP/1.1, and client certificates (mTLS) required or asked of resource
-//! servers only.
+//! servers only, and self-signed ones (RFC 8705) taken only when asked.
 
 use crate::h2;
 use crate::harness::*;
@@ -22,14 +22,20 @@ fn https_host(certs: &Certs, tls_extra: &str) -> Host {
 
 /// A client trusting the test CA only, optionally with the test client certificate.
 fn client(certs: &Certs, with_cert: bool) -> ClientBuilder {
+    client_as(certs, with_cert.then_some("client"))
+}
+
+/// A client trusting the test CA only, presenting the certificate `identity` (`client`,
+/// which the CA issued; `other-ca`, self-signed), if any.
+fn client_as(certs: &Certs, identity: Option<&str>) -> ClientBuilder {
     let ca = Certificate::from_pem(&std::fs::read(certs.path("ca.pem")).unwrap()).unwrap();
     let mut builder = Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca);
-    if with_cert {
-        let mut pem = std::fs::read(certs.path("client.pem")).unwrap();
-        pem.extend(std::fs::read(certs.path("client.key")).unwrap());
+    if let Some(name) = identity {
+        let mut pem = std::fs::read(certs.path(&format!("{name}.pem"))).unwrap();
+        pem.extend(std::fs::read(certs.path(&format!("{name}.key"))).unwrap());
         builder = builder.identity(Identity::from_pem(&pem).unwrap());
     }
     builder
@@ -40,6 +46,17 @@ async fn token_over(host: &Host, http: &Client) -> reqwest::Response {
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("Authorization", basic_header(DEMO_ID, DEMO_SECRET))
         .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("request over TLS")
+}
+
+/// `token` introspected by the demo client over `http`.
+async fn introspect_over(host: &Host, http: &Client, token: &str) -> reqwest::Response {
+    http.post(host.url("/api/v1/oauth/introspect"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", basic_header(DEMO_ID, DEMO_SECRET))
+        .body(form_encode(&[("token", token)]))
         .send()
         .await
         .expect("request over TLS")
@@ -96,28 +113,45 @@ async fn introspection_can_be_kept_for_resource_servers_with_certificates() {
         .as_str()
         .unwrap()
         .to_owned();
-    let introspect = |http: Client| {
-        let url = host.url("/api/v1/oauth/introspect");
-        let token = token.clone();
-        async move {
-            http.post(url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("Authorization", basic_header(DEMO_ID, DEMO_SECRET))
-                .body(form_encode(&[("token", &token)]))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let refused = introspect(oauth_client).await;
+    let refused = introspect_over(&host, &oauth_client, &token).await;
     assert_eq!(refused.status(), 401);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "invalid_client");
     let resource_server = client(&certs, true).build().unwrap();
-    let reply = introspect(resource_server).await;
+    let reply = introspect_over(&host, &resource_server, &token).await;
     assert_eq!(reply.status(), 200);
     let body: serde_json::Value = reply.json().await.unwrap();
     assert_eq!(body["active"], true);
+}
+
+/// RFC 8705 section 2.2's certificates: one that chains to no CA passes the handshake only
+/// with `self_signed_client_certs`, and even then never for one the CA issued: the route
+/// kept for certificates that chain (introspection here) still refuses it.
+#[tokio::test]
+async fn a_self_signed_certificate_is_taken_only_when_asked_and_never_as_a_chained_one() {
+    let certs = Certs::generate();
+    let gated = "    client_auth: optional\n    introspect_requires_client_cert: true\n";
+    let self_signed = || client_as(&certs, Some("other-ca")).build().unwrap();
+
+    let host = https_host(&certs, gated);
+    let refused = self_signed().get(host.url("/health/live")).send().await;
+    assert!(refused.is_err(), "{refused:?}");
+    drop(host);
+
+    let host = https_host(
+        &certs,
+        &format!("{gated}    self_signed_client_certs: true\n"),
+    );
+    let reply = token_over(&host, &self_signed()).await;
+    assert_eq!(reply.status(), 200, "the handshake took it");
+    let token = reply.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = introspect_over(&host, &self_signed(), &token).await;
+    assert_eq!(refused.status(), 401);
+    let chained = client(&certs, true).build().unwrap();
+    assert_eq!(introspect_over(&host, &chained, &token).await.status(), 200);
 }
 
 #[test]

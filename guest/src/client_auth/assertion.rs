@@ -70,7 +70,7 @@ pub(super) fn authenticate(
         Alg::Hs256 => {
             client.runtime.is_none() && host.verify_client_secret_jwt(client_id, assertion)
         }
-        _ => jwks(host, &client).is_some_and(|jwks| jws.verified_by_one_of(host, &jwks)),
+        _ => super::jwks_of(host, &client).is_some_and(|jwks| jws.verified_by_one_of(host, &jwks)),
     };
     if !signed {
         return Err(refused("the client is unknown or did not sign it"));
@@ -95,15 +95,6 @@ pub(super) fn authenticate(
         client,
         public: false,
     })
-}
-
-/// A client's registered public keys: a runtime client's from its record, a configured
-/// one's from the host.
-fn jwks(host: &impl Host, client: &crate::Client) -> Option<String> {
-    match &client.runtime {
-        Some(runtime) => runtime.jwks.clone(),
-        None => host.client_jwks(&client.client_id),
-    }
 }
 
 /// `aud` names this service; `exp` is ahead, by at most [`MAX_LIFETIME_S`]; `nbf` and

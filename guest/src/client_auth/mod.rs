@@ -1,7 +1,9 @@
 //! Client authentication (RFC 6749 section 2.3): `client_secret_basic`, with the
 //! form-encoding of id and secret of section 2.3.1, `client_secret_post`, `none` for a
 //! public client registered as such (section 2.1), which sends only its `client_id`, and a
-//! JWT the client signed (`private_key_jwt`, `client_secret_jwt`: RFC 7523, [`assertion`]).
+//! JWT the client signed (`private_key_jwt`, `client_secret_jwt`: RFC 7523, [`assertion`]),
+//! and the TLS client certificate of a client registered for it (`tls_client_auth`,
+//! `self_signed_tls_client_auth`: RFC 8705, [`crate::mtls`]), which sends its `client_id`.
 //!
 //! Secrets are compared as SHA-256 digests in constant time, so timing tells nothing about a
 //! secret. Client ids are not secret (as in Hydra and Keycloak): looking up a registered
@@ -13,6 +15,7 @@ use crate::response::{store_failure, OAuthError};
 use crate::{Client, Host, Request};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use tokenginx_syntax::registration::{SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH};
 
 mod assertion;
 #[cfg(test)]
@@ -44,9 +47,9 @@ pub fn authenticate(
     if let Some(assertion_type) = param(req, "client_assertion_type") {
         return assertion::authenticate(host, req, assertion_type);
     }
-    if allow_public && req.authorization.is_none() && param(req, "client_secret").is_none() {
+    if req.authorization.is_none() && param(req, "client_secret").is_none() {
         if let Some(id) = param(req, "client_id") {
-            return public_client(host, id);
+            return by_id(host, req, id, allow_public);
         }
     }
     let credentials = credentials(req)?;
@@ -73,25 +76,48 @@ pub fn authenticate(
     }
 }
 
-/// A client registered with `token_endpoint_auth_method: none`, named by `client_id`.
-fn public_client(host: &impl Host, client_id: &str) -> Result<Authenticated, OAuthError> {
+/// A client named by `client_id` alone: one registered with `token_endpoint_auth_method:
+/// none` (where `allow_public`), or one that authenticates with its TLS certificate.
+fn by_id(
+    host: &impl Host,
+    req: &Request,
+    client_id: &str,
+    allow_public: bool,
+) -> Result<Authenticated, OAuthError> {
     let client = crate::clients::find(host, client_id).map_err(|e| store_failure(host, e))?;
-    let public = |client: &crate::Client| {
-        crate::clients::registration(host, client)
-            .is_some_and(|r| r.token_endpoint_auth_method == "none")
-    };
-    match client {
-        Some(client) if public(&client) => {
-            host.authenticated(&client.client_id);
-            Ok(Authenticated {
-                client,
-                public: true,
-            })
+    let method = client
+        .as_ref()
+        .and_then(|client| crate::clients::registration(host, client))
+        .map(|r| r.token_endpoint_auth_method);
+    let (client, public) = match (client, method.as_deref()) {
+        (Some(client), Some("none")) if allow_public => (client, true),
+        (Some(client), Some(method @ (TLS_CLIENT_AUTH | SELF_SIGNED_TLS_CLIENT_AUTH))) => {
+            let certificate = req.certificate.as_ref();
+            if let Err(why) = crate::mtls::authenticate(host, &client, method, certificate) {
+                return Err(OAuthError::invalid_client(
+                    format!("client authentication failed: {why}"),
+                    false,
+                ));
+            }
+            (client, false)
         }
-        _ => Err(OAuthError::invalid_client(
-            "client authentication is required",
-            true,
-        )),
+        _ => {
+            return Err(OAuthError::invalid_client(
+                "client authentication is required",
+                true,
+            ))
+        }
+    };
+    host.authenticated(&client.client_id);
+    Ok(Authenticated { client, public })
+}
+
+/// A client's registered public keys (`jwks`, JSON): a runtime client's from its record, a
+/// configured one's from the host.
+pub(crate) fn jwks_of(host: &impl Host, client: &Client) -> Option<String> {
+    match &client.runtime {
+        Some(runtime) => runtime.jwks.clone(),
+        None => host.client_jwks(&client.client_id),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::client_rules::{self, ClientConfig};
 use crate::record::{hex_sha256, new_secret};
 use crate::Host;
 use serde_json::{Map, Value};
+use tokenginx_syntax::registration;
 
 /// Hydra's fields kept and shown as given, with the JSON type each must have.
 const SHOWN: [(&str, Kind); 11] = [
@@ -81,8 +82,26 @@ pub(super) fn build(
     let method = text("token_endpoint_auth_method")?
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| client_rules::auth_method(None).to_owned());
-    // A public client has no secret, nor has one that signs with its keys.
-    let secretless = method == "none" || method == tokenginx_syntax::registration::PRIVATE_KEY_JWT;
+    // A public client has no secret, nor has one that proves itself with a key.
+    let secretless = [
+        "none",
+        registration::PRIVATE_KEY_JWT,
+        registration::TLS_CLIENT_AUTH,
+        registration::SELF_SIGNED_TLS_CLIENT_AUTH,
+    ]
+    .contains(&method.as_str());
+    let mut tls_client_auth_name = None;
+    for key in registration::CERTIFICATE_NAMES {
+        let Some(value) = text(key)?.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if tls_client_auth_name.is_some() {
+            return Err(ApiError::metadata(format!(
+                "{key}: set one tls_client_auth_* name, not two (RFC 8705 section 2.1.2)"
+            )));
+        }
+        tls_client_auth_name = Some((key.to_owned(), value));
+    }
     let (digest, shown_secret) = match text("client_secret")?.filter(|s| !s.is_empty()) {
         Some(_) if secretless => {
             return Err(ApiError::metadata(format!(
@@ -156,6 +175,10 @@ pub(super) fn build(
         token_endpoint_auth_method: method,
         skip_consent: flag("skip_consent")?,
         dpop_bound_access_tokens: flag("dpop_bound_access_tokens")?,
+        tls_client_auth_name,
+        tls_client_certificate_bound_access_tokens: flag(
+            "tls_client_certificate_bound_access_tokens",
+        )?,
         access_token_strategy: text("access_token_strategy")?.filter(|s| !s.is_empty()),
         access_token_signed_response_alg: text("access_token_signed_response_alg")?,
         id_token_signed_response_alg: text("id_token_signed_response_alg")?,
@@ -165,7 +188,7 @@ pub(super) fn build(
         registration_access_token_sha256: previous
             .and_then(|p| p.registration_access_token_sha256.clone()),
     };
-    check(&stored, shown_secret.as_deref(), &inherited)?;
+    check(host, &stored, shown_secret.as_deref(), &inherited)?;
     let bytes = serde_json::to_vec(&stored)
         .expect("a client serializes")
         .len();
@@ -180,6 +203,7 @@ pub(super) fn build(
 /// The rules of a registration (`client_rules`, a configured client's), and what only a
 /// client registered here can get wrong.
 fn check(
+    host: &impl Host,
     stored: &Stored,
     secret: Option<&str>,
     inherited: &crate::Inherited,
@@ -188,14 +212,16 @@ fn check(
     if let Some(jwks) = jwks {
         check_jwks(jwks)?;
     }
-    if stored.token_endpoint_auth_method == tokenginx_syntax::registration::CLIENT_SECRET_JWT {
+    if stored.token_endpoint_auth_method == registration::CLIENT_SECRET_JWT {
         return Err(ApiError::metadata(
             "token_endpoint_auth_method: client_secret_jwt needs the secret itself, and this \
              service keeps a runtime client's secret only as a digest: use private_key_jwt",
         ));
     }
     let config = ClientConfig {
-        has_jwks: jwks.is_some(),
+        jwks: jwks.map(Value::to_string),
+        mtls: stored.mtls(),
+        listener: host.mtls(),
         token_endpoint_auth_method: Some(stored.token_endpoint_auth_method.clone()),
         has_secret: !stored.client_secret_sha256.is_empty(),
         secret_chars: secret.map(|s| s.chars().count() as u32),

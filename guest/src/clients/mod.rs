@@ -42,8 +42,11 @@ pub struct RuntimeParts {
     pub registered_at: u64,
     /// `dpop_bound_access_tokens`: its token requests must carry a DPoP proof.
     pub dpop_bound: bool,
-    /// Its public keys (`jwks`), a JWK set as JSON, for `private_key_jwt`.
+    /// Its public keys (`jwks`), a JWK set as JSON, for `private_key_jwt` (and their
+    /// certificates, for `self_signed_tls_client_auth`).
     pub jwks: Option<String>,
+    /// What it registered for mutual TLS.
+    pub mtls: Option<crate::MtlsClient>,
 }
 
 /// How long a client's record lives after its last change, in ms (ten years).

@@ -3,7 +3,7 @@
 
 use super::RuntimeParts;
 use crate::host::Inherited;
-use crate::{Algorithm, Client, Registration, TokenFormat};
+use crate::{Algorithm, CertificateName, Client, MtlsClient, Registration, TokenFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -50,6 +50,13 @@ pub struct Stored {
     /// Its token requests must carry a DPoP proof (RFC 9449 section 5.2).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// What names its certificate for `tls_client_auth` (RFC 8705 section 2.1.2): one of
+    /// the `tls_client_auth_*` keys, and its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_name: Option<(String, String)>,
+    /// Its access tokens are bound to its TLS certificate (RFC 8705 section 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// The signing algorithm named `name` (RS256 when none).
@@ -78,6 +85,19 @@ impl Stored {
             Some(strategy) => strategy == "jwt",
             None => inherited.jwt_access_tokens,
         }
+    }
+
+    /// What it registered for mutual TLS.
+    pub fn mtls(&self) -> Option<MtlsClient> {
+        let certificate_name = self
+            .tls_client_auth_name
+            .clone()
+            .and_then(|(key, value)| CertificateName::from_key(&key, value));
+        let bound_access_tokens = self.tls_client_certificate_bound_access_tokens;
+        (certificate_name.is_some() || bound_access_tokens).then_some(MtlsClient {
+            certificate_name,
+            bound_access_tokens,
+        })
     }
 
     /// The client it stands for, with what a configured client's lookups answer.
@@ -116,6 +136,7 @@ impl Stored {
                 registered_at: self.created_at,
                 dpop_bound: self.dpop_bound_access_tokens,
                 jwks: self.shown.get("jwks").map(Value::to_string),
+                mtls: self.mtls(),
             })),
         }
     }

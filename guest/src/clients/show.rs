@@ -37,6 +37,15 @@ pub(super) fn show(stored: &Stored, secret: Option<&str>, host: &impl Host) -> V
     ] {
         shown.insert(name.to_owned(), value);
     }
+    if stored.tls_client_certificate_bound_access_tokens {
+        shown.insert(
+            "tls_client_certificate_bound_access_tokens".into(),
+            value!(true),
+        );
+    }
+    if let Some((key, name)) = &stored.tls_client_auth_name {
+        shown.insert(key.clone(), value!(name));
+    }
     if let Some(alg) = &stored.id_token_signed_response_alg {
         shown.insert("id_token_signed_response_alg".into(), value!(alg));
     }
@@ -64,6 +73,7 @@ pub(super) fn show(stored: &Stored, secret: Option<&str>, host: &impl Host) -> V
 pub(super) fn show_configured(host: &impl Host, client: &Client) -> Value {
     let registration = host.registration(&client.client_id);
     let format = host.token_format(&client.client_id);
+    let mtls = host.client_mtls(&client.client_id);
     let stored = Stored {
         client_id: client.client_id.clone(),
         client_name: registration
@@ -100,6 +110,11 @@ pub(super) fn show_configured(host: &impl Host, client: &Client) -> Value {
         updated_at: 0,
         registration_access_token_sha256: None,
         dpop_bound_access_tokens: host.dpop().bound_clients.contains(&client.client_id),
+        tls_client_auth_name: mtls
+            .as_ref()
+            .and_then(|m| m.certificate_name.as_ref())
+            .map(|name| (name.key().to_owned(), name.value().to_owned())),
+        tls_client_certificate_bound_access_tokens: mtls.is_some_and(|m| m.bound_access_tokens),
     };
     show(&stored, None, host)
 }

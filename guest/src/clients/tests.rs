@@ -285,7 +285,7 @@ fn alices_grant(host: &TestHost, scope: &str) -> crate::grant::Started {
         ext: None,
         audience: Vec::new(),
         session: None,
-        jkt: None,
+        cnf: None,
     };
     crate::grant::start(host, &client, claims, None, "127.0.0.1", None).unwrap()
 }
@@ -537,6 +537,18 @@ mod registration {
     }
 }
 
+/// `client` with `change`'s fields set (a null removes one) is refused as metadata.
+fn refused_as_changed(host: &TestHost, client: &Value, change: Value, why: &str) {
+    let mut fields = client.clone();
+    for (name, value) in change.as_object().unwrap() {
+        fields[name] = value.clone();
+    }
+    fields["client_id"] = json!(format!("x-{why}"));
+    let answer = call(host, "POST", None, Some(fields));
+    assert_eq!(answer.status, 400, "{why}: {}", answer.body);
+    assert_eq!(body(&answer)["error"], "invalid_client_metadata", "{why}");
+}
+
 #[test]
 fn a_runtime_client_with_jwks_authenticates_with_private_key_jwt() {
     let host = TestHost::new();
@@ -569,16 +581,7 @@ fn a_runtime_client_with_jwks_authenticates_with_private_key_jwt() {
     );
     assert_eq!(issued.status, 200, "{}", issued.body);
 
-    let refused = |change: Value, why: &str| {
-        let mut fields = client.clone();
-        for (name, value) in change.as_object().unwrap() {
-            fields[name] = value.clone();
-        }
-        fields["client_id"] = json!(format!("x-{why}"));
-        let answer = call(&host, "POST", None, Some(fields));
-        assert_eq!(answer.status, 400, "{why}: {}", answer.body);
-        assert_eq!(body(&answer)["error"], "invalid_client_metadata", "{why}");
-    };
+    let refused = |change: Value, why: &str| refused_as_changed(&host, &client, change, why);
     let mut private = key.jwk();
     private["d"] = json!("AAAA");
     refused(json!({"jwks": {"keys": [private]}}), "a private key");
@@ -589,5 +592,64 @@ fn a_runtime_client_with_jwks_authenticates_with_private_key_jwt() {
     refused(
         json!({"token_endpoint_auth_method": "client_secret_jwt", "client_secret": SECRET}),
         "client_secret_jwt",
+    );
+}
+
+#[test]
+fn a_runtime_client_authenticates_with_its_tls_certificate_and_its_tokens_are_bound_to_it() {
+    let host = TestHost::new();
+    let client = json!({"client_id": "device", "grant_types": ["client_credentials"],
+        "scope": "read", "token_endpoint_auth_method": "tls_client_auth",
+        "tls_client_auth_san_uri": "spiffe://example.com/client",
+        "tls_client_certificate_bound_access_tokens": true});
+    let created = call(&host, "POST", None, Some(client.clone()));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let shown = body(&created);
+    assert!(shown.get("client_secret").is_none(), "no secret to show");
+    assert_eq!(
+        shown["tls_client_auth_san_uri"],
+        "spiffe://example.com/client"
+    );
+    assert_eq!(shown["tls_client_certificate_bound_access_tokens"], true);
+
+    let mut req = form(
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "device"),
+        ],
+        None,
+    );
+    req.certificate = Some(crate::Certificate {
+        der: crate::testing::CLIENT_CERT.to_vec(),
+        chained: true,
+    });
+    let issued = token(&host, &req);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let access = body(&issued)["access_token"].as_str().unwrap().to_owned();
+    let record = crate::record::access_token_key(&access)
+        .and_then(|key| host.store_get(&key).unwrap())
+        .unwrap();
+    let record: crate::record::TokenRecord = serde_json::from_slice(&record).unwrap();
+    let thumbprint = req.certificate.as_ref().unwrap().thumbprint();
+    assert_eq!(
+        record.cnf.and_then(|c| c.x5t_s256),
+        Some(thumbprint),
+        "bound to the certificate"
+    );
+    req.certificate = None;
+    assert_eq!(token(&host, &req).status, 401);
+
+    let refused = |change: Value, why: &str| refused_as_changed(&host, &client, change, why);
+    refused(json!({"tls_client_auth_san_uri": null}), "no name");
+    refused(json!({"tls_client_auth_san_dns": "a.example"}), "two names");
+    refused(
+        json!({"tls_client_auth_san_uri": null, "tls_client_auth_san_ip": "host"}),
+        "not an IP address",
+    );
+    refused(json!({"client_secret": "x".repeat(40)}), "a secret");
+    refused(
+        json!({"token_endpoint_auth_method": "self_signed_tls_client_auth",
+               "tls_client_auth_san_uri": null}),
+        "no certificates in jwks",
     );
 }

@@ -207,7 +207,7 @@ fn issue_tokens(
         ext: record.ext,
         audience: record.audience,
         session: record.session,
-        jkt: sender.jkt(),
+        cnf: sender.cnf(),
     };
     let started = crate::grant::start(
         host,

@@ -96,6 +96,9 @@ struct Grace {
     /// The DPoP key the access token was bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     jkt: Option<String>,
+    /// The TLS client certificate the access token was bound to (`x5t#S256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x5t_s256: Option<String>,
 }
 
 /// A token of a grant, as its keys see it.
@@ -355,7 +358,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
                 ext: grant.ext,
                 aud: grant.audience,
                 client_registered_at: grant.client_registered_at,
-                cnf: Confirmation::dpop(grant.jkt.as_ref()),
+                cnf: Confirmation::of(grant.jkt.as_ref(), None),
             })
         }
         Kind::Refresh { .. } => Found::None,
@@ -413,7 +416,7 @@ fn access_record(
     now_ms: u64,
     expires_at_ms: u64,
 ) -> TokenRecord {
-    let cnf = Confirmation::dpop(claims.jkt.as_ref());
+    let cnf = claims.cnf.clone();
     TokenRecord {
         aud: aud.to_vec(),
         user_id: claims.user_id.clone(),

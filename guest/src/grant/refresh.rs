@@ -185,7 +185,7 @@ impl<H: Host> Refresh<'_, H> {
             ext: grant.ext.clone(),
             audience: grant.audience.clone(),
             session: None,
-            jkt: self.sender.jkt(),
+            cnf: self.sender.cnf(),
         };
         let record = access_record(
             client,
@@ -206,7 +206,8 @@ impl<H: Host> Refresh<'_, H> {
                 nonce,
                 scope: record.scope.clone(),
                 expires_at: record.expires_at,
-                jkt: record.cnf.as_ref().map(|c| c.jkt.clone()),
+                jkt: record.cnf.as_ref().and_then(|c| c.jkt.clone()),
+                x5t_s256: record.cnf.as_ref().and_then(|c| c.x5t_s256.clone()),
             };
             let ttl = policy.reuse_grace_ms.min(next.expires_at_ms - now);
             changes.push(write(&token.grace_key(), &grace, ttl));
@@ -295,7 +296,7 @@ fn replay(
     }
     // The access token as that rotation recorded it (issued with the grant's refresh
     // token), signed again for a client with the JWT strategy: the same `jti`.
-    let cnf = Confirmation::dpop(grace.jkt.as_ref());
+    let cnf = Confirmation::of(grace.jkt.as_ref(), grace.x5t_s256.as_ref());
     let record = TokenRecord {
         user_id: grant.subject.clone(),
         scope: grace.scope,

@@ -18,7 +18,7 @@ fn started(host: &TestHost, scope: &str) -> serde_json::Value {
         ext: Some(serde_json::json!({"team": "blue"})),
         audience: Vec::new(),
         session: None,
-        jkt: None,
+        cnf: None,
     };
     body(
         &start(host, &client, claims, None, "127.0.0.1", None)
@@ -505,7 +505,7 @@ fn a_public_client_refreshes_with_its_id_alone() {
         ext: None,
         audience: Vec::new(),
         session: None,
-        jkt: None,
+        cnf: None,
     };
     let first = body(
         &start(&host, &client, claims, None, "127.0.0.1", None)

@@ -2,13 +2,14 @@
 //! the test moves, counter-based randomness, and two registered clients.
 
 use crate::{
-    Algorithm, Client, DpopPolicy, Host, KeySet, Level, LoginFlow, Purpose, RefreshPolicy,
-    Registration, StoreError, TokenFormat, Transaction,
+    Algorithm, CertificateName, Client, DpopPolicy, Host, KeySet, Level, LoginFlow, MtlsClient,
+    MtlsPolicy, Purpose, RefreshPolicy, Registration, StoreError, TokenFormat, Transaction,
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use tokenginx_syntax::registration::{SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH};
 
 mod requests;
 pub use requests::*;
@@ -29,6 +30,19 @@ pub const NATIVE_REDIRECT: &str = "http://127.0.0.1:5555/cb";
 pub const KEYED_ID: &str = "keyed";
 pub const MAC_ID: &str = "mac";
 pub const MAC_SECRET: &str = "mac-secret-0123456789-0123456789-0123456789";
+/// Clients that authenticate with a TLS certificate (RFC 8705): one a CA issued, named
+/// by its DNS name (`tls_client_auth`), and one registered in the client's `jwks`
+/// (`self_signed_tls_client_auth`), whose access tokens are bound to it. Both present
+/// [`CLIENT_CERT`].
+pub const TLS_ID: &str = "tls-client";
+pub const SELF_SIGNED_ID: &str = "self-signed";
+/// A certificate made by openssl: subject `CN=client one,UID=42+OU=Payments,O=Example\,
+/// AB,C=SE`, names `client.example.com`, `spiffe://example.com/client`, `192.0.2.7`,
+/// `2001:db8::1` and `ops@example.com` (see `x509/tests.rs`).
+pub const CLIENT_CERT: &[u8] = include_bytes!("../x509/full.der");
+/// Another one, `CN=bare`.
+pub const OTHER_CERT: &[u8] = include_bytes!("../x509/bare.der");
+
 /// The first audience of every client's token format.
 pub const AUDIENCE: &str = "https://api.test";
 
@@ -111,6 +125,12 @@ pub struct TestHost {
     registrations_charged: RefCell<Vec<String>>,
     /// DPoP as a test sets it.
     pub dpop: RefCell<DpopPolicy>,
+    /// Mutual TLS as a test sets it: the listener's policy (both kinds of certificate by
+    /// default), what the clients registered, and the certificate presented without a
+    /// chain (`caller.presented-cert`).
+    pub mtls: Cell<MtlsPolicy>,
+    pub mtls_clients: RefCell<HashMap<String, MtlsClient>>,
+    pub presented: RefCell<Option<Vec<u8>>>,
 }
 
 /// A sealed value: its purpose, its bytes, and its expiry in ms of the test clock.
@@ -143,6 +163,14 @@ impl TestHost {
                     ..client(KEYED_ID, "unused")
                 },
                 client(MAC_ID, MAC_SECRET),
+                Client {
+                    secret_sha256: Vec::new(),
+                    ..client(TLS_ID, "unused")
+                },
+                Client {
+                    secret_sha256: Vec::new(),
+                    ..client(SELF_SIGNED_ID, "unused")
+                },
             ]),
             budget: Cell::new(None),
             authenticated: RefCell::default(),
@@ -162,6 +190,29 @@ impl TestHost {
             registration_budget: Cell::new(u32::MAX),
             registrations_charged: RefCell::default(),
             dpop: RefCell::default(),
+            mtls: Cell::new(MtlsPolicy {
+                chained: true,
+                self_signed: true,
+            }),
+            mtls_clients: RefCell::new(HashMap::from([
+                (
+                    TLS_ID.to_owned(),
+                    MtlsClient {
+                        certificate_name: Some(CertificateName::SanDns(
+                            "client.example.com".into(),
+                        )),
+                        bound_access_tokens: false,
+                    },
+                ),
+                (
+                    SELF_SIGNED_ID.to_owned(),
+                    MtlsClient {
+                        certificate_name: None,
+                        bound_access_tokens: true,
+                    },
+                ),
+            ])),
+            presented: RefCell::default(),
         }
     }
 
@@ -499,7 +550,20 @@ impl Host for TestHost {
     fn dpop(&self) -> DpopPolicy {
         self.dpop.borrow().clone()
     }
+    fn mtls(&self) -> MtlsPolicy {
+        self.mtls.get()
+    }
+    fn client_mtls(&self, client_id: &str) -> Option<MtlsClient> {
+        self.mtls_clients.borrow().get(client_id).cloned()
+    }
+    fn presented_cert(&self) -> Option<Vec<u8>> {
+        self.presented.borrow().clone()
+    }
     fn client_jwks(&self, client_id: &str) -> Option<String> {
+        if client_id == SELF_SIGNED_ID {
+            let x5c = base64::engine::general_purpose::STANDARD.encode(CLIENT_CERT);
+            return Some(serde_json::json!({"keys": [{"kty": "EC", "x5c": [x5c]}]}).to_string());
+        }
         (client_id == KEYED_ID).then(|| {
             let [es256, eddsa] = keyed_keys();
             let (mut es256, mut eddsa) = (es256.jwk(), eddsa.jwk());
@@ -555,12 +619,17 @@ impl Host for TestHost {
             WEB_ID => WEB_REDIRECT,
             NATIVE_ID => NATIVE_REDIRECT,
             _ => {
+                let method = match client_id {
+                    TLS_ID => TLS_CLIENT_AUTH,
+                    SELF_SIGNED_ID => SELF_SIGNED_TLS_CLIENT_AUTH,
+                    _ => "client_secret_basic",
+                };
                 return self.client(client_id).map(|_| Registration {
                     client_name: String::new(),
                     redirect_uris: Vec::new(),
-                    token_endpoint_auth_method: "client_secret_basic".into(),
+                    token_endpoint_auth_method: method.into(),
                     skip_consent: false,
-                })
+                });
             }
         };
         Some(Registration {

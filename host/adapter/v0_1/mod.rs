@@ -370,6 +370,11 @@ pub fn check_clients(
             has_secret: configured.has_secret,
             secret_chars: configured.secret_length,
             has_jwks: false,
+            certificate_name: client
+                .mtls
+                .as_ref()
+                .and_then(|m| m.certificate_name.as_ref())
+                .map(crate::config::certificate_name_key),
             scopes: &configured.scopes,
             default_scopes: &configured.default_scopes,
             grant_types: &grants,

@@ -3,6 +3,7 @@
 use super::cidr::Cidr;
 use super::oauth::{check_oauth, OAuthSettings};
 use super::raw::*;
+use crate::contract::settings;
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
@@ -73,9 +74,14 @@ pub struct ServerTls {
 /// Client certificates (mTLS): verified against `ca_file` when sent.
 #[derive(Debug)]
 pub struct ClientCerts {
-    pub ca_file: PathBuf,
+    /// The CAs a certificate may chain to; none: it may chain to none (only with
+    /// `self_signed`).
+    pub ca_file: Option<PathBuf>,
     /// Every connection must present one (`client_auth: required`).
     pub required: bool,
+    /// A certificate that chains to no CA is taken too, its handshake signature checked
+    /// (`self_signed_client_certs`, RFC 8705 section 2.2).
+    pub self_signed: bool,
 }
 
 /// Where tokens are kept (`tokenginx`).
@@ -166,6 +172,16 @@ pub fn check(config: Config, base: &Path) -> Result<Loaded, (String, String)> {
     let keys = check_keys(keys, &store, &oauth, admin.is_some())?;
     let mut oauth = oauth;
     oauth.defaults.signs_up_to = keys.signing.map(|s| s.longest_token.as_secs());
+    if let Some(certs) = server
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.client_certs.as_ref())
+    {
+        oauth.mtls = settings::MtlsPolicy {
+            chained: certs.ca_file.is_some(),
+            self_signed: certs.self_signed,
+        };
+    }
     Ok(Loaded {
         store,
         keys,
@@ -207,11 +223,14 @@ fn check_server(server: ServerConfig, base: &Path) -> Result<Server, (String, St
     }
     let introspect_requires_client_cert = server.tls.introspect_requires_client_cert;
     let tls = check_server_tls(server.tls, base)?;
-    if introspect_requires_client_cert && tls.as_ref().is_none_or(|tls| tls.client_certs.is_none())
-    {
+    let chained = tls
+        .as_ref()
+        .and_then(|tls| tls.client_certs.as_ref())
+        .is_some_and(|certs| certs.ca_file.is_some());
+    if introspect_requires_client_cert && !chained {
         return bad(
             "server.tls.introspect_requires_client_cert",
-            "needs server.tls.enabled and client_auth optional or required",
+            "needs server.tls.enabled, client_auth optional or required, and client_ca_file",
         );
     }
     let address_rate_limit = check_rate_limit(server.address_rate_limit)
@@ -260,14 +279,24 @@ fn check_server_tls(
     let cert_file = required(tls.cert_file, "cert_file", when_enabled)?;
     let key_file = required(tls.key_file, "key_file", when_enabled)?;
     let client_certs = match tls.client_auth {
+        ClientAuth::None if tls.self_signed_client_certs => {
+            return bad(
+                "server.tls.self_signed_client_certs",
+                "needs client_auth optional or required",
+            )
+        }
         ClientAuth::None => None,
         auth => Some(ClientCerts {
-            ca_file: required(
-                tls.client_ca_file,
-                "client_ca_file",
-                "to verify client certificates",
-            )?,
+            ca_file: match tls.self_signed_client_certs {
+                true => tls.client_ca_file.map(|file| base.join(file)),
+                false => Some(required(
+                    tls.client_ca_file,
+                    "client_ca_file",
+                    "to verify client certificates (or self_signed_client_certs: true)",
+                )?),
+            },
             required: auth == ClientAuth::Required,
+            self_signed: tls.self_signed_client_certs,
         }),
     };
     Ok(Some(ServerTls {
@@ -454,8 +483,9 @@ fn check_admin(
             cert_file: base.join(cert),
             key_file: base.join(key),
             client_certs: Some(ClientCerts {
-                ca_file: base.join(ca),
+                ca_file: Some(base.join(ca)),
                 required: true,
+                self_signed: false,
             }),
         }),
         _ => {

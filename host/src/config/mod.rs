@@ -15,7 +15,7 @@ mod raw;
 
 pub use checked::*;
 pub use cidr::Cidr;
-pub use oauth::{Client, OAuthSettings};
+pub use oauth::{certificate_name_key, Client, OAuthSettings};
 pub use raw::*;
 
 use std::fmt;

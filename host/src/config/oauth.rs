@@ -37,6 +37,8 @@ pub struct Client {
     /// With `client_secret_jwt`, its secret as an HMAC key (`keys.verify-client-secret-jwt`):
     /// the one secret the host keeps, in memory only.
     pub mac_key: Option<ring::hmac::Key>,
+    /// What it registered for mutual TLS (`settings.find-client-mtls`).
+    pub mtls: Option<settings::MtlsClient>,
 }
 
 /// The OAuth settings the guest reads through its `settings` import.
@@ -62,6 +64,8 @@ pub struct OAuthSettings {
     pub registration: Option<DynamicRegistration>,
     /// DPoP (`settings.dpop`).
     pub dpop: settings::DpopPolicy,
+    /// Which client certificates the listener takes (`settings.mtls`), from `server.tls`.
+    pub mtls: settings::MtlsPolicy,
 }
 
 /// Dynamic client registration as the guest sees it, and the budget of each initial access
@@ -205,6 +209,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
         if c.dpop_bound_access_tokens {
             dpop_bound.push(c.client_id.clone());
         }
+        let mtls = check_mtls(&c).map_err(|(field, m)| (key(field), m))?;
         let configured = server::ClientConfig {
             client_id: c.client_id.clone(),
             client_name: c.client_name.clone(),
@@ -232,6 +237,7 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             rate_limit_key: crate::store::rate_limit_key(&c.client_id),
             jwks,
             mac_key,
+            mtls,
             registration: settings::Registration {
                 client_name: c.client_name,
                 redirect_uris: c.redirect_uris,
@@ -288,6 +294,10 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             require_nonce: oauth.dpop.require_nonce,
             bound_clients: dpop_bound,
         },
+        mtls: settings::MtlsPolicy {
+            chained: false,
+            self_signed: false,
+        },
         defaults: settings::Inherited {
             access_token_ttl: super::raw::default_token_ttl().as_secs(),
             refresh: settings::RefreshPolicy {
@@ -300,6 +310,55 @@ pub(super) fn check_oauth(oauth: OAuthConfig) -> Result<OAuthSettings, (String, 
             signs_up_to: None,
         },
     })
+}
+
+/// What client `c` registered for mutual TLS (RFC 8705), or the field at fault and why:
+/// at most one name of its certificate (section 2.1.2). What the names must be is the
+/// guest's to say.
+fn check_mtls(c: &ClientConfig) -> Result<Option<settings::MtlsClient>, (&'static str, String)> {
+    use settings::CertificateName as Name;
+    use tokenginx_syntax::registration::CERTIFICATE_NAMES;
+    let names: [(&Option<String>, fn(String) -> Name); 5] = [
+        (&c.tls_client_auth_subject_dn, Name::SubjectDn),
+        (&c.tls_client_auth_san_dns, Name::SanDns),
+        (&c.tls_client_auth_san_uri, Name::SanUri),
+        (&c.tls_client_auth_san_ip, Name::SanIp),
+        (&c.tls_client_auth_san_email, Name::SanEmail),
+    ];
+    let mut certificate_name = None;
+    for (field, (value, name)) in CERTIFICATE_NAMES.into_iter().zip(names) {
+        let Some(value) = value else { continue };
+        if certificate_name.is_some() {
+            return Err((
+                field,
+                "set one tls_client_auth_* name, not two (RFC 8705 section 2.1.2)".into(),
+            ));
+        }
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err((field, "must be non-empty without control characters".into()));
+        }
+        certificate_name = Some(name(value.clone()));
+    }
+    let bound_access_tokens = c.tls_client_certificate_bound_access_tokens;
+    Ok(
+        (certificate_name.is_some() || bound_access_tokens).then_some(settings::MtlsClient {
+            certificate_name,
+            bound_access_tokens,
+        }),
+    )
+}
+
+/// The configuration key of `name`.
+pub fn certificate_name_key(name: &settings::CertificateName) -> &'static str {
+    use settings::CertificateName as Name;
+    let i = match name {
+        Name::SubjectDn(_) => 0,
+        Name::SanDns(_) => 1,
+        Name::SanUri(_) => 2,
+        Name::SanIp(_) => 3,
+        Name::SanEmail(_) => 4,
+    };
+    tokenginx_syntax::registration::CERTIFICATE_NAMES[i]
 }
 
 /// `oauth.registration`: none when it lets no one register (neither open nor with a token).

@@ -141,6 +141,11 @@ pub struct ServerTlsConfig {
     /// PEM CA certificates that client certificates must chain to.
     pub client_ca_file: Option<PathBuf>,
     pub client_auth: ClientAuth,
+    /// Also take a client certificate that chains to no CA (`client_auth` optional or
+    /// required), checking only that the client signed the handshake with its key: what
+    /// `self_signed_tls_client_auth` clients present (RFC 8705 section 2.2). Such a
+    /// certificate authenticates a client only by matching one it registered.
+    pub self_signed_client_certs: bool,
     /// Introspection only for clients that presented a verified certificate (resource
     /// servers), with `client_auth: optional` letting OAuth clients in without one.
     pub introspect_requires_client_cert: bool,
@@ -592,9 +597,25 @@ pub struct ClientConfig {
     /// Its token requests must carry a DPoP proof (RFC 9449 section 5.2).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
-    /// Its public keys, a JWK set (RFC 7517), for `private_key_jwt` (RFC 7523).
+    /// Its public keys, a JWK set (RFC 7517), for `private_key_jwt` (RFC 7523), or its
+    /// certificates (`x5c`) for `self_signed_tls_client_auth` (RFC 8705 section 2.2).
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
+    /// What names its certificate for `tls_client_auth` (RFC 8705 section 2.1.2): one of
+    /// these five.
+    #[serde(default)]
+    pub tls_client_auth_subject_dn: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_dns: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_uri: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_ip: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Its access tokens are bound to the TLS certificate it presents (RFC 8705 section 3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 pub(super) fn default_token_ttl() -> Duration {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::contract::settings;
 use crate::store::RateLimit;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -667,4 +668,73 @@ fn a_clients_jwks_is_a_set_of_public_keys_and_client_secret_jwt_keeps_its_secret
         &jws("none", secret)
     ));
     assert!(!crate::keys::external::verify_hs256(&key, "not.a.jws"));
+}
+
+#[test]
+fn mutual_tls_settings_reach_the_guest_and_are_checked_together() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert!(
+        !c.oauth.mtls.chained && !c.oauth.mtls.self_signed,
+        "off by default"
+    );
+    let tls = |extra: &str| {
+        format!("server:\n  tls:\n    enabled: true\n    cert_file: c.pem\n    key_file: k.pem\n{extra}{MINIMAL}")
+    };
+    let e = error(&tls("    self_signed_client_certs: true\n"));
+    assert!(
+        e.contains("server.tls.self_signed_client_certs: needs client_auth optional or required"),
+        "{e}"
+    );
+    // Self-signed certificates alone need no CA; with a CA both kinds are taken.
+    let c = parse_str(&tls(
+        "    client_auth: optional\n    self_signed_client_certs: true\n",
+    ))
+    .unwrap();
+    let certs = c
+        .server
+        .tls
+        .as_ref()
+        .unwrap()
+        .client_certs
+        .as_ref()
+        .unwrap();
+    assert!(certs.ca_file.is_none() && certs.self_signed && !certs.required);
+    assert!(!c.oauth.mtls.chained && c.oauth.mtls.self_signed);
+    let c = parse_str(&tls(
+        "    client_auth: optional\n    client_ca_file: ca.pem\n    self_signed_client_certs: true\n",
+    ))
+    .unwrap();
+    assert!(c.oauth.mtls.chained && c.oauth.mtls.self_signed);
+    let e = error(&tls(
+        "    client_auth: optional\n    self_signed_client_certs: true\n    introspect_requires_client_cert: true\n",
+    ));
+    assert!(
+        e.contains("server.tls.introspect_requires_client_cert") && e.contains("client_ca_file"),
+        "a self-signed certificate proves nothing to introspection: {e}"
+    );
+
+    let named = MINIMAL.replace(
+        "      client_secret: ${SECRET}\n",
+        "      token_endpoint_auth_method: tls_client_auth\n      tls_client_auth_san_dns: client.example.com\n      tls_client_certificate_bound_access_tokens: true\n",
+    );
+    let c = parse_str(&named).unwrap();
+    let mtls = c.oauth.clients["demo"].mtls.clone().unwrap();
+    assert!(mtls.bound_access_tokens);
+    assert!(matches!(
+        mtls.certificate_name,
+        Some(settings::CertificateName::SanDns(dns)) if dns == "client.example.com"
+    ));
+    let e = error(&named.replace(
+        "      tls_client_certificate_bound_access_tokens",
+        "      tls_client_auth_subject_dn: CN=client\n      tls_client_certificate_bound_access_tokens",
+    ));
+    assert!(
+        e.contains(
+            "oauth.clients[0].tls_client_auth_san_dns: set one tls_client_auth_* name, not two"
+        ),
+        "{e}"
+    );
+    assert!(parse_str(MINIMAL).unwrap().oauth.clients["demo"]
+        .mtls
+        .is_none());
 }

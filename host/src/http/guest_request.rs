@@ -67,7 +67,11 @@ pub(super) async fn build(
         cookies,
         headers,
         client_ip: peer.addr.ip().to_string(),
-        client_cert: peer.client_cert.as_ref().map(|der| der.to_vec()),
+        client_cert: peer
+            .client_cert
+            .as_ref()
+            .filter(|cert| cert.chained)
+            .map(|cert| cert.der.to_vec()),
     })
 }
 

@@ -5,6 +5,7 @@
 use super::address_budget::AddressBudget;
 use super::body::{self, BodyError};
 use super::responses::{json_response, oauth_error, server_error, text, Body};
+use super::tls::ClientCert;
 use super::{admin, client, guest_request};
 use crate::config::Cidr;
 use crate::runtime::{
@@ -114,8 +115,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The connection is TLS.
     pub tls: bool,
-    /// The client certificate (DER) presented and verified (mTLS), if any.
-    pub client_cert: Option<Arc<[u8]>>,
+    /// The client certificate presented (mTLS), if any, and whether it chains to the CA.
+    pub client_cert: Option<ClientCert>,
     pub listener: Listener,
 }
 
@@ -213,7 +214,8 @@ async fn respond(
             admin::unauthorized()
         }
         Target::Guest(route, _)
-            if peer.client_cert.is_none() && app.client_cert_routes.contains(&route.name) =>
+            if !peer.client_cert.as_ref().is_some_and(|c| c.chained)
+                && app.client_cert_routes.contains(&route.name) =>
         {
             oauth_error(
                 StatusCode::UNAUTHORIZED,
@@ -228,7 +230,10 @@ async fn respond(
                 }
             }
             match guest_request::build(app, route, params, peer, req).await {
-                Ok(request) => guest_call(app, guest, route, request, facts).await,
+                Ok(request) => {
+                    let presented = peer.client_cert.as_ref().map(|cert| cert.der.clone());
+                    guest_call(app, guest, route, request, presented, facts).await
+                }
                 Err(response) => response,
             }
         }
@@ -374,13 +379,18 @@ async fn guest_call(
     guest: &Arc<Guest>,
     route: &Route,
     request: crate::runtime::Request,
+    presented_cert: Option<Arc<[u8]>>,
     facts: &mut Facts,
 ) -> Response<Body> {
     let accept = |answer: Answer| {
         facts.client_id = answer.client_id;
         into_http(answer.response)
     };
-    match app.runtime.call(guest, route, request, accept).await {
+    match app
+        .runtime
+        .call(guest, route, request, presented_cert, accept)
+        .await
+    {
         Ok(response) => response,
         Err(CallError::Busy(_)) => oauth_error(
             StatusCode::SERVICE_UNAVAILABLE,

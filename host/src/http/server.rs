@@ -7,6 +7,7 @@
 
 use super::routes::{handle, App, Listener, Peer};
 use super::timeouts::{Conn, Expiry, TimedIo, Timeouts};
+use super::tls::Tls;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -25,7 +26,7 @@ pub async fn serve(
     listener: TcpListener,
     kind: Listener,
     app: Arc<App>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Tls>,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
@@ -36,7 +37,7 @@ pub async fn serve(
         .max_concurrent_streams(256)
         .max_header_list_size(64 * 1024);
     let http = Arc::new(http);
-    let tls = tls.map(TlsAcceptor::from);
+    let tls = tls.map(|tls| (TlsAcceptor::from(tls.config.clone()), Arc::new(tls)));
     // Every connection watches `stop`, and holds a `live` sender until it ends: once ours
     // is dropped, the channel closes when the last connection has (as in mini-redis).
     let (stop_tx, stop) = watch::channel(false);
@@ -72,13 +73,13 @@ pub async fn serve(
                 client_cert: None,
                 listener: kind,
             };
-            let Some(tls) = tls else {
+            let Some((acceptor, tls)) = tls else {
                 let io = TimedIo::new(stream, conn.clone());
                 return connection(io, peer, app, &http, &conn, stop).await;
             };
             // The handshake counts against the read timeout, like a request head.
             let handshake = tokio::select! {
-                handshake = tls.accept(TimedIo::encrypted(stream, conn.clone())) => handshake,
+                handshake = acceptor.accept(TimedIo::encrypted(stream, conn.clone())) => handshake,
                 expiry = conn.expired() => {
                     tracing::debug!(%addr, "connection closed: {}", expiry.reason());
                     return;
@@ -87,12 +88,7 @@ pub async fn serve(
             match handshake {
                 Ok(stream) => {
                     peer.tls = true;
-                    peer.client_cert = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|chain| chain.first())
-                        .map(|der| Arc::from(der.as_ref()));
+                    peer.client_cert = tls.client_cert(stream.get_ref().1);
                     let io = TimedIo::new(stream, conn.clone());
                     connection(io, peer, app, &http, &conn, stop).await
                 }

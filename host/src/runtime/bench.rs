@@ -117,7 +117,9 @@ pub async fn bench_guest(
     };
     let issue = request(token_route, &kit::TOKEN_FORM);
     let first = runtime
-        .call(&guest, token_route, issue.clone(), |a| Ok(a.response.body))
+        .call(&guest, token_route, issue.clone(), None, |a| {
+            Ok(a.response.body)
+        })
         .await
         .map_err(|e| anyhow::anyhow!("the first token call failed: {e}"))?;
     let token: serde_json::Value = serde_json::from_str(&first)
@@ -219,9 +221,11 @@ impl Runtime {
         for _ in 0..calls {
             let start = Instant::now();
             let answered = self
-                .call(guest, route, request.clone(), |a| match a.response.status {
-                    200 => Ok(()),
-                    status => Err(format!("status {status}: {}", a.response.body)),
+                .call(guest, route, request.clone(), None, |a| {
+                    match a.response.status {
+                        200 => Ok(()),
+                        status => Err(format!("status {status}: {}", a.response.body)),
+                    }
                 })
                 .await;
             if let Err(e) = answered {

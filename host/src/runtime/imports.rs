@@ -27,6 +27,9 @@ pub struct InstanceState {
     pub counters: Arc<Counters>,
     /// The registered client the guest said the request authenticated as (`caller`).
     pub authenticated: Option<String>,
+    /// The certificate the request's client presented on its TLS connection, chained or
+    /// not (`caller.presented-cert`).
+    pub presented_cert: Option<Arc<[u8]>>,
     /// When store operations must give up, a little before the call's own deadline, so the
     /// guest can still answer 503 instead of being cut off with a 500.
     store_deadline: tokio::time::Instant,
@@ -74,6 +77,7 @@ impl InstanceState {
             guest,
             counters,
             authenticated: None,
+            presented_cert: None,
             store_deadline: tokio::time::Instant::now() + call_deadline - margin,
             wasi: None,
             table: ResourceTable::new(),
@@ -469,6 +473,14 @@ impl settings::Host for InstanceState {
     fn find_client_jwks(&mut self, client_id: String) -> Option<String> {
         self.services.oauth.clients.get(&client_id)?.jwks.clone()
     }
+
+    fn mtls(&mut self) -> settings::MtlsPolicy {
+        self.services.oauth.mtls
+    }
+
+    fn find_client_mtls(&mut self, client_id: String) -> Option<settings::MtlsClient> {
+        self.services.oauth.clients.get(&client_id)?.mtls.clone()
+    }
 }
 
 impl caller::Host for InstanceState {
@@ -476,6 +488,10 @@ impl caller::Host for InstanceState {
         if !client_id.is_empty() && client_id.len() <= MAX_CLIENT_ID_BYTES {
             self.authenticated = Some(sanitize(&client_id));
         }
+    }
+
+    fn presented_cert(&mut self) -> Option<Vec<u8>> {
+        self.presented_cert.as_ref().map(|der| der.to_vec())
     }
 }
 

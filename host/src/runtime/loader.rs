@@ -19,7 +19,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The version of `wit/oauth.wit` this host implements.
-pub const CONTRACT_VERSION: &str = "0.2.3";
+pub const CONTRACT_VERSION: &str = "0.2.4";
 const PACKAGE: &str = "tokenginx:oauth";
 /// The interfaces a guest may import from the host.
 const HOST_INTERFACES: [&str; 10] = [

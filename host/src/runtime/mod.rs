@@ -210,12 +210,14 @@ impl Runtime {
     /// Answers `request` to `route` (one of `guest`'s) in a fresh instance of `guest`,
     /// after waiting for a free one; the deadline covers the wait and the call. `accept`
     /// turns the guest's answer into what the caller needs, or says why it cannot be sent;
-    /// that counts as a guest failure like a trap.
+    /// that counts as a guest failure like a trap. `presented_cert` is the client's TLS
+    /// certificate, chained or not (`caller.presented-cert`).
     pub async fn call<T>(
         &self,
         guest: &Arc<Guest>,
         route: &Route,
         request: Request,
+        presented_cert: Option<Arc<[u8]>>,
         accept: impl FnOnce(Answer) -> Result<T, String>,
     ) -> Result<T, CallError> {
         let metrics = &self.sandbox.services.metrics;
@@ -224,7 +226,7 @@ impl Runtime {
             .with_label_values(&[&guest.name, &guest.version, &route.name])
             .inc();
         let start = Instant::now();
-        let result = match self.run(guest, route, request).await {
+        let result = match self.run(guest, route, request, presented_cert).await {
             Ok(response) => accept(response).map_err(CallError::InvalidResponse),
             Err(e) => Err(e),
         };
@@ -244,6 +246,7 @@ impl Runtime {
         guest: &Guest,
         route: &Route,
         request: Request,
+        presented_cert: Option<Arc<[u8]>>,
     ) -> Result<Answer, CallError> {
         let start = Instant::now();
         let permits = async {
@@ -267,6 +270,7 @@ impl Runtime {
         }
         let run = async {
             let mut store = self.sandbox.store(guest, remaining);
+            store.data_mut().presented_cert = presented_cert;
             let response = match &guest.exports {
                 Exports::Current(pre, handle) => {
                     let instance = pre.instance_pre().instantiate_async(&mut store).await?;

@@ -18,37 +18,6 @@ fn token_proof(host: &TestHost, key: &DpopKey) -> String {
     key.proof("POST", TOKEN_URL, now_s(host), &jti)
 }
 
-/// Signs alice in to `client` asking `scope` (with `extra` parameters), and consents to all
-/// of it: the code.
-fn code_for(host: &TestHost, client: &str, scope: &str, extra: &[(&str, &str)]) -> String {
-    let redirect = match client {
-        NATIVE_ID => NATIVE_REDIRECT,
-        _ => WEB_REDIRECT,
-    };
-    let challenge = challenge(VERIFIER);
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client),
-        ("redirect_uri", redirect),
-        ("scope", scope),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    params.extend_from_slice(extra);
-    let mut browser = Browser::default();
-    let to_login = browser.get(host, &params);
-    let login_challenge = param(&location(&to_login), "login_challenge").unwrap();
-    let grant: Vec<&str> = scope.split(' ').collect();
-    let back = consent_with(
-        &mut browser,
-        host,
-        &login_challenge,
-        r#"{"subject":"alice"}"#,
-        &json!({ "grant_scope": grant }).to_string(),
-    );
-    param(&back, "code").unwrap()
-}
-
 /// `client` redeems `code`, with a proof by `key` if any.
 fn redeem_as(host: &TestHost, client: &str, code: &str, key: Option<&DpopKey>) -> Response {
     let (authorization, redirect) = match client {
@@ -77,6 +46,7 @@ fn userinfo(host: &TestHost, authorization: &str, proof: Option<String>) -> Resp
             form_token: None,
             dpop: proof.as_deref(),
             method: "GET",
+            certificate: None,
         },
     )
 }

@@ -550,6 +550,38 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
         .contains("/api/v1/oauth/authorize?"));
 }
 
+/// Signs alice in to `client` asking `scope` (with `extra` parameters), and consents to all
+/// of it: the code.
+fn code_for(host: &TestHost, client: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+    let redirect = match client {
+        NATIVE_ID => NATIVE_REDIRECT,
+        _ => WEB_REDIRECT,
+    };
+    let challenge = challenge(VERIFIER);
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", redirect),
+        ("scope", scope),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    params.extend_from_slice(extra);
+    let mut browser = Browser::default();
+    let to_login = browser.get(host, &params);
+    let login_challenge = param(&location(&to_login), "login_challenge").unwrap();
+    let grant: Vec<&str> = scope.split(' ').collect();
+    let back = consent_with(
+        &mut browser,
+        host,
+        &login_challenge,
+        r#"{"subject":"alice"}"#,
+        &serde_json::json!({ "grant_scope": grant }).to_string(),
+    );
+    param(&back, "code").unwrap()
+}
+
 mod misuse;
+mod mtls;
 mod redemption;
 mod sessions;

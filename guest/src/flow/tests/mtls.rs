@@ -1,0 +1,83 @@
+//! Access tokens bound to a TLS client certificate (RFC 8705 section 3) on the flow: the
+//! code redeemed over a connection with a certificate binds the access token to it, a
+//! refresh binds the next one to the certificate presented then, and userinfo takes a
+//! bound token only over a connection that presents that certificate.
+
+use super::*;
+use crate::testing::{refusal, CLIENT_CERT, OTHER_CERT};
+use crate::{Certificate, MtlsClient};
+
+fn chained(der: &[u8]) -> Option<Certificate> {
+    Some(Certificate {
+        der: der.to_vec(),
+        chained: true,
+    })
+}
+
+fn userinfo(host: &TestHost, token: &str, certificate: Option<Certificate>) -> Response {
+    crate::userinfo::userinfo(
+        host,
+        &crate::userinfo::Presented {
+            authorization: Some(&format!("Bearer {token}")),
+            form_token: None,
+            dpop: None,
+            method: "GET",
+            certificate: certificate.as_ref(),
+        },
+    )
+}
+
+fn token_with(host: &TestHost, params: &[(&str, &str)], cert: Option<Certificate>) -> Response {
+    let mut req = form(params, Some(basic(WEB_ID, WEB_SECRET)));
+    req.certificate = cert;
+    token(host, &req)
+}
+
+#[test]
+fn a_bound_clients_tokens_work_only_over_a_connection_with_its_certificate() {
+    let host = TestHost::new();
+    host.mtls_clients.borrow_mut().insert(
+        WEB_ID.into(),
+        MtlsClient {
+            certificate_name: None,
+            bound_access_tokens: true,
+        },
+    );
+    let code = code_for(&host, WEB_ID, "openid read offline_access", &[]);
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let refused = token_with(&host, &redeem, None);
+    assert_eq!(refusal(&refused), (400, "invalid_request".into()));
+    let answer = token_with(&host, &redeem, chained(CLIENT_CERT));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = body(&answer);
+    assert_eq!(
+        answer["token_type"], "Bearer",
+        "RFC 8705 tokens are Bearer tokens"
+    );
+    let access = answer["access_token"].as_str().unwrap();
+
+    let ok = userinfo(&host, access, chained(CLIENT_CERT));
+    assert_eq!((ok.status, body(&ok)["sub"].clone()), (200, "alice".into()));
+    for wrong in [None, chained(OTHER_CERT)] {
+        let refused = userinfo(&host, access, wrong);
+        assert_eq!(refusal(&refused), (401, "invalid_token".into()));
+        let challenge = refused.header("WWW-Authenticate").unwrap();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+
+    // A refresh binds the next access token to the certificate presented then.
+    let refresh = answer["refresh_token"].as_str().unwrap();
+    let rotate = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    let refused = token_with(&host, &rotate, None);
+    assert_eq!(refusal(&refused), (400, "invalid_request".into()));
+    let next = token_with(&host, &rotate, chained(OTHER_CERT));
+    assert_eq!(next.status, 200, "{}", next.body);
+    let next = body(&next)["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(userinfo(&host, &next, chained(OTHER_CERT)).status, 200);
+    assert_eq!(userinfo(&host, &next, chained(CLIENT_CERT)).status, 401);
+}
