@@ -44,7 +44,7 @@ KEYS_SECRET = "the OpenID Connect tests' keys secret, 32+ characters"
 def config(issuer, port, store, login_port, admin_port, extra, log):
     return f"""{store}server:
   port: {port}
-guest:
+{extra.get("server", "")}guest:
   path: {GUEST}
 oauth:
   issuer: {issuer}
@@ -94,16 +94,17 @@ def store(request, tmp_path_factory):
             node.wait(timeout=WAIT_S)
 
 
-def start(store, name, extra=None, replicas=1):
+def start(store, name, extra=None, replicas=1, scheme="http"):
     """`replicas` hosts sharing the store and one configuration (but for the port), and
     the login app talking to the first one's admin API: the processes, the issuer, the
-    replicas' URLs, the login app's port, the work directory and the first admin URL."""
+    replicas' URLs, the login app's port, the work directory and the first admin URL.
+    `scheme` is `https` when `extra["server"]` turns TLS on."""
     work = store["work"] / name
     work.mkdir()
     ports = [free_port() for _ in range(replicas)]
     admin_ports = [free_port() for _ in range(replicas)]
     login_port = free_port()
-    issuer = f"http://127.0.0.1:{ports[0]}"
+    issuer = f"{scheme}://127.0.0.1:{ports[0]}"
     env = dict(os.environ, KEYS_SECRET=KEYS_SECRET)
     processes = []
     for i, (port, admin_port) in enumerate(zip(ports, admin_ports)):
@@ -128,7 +129,7 @@ def start(store, name, extra=None, replicas=1):
     for port, process in zip(ports, processes):
         wait_for_port(port, process)
     wait_for_port(login_port, login)
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    urls = [f"{scheme}://127.0.0.1:{p}" for p in ports]
     return processes, issuer, urls, login_port, work, f"http://127.0.0.1:{admin_ports[0]}"
 
 

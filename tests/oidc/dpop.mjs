@@ -11,7 +11,7 @@
 import * as oauth from 'oauth4webapi';
 import * as jose from 'jose';
 import assert from 'node:assert/strict';
-import { env, ok, signIn } from './sign-in.mjs';
+import { authorizationUrl, env, ok, signIn } from './sign-in.mjs';
 
 const issuer = new URL(env('ISSUER'));
 const replicas = env('REPLICAS').split(',');
@@ -151,8 +151,7 @@ const app = { client_id: 'native', token_endpoint_auth_method: 'none' };
 const appKey = await oauth.generateKeyPair('ES256');
 const appDPoP = oauth.DPoP(app, appKey);
 const verifier = oauth.generateRandomCodeVerifier();
-const authorizationUrl = new URL(as.authorization_endpoint);
-for (const [name, value] of Object.entries({
+const authorizeAt = authorizationUrl(as, {
   response_type: 'code',
   client_id: app.client_id,
   redirect_uri: redirectUri,
@@ -160,8 +159,8 @@ for (const [name, value] of Object.entries({
   code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
   code_challenge_method: 'S256',
   dpop_jkt: await appDPoP.calculateThumbprint(),
-})) authorizationUrl.searchParams.set(name, value);
-const callback = new URL(await signIn(authorizationUrl.href, redirectUri));
+});
+const callback = new URL(await signIn(authorizeAt.href, redirectUri));
 const params = oauth.validateAuthResponse(as, app, callback, oauth.expectNoState);
 const tokens = await grant(
   () => oauth.authorizationCodeGrantRequest(as, app, oauth.None(), params, redirectUri, verifier,

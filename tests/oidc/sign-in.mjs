@@ -1,6 +1,7 @@
 // What a person does, done over HTTP as a browser would: follow the service's redirects
 // with its cookies, sign in to the example login app as alice, and allow every scope the
-// consent page offers. Shared by the scripts that judge the service (rp.mjs, dpop.mjs).
+// consent page offers. Shared by the scripts that judge the service (rp.mjs, dpop.mjs,
+// mtls.mjs).
 //   LOGIN_PORT, LOGIN_PASSWORD
 import assert from 'node:assert/strict';
 
@@ -35,6 +36,13 @@ export async function follow(url, jar, stop) {
     url = new URL(location, url).href;
   }
   throw new Error('too many redirects');
+}
+
+// The authorization endpoint's URL with `params` (response_type, client_id, ...).
+export function authorizationUrl(as, params) {
+  const url = new URL(as.authorization_endpoint);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  return url;
 }
 
 // What a person does on the example login app: signs in as alice, then allows every scope.
