@@ -256,8 +256,17 @@ pub struct Request {
     pub client_ip: String,
     /// The `DPoP` header (RFC 9449), if sent.
     pub dpop: Option<String>,
-    /// The TLS certificate the client presented, if any (RFC 8705).
-    pub certificate: Option<crate::Certificate>,
+    /// The client's TLS certificate (DER), when it presented one that chains to the
+    /// listener's CA (`request.client-cert`); see [`Request::certificate`].
+    pub client_cert: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// The TLS certificate the client presented, chained or not (RFC 8705). Asked of the
+    /// host only when a client's method or token needs it.
+    pub fn certificate(&self, host: &impl Host) -> Option<crate::Certificate> {
+        crate::Certificate::of_request(host, self.client_cert.clone())
+    }
 }
 
 /// A request to one of this guest's routes, checked by the host (`server.request`).

@@ -14,7 +14,7 @@
 use crate::record::Confirmation;
 use crate::response::OAuthError;
 use crate::x509;
-use crate::{CertificateName, Client, Host, MtlsClient};
+use crate::{CertificateName, Client, Host, MtlsClient, Request};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tokenginx_syntax::registration::TLS_CLIENT_AUTH;
@@ -109,17 +109,17 @@ pub fn registered_certificates(jwks: &str) -> impl Iterator<Item = Vec<u8>> {
     })
 }
 
-/// What an access token issued to `client` on this request is bound to, if its tokens are
-/// bound to its certificate (section 3); a request without one is refused.
+/// What an access token issued to `client` on `req` is bound to, if its tokens are bound
+/// to its certificate (section 3); a request without one is refused.
 pub fn binding(
     host: &impl Host,
     client: &Client,
-    certificate: Option<&Certificate>,
+    req: &Request,
 ) -> Result<Option<String>, OAuthError> {
     if !of_client(host, client).is_some_and(|m| m.bound_access_tokens) {
         return Ok(None);
     }
-    match certificate {
+    match req.certificate(host) {
         Some(certificate) => Ok(Some(certificate.thumbprint())),
         None => Err(OAuthError::invalid_request(
             "this client's access tokens are bound to its TLS client certificate: present one",
@@ -127,15 +127,15 @@ pub fn binding(
     }
 }
 
-/// Whether a token bound as `cnf` may be used over a connection that presented
-/// `certificate` (section 3: the resource's check).
-pub fn holds(cnf: Option<&Confirmation>, certificate: Option<&Certificate>) -> bool {
-    match cnf.and_then(|c| c.x5t_s256.as_deref()) {
-        None => true,
-        Some(bound) => certificate.is_some_and(|c| {
-            crate::client_auth::constant_time_eq(c.thumbprint().as_bytes(), bound.as_bytes())
-        }),
-    }
+/// Whether a token bound as `cnf` may be used over a connection whose chained certificate
+/// is `chained` (or that presented another to the host): section 3, the resource's check.
+pub fn holds(host: &impl Host, cnf: Option<&Confirmation>, chained: Option<&[u8]>) -> bool {
+    let Some(bound) = cnf.and_then(|c| c.x5t_s256.as_deref()) else {
+        return true;
+    };
+    Certificate::of_request(host, chained.map(<[u8]>::to_vec)).is_some_and(|c| {
+        crate::client_auth::constant_time_eq(c.thumbprint().as_bytes(), bound.as_bytes())
+    })
 }
 
 #[cfg(test)]

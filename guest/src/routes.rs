@@ -215,7 +215,7 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 authorization,
                 client_ip,
                 dpop,
-                certificate: crate::Certificate::of_request(host, client_cert),
+                client_cert,
             };
             match route {
                 "token" => crate::token(host, &req),
@@ -230,13 +230,12 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 .iter()
                 .find(|(name, _)| name == "access_token")
                 .map(|(_, value)| value.as_str());
-            let certificate = crate::Certificate::of_request(host, client_cert);
             let presented = crate::userinfo::Presented {
                 authorization: authorization.as_deref(),
                 form_token,
                 dpop: dpop.as_deref(),
                 method: &method,
-                certificate: certificate.as_ref(),
+                client_cert: client_cert.as_deref(),
             };
             crate::userinfo::userinfo(host, &presented)
         }

@@ -34,7 +34,7 @@ fn issue(host: &impl Host, req: &Request) -> Result<Response, OAuthError> {
         )));
     }
     let proof = crate::dpop::at_token_endpoint(host, req, &client)?;
-    let certificate = crate::mtls::binding(host, &client, req.certificate.as_ref())?;
+    let certificate = crate::mtls::binding(host, &client, req)?;
     let sender = Sender {
         proof: proof.as_ref(),
         public,

@@ -22,8 +22,9 @@ pub struct Presented<'a> {
     /// The `DPoP` header.
     pub dpop: Option<&'a str>,
     pub method: &'a str,
-    /// The TLS client certificate of the connection.
-    pub certificate: Option<&'a crate::Certificate>,
+    /// The connection's TLS client certificate, if it chains to the listener's CA
+    /// (`request.client-cert`); one that does not is asked of the host when needed.
+    pub client_cert: Option<&'a [u8]>,
 }
 
 /// `GET` or `POST` with `authorization` (the header) or `access_token` (the form).
@@ -70,7 +71,7 @@ pub fn userinfo(host: &impl Host, presented: &Presented) -> Response {
         if let Err(refused) = crate::dpop::at_resource(host, jkt, scheme, token, presented) {
             return refused;
         }
-        if !crate::mtls::holds(record.cnf.as_ref(), presented.certificate) {
+        if !crate::mtls::holds(host, record.cnf.as_ref(), presented.client_cert) {
             return challenge(
                 401,
                 "invalid_token",

@@ -92,7 +92,8 @@ fn by_id(
     let (client, public) = match (client, method.as_deref()) {
         (Some(client), Some("none")) if allow_public => (client, true),
         (Some(client), Some(method @ (TLS_CLIENT_AUTH | SELF_SIGNED_TLS_CLIENT_AUTH))) => {
-            let certificate = req.certificate.as_ref();
+            let certificate = req.certificate(host);
+            let certificate = certificate.as_ref();
             if let Err(why) = crate::mtls::authenticate(host, &client, method, certificate) {
                 return Err(OAuthError::invalid_client(
                     format!("client authentication failed: {why}"),

@@ -619,10 +619,7 @@ fn a_runtime_client_authenticates_with_its_tls_certificate_and_its_tokens_are_bo
         ],
         None,
     );
-    req.certificate = Some(crate::Certificate {
-        der: crate::testing::CLIENT_CERT.to_vec(),
-        chained: true,
-    });
+    req.client_cert = Some(crate::testing::CLIENT_CERT.to_vec());
     let issued = token(&host, &req);
     assert_eq!(issued.status, 200, "{}", issued.body);
     let access = body(&issued)["access_token"].as_str().unwrap().to_owned();
@@ -630,13 +627,13 @@ fn a_runtime_client_authenticates_with_its_tls_certificate_and_its_tokens_are_bo
         .and_then(|key| host.store_get(&key).unwrap())
         .unwrap();
     let record: crate::record::TokenRecord = serde_json::from_slice(&record).unwrap();
-    let thumbprint = req.certificate.as_ref().unwrap().thumbprint();
+    let thumbprint = req.certificate(&host).unwrap().thumbprint();
     assert_eq!(
         record.cnf.and_then(|c| c.x5t_s256),
         Some(thumbprint),
         "bound to the certificate"
     );
-    req.certificate = None;
+    req.client_cert = None;
     assert_eq!(token(&host, &req).status, 401);
 
     let refused = |change: Value, why: &str| refused_as_changed(&host, &client, change, why);

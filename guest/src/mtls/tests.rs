@@ -8,16 +8,15 @@ use crate::testing::{
 };
 use crate::Request;
 
-fn chained(der: &[u8]) -> Option<Certificate> {
-    Some(Certificate {
-        der: der.to_vec(),
-        chained: true,
-    })
+/// A certificate the CA issued (`request.client-cert`).
+fn chained(der: &[u8]) -> Option<Vec<u8>> {
+    Some(der.to_vec())
 }
 
-/// A `client_credentials` request of `client_id` (by its id alone) over a connection that
-/// presented `certificate`.
-fn request(client_id: &str, certificate: Option<Certificate>) -> Request {
+/// A `client_credentials` request of `client_id` (by its id alone) over a connection whose
+/// certificate chains to the CA (`client_cert`). One that does not, the test host holds
+/// ([`presenting`]).
+fn request(client_id: &str, client_cert: Option<Vec<u8>>) -> Request {
     let mut req = form(
         &[
             ("grant_type", "client_credentials"),
@@ -25,8 +24,14 @@ fn request(client_id: &str, certificate: Option<Certificate>) -> Request {
         ],
         None,
     );
-    req.certificate = certificate;
+    req.client_cert = client_cert;
     req
+}
+
+/// `host`, whose client presented `der` without a chain (`caller.presented-cert`).
+fn presenting(host: TestHost, der: &[u8]) -> TestHost {
+    *host.presented.borrow_mut() = Some(der.to_vec());
+    host
 }
 
 fn named(name: CertificateName) -> TestHost {
@@ -78,34 +83,24 @@ fn tls_client_auth_takes_a_chained_certificate_that_carries_the_registered_name(
 
 #[test]
 fn tls_client_auth_refuses_a_certificate_no_ca_issued_or_none() {
-    let host = TestHost::new();
-    let unchained = Some(Certificate {
-        der: CLIENT_CERT.to_vec(),
-        chained: false,
-    });
-    for certificate in [unchained, None] {
-        let response = crate::token(&host, &request(TLS_ID, certificate.clone()));
-        assert_eq!(
-            refusal(&response),
-            (401, "invalid_client".into()),
-            "{certificate:?}"
-        );
+    for host in [presenting(TestHost::new(), CLIENT_CERT), TestHost::new()] {
+        let response = crate::token(&host, &request(TLS_ID, None));
+        assert_eq!(refusal(&response), (401, "invalid_client".into()));
         assert!(
             response.header("WWW-Authenticate").is_none(),
             "no Basic challenge for a certificate"
         );
+        assert!(host.keys().is_empty(), "a refusal writes nothing");
     }
-    assert!(host.keys().is_empty(), "a refusal writes nothing");
 }
 
 #[test]
 fn self_signed_tls_client_auth_takes_a_registered_certificate_and_binds_its_tokens() {
-    let host = TestHost::new();
     // Presented without a chain: what the host hands over as `caller.presented-cert`.
-    *host.presented.borrow_mut() = Some(CLIENT_CERT.to_vec());
+    let host = presenting(TestHost::new(), CLIENT_CERT);
     let certificate = Certificate::of_request(&host, None);
     assert_eq!(certificate.as_ref().map(|c| c.chained), Some(false));
-    let response = crate::token(&host, &request(SELF_SIGNED_ID, certificate.clone()));
+    let response = crate::token(&host, &request(SELF_SIGNED_ID, None));
     assert_eq!(response.status, 200, "{}", response.body);
     let answer = body(&response);
     assert_eq!(answer["token_type"], "Bearer");
@@ -129,20 +124,13 @@ fn self_signed_tls_client_auth_takes_a_registered_certificate_and_binds_its_toke
     assert_eq!(introspected["token_type"], "Bearer");
     assert_eq!(thumbprint.len(), 43, "base64url of 32 bytes");
 
-    for other in [
-        Some(Certificate {
-            der: OTHER_CERT.to_vec(),
-            chained: false,
-        }),
-        chained(OTHER_CERT),
-        None,
+    for (host, chained_cert) in [
+        (presenting(TestHost::new(), OTHER_CERT), None),
+        (TestHost::new(), chained(OTHER_CERT)),
+        (TestHost::new(), None),
     ] {
-        let response = crate::token(&host, &request(SELF_SIGNED_ID, other.clone()));
-        assert_eq!(
-            refusal(&response),
-            (401, "invalid_client".into()),
-            "{other:?}"
-        );
+        let response = crate::token(&host, &request(SELF_SIGNED_ID, chained_cert));
+        assert_eq!(refusal(&response), (401, "invalid_client".into()));
     }
 }
 

@@ -26,7 +26,7 @@ pub fn form(params: &[(&str, &str)], authorization: Option<String>) -> Request {
         authorization,
         client_ip: "127.0.0.1".into(),
         dpop: None,
-        certificate: None,
+        client_cert: None,
     }
 }
 
@@ -147,7 +147,7 @@ pub fn userinfo(
             form_token: form_token.map(String::as_str),
             dpop: None,
             method: if form_token.is_some() { "POST" } else { "GET" },
-            certificate: None,
+            client_cert: None,
         },
     )
 }

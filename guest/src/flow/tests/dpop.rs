@@ -46,7 +46,7 @@ fn userinfo(host: &TestHost, authorization: &str, proof: Option<String>) -> Resp
             form_token: None,
             dpop: proof.as_deref(),
             method: "GET",
-            certificate: None,
+            client_cert: None,
         },
     )
 }

@@ -5,16 +5,14 @@
 
 use super::*;
 use crate::testing::{refusal, CLIENT_CERT, OTHER_CERT};
-use crate::{Certificate, MtlsClient};
+use crate::MtlsClient;
 
-fn chained(der: &[u8]) -> Option<Certificate> {
-    Some(Certificate {
-        der: der.to_vec(),
-        chained: true,
-    })
+/// A certificate the CA issued (`request.client-cert`).
+fn chained(der: &[u8]) -> Option<Vec<u8>> {
+    Some(der.to_vec())
 }
 
-fn userinfo(host: &TestHost, token: &str, certificate: Option<Certificate>) -> Response {
+fn userinfo(host: &TestHost, token: &str, client_cert: Option<Vec<u8>>) -> Response {
     crate::userinfo::userinfo(
         host,
         &crate::userinfo::Presented {
@@ -22,14 +20,14 @@ fn userinfo(host: &TestHost, token: &str, certificate: Option<Certificate>) -> R
             form_token: None,
             dpop: None,
             method: "GET",
-            certificate: certificate.as_ref(),
+            client_cert: client_cert.as_deref(),
         },
     )
 }
 
-fn token_with(host: &TestHost, params: &[(&str, &str)], cert: Option<Certificate>) -> Response {
+fn token_with(host: &TestHost, params: &[(&str, &str)], cert: Option<Vec<u8>>) -> Response {
     let mut req = form(params, Some(basic(WEB_ID, WEB_SECRET)));
-    req.certificate = cert;
+    req.client_cert = cert;
     token(host, &req)
 }
 
