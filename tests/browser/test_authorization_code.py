@@ -100,21 +100,34 @@ class Callback(BaseHTTPRequestHandler):
 def start_cluster(work: pathlib.Path) -> tuple:
     """Three Redis Cluster masters on loopback, their slots assigned: the processes and the
     `tokenginx` section that reaches them."""
-    ports = [free_cluster_port() for _ in range(3)]
-    nodes = []
-    for port in ports:
-        node_dir = work / f"redis-{port}"
-        node_dir.mkdir()
-        nodes.append(
-            subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--dir", str(node_dir)],
-                stdout=subprocess.DEVNULL,
+    # A port found free can be taken before the node binds it (another process's outgoing
+    # connection gets it as its ephemeral port): then the node exits, and the three start
+    # again on other ports, rather than the test failing on that luck.
+    for attempt in range(5):
+        ports = [free_cluster_port() for _ in range(3)]
+        nodes = []
+        for port in ports:
+            node_dir = work / f"redis-{port}-{attempt}"
+            node_dir.mkdir()
+            nodes.append(
+                subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                     "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log")],
+                    stdout=subprocess.DEVNULL,
+                )
             )
-        )
-    for port, node in zip(ports, nodes):
-        wait_for_port(port, node)
+        try:
+            for port, node in zip(ports, nodes):
+                wait_for_port(port, node)
+            break
+        except RuntimeError as failed:
+            print(f"a cluster node did not start ({failed}); starting the three again")
+            for node in nodes:
+                node.terminate()
+                node.wait(timeout=WAIT_S)
+    else:
+        raise RuntimeError("the cluster's nodes did not start in five attempts")
     addrs = [f"127.0.0.1:{p}" for p in ports]
     subprocess.run(
         ["redis-cli", "--cluster", "create", *addrs, "--cluster-yes"],
