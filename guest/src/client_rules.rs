@@ -79,7 +79,7 @@ pub fn check(client: &ClientConfig) -> Result<(), (String, String)> {
 }
 
 /// What mutual TLS needs of the listener and of the registration: certificates the
-/// listener takes, a subject DN this reads, and the certificates themselves in `jwks`.
+/// listener takes, and names this reads.
 fn check_mtls(client: &ClientConfig) -> Result<(), (String, String)> {
     let problem = |key: &str, message: &str| Err((key.to_owned(), message.to_owned()));
     let listener = client.listener;
@@ -97,16 +97,6 @@ fn check_mtls(client: &ClientConfig) -> Result<(), (String, String)> {
                 "self_signed_tls_client_auth needs a listener that takes certificates no CA \
                  issued: server.tls.self_signed_client_certs: true",
             )
-        }
-        SELF_SIGNED_TLS_CLIENT_AUTH => {
-            let jwks = client.jwks.as_deref().unwrap_or_default();
-            if crate::mtls::registered_certificates(jwks).next().is_none() {
-                return problem(
-                    "jwks",
-                    "self_signed_tls_client_auth compares the certificates themselves: give \
-                     each key its x5c",
-                );
-            }
         }
         _ => {}
     }

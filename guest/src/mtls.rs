@@ -5,8 +5,8 @@
 //!   host checked: `request.client-cert`) and carries the name the client registered: its
 //!   subject DN or one subject alternative name ([`crate::x509`]).
 //! - `self_signed_tls_client_auth` (section 2.2): the certificate, whoever signed it, is one
-//!   the client registered (the first of a key's `x5c` in its `jwks`). The handshake proved
-//!   the client holds its key.
+//!   the client registered (the first of a key's `x5c` in its `jwks`), or one of a key it
+//!   registered. The handshake proved the client holds its key.
 //! - `tls_client_certificate_bound_access_tokens` (section 3): the access token records the
 //!   certificate's SHA-256 (`cnf.x5t#S256`), and userinfo takes it only over a connection
 //!   that presents that certificate.
@@ -78,7 +78,7 @@ pub fn authenticate(
         };
     }
     let jwks = crate::client_auth::jwks_of(host, client).ok_or("the client registered no jwks")?;
-    match registered_certificates(&jwks).any(|der| der == certificate.der) {
+    match registers(&jwks, &certificate.der) {
         true => Ok(()),
         false => Err("the client certificate is none the client registered"),
     }
@@ -98,14 +98,23 @@ fn names_match(names: &x509::Names, name: &CertificateName) -> bool {
     }
 }
 
-/// The certificates (DER) of a JWK set's keys: the first of each key's `x5c` (RFC 7517
-/// section 4.7: standard base64, not URL-safe).
-pub fn registered_certificates(jwks: &str) -> impl Iterator<Item = Vec<u8>> {
+/// Whether the JWK set `jwks` registers the certificate `der`: a key whose `x5c` starts
+/// with it (RFC 8705 section 2.2.2; RFC 7517 section 4.7's standard base64), or that is its
+/// public key (the same RFC 7638 thumbprint), so that a client may renew a certificate for
+/// the key it registered.
+fn registers(jwks: &str, der: &[u8]) -> bool {
     let set: serde_json::Value = serde_json::from_str(jwks).unwrap_or_default();
-    let keys = set["keys"].as_array().cloned().unwrap_or_default();
-    keys.into_iter().filter_map(|key| {
-        let first = key["x5c"].as_array()?.first()?.as_str()?.to_owned();
-        base64::engine::general_purpose::STANDARD.decode(first).ok()
+    let Some(keys) = set["keys"].as_array() else {
+        return false;
+    };
+    let public = x509::public_jwk(der).and_then(|jwk| crate::jose::thumbprint(&jwk).ok());
+    keys.iter().any(|key| {
+        let first = key["x5c"].get(0).and_then(serde_json::Value::as_str);
+        let first = first.and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+        let thumbprint = key
+            .as_object()
+            .and_then(|k| crate::jose::thumbprint(k).ok());
+        first.as_deref() == Some(der) || (public.is_some() && thumbprint == public)
     })
 }
 

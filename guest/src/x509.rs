@@ -1,12 +1,17 @@
-//! What `tls_client_auth` (RFC 8705 section 2.1.2) reads of a client's X.509 certificate:
-//! its subject's distinguished name and its subject alternative names, taken from the DER
+//! What mutual TLS (RFC 8705) reads of a client's X.509 certificate: for `tls_client_auth`
+//! its subject's distinguished name and its subject alternative names (section 2.1.2), for
+//! `self_signed_tls_client_auth` its public key as a JWK, taken from the DER
 //! (RFC 5280 section 4.1) by a small reader that trusts nothing of it. The host already
-//! checked the certificate's chain and that the client holds its key; this only names it.
+//! checked that the client holds the certificate's key (and whether it chains to the CA);
+//! this only reads it.
 //!
 //! A configured subject DN is written as RFC 4514 says, most specific first
 //! (`CN=client,O=Example,C=SE`); it is compared attribute by attribute with the
 //! certificate's, the types by their OIDs, the values exactly once unescaped.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::{Map, Value as Json};
 use std::net::IpAddr;
 
 /// An attribute of a name: its type's OID (DER content bytes) and its value.
@@ -124,33 +129,108 @@ const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const OID: u8 = 0x06;
 const OCTET_STRING: u8 = 0x04;
+const BIT_STRING: u8 = 0x03;
+const INTEGER: u8 = 0x02;
+
+/// The key algorithms of RFC 5480, RFC 8410 and RFC 3279 (DER content of their OIDs).
+const EC_PUBLIC_KEY: &[u8] = &[42, 134, 72, 206, 61, 2, 1];
+const P256: &[u8] = &[42, 134, 72, 206, 61, 3, 1, 7];
+const ED25519: &[u8] = &[43, 101, 112];
+const RSA: &[u8] = &[42, 134, 72, 134, 247, 13, 1, 1, 1];
+
+/// What this reads of a certificate's `TBSCertificate` (RFC 5280 section 4.1): the subject,
+/// the subject public key info, and the fields after it (the extensions).
+struct Tbs<'a> {
+    subject: &'a [u8],
+    key: &'a [u8],
+    rest: Reader<'a>,
+}
+
+fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
+    let certificate = Reader(der).expect(SEQUENCE)?;
+    let mut tbs = Reader(Reader(certificate).expect(SEQUENCE)?);
+    if tbs.next()?.tag == 0xa0 {
+        // [0] version; then the serial number.
+        tbs.next()?;
+    }
+    let _signature = tbs.expect(SEQUENCE)?;
+    let _issuer = tbs.expect(SEQUENCE)?;
+    let _validity = tbs.expect(SEQUENCE)?;
+    let subject = tbs.expect(SEQUENCE)?;
+    let key = tbs.expect(SEQUENCE)?;
+    Some(Tbs {
+        subject,
+        key,
+        rest: tbs,
+    })
+}
 
 /// The subject and subject alternative names of the certificate `der`; none when it is not
 /// one this reader can take apart.
 pub fn names(der: &[u8]) -> Option<Names> {
-    let certificate = Reader(der).expect(SEQUENCE)?;
-    let mut tbs = Reader(Reader(certificate).expect(SEQUENCE)?);
-    let mut field = tbs.next()?;
-    if field.tag == 0xa0 {
-        // [0] version; then the serial number.
-        field = tbs.next()?;
-    }
-    let _serial = field;
-    let _signature = tbs.expect(SEQUENCE)?;
-    let _issuer = tbs.expect(SEQUENCE)?;
-    let _validity = tbs.expect(SEQUENCE)?;
+    let Tbs {
+        subject, mut rest, ..
+    } = tbs(der)?;
     let mut names = Names {
-        subject: name(tbs.expect(SEQUENCE)?)?,
+        subject: name(subject)?,
         ..Names::default()
     };
-    let _key = tbs.expect(SEQUENCE)?;
-    while let Some(field) = tbs.next() {
+    while let Some(field) = rest.next() {
         // [1] and [2] are the unique identifiers; [3] the extensions.
         if field.tag == 0xa3 {
             extensions(Reader(field.content).expect(SEQUENCE)?, &mut names)?;
         }
     }
     Some(names)
+}
+
+/// The public key of the certificate `der` as a JWK's public members (RFC 7518 section 6:
+/// EC P-256, OKP Ed25519 by RFC 8037, or RSA), to compare with a registered key by its RFC
+/// 7638 thumbprint; none for another kind of key, or what is not a certificate.
+pub fn public_jwk(der: &[u8]) -> Option<Map<String, Json>> {
+    let mut info = Reader(tbs(der)?.key);
+    let mut algorithm = Reader(info.expect(SEQUENCE)?);
+    let oid = algorithm.expect(OID)?;
+    let key = info.expect(BIT_STRING)?.strip_prefix(&[0])?;
+    let b64 = |bytes: &[u8]| Json::from(URL_SAFE_NO_PAD.encode(bytes));
+    let members = match oid {
+        EC_PUBLIC_KEY if algorithm.expect(OID)? == P256 => {
+            let (x, y) = key
+                .strip_prefix(&[4])
+                .filter(|p| p.len() == 64)?
+                .split_at(32);
+            vec![
+                ("kty", "EC".into()),
+                ("crv", "P-256".into()),
+                ("x", b64(x)),
+                ("y", b64(y)),
+            ]
+        }
+        ED25519 if key.len() == 32 => {
+            vec![
+                ("kty", "OKP".into()),
+                ("crv", "Ed25519".into()),
+                ("x", b64(key)),
+            ]
+        }
+        RSA => {
+            let mut numbers = Reader(Reader(key).expect(SEQUENCE)?);
+            // Unsigned big-endian, without the sign byte DER puts before a high bit.
+            let mut integer = || {
+                let int = numbers.expect(INTEGER)?;
+                Some(b64(&int[int.iter().position(|&b| b != 0)?..]))
+            };
+            let (n, e) = (integer()?, integer()?);
+            vec![("kty", "RSA".into()), ("n", n), ("e", e)]
+        }
+        _ => return None,
+    };
+    Some(
+        members
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect(),
+    )
 }
 
 /// A Name: a sequence of RDNs, each a set of attribute type and value.

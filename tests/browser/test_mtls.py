@@ -113,16 +113,18 @@ def make_certificates(work):
     return files, {"pki": pki, "self": self_signed}
 
 
-def jwk_of(cert):
+def jwk_of(cert, x5c=True):
     """The public JWK of an EC certificate's key, with the certificate as its x5c."""
     numbers = cert.public_key().public_numbers()
-    return {
+    jwk = {
         "kty": "EC",
         "crv": "P-256",
         "x": b64url(numbers.x.to_bytes(32, "big")),
         "y": b64url(numbers.y.to_bytes(32, "big")),
-        "x5c": [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()],
     }
+    if x5c:
+        jwk["x5c"] = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+    return jwk
 
 
 def test_clients_authenticate_with_certificates_and_their_tokens_are_bound_to_them(store):
@@ -160,6 +162,12 @@ def test_clients_authenticate_with_certificates_and_their_tokens_are_bound_to_th
       scopes: [read]
       default_scopes: [read]
       grant_types: [client_credentials]
+    - client_id: device-8
+      token_endpoint_auth_method: self_signed_tls_client_auth
+      jwks: {{keys: [{jwk_of(certs["self"], x5c=False)}]}}
+      scopes: [read]
+      default_scopes: [read]
+      grant_types: [client_credentials]
 """,
     }
     processes, issuer, _urls, login_port, work_dir, _admin = start(
@@ -190,14 +198,17 @@ def test_clients_authenticate_with_certificates_and_their_tokens_are_bound_to_th
                 auth=("web", WEB_SECRET),
             ).json()
 
-        for client_id, cert in [("payments", "pki"), ("device-7", "self")]:
+        for client_id, cert in [("payments", "pki"), ("device-7", "self"), ("device-8", "self")]:
             issued = token(client_id, cert)
             assert issued.status_code == 200, issued.text
             answer = issued.json()
             assert answer["token_type"] == "Bearer"
             seen = introspect(answer["access_token"])
             assert seen["active"] is True and seen["client_id"] == client_id, seen
-            assert seen["cnf"] == {"x5t#S256": thumbprint(certs[cert])}, seen
+            if client_id == "device-8":
+                assert "cnf" not in seen, "its tokens are not bound"
+            else:
+                assert seen["cnf"] == {"x5t#S256": thumbprint(certs[cert])}, seen
 
         # A certificate no CA issued carries the PKI client's very name, and is refused; so
         # is a certificate another client registered, and none at all.
@@ -208,6 +219,7 @@ def test_clients_authenticate_with_certificates_and_their_tokens_are_bound_to_th
             ("device-7", "impostor"),
             ("device-7", "pki"),
             ("device-7", None),
+            ("device-8", "impostor"),
         ]:
             refused = token(client_id, cert)
             assert refused.status_code == 401, (client_id, cert, refused.text)

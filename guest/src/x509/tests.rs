@@ -79,3 +79,28 @@ fn a_configured_dn_that_cannot_be_compared_says_why() {
     }
     assert_eq!(parse_dn("").unwrap(), Dn(Vec::new()));
 }
+
+#[test]
+fn the_public_key_reads_as_the_jwk_another_reader_makes_of_it() {
+    /// What Python's `cryptography` makes of each certificate's key.
+    const RSA_CERT: &[u8] = include_bytes!("rsa.der");
+    for (der, expected) in [
+        (
+            FULL,
+            r#"{"kty": "EC", "crv": "P-256", "x": "rCq3EQmSvnMkQl9xITC5C2G58vZo9OUXziT-BtpNURY", "y": "spMszfr7UIq9KKIbv4aGDcX1gxmD86Lz5MApic_t_aY"}"#,
+        ),
+        (
+            BARE,
+            r#"{"kty": "OKP", "crv": "Ed25519", "x": "ykZz2k65Jcw7YryRz8A3yvtoxq60Jt-h7oKCtTAlj2w"}"#,
+        ),
+        (
+            RSA_CERT,
+            r#"{"kty": "RSA", "n": "uxURHdmODklD464tqg27VGSQgVWvjbZmlC5wKE5KAzGzbMJjLRha1WRLKh9yD8xybSVmOYgO2kCdtrf96_NiRLzIh7ZwDn__hnbDEdwl6MUcUwgqZDyOXD1Givyh_XHDFUeow3lP_0LgrYktLnM7HK1Icdtfk-4PZGoQ4eDnAh0oXrWtwQaPcn9o2glLS_YVCxXt6lzrjwfHxd8merkNfY8tVzSnEiXo9-i8_eAkgwLOoSdbb1RSpfGKeqBEsEotryxwLZa7c3S7pGwKrdNEZ2C_G0CZD2pqdOttRPk-VKNyzdlltHxKyMRujFyRYKAVHi2JNX5bocWIqAycaclcHw", "e": "AQAB"}"#,
+        ),
+    ] {
+        let expected: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(expected).unwrap();
+        assert_eq!(public_jwk(der), Some(expected));
+    }
+    assert_eq!(public_jwk(&FULL[..FULL.len() / 2]), None);
+}
