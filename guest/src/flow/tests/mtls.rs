@@ -79,3 +79,33 @@ fn a_bound_clients_tokens_work_only_over_a_connection_with_its_certificate() {
     assert_eq!(userinfo(&host, &next, chained(OTHER_CERT)).status, 200);
     assert_eq!(userinfo(&host, &next, chained(CLIENT_CERT)).status, 401);
 }
+
+#[test]
+fn a_bound_jwt_access_token_carries_the_certificates_thumbprint() {
+    let host = TestHost::new();
+    host.use_jwt_access_tokens(WEB_ID);
+    host.mtls_clients.borrow_mut().insert(
+        WEB_ID.into(),
+        MtlsClient {
+            certificate_name: None,
+            bound_access_tokens: true,
+        },
+    );
+    let code = code_for(&host, WEB_ID, "read", &[]);
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let answer = token_with(&host, &redeem, chained(CLIENT_CERT));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let access = body(&answer)["access_token"].as_str().unwrap().to_owned();
+    let (_, claims) = super::openid::jws(&access);
+    let thumbprint = crate::Certificate {
+        der: CLIENT_CERT.to_vec(),
+        chained: true,
+    }
+    .thumbprint();
+    assert_eq!(claims["cnf"], serde_json::json!({ "x5t#S256": thumbprint }));
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 const NONCE: &str = "n-0S6_WzA2Mj";
 
 /// The header and the claims of a JWS the test host "signed".
-fn jws(token: &str) -> (Value, Value) {
+pub(super) fn jws(token: &str) -> (Value, Value) {
     let part = |i: usize| -> Value {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.split('.').nth(i).unwrap())
