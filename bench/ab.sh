@@ -5,13 +5,16 @@
 # a file of its own and name both.
 #
 #   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST [B_GUEST]]
-#     (ROUNDS=5 DURATION=10s CONNECTIONS=16 REQUEST=introspect|token)
+#     (ROUNDS=5 DURATION=10s CONNECTIONS=16 REQUEST=introspect|token
+#      A_GUEST_EXTRA= B_GUEST_EXTRA=)
 #
 # The config has no key newer than the oldest host still compared, and the guest must load
 # on both (a guest of an older contract does); with B_GUEST, B serves that one instead
 # (a change of contract: each host with the guest built for it). The request is an
 # introspection of a token issued at start, or with REQUEST=token a client_credentials
 # token request (of a client without a rate limit, so that no run is refused).
+# A_GUEST_EXTRA and B_GUEST_EXTRA add to a side's guest section (", reuse: {requests: 1000,
+# max_age: 1m}"), so one host can be compared with itself: instance reuse on and off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=$1 b=$2
@@ -26,11 +29,11 @@ PORT=18095
 command -v wrk >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk
 }
-config() { # guest -> the config file serving it
+config() { # guest, a or b, guest section extra -> the config file serving it
 cat > "$work/ab-$2.yaml" <<YAML
 tokenginx: { mode: memory }
 server: { port: $PORT }
-guest: { path: $1 }
+guest: { path: $1$3 }
 oauth:
   issuer: http://127.0.0.1:$PORT
   clients:
@@ -42,7 +45,7 @@ oauth:
 log: { level: warn }
 YAML
 }
-config "$guest" a; config "$guest_b" b
+config "$guest" a "${A_GUEST_EXTRA:-}"; config "$guest_b" b "${B_GUEST_EXTRA:-}"
 
 run() { # host binary, a or b -> requests/s
   "$1" serve --config "$work/ab-$2.yaml" > /dev/null &
@@ -74,4 +77,4 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: A $ra req/s, B $rb req/s"
   echo "$ra" >> "$work/a.txt"; echo "$rb" >> "$work/b.txt"
 done
-echo "median: A $(median < "$work/a.txt") req/s ($a, $guest), B $(median < "$work/b.txt") req/s ($b, $guest_b)"
+echo "median: A $(median < "$work/a.txt") req/s ($a, $guest${A_GUEST_EXTRA:-}), B $(median < "$work/b.txt") req/s ($b, $guest_b${B_GUEST_EXTRA:-})"

@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Guest instances alive now, and the most there may be.
     pub instances_active: IntGauge,
     pub instances_limit: IntGauge,
+    /// Guest instances made: one a call, or fewer with `guest.reuse`.
+    pub instances_started: IntCounter,
     /// 1 for the guest serving requests, labelled with its name, version and SHA-256.
     pub guest_info: IntGaugeVec,
     /// Guest reloads by result (`ok`, `refused`, `rolled_back`).
@@ -176,6 +178,11 @@ impl Metrics {
                 "tokenginx_guest_instances_limit",
                 "The most guest instances alive at once (guest.max_instances).",
             ),
+            instances_started: IntCounter::new(
+                "tokenginx_guest_instances_started_total",
+                "Guest instances made: one a call, fewer with guest.reuse.",
+            )
+            .expect("a valid metric"),
             guest_info: IntGaugeVec::new(
                 Opts::new(
                     "tokenginx_guest_info",
@@ -236,7 +243,7 @@ impl Metrics {
             host_names: HashSet::new(),
             guest_counters: Mutex::new(HashMap::new()),
         };
-        let collectors: [Box<dyn Collector>; 22] = [
+        let collectors: [Box<dyn Collector>; 23] = [
             Box::new(build_info),
             Box::new(metrics.rate_limited.clone()),
             Box::new(metrics.operation_duration.clone()),
@@ -249,6 +256,7 @@ impl Metrics {
             Box::new(metrics.guest_failures.clone()),
             Box::new(metrics.guest_duration.clone()),
             Box::new(metrics.instances_active.clone()),
+            Box::new(metrics.instances_started.clone()),
             Box::new(metrics.instances_limit.clone()),
             Box::new(metrics.guest_info.clone()),
             Box::new(metrics.guest_reloads.clone()),

@@ -149,21 +149,21 @@ async fn failures_are_counted_by_guest_and_reason() {
 async fn nothing_a_request_leaves_in_guest_memory_reaches_the_next() {
     let host = misbehaving_host();
     for secret in ["first-request-secret", "second-request-secret", "third"] {
-        let reply = host
-            .post(
-                "/api/v1/oauth/token",
-                &[("behave", "remember"), ("secret", secret)],
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        assert_eq!(
-            reply.json()["found"],
-            serde_json::Value::Null,
-            "{}",
-            reply.body
-        );
+        assert_eq!(remember(&host, secret).await, serde_json::Value::Null);
     }
+}
+
+/// Leaves `secret` in the misbehaving guest's memory; what an earlier request left there.
+pub async fn remember(host: &Host, secret: &str) -> serde_json::Value {
+    let reply = host
+        .post(
+            "/api/v1/oauth/token",
+            &[("behave", "remember"), ("secret", secret)],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["found"].clone()
 }
 
 /// The same for the guest's shadow stack: a secret one request left in a stack frame is not

@@ -409,3 +409,56 @@ async fn compile_guest_output_serves_like_the_component() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.join("out.cwasm").exists());
 }
+
+/// `guest.reuse` trades isolation for speed, on the operator's word only: an instance
+/// serves up to its count of requests, then a fresh one takes over; without it, every
+/// request gets a fresh instance. `tokenginx_guest_instances_started_total` tells which.
+#[tokio::test]
+async fn with_reuse_an_instance_serves_up_to_its_count_and_without_it_one_request() {
+    let started = |metrics: &str| metric(metrics, "tokenginx_guest_instances_started_total", &[]);
+    let reusing = config(&default_guest(), "").replace(
+        "  max_instances: 64\n",
+        "  max_instances: 64\n  reuse: {requests: 5, max_age: 1m}\n",
+    );
+    assert!(
+        reusing.contains("reuse:"),
+        "the harness's guest section changed"
+    );
+    for (text, calls, instances) in [(reusing, 12, 3.0), (config(&default_guest(), ""), 4, 4.0)] {
+        let host = Host::with_config(&text);
+        let mut tokens = Vec::new();
+        for _ in 0..calls {
+            let reply = host.request_token((DEMO_ID, DEMO_SECRET), None).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            tokens.push(reply.json()["access_token"].as_str().unwrap().to_owned());
+        }
+        let metrics = host.get("/metrics").await.body;
+        assert_eq!(started(&metrics), Some(instances), "{calls} calls");
+        // Each answer was its own: every token is different and active.
+        tokens.sort();
+        tokens.dedup();
+        assert_eq!(tokens.len(), calls);
+    }
+}
+
+/// What `guest.reuse` gives up, as the guide says: a later request on a reused instance
+/// reads what an earlier one left in guest memory (the fresh default shows nothing:
+/// `guest_failures::nothing_a_request_leaves_in_guest_memory_reaches_the_next`). A 0.1
+/// guest is reused too, and an instance that trapped is not.
+#[tokio::test]
+async fn a_reused_instance_shows_a_request_what_the_last_one_left() {
+    let text = config(&misbehaving_guest(), "").replace(
+        "  max_instances: 64\n",
+        "  max_instances: 64\n  reuse: {requests: 100, max_age: 1m}\n",
+    );
+    let host = Host::with_config(&text);
+    let remember = |secret| crate::guest_failures::remember(&host, secret);
+    assert_eq!(remember("first").await, serde_json::Value::Null);
+    assert_eq!(remember("second").await, "first/first");
+    let trapped = host
+        .post("/api/v1/oauth/token", &[("behave", "trap")], None)
+        .await;
+    assert_eq!(trapped.status, 500);
+    // The trap took the instance the secrets were in; a fresh one knows nothing.
+    assert_eq!(remember("third").await, serde_json::Value::Null);
+}

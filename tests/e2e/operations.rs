@@ -28,6 +28,7 @@ async fn every_metric_family_is_exposed_and_promtool_finds_it_valid() {
         "tokenginx_guest_call_duration_seconds",
         "tokenginx_guest_instances_active",
         "tokenginx_guest_instances_limit",
+        "tokenginx_guest_instances_started_total",
         "tokenginx_guest_info",
         "tokenginx_guest_reloads_total",
         "tokenginx_build_info",

@@ -282,18 +282,23 @@ impl Guest {
         Ok((routes, counters()))
     }
 
-    /// Answers `request` to `route` through the old export it stands for.
+    /// A new instance of the guest in `store`, for [`Guest::handle`].
+    pub async fn instantiate(
+        &self,
+        store: &mut Store<InstanceState>,
+    ) -> wasmtime::Result<wasmtime::component::Instance> {
+        self.pre.instance_pre().instantiate_async(store).await
+    }
+
+    /// Answers `request` to `route` through the old export it stands for, in `instance`.
     pub async fn handle(
         &self,
         store: &mut Store<InstanceState>,
+        instance: &wasmtime::component::Instance,
         route: &Route,
         request: &server::Request,
     ) -> wasmtime::Result<server::Response> {
-        let instance = self
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut *store)
-            .await?;
+        let instance = *instance;
         let browser_request =
             |params: &[(String, String)], body: String, cookies: bool| browser::Request {
                 method: crate::runtime::http_method(request.method).to_string(),

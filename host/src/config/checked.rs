@@ -440,6 +440,18 @@ pub(super) fn check_guest(
     if let Some(dir) = &mut guest.cache_dir {
         *dir = base.join(&*dir);
     }
+    if let Some(reuse) = guest.reuse {
+        if !(2..=1_000_000).contains(&reuse.requests) {
+            return bad(
+                "guest.reuse.requests",
+                "must be between 2 and 1000000 (leave guest.reuse out for a fresh instance \
+                 per request)",
+            );
+        }
+        if reuse.max_age < Duration::from_secs(1) || reuse.max_age > Duration::from_secs(3600) {
+            return bad("guest.reuse.max_age", "must be between 1s and 1h");
+        }
+    }
     if guest.failure_policy.consecutive == 0 {
         return bad(
             "guest.failure_policy.consecutive",

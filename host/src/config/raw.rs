@@ -341,6 +341,20 @@ pub struct GuestConfig {
     pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub failure_policy: FailurePolicy,
+    /// Opt-in: an instance serves up to `requests` requests, or for `max_age`, before a
+    /// fresh one replaces it; unset, each request gets a fresh instance. What one request
+    /// leaves in guest memory, a later request on the same instance can see.
+    #[serde(default)]
+    pub reuse: Option<ReuseConfig>,
+}
+
+/// `guest.reuse`: how long an instance serves.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct ReuseConfig {
+    pub requests: u32,
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
 }
 
 /// What happens when a guest fails (traps, overruns its deadline or fuel, or answers
@@ -381,6 +395,7 @@ impl GuestConfig {
             fuel: None,
             cache_dir: None,
             failure_policy: FailurePolicy::default(),
+            reuse: None,
         }
     }
 }

@@ -101,6 +101,25 @@ fn guest_limits_and_policy_are_checked() {
     assert_eq!(c.guest.cache_dir.as_deref(), Some(Path::new("conf/cache")));
     assert_eq!(c.guest.failure_policy.consecutive, 3);
     assert_eq!(c.guest.failure_policy.action, FailureAction::RollBack);
+    assert!(
+        c.guest.reuse.is_none(),
+        "a fresh instance per request by default"
+    );
+    let reuse = |value: &str| MINIMAL.replace("guest:\n", &format!("guest:\n  reuse: {value}\n"));
+    let c = parse_str(&reuse("{requests: 100, max_age: 30s}")).unwrap();
+    let kept = c.guest.reuse.unwrap();
+    assert_eq!(
+        (kept.requests, kept.max_age),
+        (100, Duration::from_secs(30))
+    );
+    for (value, key) in [
+        ("{requests: 1, max_age: 30s}", "guest.reuse.requests"),
+        ("{requests: 10, max_age: 2h}", "guest.reuse.max_age"),
+        ("{requests: 10}", "max_age"),
+    ] {
+        let e = error(&reuse(value));
+        assert!(e.contains(key), "{value}: {e}");
+    }
 }
 
 #[test]

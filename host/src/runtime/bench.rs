@@ -237,9 +237,9 @@ impl Runtime {
         run
     }
 
-    /// For `bench-guest` only: `calls` introspections in one instance, each timed; a new
-    /// instance replaces it once its memory has grown past `recycle_at` bytes. The service
-    /// never reuses an instance (see the module's isolation guarantee).
+    /// For `bench-guest`: `calls` introspections in one instance, each timed; a new
+    /// instance replaces it once its memory has grown past `recycle_at` bytes. What a call
+    /// costs with `guest.reuse`, without the queue and the metrics around it.
     /// A 0.1 guest is not measured here: its calls go through the adapter.
     async fn bench_reused(
         &self,

@@ -71,18 +71,28 @@ impl InstanceState {
         counters: Arc<Counters>,
         call_deadline: Duration,
     ) -> Self {
-        let margin = (call_deadline / 10).min(Duration::from_millis(50));
-        InstanceState {
+        let mut state = InstanceState {
             services,
             guest,
             counters,
             authenticated: None,
             presented_cert: None,
-            store_deadline: tokio::time::Instant::now() + call_deadline - margin,
+            store_deadline: tokio::time::Instant::now(),
             wasi: None,
             table: ResourceTable::new(),
             memory_peak: 0,
-        }
+        };
+        state.begin_call(call_deadline);
+        state
+    }
+
+    /// Readies the state for a call that must end within `call_deadline`: what an earlier
+    /// call on a reused instance left of the request is gone.
+    pub fn begin_call(&mut self, call_deadline: Duration) {
+        let margin = (call_deadline / 10).min(Duration::from_millis(50));
+        self.store_deadline = tokio::time::Instant::now() + call_deadline - margin;
+        self.authenticated = None;
+        self.presented_cert = None;
     }
 }
 

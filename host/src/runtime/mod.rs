@@ -2,7 +2,10 @@
 //! serving), and a fresh instance for every call.
 //!
 //! A fresh instance per call is the isolation guarantee: nothing one request leaves in guest
-//! memory can be seen by the next, and a trapped instance is simply dropped. Each call runs
+//! memory can be seen by the next, and a trapped instance is simply dropped. An operator may
+//! trade it for speed with `guest.reuse` (a slow guest's instantiation can cost milliseconds):
+//! an instance then serves several calls, one at a time, until its count, its age or half
+//! its memory limit is reached; one that traps or overruns is still dropped. Each call runs
 //! under the configured memory cap, optional fuel, and a wall-clock deadline: epoch
 //! interruption stops a guest that computes too long, and a timer around the call stops one
 //! that waits too long on an import.
@@ -34,8 +37,8 @@ use anyhow::Context as _;
 use counters::Counters;
 use imports::InstanceState;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{ComponentExportIndex, Linker};
@@ -63,6 +66,62 @@ pub struct Guest {
     counters: Arc<Counters>,
     /// Failed calls in a row; a success resets it.
     consecutive_failures: AtomicU32,
+    /// With `guest.reuse`: its instances between calls. Emptied, and kept empty, once
+    /// another guest replaces it, so that they give their pool slots back.
+    idle: Mutex<Vec<Live>>,
+    retired: AtomicBool,
+}
+
+/// An instance and its store: made for one call, or kept between calls (`guest.reuse`).
+struct Live {
+    store: Store<InstanceState>,
+    entry: Entry,
+    served: u32,
+    born: Instant,
+}
+
+/// Where a call enters an instance, by the contract its guest was built against.
+enum Entry {
+    /// `server.handle`.
+    Current(wasmtime::component::Func),
+    /// The instance, for the adapter's exports.
+    Legacy(wasmtime::component::Instance),
+}
+
+/// `guest.reuse`, and when an instance has grown too much to keep.
+#[derive(Clone, Copy)]
+struct Reuse {
+    requests: u32,
+    max_age: Duration,
+    /// Half the memory limit, in bytes.
+    recycle_at: usize,
+}
+
+impl Reuse {
+    /// Whether `instance` may serve another call.
+    fn keeps(&self, instance: &Live) -> bool {
+        instance.served < self.requests
+            && instance.born.elapsed() < self.max_age
+            && instance.store.data().memory_peak <= self.recycle_at
+    }
+}
+
+impl Guest {
+    fn take_idle(&self) -> Option<Live> {
+        self.idle.lock().unwrap().pop()
+    }
+
+    fn put_idle(&self, instance: Live) {
+        if !self.retired.load(Ordering::Acquire) {
+            self.idle.lock().unwrap().push(instance);
+        }
+    }
+
+    /// Another guest serves now: its idle instances go.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.idle.lock().unwrap().clear();
+    }
 }
 
 /// A guest's exports, by the contract it was built against.
@@ -90,6 +149,8 @@ pub struct Runtime {
     instances: Arc<Semaphore>,
     /// Bounds the instances of calls to routes that use the store ([`Route::uses_store`]).
     store_bound: Semaphore,
+    /// `guest.reuse`; none: a fresh instance per call.
+    reuse: Option<Reuse>,
     slots: RwLock<Slots>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
@@ -140,6 +201,11 @@ impl Runtime {
             failure_action: config.failure_policy.action,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             store_bound: Semaphore::new(store_bound_budget(config.max_instances) as usize),
+            reuse: config.reuse.map(|reuse| Reuse {
+                requests: reuse.requests,
+                max_age: reuse.max_age,
+                recycle_at: (config.memory_limit / 2) as usize,
+            }),
             slots: RwLock::new(Slots {
                 active: guest.clone(),
                 previous: None,
@@ -185,6 +251,7 @@ impl Runtime {
                     self.set_info(Some(&old), &guest);
                     old
                 };
+                old.retire();
                 metrics.guest_reloads.with_label_values(&["ok"]).inc();
                 took("ok");
                 tracing::info!(
@@ -268,30 +335,72 @@ impl Runtime {
         if remaining < self.sandbox.deadline / 10 {
             return Err(CallError::Busy(self.sandbox.deadline));
         }
+        let started = &self.sandbox.services.metrics.instances_started;
         let run = async {
-            let mut store = self.sandbox.store(guest, remaining);
+            let mut instance = match self.reuse.and_then(|_| guest.take_idle()) {
+                Some(mut idle) => {
+                    idle.store.data_mut().begin_call(remaining);
+                    self.sandbox.arm(&mut idle.store, remaining);
+                    idle
+                }
+                None => {
+                    let mut store = self.sandbox.store(guest, remaining);
+                    if self.reuse.is_some() {
+                        // Watch its memory: one grown past half the limit is not kept.
+                        store.limiter(|state| state);
+                    }
+                    let entry = match &guest.exports {
+                        Exports::Current(pre, handle) => {
+                            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+                            let handle = instance
+                                .get_func(&mut store, handle)
+                                .expect("a component's export is in each of its instances");
+                            Entry::Current(handle)
+                        }
+                        Exports::Legacy(legacy) => {
+                            Entry::Legacy(legacy.instantiate(&mut store).await?)
+                        }
+                    };
+                    started.inc();
+                    Live {
+                        store,
+                        entry,
+                        served: 0,
+                        born: Instant::now(),
+                    }
+                }
+            };
+            let store = &mut instance.store;
             store.data_mut().presented_cert = presented_cert;
-            let response = match &guest.exports {
-                Exports::Current(pre, handle) => {
-                    let instance = pre.instance_pre().instantiate_async(&mut store).await?;
-                    let func = instance
-                        .get_func(&mut store, handle)
-                        .expect("a component's export is in each of its instances");
+            let response = match (&instance.entry, &guest.exports) {
+                (Entry::Current(handle), _) => {
                     // SAFETY: the type of `handle` was checked when the guest loaded
-                    // (`load_guest`), in an instance of this same component. Looking up
-                    // the whole `server` interface and checking its types again on every
-                    // call cost 1,250 instructions of each request.
-                    let handle = unsafe { Handle::new_unchecked(func) };
+                    // (`load_guest`), in an instance of this same component. Looking up the
+                    // whole `server` interface and checking its types again on every call
+                    // cost 1,250 instructions of each request.
+                    let handle = unsafe { Handle::new_unchecked(*handle) };
                     handle
-                        .call_async(&mut store, (&route.name, &request))
+                        .call_async(&mut *store, (&route.name, &request))
                         .await?
                         .0
                 }
-                Exports::Legacy(legacy) => legacy.handle(&mut store, route, &request).await?,
+                (Entry::Legacy(entry), Exports::Legacy(legacy)) => {
+                    legacy.handle(store, entry, route, &request).await?
+                }
+                (Entry::Legacy(_), Exports::Current(..)) => {
+                    wasmtime::bail!("an instance of a 0.1 guest kept for a 0.2 one")
+                }
             };
+            let client_id = store.data_mut().authenticated.take();
+            if let Some(reuse) = &self.reuse {
+                instance.served += 1;
+                if reuse.keeps(&instance) {
+                    guest.put_idle(instance);
+                }
+            }
             wasmtime::Result::Ok(Answer {
                 response,
-                client_id: store.data_mut().authenticated.take(),
+                client_id,
             })
         };
         self.sandbox
@@ -347,6 +456,8 @@ impl Runtime {
             return;
         };
         previous.consecutive_failures.store(0, Ordering::Relaxed);
+        previous.retired.store(false, Ordering::Release);
+        failing.retire();
         slots.active = previous.clone();
         self.set_info(Some(failing), &previous);
         drop(slots);
@@ -402,14 +513,19 @@ impl Sandbox {
     ) -> Store<InstanceState> {
         let state = InstanceState::new(self.services.clone(), label, counters, deadline);
         let mut store = Store::new(&self.engine, state);
-        store.set_epoch_deadline(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
         store.epoch_deadline_trap();
+        self.arm(&mut store, deadline);
+        store
+    }
+
+    /// Gives `store`'s next call `deadline` and, with `guest.fuel`, a full tank.
+    fn arm(&self, store: &mut Store<InstanceState>, deadline: Duration) {
+        store.set_epoch_deadline(deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64);
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)
                 .expect("fuel is enabled with guest.fuel");
         }
-        store
     }
 
     /// Names what went wrong with a call that ran under `tokio::time::timeout`.
@@ -540,6 +656,8 @@ async fn load_guest(
         routes,
         counters: Arc::new(counters),
         consecutive_failures: AtomicU32::new(0),
+        idle: Mutex::new(Vec::new()),
+        retired: AtomicBool::new(false),
     }))
 }
 
