@@ -172,7 +172,7 @@ impl Metrics {
             ),
             instances_active: gauge(
                 "tokenginx_guest_instances_active",
-                "Guest instances alive now.",
+                "Guest instances in a call now.",
             ),
             instances_limit: gauge(
                 "tokenginx_guest_instances_limit",

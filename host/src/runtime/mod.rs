@@ -107,8 +107,15 @@ impl Reuse {
 }
 
 impl Guest {
-    fn take_idle(&self) -> Option<Live> {
-        self.idle.lock().unwrap().pop()
+    /// The instance that served last, if one is idle and not past `max_age`; older ones go.
+    fn take_idle(&self, max_age: Duration) -> Option<Live> {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some(live) = idle.pop() {
+            if live.born.elapsed() < max_age {
+                return Some(live);
+            }
+        }
+        None
     }
 
     fn put_idle(&self, instance: Live) {
@@ -337,7 +344,7 @@ impl Runtime {
         }
         let started = &self.sandbox.services.metrics.instances_started;
         let run = async {
-            let mut instance = match self.reuse.and_then(|_| guest.take_idle()) {
+            let mut instance = match self.reuse.and_then(|r| guest.take_idle(r.max_age)) {
                 Some(mut idle) => {
                     idle.store.data_mut().begin_call(remaining);
                     self.sandbox.arm(&mut idle.store, remaining);
