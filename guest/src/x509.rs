@@ -339,7 +339,11 @@ pub fn parse_dn(text: &str) -> Result<Dn, String> {
     let mut rdns = Vec::new();
     for rdn in split_unescaped(text, ',') {
         let mut attributes = Vec::new();
-        for attribute in split_unescaped(rdn, '+') {
+        let parts = split_unescaped(rdn, '+');
+        if parts.is_empty() {
+            return Err(format!("{text:?} has an empty RDN"));
+        }
+        for attribute in parts {
             let (kind, value) = attribute
                 .split_once('=')
                 .ok_or_else(|| format!("{attribute:?} is not type=value"))?;
@@ -362,6 +366,9 @@ pub fn parse_dn(text: &str) -> Result<Dn, String> {
         }
         attributes.sort_by(|a, b| (&a.oid, &a.value).cmp(&(&b.oid, &b.value)));
         rdns.push(attributes);
+    }
+    if rdns.is_empty() {
+        return Err("the DN is empty: it would match a certificate without a subject".into());
     }
     Ok(Dn(rdns))
 }
@@ -423,8 +430,12 @@ fn oid_of(kind: &str) -> Result<Vec<u8>, String> {
     if arcs.len() < 2 || arcs[0] > 2 || (arcs[0] < 2 && arcs[1] > 39) {
         return Err(unknown());
     }
+    let first = arcs[0]
+        .checked_mul(40)
+        .and_then(|a| a.checked_add(arcs[1]))
+        .ok_or_else(unknown)?;
     let mut der = Vec::new();
-    for arc in std::iter::once(arcs[0] * 40 + arcs[1]).chain(arcs[2..].iter().copied()) {
+    for arc in std::iter::once(first).chain(arcs[2..].iter().copied()) {
         let mut groups = vec![(arc & 0x7f) as u8];
         let mut rest = arc >> 7;
         while rest > 0 {
@@ -449,25 +460,23 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
 /// An RFC 4514 value unescaped: `\` before a special character or two hex digits (a
 /// UTF-8 byte); trailing spaces not escaped are dropped.
 fn unescape(value: &str) -> Result<String, String> {
-    let value = match value.trim_end() {
-        trimmed if trimmed.ends_with('\\') && value.len() > trimmed.len() => {
-            &value[..trimmed.len() + 1]
-        }
-        trimmed => trimmed,
-    };
     let mut bytes = Vec::with_capacity(value.len());
+    // The bytes up to the last one that is not an unescaped space.
+    let mut kept = 0;
     let mut rest = value.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
         rest = tail;
         if b != b'\\' {
             bytes.push(b);
+            if b != b' ' {
+                kept = bytes.len();
+            }
             continue;
         }
         match rest {
             [h, l, tail @ ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                let pair = [*h, *l];
-                let hex = std::str::from_utf8(&pair).expect("ASCII");
-                bytes.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                let digit = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
+                bytes.push(digit(*h) << 4 | digit(*l));
                 rest = tail;
             }
             [c, tail @ ..] => {
@@ -476,7 +485,9 @@ fn unescape(value: &str) -> Result<String, String> {
             }
             [] => return Err(format!("{value:?} ends with a lone \\")),
         }
+        kept = bytes.len();
     }
+    bytes.truncate(kept);
     String::from_utf8(bytes).map_err(|_| format!("{value:?} is not UTF-8 once unescaped"))
 }
 

@@ -73,11 +73,30 @@ fn a_configured_dn_that_cannot_be_compared_says_why() {
         ("O=#zz", "hex of a DER value"),
         (r"CN=a\", "lone"),
         (r"CN=\ff", "UTF-8"),
+        ("", "empty"),
+        ("  ", "empty"),
+        ("CN=a,,O=b", "empty RDN"),
+        ("2.99999999999999999999=x", "attribute type"),
+        ("2.18446744073709551615=x", "attribute type"),
     ] {
         let e = parse_dn(bad).unwrap_err();
-        assert!(e.contains(why), "{bad}: {e}");
+        assert!(e.contains(why), "{bad:?}: {e}");
     }
-    assert_eq!(parse_dn("").unwrap(), Dn(Vec::new()));
+}
+
+#[test]
+fn trailing_spaces_go_unless_escaped_whatever_characters_end_the_value() {
+    let value = |dn: &str| match parse_dn(dn).unwrap().0[0][0].value.clone() {
+        Value::Text(text) => text,
+        Value::Der(der) => panic!("{der:?}"),
+    };
+    assert_eq!(value("CN=a  "), "a");
+    assert_eq!(value(r"CN=a\ "), "a ");
+    assert_eq!(value(r"CN=a\  "), "a ");
+    assert_eq!(value(r"CN=a\\ "), r"a\");
+    // A multi-byte character next to the end is no place to cut (it once panicked).
+    assert_eq!(value("CN=a\\\u{a0}"), "a\u{a0}");
+    assert_eq!(value("CN=\u{e9}t\u{e9} "), "\u{e9}t\u{e9}");
 }
 
 #[test]
