@@ -44,9 +44,11 @@ impl Sender<'_> {
     pub fn cnf(&self) -> Option<Confirmation> {
         Confirmation::of(self.proof.map(|p| &p.jkt), self.certificate)
     }
-    /// The key a grant started now binds its refresh tokens to.
-    pub fn refresh_jkt(&self) -> Option<String> {
-        self.proof.filter(|_| self.public).map(|p| p.jkt.clone())
+    /// What a grant started now binds its refresh tokens to: a public client's DPoP key or
+    /// certificate (RFC 9449 section 5, RFC 8705 section 4); a confidential client's
+    /// refresh tokens are bound by its authentication.
+    pub fn refresh_bound(&self) -> Option<Confirmation> {
+        self.cnf().filter(|_| self.public)
     }
 }
 

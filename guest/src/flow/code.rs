@@ -213,7 +213,7 @@ fn issue_tokens(
         host,
         client,
         claims,
-        sender.refresh_jkt(),
+        sender.refresh_bound(),
         &req.client_ip,
         record.nonce.as_deref(),
     )?;

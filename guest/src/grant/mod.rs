@@ -80,6 +80,11 @@ struct GrantRecord {
     /// 5): only a request with a proof by that key refreshes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     jkt: Option<String>,
+    /// The TLS client certificate its refresh tokens are bound to (a public client's whose
+    /// access tokens are bound to it, RFC 8705 section 4): only a request over a
+    /// connection with it refreshes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x5t_s256: Option<String>,
 }
 
 /// With a reuse grace: what rebuilds the last rotation's answer, at `oauth:refresh_grace:{g}`.
@@ -205,13 +210,14 @@ pub(crate) struct Started {
 }
 
 /// Starts a grant for `claims` (a redeemed code's): an access token, a refresh token when
-/// the client may refresh and `offline_access` was granted (bound to DPoP key
-/// `refresh_jkt`, if any), and an ID token (echoing `nonce`) when `openid` was.
+/// the client may refresh and `offline_access` was granted (bound as `refresh_bound`, a
+/// DPoP key or a certificate, if at all), and an ID token (echoing `nonce`) when `openid`
+/// was.
 pub(crate) fn start(
     host: &impl Host,
     client: &Client,
     claims: Claims,
-    refresh_jkt: Option<String>,
+    refresh_bound: Option<Confirmation>,
     client_ip: &str,
     nonce: Option<&str>,
 ) -> Result<Started, OAuthError> {
@@ -249,7 +255,8 @@ pub(crate) fn start(
         refresh_expires_at_ms,
         expires_at_ms: access_expires_at_ms.max(refresh_expires_at_ms),
         client_registered_at: crate::clients::registered_at(client),
-        jkt: refresh_jkt,
+        jkt: refresh_bound.as_ref().and_then(|b| b.jkt.clone()),
+        x5t_s256: refresh_bound.and_then(|b| b.x5t_s256),
     };
     let record = access_record(
         client,
@@ -358,7 +365,7 @@ pub(crate) fn find(host: &impl Host, token: &GrantToken) -> Result<Found, OAuthE
                 ext: grant.ext,
                 aud: grant.audience,
                 client_registered_at: grant.client_registered_at,
-                cnf: Confirmation::of(grant.jkt.as_ref(), None),
+                cnf: Confirmation::of(grant.jkt.as_ref(), grant.x5t_s256.as_ref()),
             })
         }
         Kind::Refresh { .. } => Found::None,

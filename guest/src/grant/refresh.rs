@@ -327,8 +327,17 @@ fn replay(
 }
 
 /// A grant whose refresh tokens are bound to a DPoP key is refreshed only with a proof by
-/// that key (RFC 9449 section 5).
+/// that key (RFC 9449 section 5); one bound to a certificate only over a connection with
+/// it (RFC 8705 section 4).
 fn check_binding(grant: &GrantRecord, sender: Sender) -> Result<(), OAuthError> {
+    if let Some(bound) = &grant.x5t_s256 {
+        let presented = sender.certificate.map_or("", String::as_str);
+        if !crate::client_auth::constant_time_eq(presented.as_bytes(), bound.as_bytes()) {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is bound to another TLS client certificate",
+            ));
+        }
+    }
     match (&grant.jkt, sender.proof) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(crate::dpop::invalid_proof(

@@ -4,7 +4,7 @@
 //! bound token only over a connection that presents that certificate.
 
 use super::*;
-use crate::testing::{refusal, CLIENT_CERT, OTHER_CERT};
+use crate::testing::{refusal, CLIENT_CERT, NATIVE_ID, NATIVE_REDIRECT, OTHER_CERT};
 use crate::MtlsClient;
 
 /// A certificate the CA issued (`request.client-cert`).
@@ -108,4 +108,48 @@ fn a_bound_jwt_access_token_carries_the_certificates_thumbprint() {
     }
     .thumbprint();
     assert_eq!(claims["cnf"], serde_json::json!({ "x5t#S256": thumbprint }));
+}
+
+/// RFC 8705 section 4: a public client proves nothing but its certificate, so its refresh
+/// tokens are bound to the one it redeemed the code with.
+#[test]
+fn a_public_clients_refresh_tokens_are_bound_to_its_certificate() {
+    let host = TestHost::new();
+    host.mtls_clients.borrow_mut().insert(
+        NATIVE_ID.into(),
+        MtlsClient {
+            certificate_name: None,
+            bound_access_tokens: true,
+        },
+    );
+    let code = code_for(&host, NATIVE_ID, "offline_access read", &[]);
+    let public = |params: &[(&str, &str)], cert: Option<Vec<u8>>| {
+        let mut params = params.to_vec();
+        params.push(("client_id", NATIVE_ID));
+        let mut req = form(&params, None);
+        req.client_cert = cert;
+        token(&host, &req)
+    };
+    let redeemed = public(
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", NATIVE_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        chained(CLIENT_CERT),
+    );
+    assert_eq!(redeemed.status, 200, "{}", redeemed.body);
+    let refresh = body(&redeemed)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotate = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let stolen = public(&rotate, chained(OTHER_CERT));
+    assert_eq!(refusal(&stolen), (400, "invalid_grant".into()));
+    let refreshed = public(&rotate, chained(CLIENT_CERT));
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
 }
