@@ -259,13 +259,17 @@ pub struct Request {
     /// The client's TLS certificate (DER), when it presented one that chains to the
     /// listener's CA (`request.client-cert`); see [`Request::certificate`].
     pub client_cert: Option<Vec<u8>>,
+    /// [`Request::certificate`], once asked.
+    pub certificate: std::cell::OnceCell<Option<crate::Certificate>>,
 }
 
 impl Request {
     /// The TLS certificate the client presented, chained or not (RFC 8705). Asked of the
-    /// host only when a client's method or token needs it.
-    pub fn certificate(&self, host: &impl Host) -> Option<crate::Certificate> {
-        crate::Certificate::of_request(host, self.client_cert.clone())
+    /// host only when a client's method or token needs it, and once a request.
+    pub fn certificate(&self, host: &impl Host) -> Option<&crate::Certificate> {
+        self.certificate
+            .get_or_init(|| crate::Certificate::of_request(host, self.client_cert.clone()))
+            .as_ref()
     }
 }
 

@@ -203,29 +203,23 @@ mod tests {
             doc["dpop_signing_alg_values_supported"],
             serde_json::json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])
         );
+        let confidential = [
+            "client_secret_basic",
+            "client_secret_post",
+            "client_secret_jwt",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
+        ];
+        let with_public = [confidential.as_slice(), &["none"]].concat();
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
-            serde_json::json!([
-                "client_secret_basic",
-                "client_secret_post",
-                "client_secret_jwt",
-                "private_key_jwt",
-                "tls_client_auth",
-                "self_signed_tls_client_auth",
-                "none"
-            ])
+            serde_json::json!(with_public)
         );
         assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
         assert_eq!(
             doc["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!([
-                "client_secret_basic",
-                "client_secret_post",
-                "client_secret_jwt",
-                "private_key_jwt",
-                "tls_client_auth",
-                "self_signed_tls_client_auth"
-            ])
+            serde_json::json!(confidential)
         );
         assert_eq!(
             doc["token_endpoint_auth_signing_alg_values_supported"],

@@ -216,6 +216,7 @@ pub fn handle(host: &impl Host, route: &str, req: HttpRequest) -> Response {
                 client_ip,
                 dpop,
                 client_cert,
+                certificate: Default::default(),
             };
             match route {
                 "token" => crate::token(host, &req),

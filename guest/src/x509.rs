@@ -15,13 +15,13 @@ use serde_json::{Map, Value as Json};
 use std::net::IpAddr;
 
 /// An attribute of a name: its type's OID (DER content bytes) and its value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Attribute {
     oid: Vec<u8>,
     value: Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Value {
     /// A directory string (UTF8String, PrintableString, IA5String, ...), as text.
     Text(String),
@@ -249,7 +249,7 @@ fn name(content: &[u8]) -> Option<Vec<Rdn>> {
                 value: value_of(&value)?,
             });
         }
-        rdn.sort_by(|a, b| (&a.oid, &a.value).cmp(&(&b.oid, &b.value)));
+        rdn.sort();
         rdns.push(rdn);
     }
     Some(rdns)
@@ -364,30 +364,13 @@ pub fn parse_dn(text: &str) -> Result<Dn, String> {
             };
             attributes.push(Attribute { oid, value });
         }
-        attributes.sort_by(|a, b| (&a.oid, &a.value).cmp(&(&b.oid, &b.value)));
+        attributes.sort();
         rdns.push(attributes);
     }
     if rdns.is_empty() {
         return Err("the DN is empty: it would match a certificate without a subject".into());
     }
     Ok(Dn(rdns))
-}
-
-impl PartialOrd for Value {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Value {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (self, other) {
-            (Value::Text(a), Value::Text(b)) => a.cmp(b),
-            (Value::Der(a), Value::Der(b)) => a.cmp(b),
-            (Value::Text(_), Value::Der(_)) => std::cmp::Ordering::Less,
-            (Value::Der(_), Value::Text(_)) => std::cmp::Ordering::Greater,
-        }
-    }
 }
 
 /// `text` split at each `separator` that no `\` escapes; empty when `text` is.

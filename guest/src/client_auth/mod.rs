@@ -93,7 +93,6 @@ fn by_id(
         (Some(client), Some("none")) if allow_public => (client, true),
         (Some(client), Some(method @ (TLS_CLIENT_AUTH | SELF_SIGNED_TLS_CLIENT_AUTH))) => {
             let certificate = req.certificate(host);
-            let certificate = certificate.as_ref();
             if let Err(why) = crate::mtls::authenticate(host, &client, method, certificate) {
                 return Err(OAuthError::invalid_client(
                     format!("client authentication failed: {why}"),

@@ -27,6 +27,7 @@ pub fn form(params: &[(&str, &str)], authorization: Option<String>) -> Request {
         client_ip: "127.0.0.1".into(),
         dpop: None,
         client_cert: None,
+        certificate: Default::default(),
     }
 }
 

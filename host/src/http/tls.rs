@@ -18,14 +18,19 @@ use std::sync::Arc;
 
 /// The listener's TLS: the rustls config, and how to tell a client certificate that chains
 /// to a configured CA from one that does not.
-#[derive(Clone)]
 pub struct Tls {
     pub config: Arc<rustls::ServerConfig>,
-    /// With `self_signed_client_certs` and a CA: the CA's verifier, asked again after the
-    /// handshake (which took any certificate) whether the client's chains to it.
-    chain: Option<Arc<dyn ClientCertVerifier>>,
-    /// The handshake took only certificates that chain to the CA.
-    chained_only: bool,
+    chains: Chains,
+}
+
+/// Whether a certificate the handshake took chains to the CA.
+enum Chains {
+    /// Always: the handshake took no other.
+    Always,
+    /// Ask the CA's verifier again: the handshake took any (`self_signed_client_certs`).
+    AskAgain(Arc<dyn ClientCertVerifier>),
+    /// Never: there is no CA.
+    Never,
 }
 
 /// The certificate a client presented on a TLS connection, which the handshake proved it
@@ -43,12 +48,12 @@ impl Tls {
     pub fn client_cert(&self, conn: &ServerConnection) -> Option<ClientCert> {
         let chain = conn.peer_certificates()?;
         let (end_entity, intermediates) = chain.split_first()?;
-        let chained = match &self.chain {
-            _ if self.chained_only => true,
-            Some(verifier) => verifier
+        let chained = match &self.chains {
+            Chains::Always => true,
+            Chains::AskAgain(ca) => ca
                 .verify_client_cert(end_entity, intermediates, UnixTime::now())
                 .is_ok(),
-            None => false,
+            Chains::Never => false,
         };
         Some(ClientCert {
             der: Arc::from(end_entity.as_ref()),
@@ -66,31 +71,30 @@ pub fn server_config(tls: &ServerTls) -> anyhow::Result<Tls> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let (builder, chain, chained_only) = match &tls.client_certs {
-        None => (builder.with_no_client_auth(), None, true),
+    let (builder, chains) = match &tls.client_certs {
+        None => (builder.with_no_client_auth(), Chains::Always),
         Some(client_certs) => {
-            let chain = match &client_certs.ca_file {
+            let ca = match &client_certs.ca_file {
                 Some(ca_file) => Some(ca_verifier(ca_file, client_certs, &provider)?),
                 None => None,
             };
-            let verifier: Arc<dyn ClientCertVerifier> = match (client_certs.self_signed, &chain) {
-                (false, Some(chain)) => chain.clone(),
+            match (client_certs.self_signed, ca) {
+                (false, Some(ca)) => (builder.with_client_cert_verifier(ca), Chains::Always),
                 (false, None) => {
                     return Err(anyhow!(
                         "server.tls.client_ca_file: is required without self_signed_client_certs"
                     ))
                 }
-                (true, _) => Arc::new(AnyCertificate {
-                    chain: chain.clone(),
-                    required: client_certs.required,
-                    algorithms: provider.signature_verification_algorithms,
-                }),
-            };
-            (
-                builder.with_client_cert_verifier(verifier),
-                chain,
-                !client_certs.self_signed,
-            )
+                (true, ca) => {
+                    let any = AnyCertificate {
+                        chain: ca.clone(),
+                        required: client_certs.required,
+                        algorithms: provider.signature_verification_algorithms,
+                    };
+                    let chains = ca.map_or(Chains::Never, Chains::AskAgain);
+                    (builder.with_client_cert_verifier(Arc::new(any)), chains)
+                }
+            }
         }
     };
     let mut config = builder
@@ -99,8 +103,7 @@ pub fn server_config(tls: &ServerTls) -> anyhow::Result<Tls> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Tls {
         config: Arc::new(config),
-        chain,
-        chained_only,
+        chains,
     })
 }
 

@@ -119,8 +119,10 @@ impl Guest {
     }
 
     fn put_idle(&self, instance: Live) {
+        // Under the lock: a retirement between the check and the push would miss it.
+        let mut idle = self.idle.lock().unwrap();
         if !self.retired.load(Ordering::Acquire) {
-            self.idle.lock().unwrap().push(instance);
+            idle.push(instance);
         }
     }
 

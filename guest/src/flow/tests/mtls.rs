@@ -25,32 +25,56 @@ fn userinfo(host: &TestHost, token: &str, client_cert: Option<Vec<u8>>) -> Respo
     )
 }
 
-fn token_with(host: &TestHost, params: &[(&str, &str)], cert: Option<Vec<u8>>) -> Response {
-    let mut req = form(params, Some(basic(WEB_ID, WEB_SECRET)));
+/// A token request of `client` (the web app with its secret, the native app by its id
+/// alone) over a connection with the certificate `cert`.
+fn token_with(
+    host: &TestHost,
+    client: &str,
+    params: &[(&str, &str)],
+    cert: Option<Vec<u8>>,
+) -> Response {
+    let mut params = params.to_vec();
+    let authorization = match client {
+        NATIVE_ID => {
+            params.push(("client_id", NATIVE_ID));
+            None
+        }
+        _ => Some(basic(WEB_ID, WEB_SECRET)),
+    };
+    let mut req = form(&params, authorization);
     req.client_cert = cert;
     token(host, &req)
+}
+
+/// Binds `client`'s access tokens to its certificate, and signs alice in to it asking
+/// `scope`: the code.
+fn bound_code(host: &TestHost, client: &str, scope: &str) -> String {
+    let bound = MtlsClient {
+        certificate_name: None,
+        bound_access_tokens: true,
+    };
+    host.mtls_clients.borrow_mut().insert(client.into(), bound);
+    code_for(host, client, scope, &[])
+}
+
+/// The redemption of `code`, sent back to `redirect`.
+fn redemption<'a>(code: &'a str, redirect: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("code_verifier", VERIFIER),
+    ]
 }
 
 #[test]
 fn a_bound_clients_tokens_work_only_over_a_connection_with_its_certificate() {
     let host = TestHost::new();
-    host.mtls_clients.borrow_mut().insert(
-        WEB_ID.into(),
-        MtlsClient {
-            certificate_name: None,
-            bound_access_tokens: true,
-        },
-    );
-    let code = code_for(&host, WEB_ID, "openid read offline_access", &[]);
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", WEB_REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let refused = token_with(&host, &redeem, None);
+    let code = bound_code(&host, WEB_ID, "openid read offline_access");
+    let redeem = redemption(&code, WEB_REDIRECT);
+    let refused = token_with(&host, WEB_ID, &redeem, None);
     assert_eq!(refusal(&refused), (400, "invalid_request".into()));
-    let answer = token_with(&host, &redeem, chained(CLIENT_CERT));
+    let answer = token_with(&host, WEB_ID, &redeem, chained(CLIENT_CERT));
     assert_eq!(answer.status, 200, "{}", answer.body);
     let answer = body(&answer);
     assert_eq!(
@@ -71,9 +95,9 @@ fn a_bound_clients_tokens_work_only_over_a_connection_with_its_certificate() {
     // A refresh binds the next access token to the certificate presented then.
     let refresh = answer["refresh_token"].as_str().unwrap();
     let rotate = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let refused = token_with(&host, &rotate, None);
+    let refused = token_with(&host, WEB_ID, &rotate, None);
     assert_eq!(refusal(&refused), (400, "invalid_request".into()));
-    let next = token_with(&host, &rotate, chained(OTHER_CERT));
+    let next = token_with(&host, WEB_ID, &rotate, chained(OTHER_CERT));
     assert_eq!(next.status, 200, "{}", next.body);
     let next = body(&next)["access_token"].as_str().unwrap().to_owned();
     assert_eq!(userinfo(&host, &next, chained(OTHER_CERT)).status, 200);
@@ -84,21 +108,9 @@ fn a_bound_clients_tokens_work_only_over_a_connection_with_its_certificate() {
 fn a_bound_jwt_access_token_carries_the_certificates_thumbprint() {
     let host = TestHost::new();
     host.use_jwt_access_tokens(WEB_ID);
-    host.mtls_clients.borrow_mut().insert(
-        WEB_ID.into(),
-        MtlsClient {
-            certificate_name: None,
-            bound_access_tokens: true,
-        },
-    );
-    let code = code_for(&host, WEB_ID, "read", &[]);
-    let redeem = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", WEB_REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let answer = token_with(&host, &redeem, chained(CLIENT_CERT));
+    let code = bound_code(&host, WEB_ID, "read");
+    let redeem = redemption(&code, WEB_REDIRECT);
+    let answer = token_with(&host, WEB_ID, &redeem, chained(CLIENT_CERT));
     assert_eq!(answer.status, 200, "{}", answer.body);
     let access = body(&answer)["access_token"].as_str().unwrap().to_owned();
     let (_, claims) = super::openid::jws(&access);
@@ -115,30 +127,9 @@ fn a_bound_jwt_access_token_carries_the_certificates_thumbprint() {
 #[test]
 fn a_public_clients_refresh_tokens_are_bound_to_its_certificate() {
     let host = TestHost::new();
-    host.mtls_clients.borrow_mut().insert(
-        NATIVE_ID.into(),
-        MtlsClient {
-            certificate_name: None,
-            bound_access_tokens: true,
-        },
-    );
-    let code = code_for(&host, NATIVE_ID, "offline_access read", &[]);
-    let public = |params: &[(&str, &str)], cert: Option<Vec<u8>>| {
-        let mut params = params.to_vec();
-        params.push(("client_id", NATIVE_ID));
-        let mut req = form(&params, None);
-        req.client_cert = cert;
-        token(&host, &req)
-    };
-    let redeemed = public(
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", NATIVE_REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-        chained(CLIENT_CERT),
-    );
+    let code = bound_code(&host, NATIVE_ID, "offline_access read");
+    let public = |params: &[(&str, &str)], cert| token_with(&host, NATIVE_ID, params, cert);
+    let redeemed = public(&redemption(&code, NATIVE_REDIRECT), chained(CLIENT_CERT));
     assert_eq!(redeemed.status, 200, "{}", redeemed.body);
     let refresh = body(&redeemed)["refresh_token"]
         .as_str()
