@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An A/B of two host builds on one request, in one run: the builds take turns, ROUNDS
 # times, each serving the same guest on the embedded store under the same wrk load; then
-# the median of each. For a change on the request path: build the other commit's host into
+# the median of each, in requests/s and in the host's CPU per request (utime + stime from
+# /proc, microseconds). For a change on the request path: build the other commit's host into
 # a file of its own and name both.
 #
 #   bash bench/ab.sh A_HOST_BIN B_HOST_BIN [GUEST [B_GUEST]]
@@ -62,8 +63,15 @@ run() { # host binary, a or b -> requests/s
     token) form_script "$work/request.lua" "grant_type=client_credentials" ;;
     *) echo "REQUEST must be introspect or token" >&2; exit 2 ;;
   esac
+  local before after
+  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/request.lua" \
-    "http://127.0.0.1:$PORT/api/v1/oauth/$REQUEST" | awk '/Requests\/sec/ {printf "%d\n", $2}'
+    "http://127.0.0.1:$PORT/api/v1/oauth/$REQUEST" > "$work/wrk.txt"
+  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  # requests/s, and the host's CPU (utime + stime) per request in microseconds
+  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%d %.1f\n", r, ticks / hz * 1e6 / n}' "$work/wrk.txt"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
@@ -71,10 +79,13 @@ median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 echo "# $(date -u +%F) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "# $REQUEST, embedded store, wrk -t2 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds A then B"
-: > "$work/a.txt"; : > "$work/b.txt"
+: > "$work/a.txt"; : > "$work/b.txt"; : > "$work/a-cpu.txt"; : > "$work/b-cpu.txt"
 for round in $(seq "$ROUNDS"); do
-  ra=$(run "$a" a); rb=$(run "$b" b)
-  echo "round $round: A $ra req/s, B $rb req/s"
+  out_a=$(run "$a" a); out_b=$(run "$b" b)
+  read -r ra ca <<< "$out_a"; read -r rb cb <<< "$out_b"
+  echo "round $round: A $ra req/s $ca cpu-us/req, B $rb req/s $cb cpu-us/req"
   echo "$ra" >> "$work/a.txt"; echo "$rb" >> "$work/b.txt"
+  echo "$ca" >> "$work/a-cpu.txt"; echo "$cb" >> "$work/b-cpu.txt"
 done
-echo "median: A $(median < "$work/a.txt") req/s ($a, $guest${A_GUEST_EXTRA:-}), B $(median < "$work/b.txt") req/s ($b, $guest_b${B_GUEST_EXTRA:-})"
+echo "median: A $(median < "$work/a.txt") req/s $(median < "$work/a-cpu.txt") cpu-us/req ($a, $guest${A_GUEST_EXTRA:-})"
+echo "        B $(median < "$work/b.txt") req/s $(median < "$work/b-cpu.txt") cpu-us/req ($b, $guest_b${B_GUEST_EXTRA:-})"
