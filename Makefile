@@ -86,6 +86,7 @@ test: guests test-setup
 	TOKENGINX_TEST_STORE=cluster cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	TOKENGINX_TEST_GUEST=$(GUEST_0_1) cargo test --release -p tokenginx-host --test e2e -- $(ENDPOINT_SUITE)
 	$(MAKE) python-guest
+	$(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider examples/python-guest/test_records.py
 	target/release/tokenginx-host test-guest $(PYTHON_GUEST).cwasm
 	$(MAKE) js-guest
 	target/release/tokenginx-host test-guest $(JS_GUEST).cwasm

@@ -158,9 +158,13 @@ def server_error(description):
     return OAuthError(500, "server_error", description)
 
 
+# One encoder for every answer: `json.dumps` with options builds a new one at each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def to_json(value):
     """The bytes serde_json writes for `value`: compact, UTF-8, the same escapes."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def json_response(status, body):
@@ -407,9 +411,8 @@ def _scalar(s, i):
     return _SCALARS.raw_decode(s, i)
 
 
-def _field(s, i, name):
-    """The value of record field `name` at `i`, checked, and the index after it."""
-    value, i = _scalar(s, i)
+def _checked(name, value):
+    """`value` as record field `name`, or raises."""
     if name in _NUMBER_FIELDS:
         if type(value) is not int or not 0 <= value <= _U64_MAX:
             raise RecordError(f"invalid type for `{name}`, expected u64")
@@ -417,7 +420,13 @@ def _field(s, i, name):
         raise RecordError(f"invalid type for `{name}`, expected a string")
     else:
         value.encode("utf-8")  # invalid UTF-8 or a lone surrogate escape: no string
-    return value, i
+    return value
+
+
+def _field(s, i, name):
+    """The value of record field `name` at `i`, checked, and the index after it."""
+    value, i = _scalar(s, i)
+    return _checked(name, value), i
 
 
 def _skip(s, i):
@@ -452,10 +461,48 @@ def _skip(s, i):
             return i
 
 
+def _flat_pairs(pairs):
+    """The record of a flat object's members, checked as the explicit parser checks them;
+    a member twice is left to that parser (serde ignores an unknown one twice)."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise RecordError("a member twice")
+    "".join(members).encode("utf-8")  # serde reads the member names as strings
+    return {name: _checked(name, members[name]) for name in RECORD_FIELDS}
+
+
+_FLAT = json.JSONDecoder(
+    object_pairs_hook=_flat_pairs, parse_int=_integer, parse_constant=_refuse_constant
+)
+
+
+def _flat_record(s):
+    """The record of `s` read by the C scanner of `json`, when `s` is one object with
+    nothing nested in it (as every record a guest writes is): nothing to recurse into,
+    so no depth to fear. None when it is not that, or not a whole record; then the
+    explicit parser below decides, and words the error."""
+    if s.count("{") != 1 or "[" in s:
+        return None
+    i = _ws(s, 0)
+    if not s.startswith("{", i):
+        return None
+    try:
+        record, i = _FLAT.scan_once(s, i)
+    except (ValueError, LookupError, RecursionError, StopIteration):
+        return None
+    return record if _ws(s, i) == len(s) else None
+
+
 def parse_record(data):
     """The stored record as a dict of the seven fields; raises ValueError when the Rust
     guest could not read it either."""
     s = bytes(data).decode("utf-8", "surrogateescape")
+    record = _flat_record(s)
+    return record if record is not None else _any_record(s)
+
+
+def _any_record(s):
+    """The record of `s` in any form serde reads, walked with an explicit stack."""
     record = {}
     i = _ws(s, 0)
     if s.startswith("[", i):
