@@ -87,5 +87,7 @@ for round in $(seq "$ROUNDS"); do
   echo "$ra" >> "$work/a.txt"; echo "$rb" >> "$work/b.txt"
   echo "$ca" >> "$work/a-cpu.txt"; echo "$cb" >> "$work/b-cpu.txt"
 done
-echo "median: A $(median < "$work/a.txt") req/s $(median < "$work/a-cpu.txt") cpu-us/req ($a, $guest${A_GUEST_EXTRA:-})"
-echo "        B $(median < "$work/b.txt") req/s $(median < "$work/b-cpu.txt") cpu-us/req ($b, $guest_b${B_GUEST_EXTRA:-})"
+ma=$(median < "$work/a.txt") mb=$(median < "$work/b.txt")
+echo "median: A $ma req/s $(median < "$work/a-cpu.txt") cpu-us/req ($a, $guest${A_GUEST_EXTRA:-})"
+echo "        B $mb req/s $(median < "$work/b-cpu.txt") cpu-us/req ($b, $guest_b${B_GUEST_EXTRA:-})"
+echo "B / A: $(awk -v a="$ma" -v b="$mb" 'BEGIN {printf "%.3f", b / a}') in requests/s"
