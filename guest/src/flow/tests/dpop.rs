@@ -20,20 +20,13 @@ fn token_proof(host: &TestHost, key: &DpopKey) -> String {
 
 /// `client` redeems `code`, with a proof by `key` if any.
 fn redeem_as(host: &TestHost, client: &str, code: &str, key: Option<&DpopKey>) -> Response {
-    let (authorization, redirect) = match client {
-        NATIVE_ID => (None, NATIVE_REDIRECT),
-        _ => (Some(basic(WEB_ID, WEB_SECRET)), WEB_REDIRECT),
-    };
-    let mut params = vec![
+    let params = [
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", redirect),
+        ("redirect_uri", redirect_of(client)),
         ("code_verifier", VERIFIER),
     ];
-    if authorization.is_none() {
-        params.push(("client_id", client));
-    }
-    let mut req = form(&params, authorization);
+    let mut req = token_form(client, &params);
     req.dpop = key.map(|key| token_proof(host, key));
     token(host, &req)
 }
@@ -163,18 +156,11 @@ fn a_public_clients_refresh_token_is_bound_to_its_key_a_confidential_ones_is_not
     let answer = body(&redeem_as(&host, NATIVE_ID, &code, Some(&key)));
     let refresh = answer["refresh_token"].as_str().unwrap().to_owned();
     let refresh_with = |client: &str, presented: &str, key: Option<&DpopKey>| {
-        let mut params = vec![
+        let params = [
             ("grant_type", "refresh_token"),
             ("refresh_token", presented),
         ];
-        let authorization = match client {
-            NATIVE_ID => {
-                params.push(("client_id", NATIVE_ID));
-                None
-            }
-            _ => Some(basic(WEB_ID, WEB_SECRET)),
-        };
-        let mut req = form(&params, authorization);
+        let mut req = token_form(client, &params);
         req.dpop = key.map(|key| token_proof(&host, key));
         token(&host, &req)
     };

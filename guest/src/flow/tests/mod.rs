@@ -553,10 +553,7 @@ fn reading_an_answered_challenge_is_410_with_where_to_go() {
 /// Signs alice in to `client` asking `scope` (with `extra` parameters), and consents to all
 /// of it: the code.
 fn code_for(host: &TestHost, client: &str, scope: &str, extra: &[(&str, &str)]) -> String {
-    let redirect = match client {
-        NATIVE_ID => NATIVE_REDIRECT,
-        _ => WEB_REDIRECT,
-    };
+    let redirect = redirect_of(client);
     let challenge = challenge(VERIFIER);
     let mut params = vec![
         ("response_type", "code"),
@@ -585,3 +582,25 @@ mod misuse;
 mod mtls;
 mod redemption;
 mod sessions;
+
+/// The redirect URI `client` (the web app or the native app) registered.
+fn redirect_of(client: &str) -> &'static str {
+    match client {
+        NATIVE_ID => NATIVE_REDIRECT,
+        _ => WEB_REDIRECT,
+    }
+}
+
+/// A token request of `client` with `params`: the web app authenticates with its secret
+/// (Basic), the native app, a public client, names itself (`client_id`).
+fn token_form(client: &str, params: &[(&str, &str)]) -> crate::Request {
+    let mut params = params.to_vec();
+    let authorization = match client {
+        NATIVE_ID => {
+            params.push(("client_id", NATIVE_ID));
+            None
+        }
+        _ => Some(basic(WEB_ID, WEB_SECRET)),
+    };
+    form(&params, authorization)
+}

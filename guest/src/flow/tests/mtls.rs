@@ -33,15 +33,7 @@ fn token_with(
     params: &[(&str, &str)],
     cert: Option<Vec<u8>>,
 ) -> Response {
-    let mut params = params.to_vec();
-    let authorization = match client {
-        NATIVE_ID => {
-            params.push(("client_id", NATIVE_ID));
-            None
-        }
-        _ => Some(basic(WEB_ID, WEB_SECRET)),
-    };
-    let mut req = form(&params, authorization);
+    let mut req = token_form(client, params);
     req.client_cert = cert;
     token(host, &req)
 }
