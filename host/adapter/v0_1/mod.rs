@@ -218,11 +218,7 @@ impl Guest {
     /// Asks the guest who it is and what it serves (without `capabilities`, a 0.1.0 or
     /// 0.1.1 guest: the `client_credentials` grant on the four `handler` endpoints).
     pub async fn describe(&self, store: &mut Store<InstanceState>) -> wasmtime::Result<Described> {
-        let instance = self
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut *store)
-            .await?;
+        let instance = self.instantiate(store).await?;
         let base = bindings::Base::new(&mut *store, &instance)?;
         let info = base
             .tokenginx_oauth_handler()

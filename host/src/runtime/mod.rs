@@ -353,30 +353,12 @@ impl Runtime {
                     idle
                 }
                 None => {
-                    let mut store = self.sandbox.store(guest, remaining);
-                    if self.reuse.is_some() {
-                        // Watch its memory: one grown past half the limit is not kept.
-                        store.limiter(|state| state);
-                    }
-                    let entry = match &guest.exports {
-                        Exports::Current(pre, handle) => {
-                            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
-                            let handle = instance
-                                .get_func(&mut store, handle)
-                                .expect("a component's export is in each of its instances");
-                            Entry::Current(handle)
-                        }
-                        Exports::Legacy(legacy) => {
-                            Entry::Legacy(legacy.instantiate(&mut store).await?)
-                        }
-                    };
+                    let fresh = self
+                        .sandbox
+                        .instantiate(guest, remaining, self.reuse.is_some())
+                        .await?;
                     started.inc();
-                    Live {
-                        store,
-                        entry,
-                        served: 0,
-                        born: Instant::now(),
-                    }
+                    fresh
                 }
             };
             let store = &mut instance.store;
@@ -525,6 +507,36 @@ impl Sandbox {
         store.epoch_deadline_trap();
         self.arm(&mut store, deadline);
         store
+    }
+
+    /// A fresh instance of `guest` whose call stops after `deadline`. `watched`: its memory
+    /// is watched, as one grown past half the limit is not kept (`guest.reuse`).
+    async fn instantiate(
+        &self,
+        guest: &Guest,
+        deadline: Duration,
+        watched: bool,
+    ) -> wasmtime::Result<Live> {
+        let mut store = self.store(guest, deadline);
+        if watched {
+            store.limiter(|state| state);
+        }
+        let entry = match &guest.exports {
+            Exports::Current(pre, handle) => {
+                let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+                let handle = instance
+                    .get_func(&mut store, handle)
+                    .expect("a component's export is in each of its instances");
+                Entry::Current(handle)
+            }
+            Exports::Legacy(legacy) => Entry::Legacy(legacy.instantiate(&mut store).await?),
+        };
+        Ok(Live {
+            store,
+            entry,
+            served: 0,
+            born: Instant::now(),
+        })
     }
 
     /// Gives `store`'s next call `deadline` and, with `guest.fuel`, a full tank.
