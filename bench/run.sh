@@ -268,8 +268,8 @@ bench_store() { # label, tokenginx section, store pids
     # Fresh proofs and assertions (an iat of now), 15,000 a second of the run: more than
     # a 2-core machine takes (9,300/s at most), and made fast enough (about 14 s for a 10 s
     # run, on every core) that the last proof's iat is within its 60 s when the run ends.
-    # At 25,000/s, made on one core, the generation took 44-54 s, and a third of one run's
-    # proofs were refused as too old.
+    # At 25,000/s, made on one core, the generation took 44 s on an idle machine, and in
+    # one run over a third of the proofs were refused as too old.
     $jwts dpop "$url/token" $(( ${DURATION%s} * 15000 )) > "$work/proofs.txt"
     load "$label token, DPoP" "$c" "$work/token-dpop.lua" "$url/token" "$hpid" "$store_pids"
     $jwts assertion bench-signed "http://127.0.0.1:$PORT" $(( ${DURATION%s} * 15000 )) > "$work/assertions.txt"
